@@ -1,0 +1,196 @@
+//! The bridge from Tokio threads to the JavaScript thread: every connection's events go into
+//! one batch per server; the first event of an empty batch queues a single wake-up on a
+//! long-lived threadsafe function; the JavaScript thread takes the whole batch when the
+//! wake-up runs. So one wake-up carries as many events as arrived meanwhile, and a busy event
+//! loop means bigger batches, not more queued calls.
+//!
+//! Wire format (both buffers are created on the JS thread when the batch is taken):
+//! `events`: little-endian u32 quadruples `[kind, id, a, b]`; `payload`: bytes that
+//! `DATA` (`a` = offset, `b` = length) and `CLOSED` (`a`/`b` = error text) refer to.
+
+use std::io;
+use std::ptr;
+use std::sync::{Mutex, MutexGuard};
+
+use napi::bindgen_prelude::{Buffer, FnArgs, ToNapiValue};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{Status, sys};
+use tcpserver::driver::{Event, EventSink};
+
+pub(crate) const OPEN: u32 = 1;
+pub(crate) const DATA: u32 = 2;
+pub(crate) const END: u32 = 3;
+pub(crate) const DRAIN: u32 = 4;
+pub(crate) const CLOSED: u32 = 5;
+pub(crate) const SERVER_CLOSED: u32 = 6;
+
+/// Batches smaller than this are copied into a fresh JS buffer; bigger ones are handed over
+/// as an external buffer (no copy, one finalizer).
+const EXTERNAL_MIN: usize = 64 * 1024;
+
+pub(crate) type EventsFn = ThreadsafeFunction<(), (), FnArgs<(JsBytes, JsBytes)>, Status, false>;
+
+#[derive(Default)]
+struct Batch {
+    events: Vec<u32>,
+    payload: Vec<u8>,
+    scheduled: bool,
+}
+
+/// One server's batch and its wake-up function.
+pub(crate) struct JsSink {
+    batch: Mutex<Batch>,
+    wake: Mutex<Option<EventsFn>>,
+}
+
+impl JsSink {
+    pub(crate) fn new() -> Self {
+        Self {
+            batch: Mutex::new(Batch::default()),
+            wake: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn set_wake(&self, f: EventsFn) {
+        *self.wake.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
+    }
+
+    /// Drops the wake-up function (after the final event), so the process may exit.
+    pub(crate) fn release(&self) {
+        self.wake.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Batch> {
+        self.batch.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the batch: called on the JavaScript thread by the wake-up.
+    pub(crate) fn take(&self) -> (Vec<u8>, Vec<u8>) {
+        let mut b = self.lock();
+        b.scheduled = false;
+        let events = std::mem::take(&mut b.events);
+        let payload = std::mem::take(&mut b.payload);
+        drop(b);
+        let mut bytes = Vec::with_capacity(events.len() * 4);
+        for w in events {
+            bytes.extend_from_slice(&w.to_le_bytes());
+        }
+        (bytes, payload)
+    }
+
+    fn push(&self, mut b: MutexGuard<'_, Batch>, words: [u32; 4]) {
+        b.events.extend_from_slice(&words);
+        self.schedule(b);
+    }
+
+    fn schedule(&self, mut b: MutexGuard<'_, Batch>) {
+        if b.scheduled {
+            return;
+        }
+        b.scheduled = true;
+        drop(b);
+        if let Some(f) = self.wake.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            // NonBlocking: a Tokio worker must never wait for the JavaScript thread.
+            f.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        }
+    }
+
+    /// Queues the final server event.
+    pub(crate) fn server_closed(&self, completed: u64, forced: u64) {
+        let b = self.lock();
+        self.push(b, [SERVER_CLOSED, 0, clamp(completed), clamp(forced)]);
+    }
+}
+
+fn clamp(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+impl EventSink for JsSink {
+    fn read(
+        &self,
+        id: u32,
+        max: usize,
+        read: &mut dyn FnMut(&mut Vec<u8>) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let mut b = self.lock();
+        let offset = b.payload.len();
+        let n = read(&mut b.payload)?;
+        if n > 0 {
+            debug_assert!(n <= max);
+            self.push(b, [DATA, id, offset as u32, n as u32]);
+        }
+        Ok(n)
+    }
+
+    fn event(&self, id: u32, event: Event<'_>) {
+        let mut b = self.lock();
+        let words = match event {
+            Event::Open => [OPEN, id, 0, 0],
+            Event::End => [END, id, 0, 0],
+            Event::Drain => [DRAIN, id, 0, 0],
+            Event::Closed {
+                error: None,
+                info: None,
+            } => [CLOSED, id, 0, 0],
+            Event::Closed { error, info } => {
+                // "code\nremoteIp\nremotePort\nlocalIp\nlocalPort\nmessage", decoded in JS only
+                // on this path (a connection ending before its handler released it, or failing).
+                use std::fmt::Write;
+                let mut text = String::with_capacity(96);
+                let _ = writeln!(
+                    text,
+                    "{}",
+                    error.map(crate::error::code).unwrap_or_default()
+                );
+                match info {
+                    Some(i) => {
+                        let _ = write!(
+                            text,
+                            "{}\n{}\n{}\n{}\n",
+                            i.peer_addr.ip(),
+                            i.peer_addr.port(),
+                            i.local_addr.ip(),
+                            i.local_addr.port()
+                        );
+                    }
+                    None => text.push_str("\n\n\n\n"),
+                }
+                if let Some(e) = error {
+                    let _ = write!(text, "{e}");
+                }
+                let offset = b.payload.len() as u32;
+                b.payload.extend_from_slice(text.as_bytes());
+                [CLOSED, id, offset, text.len() as u32]
+            }
+        };
+        self.push(b, words);
+    }
+}
+
+/// Bytes that become a JS `Buffer`: copied when small, handed over when big.
+pub(crate) struct JsBytes(pub(crate) Vec<u8>);
+
+impl ToNapiValue for JsBytes {
+    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
+        if val.0.len() >= EXTERNAL_MIN {
+            // SAFETY: forwarded as is; `env` is the live env this conversion was called with.
+            return unsafe { Buffer::to_napi_value(env, Buffer::from(val.0)) };
+        }
+        let mut out = ptr::null_mut();
+        let mut data = ptr::null_mut();
+        // SAFETY: `env` is the live env of the JS thread running this conversion; the source
+        // pointer and length describe `val.0`, which outlives the call (Node copies the bytes).
+        let status = unsafe {
+            sys::napi_create_buffer_copy(
+                env,
+                val.0.len(),
+                val.0.as_ptr().cast(),
+                &mut data,
+                &mut out,
+            )
+        };
+        napi::check_status!(status, "cannot create a Buffer for an event batch")?;
+        Ok(out)
+    }
+}

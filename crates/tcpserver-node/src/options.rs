@@ -1,0 +1,188 @@
+//! `BindingListenOptions` (what the TypeScript layer passes) → `tcpserver::ServerConfig`.
+//! Only conversion happens here: numbers must be integers that fit; ranges are the core's.
+
+use std::time::Duration;
+
+use napi_derive::napi;
+use tcpserver::{Error, InvalidKind, KeepAlive, ServerConfig, address_from_parts, parse_address};
+
+/// One listen address: `address` (`"host:port"`) or `host` + `port`.
+#[napi(object)]
+pub struct BindingAddressInput {
+    /// `"127.0.0.1:5000"`, `"[::1]:0"`, `":8080"`.
+    pub address: Option<String>,
+    /// Host name or IP literal.
+    pub host: Option<String>,
+    /// Port (0 picks a free one).
+    pub port: Option<f64>,
+}
+
+/// Listen options, flattened. `undefined` means "the core's default".
+#[napi(object)]
+pub struct BindingListenOptions {
+    /// Addresses to listen on.
+    pub addresses: Vec<BindingAddressInput>,
+    /// Accept loops per address.
+    pub loops: Option<f64>,
+    /// `SO_REUSEPORT`.
+    pub reuse_port: Option<bool>,
+    /// `TCP_FASTOPEN` queue length.
+    pub fast_open: Option<f64>,
+    /// `TCP_DEFER_ACCEPT` seconds.
+    pub defer_accept: Option<f64>,
+    /// Listen backlog.
+    pub backlog: Option<f64>,
+    /// `IPV6_V6ONLY`.
+    pub ipv6_only: Option<bool>,
+    /// `TCP_NODELAY` on accepted sockets.
+    pub no_delay: Option<bool>,
+    /// Keep-alive on accepted sockets.
+    pub keep_alive: Option<bool>,
+    /// Keep-alive idle time before the first probe, ms.
+    pub keep_alive_initial_delay: Option<f64>,
+    /// Keep-alive probe interval, ms.
+    pub keep_alive_interval: Option<f64>,
+    /// Keep-alive probe count.
+    pub keep_alive_count: Option<f64>,
+    /// Concurrent connection limit.
+    pub max_connections: Option<f64>,
+    /// Shut down after this many accepted connections.
+    pub max_accept_connections: Option<f64>,
+    /// Per-connection bound on unconsumed input and queued output, bytes.
+    pub high_water_mark: Option<f64>,
+    /// Idle timeout, ms (0 = off).
+    pub idle_timeout: Option<f64>,
+}
+
+/// Per-connection settings the binding keeps for its driver.
+pub(crate) struct DriverSettings {
+    pub(crate) high_water_mark: usize,
+    pub(crate) idle_timeout: Option<Duration>,
+}
+
+/// A JS number that must be an integer in `[min, max]` (representability, not policy).
+pub(crate) fn integer(option: &'static str, v: f64, min: f64, max: f64) -> Result<u64, Error> {
+    if !v.is_finite() || v.fract() != 0.0 {
+        return Err(Error::InvalidOption {
+            option,
+            reason: format!("must be an integer, got {v}"),
+            invalid: InvalidKind::Range,
+        });
+    }
+    if v < min || v > max {
+        return Err(Error::InvalidOption {
+            option,
+            reason: format!("must be between {min} and {max}, got {v}"),
+            invalid: InvalidKind::Range,
+        });
+    }
+    Ok(v as u64)
+}
+
+const U32: f64 = u32::MAX as f64;
+const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
+
+fn secs(option: &'static str, ms: f64) -> Result<Duration, Error> {
+    let ms = integer(option, ms, 1.0, U32 * 1000.0)?;
+    // The kernel counts keep-alive in whole seconds; round up so 1500 ms is 2 s, not 1 s.
+    Ok(Duration::from_secs(ms.div_ceil(1000)))
+}
+
+pub(crate) fn to_config(o: &BindingListenOptions) -> Result<(ServerConfig, DriverSettings), Error> {
+    let mut c = ServerConfig::default();
+    for a in &o.addresses {
+        let addr = match (&a.address, &a.host, a.port) {
+            (Some(s), None, None) => parse_address(s)?,
+            (None, host, Some(port)) => {
+                let port = integer("port", port, 0.0, 65535.0)?;
+                address_from_parts(host.as_deref().unwrap_or(""), port as u32)?
+            }
+            _ => {
+                return Err(Error::InvalidOption {
+                    option: "address",
+                    reason: "give either `address: 'host:port'` or `{ host, port }`".into(),
+                    invalid: InvalidKind::Value,
+                });
+            }
+        };
+        c.address(addr);
+    }
+    if let Some(v) = o.loops {
+        c.loops(integer("loops", v, 0.0, U32)? as usize);
+    }
+    if let Some(v) = o.reuse_port {
+        c.reuse_port(v);
+    }
+    if let Some(v) = o.fast_open {
+        c.fast_open(integer("fastOpen", v, 0.0, U32)? as u32);
+    }
+    if let Some(v) = o.defer_accept {
+        c.defer_accept(integer("deferAccept", v, 0.0, U32)? as u32);
+    }
+    if let Some(v) = o.backlog {
+        c.backlog(integer("backlog", v, 0.0, U32)? as u32);
+    }
+    if let Some(v) = o.ipv6_only {
+        c.ipv6_only(v);
+    }
+    if let Some(v) = o.no_delay {
+        c.no_delay(v);
+    }
+    if o.keep_alive == Some(true) {
+        c.keep_alive(Some(keep_alive(o)?));
+    }
+    if let Some(v) = o.max_connections {
+        c.max_connections(integer("maxConnections", v, 0.0, U32)? as usize);
+    }
+    if let Some(v) = o.max_accept_connections {
+        c.max_accept_connections(integer("maxAcceptConnections", v, 0.0, MAX_SAFE)?);
+    }
+    c.validate()?;
+    let high_water_mark = match o.high_water_mark {
+        Some(v) => integer("highWaterMark", v, 1024.0, (1u64 << 30) as f64)? as usize,
+        None => tcpserver::driver::DriveOptions::default().high_water_mark,
+    };
+    Ok((
+        c,
+        DriverSettings {
+            high_water_mark,
+            idle_timeout: idle_timeout(o.idle_timeout)?,
+        },
+    ))
+}
+
+pub(crate) fn idle_timeout(ms: Option<f64>) -> Result<Option<Duration>, Error> {
+    match ms {
+        None => Ok(None),
+        Some(ms) => {
+            let ms = integer("idleTimeout", ms, 0.0, U32 * 1000.0)?;
+            Ok((ms > 0).then(|| Duration::from_millis(ms)))
+        }
+    }
+}
+
+fn keep_alive(o: &BindingListenOptions) -> Result<KeepAlive, Error> {
+    keep_alive_from(
+        o.keep_alive_initial_delay,
+        o.keep_alive_interval,
+        o.keep_alive_count,
+    )
+}
+
+pub(crate) fn keep_alive_from(
+    delay: Option<f64>,
+    interval: Option<f64>,
+    count: Option<f64>,
+) -> Result<KeepAlive, Error> {
+    Ok(KeepAlive {
+        time: delay
+            .map(|v| secs("keepAlive.initialDelay", v))
+            .transpose()?,
+        interval: interval
+            .map(|v| secs("keepAlive.interval", v))
+            .transpose()?,
+        retries: count
+            .map(|v| integer("keepAlive.count", v, 1.0, 127.0).map(|n| n as u32))
+            .transpose()?,
+    })
+}

@@ -1,0 +1,101 @@
+//! One accept loop. It never dies on an error: transient ones are retried at once, resource
+//! exhaustion (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`) and anything unexpected back off
+//! 10 ms doubling to 1 s like the Go model, and every error is counted by errno.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::server::Inner;
+
+const BACKOFF_MIN: Duration = Duration::from_millis(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// What to do after an accept error.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum OnError {
+    /// The failed connection is gone but the listener is fine: accept again now.
+    Retry,
+    /// Out of a resource: wait before the next accept.
+    Backoff,
+}
+
+pub(crate) fn classify(e: &io::Error) -> OnError {
+    match e.raw_os_error() {
+        Some(
+            libc::ECONNABORTED
+            | libc::EPROTO
+            | libc::EPERM
+            | libc::EINTR
+            | libc::EAGAIN
+            | libc::ECONNRESET,
+        ) => OnError::Retry,
+        _ => OnError::Backoff,
+    }
+}
+
+pub(crate) fn next_backoff(current: Option<Duration>) -> Duration {
+    current.map_or(BACKOFF_MIN, |d| (d * 2).min(BACKOFF_MAX))
+}
+
+pub(crate) async fn run(listener: TcpListener, inner: Arc<Inner>) {
+    let stop = inner.stop_accepting.clone();
+    let mut backoff: Option<Duration> = None;
+    loop {
+        let permit = tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            permit = inner.admit() => permit,
+        };
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            res = listener.accept() => match res {
+                Ok((stream, peer)) => {
+                    backoff = None;
+                    inner.dispatch(stream, peer, permit);
+                }
+                Err(e) => {
+                    inner.counters.accept_error(e.raw_os_error().unwrap_or(0));
+                    if classify(&e) == OnError::Backoff {
+                        let wait = next_backoff(backoff);
+                        backoff = Some(wait);
+                        tokio::select! {
+                            () = stop.cancelled() => return,
+                            () = tokio::time::sleep(wait) => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_one_second() {
+        let mut d = None;
+        let mut seen = vec![];
+        for _ in 0..10 {
+            let n = next_backoff(d);
+            seen.push(n.as_millis());
+            d = Some(n);
+        }
+        assert_eq!(seen, [10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000]);
+    }
+
+    #[test]
+    fn classifies_errors() {
+        let e = |n| io::Error::from_raw_os_error(n);
+        assert_eq!(classify(&e(libc::ECONNABORTED)), OnError::Retry);
+        assert_eq!(classify(&e(libc::EMFILE)), OnError::Backoff);
+        assert_eq!(classify(&e(libc::ENFILE)), OnError::Backoff);
+        assert_eq!(classify(&e(libc::ENOBUFS)), OnError::Backoff);
+        assert_eq!(classify(&e(libc::EBADF)), OnError::Backoff);
+    }
+}

@@ -1,0 +1,138 @@
+//! Listen addresses: `"127.0.0.1:5000"`, `"[::1]:5000"`, `"[::]:5000"`, `":5000"`,
+//! `"localhost:5000"`, or a host and a port given separately.
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+
+use crate::error::{Error, Result};
+
+/// Parses `host:port`. IPv6 literals must be bracketed. An empty host (`":5000"`) means every
+/// interface (`[::]`, dual-stack unless `ipv6Only`). Host names are resolved once, here.
+pub fn parse_address(input: &str) -> Result<SocketAddr> {
+    let bad = |reason: &str| Error::InvalidAddress {
+        input: input.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if let Ok(addr) = input.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let (host, port) = if let Some(rest) = input.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| bad("missing `]` after IPv6 address"))?;
+        let port = after
+            .strip_prefix(':')
+            .ok_or_else(|| bad("expected `:port` after `]`"))?;
+        (host, port)
+    } else {
+        input
+            .rsplit_once(':')
+            .ok_or_else(|| bad("expected `host:port`"))?
+    };
+    if host.contains(':') && !input.starts_with('[') {
+        return Err(bad(
+            "IPv6 addresses must be written in brackets, like `[::1]:5000`",
+        ));
+    }
+    let port = parse_port(port).map_err(bad)?;
+    resolve_host(host, port).map_err(|reason| bad(&reason))
+}
+
+/// Builds an address from a separate host and port (the `{ host, port }` form).
+pub fn address_from_parts(host: &str, port: u32) -> Result<SocketAddr> {
+    let shown = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let port = u16::try_from(port).map_err(|_| Error::InvalidAddress {
+        input: shown.clone(),
+        reason: "port must be between 0 and 65535".to_owned(),
+    })?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    resolve_host(host, port).map_err(|reason| Error::InvalidAddress {
+        input: shown,
+        reason,
+    })
+}
+
+fn parse_port(port: &str) -> std::result::Result<u16, &'static str> {
+    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("port must be a number between 0 and 65535");
+    }
+    port.parse::<u16>()
+        .map_err(|_| "port must be a number between 0 and 65535")
+}
+
+fn resolve_host(host: &str, port: u16) -> std::result::Result<SocketAddr, String> {
+    if host.is_empty() {
+        return Ok(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port));
+    }
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    if host.len() > 253
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        return Err("not an IP address or a valid host name".to_owned());
+    }
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve host: {e}"))?
+        .next()
+        .ok_or_else(|| "host name resolved to no address".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_forms() {
+        assert_eq!(
+            parse_address("127.0.0.1:5000").unwrap(),
+            "127.0.0.1:5000".parse().unwrap()
+        );
+        assert_eq!(
+            parse_address("[::1]:5000").unwrap(),
+            "[::1]:5000".parse().unwrap()
+        );
+        assert_eq!(parse_address("[::]:0").unwrap(), "[::]:0".parse().unwrap());
+        assert_eq!(parse_address(":80").unwrap(), "[::]:80".parse().unwrap());
+        assert!(parse_address("localhost:5000").unwrap().ip().is_loopback());
+        assert_eq!(
+            address_from_parts("::1", 7).unwrap(),
+            "[::1]:7".parse().unwrap()
+        );
+        assert_eq!(address_from_parts("127.0.0.1", 0).unwrap().port(), 0);
+    }
+
+    #[test]
+    fn refuses_malformed_input() {
+        for bad in [
+            "",
+            "5000",
+            "127.0.0.1",
+            "127.0.0.1:",
+            "127.0.0.1:65536",
+            "127.0.0.1:-1",
+            "::1:5000",
+            "[::1:5000",
+            "[::1]5000",
+            "host name:1",
+            "127.0.0.1:5x",
+            "a\0b:1",
+        ] {
+            let err = parse_address(bad).unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidAddress { .. }),
+                "{bad:?} gave {err:?}"
+            );
+        }
+        assert!(address_from_parts("127.0.0.1", 70000).is_err());
+    }
+}

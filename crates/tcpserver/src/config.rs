@@ -1,0 +1,338 @@
+//! Server configuration: `&mut self` setters, `Default`, and one `validate()` that every
+//! front end (Rust users and the Node binding alike) goes through.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// Options applied to listening sockets before `bind`/`listen`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ListenerOptions {
+    pub(crate) reuse_port: bool,
+    pub(crate) loops: Option<usize>,
+    pub(crate) fast_open: Option<u32>,
+    pub(crate) defer_accept: Option<u32>,
+    pub(crate) backlog: u32,
+    pub(crate) ipv6_only: bool,
+}
+
+impl Default for ListenerOptions {
+    fn default() -> Self {
+        Self {
+            reuse_port: true,
+            loops: None,
+            fast_open: None,
+            defer_accept: None,
+            backlog: 511,
+            ipv6_only: false,
+        }
+    }
+}
+
+/// TCP keep-alive probe settings for accepted sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KeepAlive {
+    /// Idle time before the first probe (`TCP_KEEPIDLE`); `None` keeps the OS default.
+    pub time: Option<Duration>,
+    /// Time between probes (`TCP_KEEPINTVL`); `None` keeps the OS default.
+    pub interval: Option<Duration>,
+    /// Unanswered probes before the connection is dropped (`TCP_KEEPCNT`); `None` keeps the OS default.
+    pub retries: Option<u32>,
+}
+
+/// Options applied to every accepted socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SocketOptions {
+    pub(crate) no_delay: bool,
+    pub(crate) keep_alive: Option<KeepAlive>,
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        Self {
+            no_delay: true,
+            keep_alive: None,
+        }
+    }
+}
+
+/// The whole server configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub(crate) addresses: Vec<SocketAddr>,
+    pub(crate) listener: ListenerOptions,
+    pub(crate) socket: SocketOptions,
+    pub(crate) max_connections: Option<usize>,
+    pub(crate) max_accept_connections: Option<u64>,
+}
+
+/// Upper bound of `loops`: more accept loops than this only waste file descriptors.
+pub const MAX_LOOPS: usize = 1024;
+
+impl ServerConfig {
+    /// A configuration that listens on `addr`.
+    pub fn new(addr: SocketAddr) -> Self {
+        let mut config = Self::default();
+        config.address(addr);
+        config
+    }
+
+    /// Adds a listen address (port 0 picks a free port).
+    pub fn address(&mut self, addr: SocketAddr) -> &mut Self {
+        self.addresses.push(addr);
+        self
+    }
+
+    /// `SO_REUSEPORT` on listening sockets (default on, like the Go model). Needed for `loops > 1`.
+    pub fn reuse_port(&mut self, on: bool) -> &mut Self {
+        self.listener.reuse_port = on;
+        self
+    }
+
+    /// Number of accept loops per address, each with its own `SO_REUSEPORT` socket so the
+    /// kernel spreads connections. Default: the number of CPUs this process may run on.
+    pub fn loops(&mut self, loops: usize) -> &mut Self {
+        self.listener.loops = Some(loops);
+        self
+    }
+
+    /// `TCP_FASTOPEN` with this queue length (0 turns it off).
+    pub fn fast_open(&mut self, queue_len: u32) -> &mut Self {
+        self.listener.fast_open = (queue_len > 0).then_some(queue_len);
+        self
+    }
+
+    /// `TCP_DEFER_ACCEPT` in seconds (Linux): accept only once the client has sent data.
+    /// Never use it for protocols where the server speaks first.
+    pub fn defer_accept(&mut self, seconds: u32) -> &mut Self {
+        self.listener.defer_accept = (seconds > 0).then_some(seconds);
+        self
+    }
+
+    /// Listen backlog (default 511, like Node; capped by `net.core.somaxconn`).
+    pub fn backlog(&mut self, backlog: u32) -> &mut Self {
+        self.listener.backlog = backlog;
+        self
+    }
+
+    /// `IPV6_V6ONLY` for IPv6 listeners (default off: `[::]` is dual-stack).
+    pub fn ipv6_only(&mut self, on: bool) -> &mut Self {
+        self.listener.ipv6_only = on;
+        self
+    }
+
+    /// `TCP_NODELAY` on accepted sockets (default on).
+    pub fn no_delay(&mut self, on: bool) -> &mut Self {
+        self.socket.no_delay = on;
+        self
+    }
+
+    /// TCP keep-alive on accepted sockets (default off).
+    pub fn keep_alive(&mut self, keep_alive: Option<KeepAlive>) -> &mut Self {
+        self.socket.keep_alive = keep_alive;
+        self
+    }
+
+    /// Stop accepting while this many connections are active; resume below it. The kernel's
+    /// backlog holds new clients meanwhile.
+    pub fn max_connections(&mut self, max: usize) -> &mut Self {
+        self.max_connections = Some(max);
+        self
+    }
+
+    /// After this many accepted connections the server shuts down gracefully by itself.
+    pub fn max_accept_connections(&mut self, max: u64) -> &mut Self {
+        self.max_accept_connections = Some(max);
+        self
+    }
+
+    /// The configured addresses.
+    pub fn addresses(&self) -> &[SocketAddr] {
+        &self.addresses
+    }
+
+    /// Accept loops per address after defaults are applied.
+    pub fn effective_loops(&self) -> usize {
+        self.listener.loops.unwrap_or_else(default_loops)
+    }
+
+    /// Checks every value once; the Node binding relies on this too.
+    pub fn validate(&self) -> Result<()> {
+        if self.addresses.is_empty() {
+            return Err(Error::value("address", "at least one address is required"));
+        }
+        let l = &self.listener;
+        if let Some(loops) = l.loops {
+            if !(1..=MAX_LOOPS).contains(&loops) {
+                return Err(Error::range(
+                    "loops",
+                    format!("must be between 1 and {MAX_LOOPS}"),
+                ));
+            }
+            if loops > 1 && !l.reuse_port {
+                // Several loops on one socket would also work, but the kernel spreads
+                // connections only across separate SO_REUSEPORT sockets; say so instead of
+                // silently giving a slower setup.
+                return Err(Error::value("loops", "loops > 1 requires reusePort: true"));
+            }
+        }
+        if !(1..=65535).contains(&l.backlog) {
+            return Err(Error::range("backlog", "must be between 1 and 65535"));
+        }
+        if let Some(q) = l.fast_open
+            && q > 65535
+        {
+            return Err(Error::range(
+                "fastOpen",
+                "queue length must be between 0 and 65535",
+            ));
+        }
+        if let Some(s) = l.defer_accept
+            && s > 3600
+        {
+            return Err(Error::range(
+                "deferAccept",
+                "must be between 0 and 3600 seconds",
+            ));
+        }
+        if let Some(k) = &self.socket.keep_alive {
+            let secs_ok =
+                |d: Option<Duration>| d.is_none_or(|d| (1..=32767).contains(&d.as_secs()));
+            if !secs_ok(k.time) {
+                return Err(Error::range(
+                    "keepAlive.initialDelay",
+                    "must be between 1 and 32767 seconds",
+                ));
+            }
+            if !secs_ok(k.interval) {
+                return Err(Error::range(
+                    "keepAlive.interval",
+                    "must be between 1 and 32767 seconds",
+                ));
+            }
+            if k.retries.is_some_and(|r| !(1..=127).contains(&r)) {
+                return Err(Error::range("keepAlive.count", "must be between 1 and 127"));
+            }
+        }
+        if self.max_connections == Some(0) {
+            return Err(Error::range("maxConnections", "must be at least 1"));
+        }
+        if self.max_accept_connections == Some(0) {
+            return Err(Error::range("maxAcceptConnections", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// One accept loop per CPU this process may run on (respects `taskset`/cgroups).
+pub fn default_loops() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> ServerConfig {
+        ServerConfig::new("127.0.0.1:0".parse().unwrap())
+    }
+
+    #[test]
+    fn defaults_validate() {
+        let c = base();
+        c.validate().unwrap();
+        assert!(c.listener.reuse_port);
+        assert!(c.socket.no_delay);
+        assert_eq!(c.listener.backlog, 511);
+        assert!(c.effective_loops() >= 1);
+    }
+
+    #[test]
+    fn each_range_names_its_option() {
+        let cases: Vec<(&str, Box<dyn Fn(&mut ServerConfig)>)> = vec![
+            (
+                "loops",
+                Box::new(|c| {
+                    c.loops(0);
+                }),
+            ),
+            (
+                "loops",
+                Box::new(|c| {
+                    c.loops(MAX_LOOPS + 1);
+                }),
+            ),
+            (
+                "loops",
+                Box::new(|c| {
+                    c.loops(2).reuse_port(false);
+                }),
+            ),
+            (
+                "backlog",
+                Box::new(|c| {
+                    c.backlog(0);
+                }),
+            ),
+            (
+                "backlog",
+                Box::new(|c| {
+                    c.backlog(70000);
+                }),
+            ),
+            (
+                "fastOpen",
+                Box::new(|c| {
+                    c.fast_open(70000);
+                }),
+            ),
+            (
+                "deferAccept",
+                Box::new(|c| {
+                    c.defer_accept(4000);
+                }),
+            ),
+            (
+                "maxConnections",
+                Box::new(|c| {
+                    c.max_connections(0);
+                }),
+            ),
+            (
+                "maxAcceptConnections",
+                Box::new(|c| {
+                    c.max_accept_connections(0);
+                }),
+            ),
+            (
+                "keepAlive.count",
+                Box::new(|c| {
+                    c.keep_alive(Some(KeepAlive {
+                        retries: Some(0),
+                        ..Default::default()
+                    }));
+                }),
+            ),
+            (
+                "keepAlive.initialDelay",
+                Box::new(|c| {
+                    c.keep_alive(Some(KeepAlive {
+                        time: Some(Duration::ZERO),
+                        ..Default::default()
+                    }));
+                }),
+            ),
+        ];
+        for (option, set) in cases {
+            let mut c = base();
+            set(&mut c);
+            let err = c.validate().unwrap_err();
+            assert_eq!(err.option(), Some(option), "{err}");
+        }
+        assert_eq!(
+            ServerConfig::default().validate().unwrap_err().option(),
+            Some("address")
+        );
+    }
+}

@@ -1,0 +1,115 @@
+//! An accepted connection: the stream plus what is known about it.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+/// Facts fixed at accept time.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    /// Server-unique id, counting from 1.
+    pub id: u64,
+    /// The client's address.
+    pub peer_addr: SocketAddr,
+    /// The server-side address the client connected to.
+    pub local_addr: SocketAddr,
+    /// Wall-clock time of accept.
+    pub start_time: SystemTime,
+    /// Monotonic time of accept.
+    pub started: Instant,
+}
+
+/// One client connection, handed to the handler. It is closed when the handler's future
+/// completes (the future owns it) or when a forced shutdown aborts the handler.
+#[derive(Debug)]
+pub struct Connection {
+    stream: TcpStream,
+    info: ConnectionInfo,
+    shutdown: CancellationToken,
+}
+
+impl Connection {
+    pub(crate) fn new(
+        stream: TcpStream,
+        info: ConnectionInfo,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            stream,
+            info,
+            shutdown,
+        }
+    }
+
+    /// What is known about the connection.
+    pub fn info(&self) -> &ConnectionInfo {
+        &self.info
+    }
+
+    /// The underlying stream.
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// The underlying stream, mutably.
+    pub fn stream_mut(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    /// Completes when a forced shutdown (deadline passed, or halt) aborts connections.
+    /// Handlers that hold long-lived connections can watch it to finish cleanly first.
+    pub fn abort_signal(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
+    /// Splits the connection into its parts.
+    pub fn into_parts(self) -> (TcpStream, ConnectionInfo, CancellationToken) {
+        (self.stream, self.info, self.shutdown)
+    }
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,508 @@
+//! Event-mode connections, for front ends that live on another thread (the Node binding).
+//!
+//! A Tokio task per connection reads only while the consumer has *credit* (so a slow consumer
+//! turns into TCP backpressure, never into unbounded memory) and reads straight into a buffer
+//! the [`EventSink`] provides (one buffer for many connections' events). Writes are
+//! synchronous calls from the consumer's thread: they try the socket at once and queue only
+//! the remainder, which the task flushes when the socket becomes writable.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use socket2::SockRef;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio_util::bytes::BufMut;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::KeepAlive;
+use crate::connection::{Connection, ConnectionInfo};
+use crate::error::{Error, Result};
+use crate::server::{CatchUnwind, panic_message};
+
+/// Largest single read.
+pub const READ_CHUNK: usize = 64 * 1024;
+/// How long a closing connection drains unread input before it is closed anyway.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Something a connection reports to its consumer.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// The connection was accepted and registered.
+    Open,
+    /// The peer sent FIN: no more data will arrive (writes still work).
+    End,
+    /// The write queue, which had reached the high-water mark, is empty again.
+    Drain,
+    /// The connection is gone.
+    Closed {
+        /// Why, or `None` after an orderly close.
+        error: Option<&'a Error>,
+        /// Set when the consumer had not released or closed the connection itself (peer reset,
+        /// timeout, shutdown): it may still want the addresses, which are gone after this.
+        info: Option<&'a ConnectionInfo>,
+    },
+}
+
+/// Where a driven connection's data and events go.
+pub trait EventSink: Send + Sync + 'static {
+    /// Appends up to `max` bytes read by `read` to the sink's buffer and records them as data
+    /// of connection `id`. `read` appends to the `Vec` it is given and returns the count
+    /// (0 at end of stream); nothing is recorded unless it returns at least one byte.
+    fn read(
+        &self,
+        id: u32,
+        max: usize,
+        read: &mut dyn FnMut(&mut Vec<u8>) -> io::Result<usize>,
+    ) -> io::Result<usize>;
+
+    /// Records an event of connection `id`.
+    fn event(&self, id: u32, event: Event<'_>);
+}
+
+/// Per-connection settings of a driven connection.
+#[derive(Debug, Clone, Copy)]
+pub struct DriveOptions {
+    /// Bound on unconsumed input and on queued output, in bytes.
+    pub high_water_mark: usize,
+    /// Close the connection after this long without a byte moving either way.
+    pub idle_timeout: Option<Duration>,
+}
+
+impl Default for DriveOptions {
+    fn default() -> Self {
+        Self {
+            high_water_mark: 64 * 1024,
+            idle_timeout: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closing {
+    No,
+    /// Flush, then FIN; reading goes on.
+    End,
+    /// Flush, FIN, drain unread input briefly, close: the handler finished.
+    Release,
+    /// Close now, dropping queued output.
+    Now,
+}
+
+#[derive(Debug)]
+struct Outbox {
+    buf: Vec<u8>,
+    pos: usize,
+    closing: Closing,
+    want_drain: bool,
+    write_shut: bool,
+}
+
+impl Outbox {
+    fn pending(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    id: u32,
+    stream: TcpStream,
+    info: ConnectionInfo,
+    out: Mutex<Outbox>,
+    wake: Notify,
+    credit: AtomicI64,
+    high_water_mark: usize,
+    idle_ms: AtomicU64,
+    activity: AtomicU64,
+    bytes_read: AtomicU64,
+    bytes_written: AtomicU64,
+}
+
+impl Shared {
+    fn out(&self) -> MutexGuard<'_, Outbox> {
+        self.out.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Counters and addresses of one driven connection.
+#[derive(Debug, Clone)]
+pub struct DrivenInfo {
+    /// Accept-time facts.
+    pub info: ConnectionInfo,
+    /// Bytes read from the socket.
+    pub bytes_read: u64,
+    /// Bytes written to the socket (in the kernel).
+    pub bytes_written: u64,
+    /// Bytes queued in user space, not yet in the kernel.
+    pub queued: usize,
+}
+
+/// The registry of driven connections of one server, addressed by a `u32` id.
+#[derive(Debug, Default)]
+pub struct Connections {
+    map: Mutex<HashMap<u32, Arc<Shared>>>,
+}
+
+impl Connections {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<u32, Arc<Shared>>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, id: u32) -> Result<Arc<Shared>> {
+        self.lock().get(&id).cloned().ok_or(Error::ConnectionClosed)
+    }
+
+    /// Number of registered connections.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// `true` when no connection is registered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drives `conn` until it is closed: registers it, reports [`Event::Open`], moves bytes,
+    /// and always ends with exactly one [`Event::Closed`] (also on panic or abort).
+    pub async fn drive<S: EventSink>(
+        self: Arc<Self>,
+        conn: Connection,
+        sink: Arc<S>,
+        opts: DriveOptions,
+    ) {
+        let (stream, info, abort) = conn.into_parts();
+        // Ids are the low 32 bits of the server's connection counter: unique among live
+        // connections unless four billion connections separate two of them.
+        let id = info.id as u32;
+        let shared = Arc::new(Shared {
+            id,
+            stream,
+            info,
+            out: Mutex::new(Outbox {
+                buf: Vec::new(),
+                pos: 0,
+                closing: Closing::No,
+                want_drain: false,
+                write_shut: false,
+            }),
+            wake: Notify::new(),
+            credit: AtomicI64::new(opts.high_water_mark as i64),
+            high_water_mark: opts.high_water_mark,
+            idle_ms: AtomicU64::new(opts.idle_timeout.map_or(0, |d| d.as_millis() as u64)),
+            activity: AtomicU64::new(0),
+            bytes_read: AtomicU64::new(0),
+            bytes_written: AtomicU64::new(0),
+        });
+        self.lock().insert(id, shared.clone());
+        let mut guard = Unregister {
+            conns: &self,
+            shared: &shared,
+            sink: &*sink,
+            reported: false,
+        };
+        sink.event(id, Event::Open);
+        let result = match CatchUnwind(Box::pin(run(&shared, &*sink, &abort))).await {
+            Ok(r) => r,
+            Err(panic) => Err(Error::Panic(panic_message(&*panic))),
+        };
+        guard.finish(result.as_ref().err());
+    }
+
+    /// Writes `data`: straight into the socket when nothing is queued, the rest into the
+    /// queue. Returns the bytes now queued; at or above the high-water mark a
+    /// [`Event::Drain`] follows once the queue is empty.
+    pub fn write(&self, id: u32, data: &[u8]) -> Result<usize> {
+        let sh = self.get(id)?;
+        let mut out = sh.out();
+        if out.closing != Closing::No || out.write_shut {
+            return Err(Error::WriteAfterEnd);
+        }
+        let mut written = 0;
+        if out.pending() == 0 {
+            while written < data.len() {
+                match sh.stream.try_write(&data[written..]) {
+                    Ok(n) => written += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(Error::Io(e)),
+                }
+            }
+            if written > 0 {
+                sh.bytes_written.fetch_add(written as u64, Relaxed);
+                sh.activity.fetch_add(1, Relaxed);
+            }
+        }
+        if written < data.len() {
+            let was_empty = out.pending() == 0;
+            out.buf.extend_from_slice(&data[written..]);
+            if was_empty {
+                sh.wake.notify_one();
+            }
+        }
+        let queued = out.pending();
+        if queued >= sh.high_water_mark {
+            out.want_drain = true;
+        }
+        Ok(queued)
+    }
+
+    /// Returns `n` bytes of read credit: the consumer has taken that much input.
+    pub fn ack(&self, id: u32, n: usize) -> Result<()> {
+        let sh = self.get(id)?;
+        let before = sh.credit.fetch_add(n as i64, Relaxed);
+        if before <= 0 && before + n as i64 > 0 {
+            sh.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Half-closes: FIN after the queue is flushed; reading goes on.
+    pub fn end(&self, id: u32) -> Result<()> {
+        self.set_closing(id, Closing::End)
+    }
+
+    /// The consumer is done: flush the queue, then FIN and close.
+    pub fn release(&self, id: u32) -> Result<()> {
+        self.set_closing(id, Closing::Release)
+    }
+
+    /// Closes now; queued output is dropped.
+    pub fn close(&self, id: u32) -> Result<()> {
+        self.set_closing(id, Closing::Now)
+    }
+
+    fn set_closing(&self, id: u32, how: Closing) -> Result<()> {
+        let sh = self.get(id)?;
+        let mut out = sh.out();
+        let rank = |c: Closing| match c {
+            Closing::No => 0,
+            Closing::End => 1,
+            Closing::Release => 2,
+            Closing::Now => 3,
+        };
+        if rank(how) > rank(out.closing) {
+            out.closing = how;
+        }
+        drop(out);
+        sh.wake.notify_one();
+        Ok(())
+    }
+
+    /// Addresses and counters of a live connection.
+    pub fn info(&self, id: u32) -> Result<DrivenInfo> {
+        let sh = self.get(id)?;
+        let queued = sh.out().pending();
+        Ok(DrivenInfo {
+            info: sh.info.clone(),
+            bytes_read: sh.bytes_read.load(Relaxed),
+            bytes_written: sh.bytes_written.load(Relaxed),
+            queued,
+        })
+    }
+
+    /// Sets `TCP_NODELAY`.
+    pub fn set_no_delay(&self, id: u32, on: bool) -> Result<()> {
+        Ok(self.get(id)?.stream.set_nodelay(on)?)
+    }
+
+    /// Turns TCP keep-alive on (with probe settings) or off.
+    pub fn set_keep_alive(&self, id: u32, keep_alive: Option<&KeepAlive>) -> Result<()> {
+        let sh = self.get(id)?;
+        match keep_alive {
+            Some(k) => crate::server::set_keep_alive(&sh.stream, k)?,
+            None => SockRef::from(&sh.stream).set_keepalive(false)?,
+        }
+        Ok(())
+    }
+
+    /// Changes the idle timeout (`None` turns it off).
+    pub fn set_idle_timeout(&self, id: u32, timeout: Option<Duration>) -> Result<()> {
+        let sh = self.get(id)?;
+        sh.idle_ms
+            .store(timeout.map_or(0, |d| d.as_millis().max(1) as u64), Relaxed);
+        sh.wake.notify_one();
+        Ok(())
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self, id: u32) -> Result<SocketAddr> {
+        Ok(self.get(id)?.info.peer_addr)
+    }
+}
+
+/// Removes the connection from the registry and reports `Closed` exactly once, also when the
+/// driving future is dropped by a forced shutdown.
+struct Unregister<'a, S: EventSink> {
+    conns: &'a Connections,
+    shared: &'a Shared,
+    sink: &'a S,
+    reported: bool,
+}
+
+impl<S: EventSink> Unregister<'_, S> {
+    fn finish(&mut self, error: Option<&Error>) {
+        let id = self.shared.id;
+        self.conns.lock().remove(&id);
+        self.reported = true;
+        let released = matches!(self.shared.out().closing, Closing::Release | Closing::Now);
+        let info = (!released).then_some(&self.shared.info);
+        self.sink.event(id, Event::Closed { error, info });
+    }
+}
+
+impl<S: EventSink> Drop for Unregister<'_, S> {
+    fn drop(&mut self) {
+        if !self.reported {
+            self.finish(Some(&Error::Shutdown));
+        }
+    }
+}
+
+async fn run(sh: &Shared, sink: &dyn EventSink, abort: &CancellationToken) -> Result<()> {
+    let mut read_open = true;
+    let mut idle_seen = (0u64, 0u64); // (idle_ms, activity) at the last tick
+    let mut idle_timer: Option<(u64, tokio::time::Interval)> = None;
+    loop {
+        let (pending, closing, write_shut) = {
+            let out = sh.out();
+            (out.pending(), out.closing, out.write_shut)
+        };
+        if closing == Closing::Now {
+            return Ok(());
+        }
+        if pending == 0 {
+            match closing {
+                Closing::End if !write_shut => {
+                    sh.out().write_shut = true;
+                    sh.stream_shutdown_write();
+                }
+                Closing::Release => return linger_close(sh, read_open).await,
+                _ => {}
+            }
+        }
+        let idle_ms = sh.idle_ms.load(Relaxed);
+        if idle_timer.as_ref().map_or(0, |t| t.0) != idle_ms {
+            idle_timer = (idle_ms > 0).then(|| {
+                let period = Duration::from_millis(idle_ms);
+                let mut t = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                (idle_ms, t)
+            });
+            idle_seen = (idle_ms, sh.activity.load(Relaxed));
+        }
+        let want_read = read_open && sh.credit.load(Relaxed) > 0;
+        tokio::select! {
+            biased;
+            () = abort.cancelled() => return Err(Error::Shutdown),
+            () = sh.wake.notified() => {}
+            ready = sh.stream.writable(), if pending > 0 => {
+                ready?;
+                flush(sh, sink)?;
+            }
+            ready = sh.stream.readable(), if want_read => {
+                ready?;
+                let max = (sh.credit.load(Relaxed).max(0) as usize).min(READ_CHUNK);
+                let stream = &sh.stream;
+                match sink.read(sh.id, max, &mut |buf| {
+                    buf.reserve(max);
+                    stream.try_read_buf(&mut buf.limit(max))
+                }) {
+                    Ok(0) => {
+                        read_open = false;
+                        sink.event(sh.id, Event::End);
+                    }
+                    Ok(n) => {
+                        sh.credit.fetch_sub(n as i64, Relaxed);
+                        sh.bytes_read.fetch_add(n as u64, Relaxed);
+                        sh.activity.fetch_add(1, Relaxed);
+                    }
+                    Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+                    Err(e) => return Err(Error::Io(e)),
+                }
+            }
+            _ = async { idle_timer.as_mut().map(|t| &mut t.1).unwrap().tick().await }, if idle_timer.is_some() => {
+                let now = sh.activity.load(Relaxed);
+                if idle_seen.1 == now {
+                    return Err(Error::IdleTimeout);
+                }
+                idle_seen.1 = now;
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn stream_shutdown_write(&self) {
+        // ENOTCONN here means the peer is already gone; the read side reports it.
+        let _ = SockRef::from(&self.stream).shutdown(std::net::Shutdown::Write);
+    }
+}
+
+fn flush(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
+    let mut out = sh.out();
+    while out.pos < out.buf.len() {
+        let pos = out.pos;
+        match sh.stream.try_write(&out.buf[pos..]) {
+            Ok(n) => {
+                out.pos += n;
+                sh.bytes_written.fetch_add(n as u64, Relaxed);
+                sh.activity.fetch_add(1, Relaxed);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::Io(e)),
+        }
+    }
+    out.buf.clear();
+    out.pos = 0;
+    if out.buf.capacity() > 4 * sh.high_water_mark.max(READ_CHUNK) {
+        out.buf = Vec::new();
+    }
+    if std::mem::take(&mut out.want_drain) {
+        drop(out);
+        sink.event(sh.id, Event::Drain);
+    }
+    Ok(())
+}
+
+/// Everything we wrote is in the kernel. Closing a socket that still holds unread input makes
+/// the kernel send RST, which can destroy our last bytes before the peer reads them; so when
+/// input is pending, half-close first and drain it (bounded by [`LINGER`]) until the peer's FIN.
+async fn linger_close(sh: &Shared, read_open: bool) -> Result<()> {
+    if !read_open {
+        return Ok(());
+    }
+    let mut scratch = [0u8; 4096];
+    match sh.stream.try_read(&mut scratch) {
+        Ok(0) => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+        Err(_) => return Ok(()),
+        Ok(_) => {}
+    }
+    sh.stream_shutdown_write();
+    let drain = async {
+        loop {
+            if sh.stream.readable().await.is_err() {
+                return;
+            }
+            match sh.stream.try_read(&mut scratch) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+    Ok(())
+}

@@ -1,0 +1,213 @@
+//! The core's error type. It knows nothing about JavaScript: bindings classify errors with
+//! [`Error::kind`] and [`Error::os_error`], never by parsing messages.
+
+use std::io;
+use std::net::SocketAddr;
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How an invalid option value is wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidKind {
+    /// The value has the wrong type (for example a fraction where an integer is expected).
+    Type,
+    /// The value is outside the allowed range.
+    Range,
+    /// The value is malformed or contradicts another option.
+    Value,
+}
+
+/// Everything that can go wrong in the core.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An option has an invalid value; `option` names it as users spell it (`backlog`, `loops`).
+    #[error("invalid value for option `{option}`: {reason}")]
+    InvalidOption {
+        /// The option's name.
+        option: &'static str,
+        /// Why the value was refused.
+        reason: String,
+        /// Type, range or value problem.
+        invalid: InvalidKind,
+    },
+    /// A listen or connect address could not be parsed or resolved.
+    #[error("invalid address `{input}`: {reason}")]
+    InvalidAddress {
+        /// The address as given.
+        input: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A system call on a listening socket failed (`socket`, `bind`, `listen`, `setsockopt`).
+    #[error("{syscall} {addr} failed: {source}")]
+    Listen {
+        /// The system call that failed.
+        syscall: &'static str,
+        /// The address being listened on.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A socket option could not be applied.
+    #[error("setting {option} on {addr} failed: {source}")]
+    SocketOption {
+        /// The option's name (`fastOpen`, `deferAccept`, ...).
+        option: &'static str,
+        /// The socket's address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The option exists but this platform cannot provide it.
+    #[error("option `{option}` is not supported on this platform")]
+    Unsupported {
+        /// The option's name.
+        option: &'static str,
+    },
+    /// The server was already shut down.
+    #[error("server is closed")]
+    ServerClosed,
+    /// The connection is closed (or unknown).
+    #[error("connection is closed")]
+    ConnectionClosed,
+    /// A write after `end()`.
+    #[error("write after end")]
+    WriteAfterEnd,
+    /// The connection was closed by a forced shutdown (deadline or halt).
+    #[error("connection aborted by server shutdown")]
+    Shutdown,
+    /// Idle timeout: no bytes moved in either direction for the configured time.
+    #[error("connection idle timeout")]
+    IdleTimeout,
+    /// A connection task panicked; the panic was caught and only this connection was closed.
+    #[error("connection task panicked: {0}")]
+    Panic(String),
+    /// Any other I/O error on a connection.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// A coarse classification of [`Error`], stable for matching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// See [`Error::InvalidOption`] and [`Error::InvalidAddress`].
+    InvalidArgument(InvalidKind),
+    /// An OS error; see [`Error::os_error`].
+    Os,
+    /// See [`Error::Unsupported`].
+    Unsupported,
+    /// See [`Error::ServerClosed`].
+    ServerClosed,
+    /// See [`Error::ConnectionClosed`].
+    ConnectionClosed,
+    /// See [`Error::WriteAfterEnd`].
+    WriteAfterEnd,
+    /// See [`Error::Shutdown`].
+    Shutdown,
+    /// See [`Error::IdleTimeout`].
+    IdleTimeout,
+    /// See [`Error::Panic`].
+    Panic,
+}
+
+impl Error {
+    /// Classifies the error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidOption { invalid, .. } => ErrorKind::InvalidArgument(*invalid),
+            Self::InvalidAddress { .. } => ErrorKind::InvalidArgument(InvalidKind::Value),
+            Self::Listen { .. } | Self::SocketOption { .. } | Self::Io(_) => ErrorKind::Os,
+            Self::Unsupported { .. } => ErrorKind::Unsupported,
+            Self::ServerClosed => ErrorKind::ServerClosed,
+            Self::ConnectionClosed => ErrorKind::ConnectionClosed,
+            Self::WriteAfterEnd => ErrorKind::WriteAfterEnd,
+            Self::Shutdown => ErrorKind::Shutdown,
+            Self::IdleTimeout => ErrorKind::IdleTimeout,
+            Self::Panic(_) => ErrorKind::Panic,
+        }
+    }
+
+    /// The underlying OS error, if any.
+    pub fn os_error(&self) -> Option<&io::Error> {
+        match self {
+            Self::Listen { source, .. } | Self::SocketOption { source, .. } => Some(source),
+            Self::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The name of the option or address argument at fault, if this is an argument error.
+    pub fn option(&self) -> Option<&'static str> {
+        match self {
+            Self::InvalidOption { option, .. }
+            | Self::SocketOption { option, .. }
+            | Self::Unsupported { option } => Some(option),
+            Self::InvalidAddress { .. } => Some("address"),
+            _ => None,
+        }
+    }
+
+    /// The socket address involved, if any.
+    pub fn address(&self) -> Option<SocketAddr> {
+        match self {
+            Self::Listen { addr, .. } | Self::SocketOption { addr, .. } => Some(*addr),
+            _ => None,
+        }
+    }
+
+    /// The system call that failed, if known.
+    pub fn syscall(&self) -> Option<&'static str> {
+        match self {
+            Self::Listen { syscall, .. } => Some(syscall),
+            Self::SocketOption { .. } => Some("setsockopt"),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn range(option: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidOption {
+            option,
+            reason: reason.into(),
+            invalid: InvalidKind::Range,
+        }
+    }
+
+    pub(crate) fn value(option: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidOption {
+            option,
+            reason: reason.into(),
+            invalid: InvalidKind::Value,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_and_exposes_fields() {
+        let addr: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        let e = Error::Listen {
+            syscall: "bind",
+            addr,
+            source: io::Error::from_raw_os_error(libc::EADDRINUSE),
+        };
+        assert_eq!(e.kind(), ErrorKind::Os);
+        assert_eq!(e.os_error().unwrap().raw_os_error(), Some(libc::EADDRINUSE));
+        assert_eq!(e.address(), Some(addr));
+        assert_eq!(e.syscall(), Some("bind"));
+        let e = Error::range("backlog", "must be between 1 and 65535");
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument(InvalidKind::Range));
+        assert_eq!(e.option(), Some("backlog"));
+        assert!(
+            e.to_string()
+                .starts_with("invalid value for option `backlog`")
+        );
+    }
+}

@@ -1,0 +1,109 @@
+//! Listening sockets: socket2 → options → bind → listen → tokio `TcpListener`.
+
+use std::net::SocketAddr;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::TcpListener;
+
+use crate::config::{ListenerOptions, ServerConfig};
+use crate::error::{Error, Result};
+use crate::sys;
+
+/// Opens every listening socket of `config`: `loops` sockets per address (one when
+/// `reusePort` is off). Port 0 is resolved on the first socket and reused by the others, so
+/// all loops of an address share the port the kernel picked. Must run inside a Tokio runtime.
+pub(crate) fn open_all(config: &ServerConfig) -> Result<Vec<(SocketAddr, TcpListener)>> {
+    let loops = config.effective_loops();
+    let per_address = if config.listener.reuse_port { loops } else { 1 };
+    let mut out = Vec::with_capacity(config.addresses.len() * per_address);
+    for &requested in &config.addresses {
+        let mut addr = requested;
+        for _ in 0..per_address {
+            let std_listener = bind(addr, &config.listener)?;
+            let local = std_listener.local_addr().map_err(|source| Error::Listen {
+                syscall: "getsockname",
+                addr,
+                source,
+            })?;
+            addr = local;
+            let listener = TcpListener::from_std(std_listener).map_err(|source| Error::Listen {
+                syscall: "epoll_ctl",
+                addr,
+                source,
+            })?;
+            out.push((local, listener));
+        }
+    }
+    Ok(out)
+}
+
+/// One listening socket with every listener option applied before `bind`.
+pub(crate) fn bind(addr: SocketAddr, opts: &ListenerOptions) -> Result<std::net::TcpListener> {
+    let os = |syscall: &'static str| {
+        move |source| Error::Listen {
+            syscall,
+            addr,
+            source,
+        }
+    };
+    let opt = |option: &'static str| {
+        move |source| Error::SocketOption {
+            option,
+            addr,
+            source,
+        }
+    };
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        .map_err(os("socket"))?;
+    socket.set_nonblocking(true).map_err(os("fcntl"))?;
+    // Like Node and Go: rebinding a port with connections in TIME_WAIT must work.
+    socket
+        .set_reuse_address(true)
+        .map_err(opt("reuseAddress"))?;
+    if opts.reuse_port {
+        set_reuse_port(&socket).map_err(opt("reusePort"))?;
+    }
+    if addr.is_ipv6() {
+        socket
+            .set_only_v6(opts.ipv6_only)
+            .map_err(opt("ipv6Only"))?;
+    }
+    if let Some(queue_len) = opts.fast_open {
+        sys::set_fast_open(&socket, queue_len).map_err(|e| unsupported_or("fastOpen", addr, e))?;
+    }
+    if let Some(seconds) = opts.defer_accept {
+        sys::set_defer_accept(&socket, seconds)
+            .map_err(|e| unsupported_or("deferAccept", addr, e))?;
+    }
+    socket.bind(&addr.into()).map_err(os("bind"))?;
+    socket.listen(opts.backlog as i32).map_err(os("listen"))?;
+    Ok(socket.into())
+}
+
+#[cfg(all(
+    unix,
+    not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
+))]
+fn set_reuse_port(socket: &Socket) -> std::io::Result<()> {
+    socket.set_reuse_port(true)
+}
+
+#[cfg(not(all(
+    unix,
+    not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
+)))]
+fn set_reuse_port(_socket: &Socket) -> std::io::Result<()> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+}
+
+fn unsupported_or(option: &'static str, addr: SocketAddr, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::Unsupported {
+        Error::Unsupported { option }
+    } else {
+        Error::SocketOption {
+            option,
+            addr,
+            source: e,
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! The server: a cheap `Clone` handle over shared state, with an explicit lifecycle.
+//! Stop accepting at once (listeners closed, port free), wait for handlers, and at a deadline
+//! abort the rest. `CancellationToken`s and `TaskTracker`s keep that logic in one place.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use socket2::{SockRef, TcpKeepalive};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::accept;
+use crate::config::{ServerConfig, SocketOptions};
+use crate::connection::{Connection, ConnectionInfo};
+use crate::error::Result;
+use crate::listener;
+use crate::stats::{Counters, Stats};
+
+type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+type Handler = dyn Fn(Connection) -> BoxFuture + Send + Sync;
+
+/// What a shutdown found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Connections active when shutdown began that finished by themselves.
+    pub completed: u64,
+    /// Connections closed by force (deadline reached, or halt).
+    pub forced: u64,
+}
+
+/// A running server. Cloning it is cheap; every clone controls the same server.
+#[derive(Clone)]
+pub struct Server {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("addresses", &self.inner.addresses)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    addresses: Vec<SocketAddr>,
+    pub(crate) counters: Counters,
+    pub(crate) stop_accepting: CancellationToken,
+    abort: CancellationToken,
+    loops: TaskTracker,
+    connections: TaskTracker,
+    handler: Box<Handler>,
+    socket: SocketOptions,
+    limit: Option<Arc<Semaphore>>,
+    max_accept: Option<u64>,
+    paused: AtomicBool,
+    resume: Notify,
+    active_at_shutdown: AtomicU64,
+    shutdown_started: AtomicBool,
+}
+
+impl Server {
+    /// Opens every listener of `config` and starts its accept loops; each accepted connection
+    /// runs `handler` in its own task and is closed when the handler's future completes.
+    /// Must be called inside a Tokio runtime.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> tcpserver::Result<()> {
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// let config = tcpserver::ServerConfig::new("127.0.0.1:0".parse().unwrap());
+    /// let server = tcpserver::Server::bind(&config, |mut conn| async move {
+    ///     let mut buf = [0u8; 1024];
+    ///     while let Ok(n @ 1..) = conn.read(&mut buf).await {
+    ///         if conn.write_all(&buf[..n]).await.is_err() { break }
+    ///     }
+    /// })?;
+    /// println!("listening on {:?}", server.local_addrs());
+    /// server.shutdown(Some(std::time::Duration::from_secs(5))).await;
+    /// # Ok(()) }
+    /// ```
+    pub fn bind<F, Fut>(config: &ServerConfig, handler: F) -> Result<Self>
+    where
+        F: Fn(Connection) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        config.validate()?;
+        let listeners = listener::open_all(config)?;
+        let mut addresses: Vec<SocketAddr> = Vec::new();
+        for (addr, _) in &listeners {
+            if !addresses.contains(addr) {
+                addresses.push(*addr);
+            }
+        }
+        let inner = Arc::new(Inner {
+            addresses,
+            counters: Counters::default(),
+            stop_accepting: CancellationToken::new(),
+            abort: CancellationToken::new(),
+            loops: TaskTracker::new(),
+            connections: TaskTracker::new(),
+            handler: Box::new(move |conn| Box::pin(handler(conn))),
+            socket: config.socket.clone(),
+            limit: config.max_connections.map(|n| Arc::new(Semaphore::new(n))),
+            max_accept: config.max_accept_connections,
+            paused: AtomicBool::new(false),
+            resume: Notify::new(),
+            active_at_shutdown: AtomicU64::new(0),
+            shutdown_started: AtomicBool::new(false),
+        });
+        for (_, l) in listeners {
+            inner.loops.spawn(accept::run(l, inner.clone()));
+        }
+        inner.loops.close();
+        Ok(Self { inner })
+    }
+
+    /// The bound addresses, with the real port where 0 was asked for.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.inner.addresses
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.inner.counters.snapshot()
+    }
+
+    /// Connections whose handler is running.
+    pub fn active_connections(&self) -> u64 {
+        self.inner.counters.active.load(Relaxed)
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted_connections(&self) -> u64 {
+        self.inner.counters.accepted.load(Relaxed)
+    }
+
+    /// `true` until shutdown or halt began (or `maxAcceptConnections` was reached).
+    pub fn is_accepting(&self) -> bool {
+        !self.inner.stop_accepting.is_cancelled()
+    }
+
+    /// Stops calling `accept` (the kernel backlog holds new clients) until [`Server::resume`].
+    pub fn pause(&self) {
+        self.inner.paused.store(true, SeqCst);
+    }
+
+    /// Undoes [`Server::pause`].
+    pub fn resume(&self) {
+        self.inner.paused.store(false, SeqCst);
+        self.inner.resume.notify_waiters();
+    }
+
+    /// Stops accepting and waits until every listening socket is closed, so the port is free
+    /// when this returns. Running handlers are not touched.
+    pub async fn stop_accepting(&self) {
+        self.inner.begin_shutdown();
+        self.inner.loops.wait().await;
+    }
+
+    /// Graceful shutdown: stop accepting at once, wait for running handlers, and when
+    /// `deadline` passes abort those still running. `None` waits forever.
+    pub async fn shutdown(&self, deadline: Option<Duration>) -> ShutdownReport {
+        self.stop_accepting().await;
+        if let Some(deadline) = deadline
+            && tokio::time::timeout(deadline, self.inner.connections.wait())
+                .await
+                .is_err()
+        {
+            self.inner.abort.cancel();
+        }
+        self.closed().await
+    }
+
+    /// Stops accepting and aborts every connection now.
+    pub async fn halt(&self) -> ShutdownReport {
+        self.stop_accepting().await;
+        self.inner.abort.cancel();
+        self.closed().await
+    }
+
+    /// Completes once the server stopped accepting (by shutdown, halt or
+    /// `maxAcceptConnections`) and every connection task finished.
+    pub async fn closed(&self) -> ShutdownReport {
+        self.inner.stop_accepting.cancelled().await;
+        self.inner.loops.wait().await;
+        self.inner.connections.wait().await;
+        let forced = self.inner.counters.forced.load(Relaxed);
+        let at_start = self.inner.active_at_shutdown.load(Relaxed);
+        ShutdownReport {
+            completed: at_start.saturating_sub(forced),
+            forced,
+        }
+    }
+}
+
+impl Inner {
+    fn begin_shutdown(&self) {
+        if !self.shutdown_started.swap(true, SeqCst) {
+            self.active_at_shutdown
+                .store(self.counters.active.load(SeqCst), SeqCst);
+            self.stop_accepting.cancel();
+            self.connections.close();
+        }
+    }
+
+    /// Waits until a connection may be accepted: not paused, and under `maxConnections`.
+    pub(crate) async fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        while self.paused.load(SeqCst) {
+            let resumed = self.resume.notified();
+            if !self.paused.load(SeqCst) {
+                break;
+            }
+            resumed.await;
+        }
+        match &self.limit {
+            Some(sem) => sem.clone().acquire_owned().await.ok(),
+            None => None,
+        }
+    }
+
+    pub(crate) fn dispatch(
+        self: &Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        permit: Option<OwnedSemaphorePermit>,
+    ) {
+        let id = match self.max_accept {
+            None => self.counters.accepted.fetch_add(1, Relaxed) + 1,
+            Some(max) => {
+                match self
+                    .counters
+                    .accepted
+                    .fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))
+                {
+                    Ok(prev) => {
+                        if prev + 1 == max {
+                            self.begin_shutdown();
+                        }
+                        prev + 1
+                    }
+                    Err(_) => {
+                        // A racing loop accepted past the limit: close it at once.
+                        self.counters.refused.fetch_add(1, Relaxed);
+                        return;
+                    }
+                }
+            }
+        };
+        apply_socket_options(&stream, &self.socket);
+        let local_addr = stream.local_addr().unwrap_or(peer);
+        let info = ConnectionInfo {
+            id,
+            peer_addr: peer,
+            local_addr,
+            start_time: SystemTime::now(),
+            started: Instant::now(),
+        };
+        let conn = Connection::new(stream, info, self.abort.clone());
+        let future = (self.handler)(conn);
+        let inner = self.clone();
+        inner.counters.active.fetch_add(1, SeqCst);
+        self.connections.spawn(async move {
+            let abort = inner.abort.clone();
+            tokio::select! {
+                biased;
+                outcome = CatchUnwind(future) => {
+                    if outcome.is_err() {
+                        inner.counters.panics.fetch_add(1, Relaxed);
+                    }
+                }
+                () = abort.cancelled() => {
+                    inner.counters.forced.fetch_add(1, Relaxed);
+                }
+            }
+            inner.counters.active.fetch_sub(1, SeqCst);
+            drop(permit);
+        });
+    }
+}
+
+/// Failing to set `TCP_NODELAY` or keep-alive on an accepted socket is not worth dropping the
+/// client for (the peer may already be gone); the connection proceeds with OS defaults.
+fn apply_socket_options(stream: &TcpStream, opts: &SocketOptions) {
+    if opts.no_delay {
+        let _ = stream.set_nodelay(true);
+    }
+    if let Some(k) = &opts.keep_alive {
+        let _ = set_keep_alive(stream, k);
+    }
+}
+
+/// Applies keep-alive probe settings to a connected socket.
+pub fn set_keep_alive(stream: &TcpStream, k: &crate::config::KeepAlive) -> std::io::Result<()> {
+    let mut ka = TcpKeepalive::new();
+    if let Some(t) = k.time {
+        ka = ka.with_time(t);
+    }
+    #[cfg(not(any(target_os = "openbsd", target_os = "haiku")))]
+    if let Some(i) = k.interval {
+        ka = ka.with_interval(i);
+    }
+    #[cfg(not(any(target_os = "openbsd", target_os = "haiku", target_os = "windows")))]
+    if let Some(r) = k.retries {
+        ka = ka.with_retries(r);
+    }
+    SockRef::from(stream).set_tcp_keepalive(&ka)
+}
+
+/// Turns a panic inside a connection's future into an `Err`, so it closes only that connection.
+pub(crate) struct CatchUnwind<F>(pub(crate) F);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = std::thread::Result<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+/// A panic payload as text.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
+}

@@ -1,0 +1,326 @@
+// One client connection. Reads come from the server's event batches (no native call per
+// chunk); writes are one synchronous native call that tries the socket at once.
+import { codedError, type TcpServerError } from './errors.js'
+import type { BindingConnectionInfo, BindingServer } from './native.js'
+import type { AddressInfo } from './options.js'
+
+const RESOLVED: Promise<void> = Promise.resolve()
+const DONE: IteratorResult<Buffer> = Object.freeze({ value: undefined, done: true }) as IteratorResult<Buffer>
+const noop = (): void => {}
+
+/** A rejected promise that never counts as unhandled: errors also surface through `read()`. */
+function quietReject(err: Error): Promise<never> {
+  const p = Promise.reject(err)
+  p.catch(noop)
+  return p
+}
+
+enum Reader {
+  None = 0,
+  Read = 1,
+  Iterate = 2,
+}
+
+/** Facts the Rust side sends when a connection ends without the handler having released it. */
+export interface ClosedInfo {
+  remote: AddressInfo
+  local: AddressInfo
+}
+
+/** Internal entry points for the server's event dispatch (not exported from the package). */
+export let deliverData: (c: Connection, chunk: Buffer) => void
+export let deliverEnd: (c: Connection) => void
+export let deliverDrain: (c: Connection) => void
+export let deliverClosed: (c: Connection, err: TcpServerError | null, info: ClosedInfo | null) => void
+export let releaseConnection: (c: Connection) => void
+
+/**
+ * A TCP connection handed to a handler. Read with `await conn.read()` or
+ * `for await (const chunk of conn)`; write with `conn.write()`. Closed automatically when the
+ * handler settles.
+ */
+export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
+  /** Unique among the server's open connections. */
+  readonly id: number
+  /** Bytes delivered to the handler so far. */
+  bytesRead = 0
+  /** Bytes accepted by `write()` so far (in the kernel or queued). */
+  bytesWritten = 0
+
+  readonly #native: BindingServer
+  readonly #highWaterMark: number
+  readonly #openedAt: number
+  #chunks: Buffer[] = []
+  #head = 0
+  #unacked = 0
+  #ended = false
+  #closed = false
+  #writeClosed = false
+  #error: TcpServerError | null = null
+  #reader: Reader = Reader.None
+  #resolve: ((v: never) => void) | null = null
+  #reject: ((e: Error) => void) | null = null
+  #drainWaiters: Array<[() => void, (e: Error) => void]> | null = null
+  #info: BindingConnectionInfo | ClosedInfo | null = null
+  #closedPromise: Promise<void> | null = null
+  #closedResolve: (() => void) | null = null
+  #abort: AbortController | null = null
+  #idleTimeout = 0
+
+  /** @internal Created by the server. */
+  constructor(native: BindingServer, id: number, highWaterMark: number, idleTimeout: number) {
+    this.#native = native
+    this.id = id
+    this.#highWaterMark = highWaterMark
+    this.#idleTimeout = idleTimeout
+    this.#openedAt = Date.now()
+  }
+
+  static {
+    deliverData = (c, chunk) => c.#onData(chunk)
+    deliverEnd = (c) => c.#onEnd()
+    deliverDrain = (c) => c.#onDrain()
+    deliverClosed = (c, err, info) => c.#onClosed(err, info)
+    releaseConnection = (c) => c.#release()
+  }
+
+  /**
+   * The next chunk of data, or `null` once the peer has finished sending (or the connection
+   * closed). Rejects with `ECONNRESET` and similar when the connection fails. One read at a time.
+   */
+  read(): Promise<Buffer | null> {
+    if (this.#head < this.#chunks.length) return Promise.resolve(this.#take())
+    if (this.#error) return Promise.reject(this.#error)
+    if (this.#ended || this.#closed) return Promise.resolve(null)
+    return this.#wait(Reader.Read)
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    return {
+      next: (): Promise<IteratorResult<Buffer>> => {
+        if (this.#head < this.#chunks.length) return Promise.resolve({ value: this.#take(), done: false })
+        if (this.#error) return Promise.reject(this.#error)
+        if (this.#ended || this.#closed) return Promise.resolve(DONE)
+        return this.#wait(Reader.Iterate)
+      },
+      return: (): Promise<IteratorResult<Buffer>> => Promise.resolve(DONE),
+    }
+  }
+
+  /**
+   * Writes `data` (strings as UTF-8). Bytes go straight to the socket when it accepts them;
+   * the rest is queued. Resolves at once while the queue is under `highWaterMark`, otherwise
+   * when it has drained; so `await conn.write(x)` applies backpressure to a slow reader.
+   */
+  write(data: Uint8Array | string): Promise<void> {
+    if (this.#closed || this.#writeClosed) {
+      return quietReject(this.#error ?? codedError('ERR_STREAM_WRITE_AFTER_END', 'write after end'))
+    }
+    let queued: number
+    try {
+      if (typeof data === 'string') {
+        queued = this.#native.writeString(this.id, data)
+        this.bytesWritten += Buffer.byteLength(data)
+      } else {
+        queued = this.#native.write(this.id, data)
+        this.bytesWritten += data.byteLength
+      }
+    } catch (e) {
+      return quietReject(e as Error)
+    }
+    if (queued < this.#highWaterMark) return RESOLVED
+    return new Promise((resolve, reject) => {
+      if (this.#drainWaiters === null) this.#drainWaiters = []
+      this.#drainWaiters.push([resolve, reject])
+    })
+  }
+
+  /** Half-closes: FIN after queued bytes are flushed. Reading goes on. */
+  end(): void {
+    if (this.#closed || this.#writeClosed) return
+    this.#writeClosed = true
+    try {
+      this.#native.end(this.id)
+    } catch {
+      // Already closed: the CLOSED event settles everything.
+    }
+  }
+
+  /** Closes now; bytes still queued in the process are dropped. */
+  close(): void {
+    if (this.#closed) return
+    this.#writeClosed = true
+    this.#native.close(this.id)
+  }
+
+  /** Resolves when the connection has closed (for any reason). */
+  get closed(): Promise<void> {
+    if (this.#closedPromise === null) {
+      this.#closedPromise = this.#closed
+        ? RESOLVED
+        : new Promise((resolve) => {
+            this.#closedResolve = resolve
+          })
+    }
+    return this.#closedPromise
+  }
+
+  /** Aborted when the connection closes; `reason` is the error, if it failed. */
+  get signal(): AbortSignal {
+    if (this.#abort === null) {
+      this.#abort = new AbortController()
+      if (this.#closed) this.#abort.abort(this.#error ?? codedError('ERR_SOCKET_CLOSED', 'connection closed'))
+    }
+    return this.#abort.signal
+  }
+
+  /** The error that ended the connection, if any. */
+  get error(): TcpServerError | null {
+    return this.#error
+  }
+
+  /** The client's address. */
+  get remoteAddress(): AddressInfo | null {
+    return (this.#fetchInfo()?.remote as AddressInfo | undefined) ?? null
+  }
+
+  /** The server-side address the client connected to. */
+  get localAddress(): AddressInfo | null {
+    return (this.#fetchInfo()?.local as AddressInfo | undefined) ?? null
+  }
+
+  /** When the connection was accepted (ms since the epoch). */
+  get startTime(): number {
+    const info = this.#fetchInfo()
+    return info && 'startTime' in info ? info.startTime : this.#openedAt
+  }
+
+  /** Sets `TCP_NODELAY`. */
+  setNoDelay(noDelay = true): this {
+    if (!this.#closed) this.#native.setNoDelay(this.id, noDelay)
+    return this
+  }
+
+  /** Turns TCP keep-alive on or off; `initialDelay` in ms like `net.Socket#setKeepAlive`. */
+  setKeepAlive(enable = false, initialDelay?: number): this {
+    if (!this.#closed) this.#native.setKeepAlive(this.id, enable, initialDelay || undefined)
+    return this
+  }
+
+  /** Milliseconds without a byte moving either way before the connection is closed; 0 = off. */
+  get idleTimeout(): number {
+    return this.#idleTimeout
+  }
+
+  set idleTimeout(ms: number) {
+    if (!this.#closed) this.#native.setIdleTimeout(this.id, ms)
+    this.#idleTimeout = ms
+  }
+
+  /** Flushes and closes (same as the handler settling). */
+  [Symbol.asyncDispose](): Promise<void> {
+    this.#release()
+    return this.closed
+  }
+
+  #fetchInfo(): BindingConnectionInfo | ClosedInfo | null {
+    if (this.#info === null && !this.#closed) this.#info = this.#native.info(this.id) ?? null
+    return this.#info
+  }
+
+  #take(): Buffer {
+    const chunk = this.#chunks[this.#head] as Buffer
+    this.#chunks[this.#head++] = undefined as unknown as Buffer
+    if (this.#head === this.#chunks.length) {
+      this.#chunks.length = 0
+      this.#head = 0
+    }
+    this.#consumed(chunk.length)
+    return chunk
+  }
+
+  // Read credit goes back to Rust in batches of half the high-water mark: one native call
+  // per 32 KiB consumed by default, and Rust never waits for an ack while JS is keeping up.
+  #consumed(n: number): void {
+    this.bytesRead += n
+    this.#unacked += n
+    if (this.#unacked >= this.#highWaterMark >>> 1) {
+      this.#native.ack(this.id, this.#unacked)
+      this.#unacked = 0
+    }
+  }
+
+  #wait<T>(reader: Reader): Promise<T> {
+    if (this.#reader !== Reader.None) {
+      return Promise.reject(codedError('ERR_TCPSERVER_CONCURRENT_READ', 'another read() is already pending'))
+    }
+    this.#reader = reader
+    return new Promise<T>((resolve, reject) => {
+      this.#resolve = resolve as (v: never) => void
+      this.#reject = reject
+    })
+  }
+
+  #settle(value: Buffer | null): void {
+    const resolve = this.#resolve as unknown as (v: unknown) => void
+    const reader = this.#reader
+    this.#reader = Reader.None
+    this.#resolve = null
+    this.#reject = null
+    if (reader === Reader.Read) resolve(value)
+    else resolve(value === null ? DONE : { value, done: false })
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#reader !== Reader.None) {
+      this.#consumed(chunk.length)
+      this.#settle(chunk)
+    } else {
+      this.#chunks.push(chunk)
+    }
+  }
+
+  #onEnd(): void {
+    this.#ended = true
+    if (this.#reader !== Reader.None && this.#head === this.#chunks.length) this.#settle(null)
+  }
+
+  #onDrain(): void {
+    const waiters = this.#drainWaiters
+    this.#drainWaiters = null
+    if (waiters) for (const [resolve] of waiters) resolve()
+  }
+
+  #onClosed(err: TcpServerError | null, info: ClosedInfo | null): void {
+    if (this.#closed) return
+    if (this.#info === null && info !== null) this.#info = info
+    this.#closed = true
+    this.#writeClosed = true
+    if (err) this.#error = err
+    if (this.#reader !== Reader.None) {
+      if (err) {
+        const reject = this.#reject as (e: Error) => void
+        this.#reader = Reader.None
+        this.#resolve = null
+        this.#reject = null
+        reject(err)
+      } else {
+        this.#settle(null)
+      }
+    }
+    const waiters = this.#drainWaiters
+    this.#drainWaiters = null
+    if (waiters) {
+      const e = err ?? codedError('ERR_SOCKET_CLOSED', 'connection closed before the queue drained')
+      for (const [, reject] of waiters) reject(e)
+    }
+    this.#abort?.abort(err ?? codedError('ERR_SOCKET_CLOSED', 'connection closed'))
+    this.#closedResolve?.()
+  }
+
+  #release(): void {
+    if (this.#closed) return
+    this.#writeClosed = true
+    this.#native.release(this.id)
+  }
+}

@@ -1,0 +1,74 @@
+import { fromBinding } from './errors.js'
+import { binding } from './native.js'
+import type { AddressInput, ListenOptions } from './options.js'
+import { Server } from './server.js'
+import { validateListenOptions } from './validate.js'
+
+type BindingListenOptions = Parameters<typeof binding.listen>[0]
+
+function toBindingAddress(a: AddressInput): BindingListenOptions['addresses'][number] {
+  return typeof a === 'string' ? { address: a } : { host: a.host ?? '', port: a.port }
+}
+
+function toBindingOptions(o: ListenOptions): BindingListenOptions {
+  const addresses = (Array.isArray(o.address) ? o.address : [o.address]) as AddressInput[]
+  const ka = o.keepAlive
+  return {
+    addresses: addresses.map(toBindingAddress),
+    loops: o.loops,
+    reusePort: o.reusePort,
+    fastOpen: o.fastOpen === true ? 256 : o.fastOpen === false ? 0 : o.fastOpen,
+    deferAccept: o.deferAccept === true ? 1 : o.deferAccept === false ? 0 : o.deferAccept,
+    backlog: o.backlog,
+    ipv6Only: o.ipv6Only,
+    noDelay: o.noDelay,
+    keepAlive: ka === undefined ? undefined : ka !== false,
+    keepAliveInitialDelay: typeof ka === 'object' ? ka.initialDelay : undefined,
+    keepAliveInterval: typeof ka === 'object' ? ka.interval : undefined,
+    keepAliveCount: typeof ka === 'object' ? ka.count : undefined,
+    maxConnections: o.maxConnections,
+    maxAcceptConnections: o.maxAcceptConnections,
+    highWaterMark: o.highWaterMark,
+    idleTimeout: o.idleTimeout,
+  }
+}
+
+/**
+ * Starts a server: binds every address (with `loops` `SO_REUSEPORT` sockets each) and runs
+ * `handler` once per connection, closing the connection when the handler settles.
+ *
+ * @example
+ * ```ts
+ * const server = await listen({
+ *   address: '127.0.0.1:0',
+ *   async handler(conn) {
+ *     for await (const chunk of conn) await conn.write(chunk)
+ *   },
+ * })
+ * console.log(server.addresses[0].port)
+ * ```
+ * @throws {TcpServerError} `ERR_INVALID_ARG_VALUE` (a `TypeError`, or a `RangeError` for values
+ * out of range) naming the `option`; `EADDRINUSE`, `EACCES`, `EADDRNOTAVAIL` with `address` and
+ * `port`; `ERR_TCPSERVER_UNSUPPORTED` for an option this platform lacks.
+ */
+export async function listen(options: ListenOptions): Promise<Server> {
+  validateListenOptions(options, listen)
+  let server: Server | undefined
+  const result = binding.listen(toBindingOptions(options), (events, payload) =>
+    server?.dispatch(events, payload),
+  )
+  if (!(result instanceof binding.BindingServer)) throw fromBinding(result, listen)
+  server = new Server(result, {
+    handler: options.handler,
+    onError: options.onError,
+    highWaterMark: result.highWaterMark,
+    idleTimeout: result.idleTimeout,
+  })
+  const signal = options.signal
+  if (signal) {
+    const s = server
+    if (signal.aborted) void s.shutdown()
+    else signal.addEventListener('abort', () => void s.shutdown(), { once: true })
+  }
+  return server
+}

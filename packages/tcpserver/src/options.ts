@@ -1,0 +1,106 @@
+import type { Connection } from './connection.js'
+
+/** A listen address: `'127.0.0.1:5000'`, `'[::1]:5000'`, `'[::]:0'`, `':8080'`, or `{ host, port }`. */
+export type AddressInput = string | { host?: string; port: number }
+
+/** TCP keep-alive probe settings (times in milliseconds, rounded up to whole seconds by the kernel). */
+export interface KeepAliveOptions {
+  /** Idle time before the first probe. @default the OS default (7200 s on Linux) */
+  initialDelay?: number
+  /** Time between probes. @default the OS default (75 s on Linux) */
+  interval?: number
+  /** Unanswered probes before the connection is dropped. @default the OS default (9 on Linux) */
+  count?: number
+}
+
+/** A connection handler: the connection is closed when the returned promise settles. */
+export type Handler = (conn: Connection) => void | Promise<void>
+
+/** Options of {@link listen}. Every field but `address` is optional; `undefined` means the default. */
+export interface ListenOptions {
+  /** One address or several; port 0 picks a free port (see `server.addresses`). */
+  address: AddressInput | readonly AddressInput[]
+  /**
+   * Called once per connection. When its promise settles the connection is closed: queued
+   * writes are flushed first, then FIN. Without a handler, iterate the server instead.
+   */
+  handler?: Handler
+  /**
+   * Receives errors thrown or rejected by `handler` (the connection is then closed at once),
+   * including `ECONNRESET`/`EPIPE` from a peer that went away.
+   * @default logs with `console.error`, naming the connection's address; peer disconnects
+   * (`ECONNRESET`, `EPIPE`, `ECONNABORTED`) are not logged
+   */
+  onError?: (error: unknown, connection: Connection) => void
+  /** Accept loops per address, each on its own `SO_REUSEPORT` socket. @default the number of CPUs this process may use */
+  loops?: number
+  /** `SO_REUSEPORT` on listening sockets. @default true */
+  reusePort?: boolean
+  /** `TCP_FASTOPEN` queue length; `true` means 256, `false` or 0 turns it off. @default off */
+  fastOpen?: number | boolean
+  /**
+   * `TCP_DEFER_ACCEPT` (Linux): seconds to wait for the client's first bytes before the
+   * connection is handed over; `true` means 1. Never for protocols where the server speaks first.
+   * On other platforms setting it throws `ERR_TCPSERVER_UNSUPPORTED`. @default off
+   */
+  deferAccept?: number | boolean
+  /** Listen backlog (capped by `net.core.somaxconn`). @default 511 */
+  backlog?: number
+  /** For IPv6 addresses: accept IPv6 only (no IPv4-mapped clients on `[::]`). @default false */
+  ipv6Only?: boolean
+  /** `TCP_NODELAY` on accepted sockets. @default true */
+  noDelay?: boolean
+  /** TCP keep-alive on accepted sockets: `true` with OS probe settings, or the settings. @default false */
+  keepAlive?: boolean | KeepAliveOptions
+  /** Stop accepting while this many connections are open; the backlog holds new clients. @default unlimited */
+  maxConnections?: number
+  /** Shut down gracefully by itself after this many accepted connections (like the Go model). @default unlimited */
+  maxAcceptConnections?: number
+  /**
+   * Per-connection bound, in bytes, on input read but not yet consumed by the handler and on
+   * output queued in the process. Above it, reading pauses (TCP backpressure to the client) and
+   * `write()` waits for the queue to drain. @default 65536
+   */
+  highWaterMark?: number
+  /** Close a connection after this many ms with no byte moving either way; 0 turns it off. @default 0 (off) */
+  idleTimeout?: number
+  /** Aborting this signal shuts the server down gracefully. */
+  signal?: AbortSignal
+}
+
+/** Options of `server.shutdown()`. */
+export interface ShutdownOptions {
+  /** Milliseconds to wait for handlers before closing the remaining connections. @default wait forever */
+  timeout?: number
+}
+
+/** What a shutdown found. */
+export interface ShutdownResult {
+  /** Connections open at shutdown that finished by themselves. */
+  completed: number
+  /** Connections closed by force at the deadline (or by `halt()`). */
+  forced: number
+}
+
+/** An address as Node reports it. */
+export interface AddressInfo {
+  address: string
+  port: number
+  family: 'IPv4' | 'IPv6'
+}
+
+/** Counters of a server. */
+export interface ServerStats {
+  /** Connections accepted. */
+  accepted: number
+  /** Connections open. */
+  active: number
+  /** Connections closed at once because `maxAcceptConnections` was reached. */
+  refused: number
+  /** Connections closed by a forced shutdown. */
+  forced: number
+  /** Connection tasks in the Rust core that panicked (each closed only its connection). */
+  panics: number
+  /** Accept errors by code (`EMFILE`, `ENFILE`, `ECONNABORTED`...); accept loops back off and go on. */
+  acceptErrors: Record<string, number>
+}

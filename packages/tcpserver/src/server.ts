@@ -1,0 +1,286 @@
+// The server: owns the native handle, dispatches event batches in one tight loop, runs one
+// handler per connection and closes the connection when it settles.
+import {
+  type ClosedInfo,
+  Connection,
+  deliverClosed,
+  deliverData,
+  deliverDrain,
+  deliverEnd,
+  releaseConnection,
+} from './connection.js'
+import { codedError, type TcpServerError } from './errors.js'
+import type { BindingServer } from './native.js'
+import type { AddressInfo, Handler, ServerStats, ShutdownOptions, ShutdownResult } from './options.js'
+import { expectNumber } from './validate.js'
+
+// Event kinds: crates/tcpserver-node/src/events.rs.
+const OPEN = 1
+const DATA = 2
+const END = 3
+const DRAIN = 4
+const CLOSED = 5
+const SERVER_CLOSED = 6
+
+/** Connections waiting in the iterator queue before accepting pauses. */
+const QUEUE_LIMIT = 128
+
+/** Peer disconnects are routine for a server; the default logger does not report them. */
+const ROUTINE = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED'])
+
+function defaultOnError(error: unknown, conn: Connection): void {
+  if (ROUTINE.has((error as { code?: string } | null)?.code ?? '')) return
+  const a = conn.remoteAddress
+  const who = a ? `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}` : `#${conn.id}`
+  console.error(`tcpserver: handler for connection ${who} failed:`, error)
+}
+
+function parseClosed(payload: Buffer, off: number, len: number): [TcpServerError | null, ClosedInfo | null] {
+  // "code\nremoteIp\nremotePort\nlocalIp\nlocalPort\nmessage" (see events.rs).
+  const [code, rip, rport, lip, lport, ...rest] = payload.toString('utf8', off, off + len).split('\n')
+  const err = code ? codedError(code, rest.join('\n')) : null
+  const family = (ip: string): 'IPv4' | 'IPv6' => (ip.includes(':') ? 'IPv6' : 'IPv4')
+  const info =
+    rip && lip
+      ? {
+          remote: { address: rip, port: Number(rport), family: family(rip) },
+          local: { address: lip, port: Number(lport), family: family(lip) },
+        }
+      : null
+  return [err, info]
+}
+
+export interface ServerInit {
+  handler: Handler | undefined
+  onError: ((error: unknown, connection: Connection) => void) | undefined
+  highWaterMark: number
+  idleTimeout: number
+}
+
+/** A listening server; created by {@link listen}. */
+export class Server implements AsyncDisposable, AsyncIterable<Connection> {
+  readonly #native: BindingServer
+  readonly #conns = new Map<number, Connection>()
+  readonly #handler: Handler | undefined
+  readonly #onError: (error: unknown, connection: Connection) => void
+  readonly #highWaterMark: number
+  readonly #idleTimeout: number
+  readonly #addresses: readonly AddressInfo[]
+  readonly #closed: Promise<ShutdownResult>
+  #resolveClosed!: (r: ShutdownResult) => void
+  #isClosed = false
+  #queue: Connection[] = []
+  #waiters: Array<(r: IteratorResult<Connection>) => void> = []
+  #paused = false
+
+  /** @internal Created by `listen()`. */
+  constructor(native: BindingServer, init: ServerInit) {
+    this.#native = native
+    this.#handler = init.handler
+    this.#onError = init.onError ?? defaultOnError
+    this.#highWaterMark = init.highWaterMark
+    this.#idleTimeout = init.idleTimeout
+    this.#addresses = Object.freeze(native.addresses().map((a) => Object.freeze(a as AddressInfo)))
+    this.#closed = new Promise((resolve) => {
+      this.#resolveClosed = resolve
+    })
+  }
+
+  /** @internal The native event callback: one call per batch. */
+  dispatch(events: Buffer, payload: Buffer): void {
+    const words =
+      events.byteOffset % 4 === 0
+        ? new Uint32Array(events.buffer, events.byteOffset, events.length >>> 2)
+        : new Uint32Array(Uint8Array.from(events).buffer)
+    const conns = this.#conns
+    for (let i = 0; i < words.length; i += 4) {
+      const kind = words[i] as number
+      const id = words[i + 1] as number
+      try {
+        if (kind === DATA) {
+          const conn = conns.get(id)
+          const off = words[i + 2] as number
+          if (conn) deliverData(conn, payload.subarray(off, off + (words[i + 3] as number)))
+        } else if (kind === OPEN) {
+          this.#open(id)
+        } else if (kind === END) {
+          const conn = conns.get(id)
+          if (conn) deliverEnd(conn)
+        } else if (kind === DRAIN) {
+          const conn = conns.get(id)
+          if (conn) deliverDrain(conn)
+        } else if (kind === CLOSED) {
+          const conn = conns.get(id)
+          if (conn) {
+            conns.delete(id)
+            const len = words[i + 3] as number
+            const [err, info] = len === 0 ? [null, null] : parseClosed(payload, words[i + 2] as number, len)
+            deliverClosed(conn, err, info)
+          }
+        } else if (kind === SERVER_CLOSED) {
+          this.#onServerClosed({ completed: words[i + 2] as number, forced: words[i + 3] as number })
+        }
+      } catch (e) {
+        // A throwing user callback (e.g. in a promise executor) must not stop the batch.
+        queueMicrotask(() => {
+          throw e
+        })
+      }
+    }
+  }
+
+  #open(id: number): void {
+    const conn = new Connection(this.#native, id, this.#highWaterMark, this.#idleTimeout)
+    this.#conns.set(id, conn)
+    const handler = this.#handler
+    if (handler === undefined) {
+      this.#enqueue(conn)
+      return
+    }
+    let result: void | Promise<void>
+    try {
+      result = handler(conn)
+    } catch (e) {
+      this.#fail(conn, e)
+      return
+    }
+    if (result != null && typeof (result as Promise<void>).then === 'function') {
+      ;(result as Promise<void>).then(
+        () => releaseConnection(conn),
+        (e: unknown) => this.#fail(conn, e),
+      )
+    } else {
+      releaseConnection(conn)
+    }
+  }
+
+  #fail(conn: Connection, error: unknown): void {
+    conn.close()
+    // A forced shutdown ends connections on purpose; the handler seeing it is not a failure.
+    if ((error as { code?: unknown } | null)?.code === 'ERR_TCPSERVER_SHUTDOWN') return
+    try {
+      this.#onError(error, conn)
+    } catch (e) {
+      queueMicrotask(() => {
+        throw e
+      })
+    }
+  }
+
+  #enqueue(conn: Connection): void {
+    const waiter = this.#waiters.shift()
+    if (waiter) {
+      waiter({ value: conn, done: false })
+      return
+    }
+    this.#queue.push(conn)
+    if (this.#queue.length >= QUEUE_LIMIT && !this.#paused) {
+      this.#paused = true
+      this.#native.pause()
+    }
+  }
+
+  #onServerClosed(result: ShutdownResult): void {
+    this.#isClosed = true
+    for (const w of this.#waiters.splice(0)) w({ value: undefined, done: true })
+    this.#resolveClosed(result)
+  }
+
+  /** The bound addresses, with real ports where 0 was asked for. */
+  get addresses(): readonly AddressInfo[] {
+    return this.#addresses
+  }
+
+  /** Connections currently open. */
+  get activeConnections(): number {
+    return this.#native.stats().active
+  }
+
+  /** Connections accepted since the server started. */
+  get acceptedConnections(): number {
+    return this.#native.stats().accepted
+  }
+
+  /** All counters at once. */
+  stats(): ServerStats {
+    const s = this.#native.stats()
+    const acceptErrors: Record<string, number> = {}
+    for (const { code, count } of s.acceptErrors) acceptErrors[code] = count
+    return {
+      accepted: s.accepted,
+      active: s.active,
+      refused: s.refused,
+      forced: s.forced,
+      panics: s.panics,
+      acceptErrors,
+    }
+  }
+
+  /**
+   * Stops accepting at once (the port is free when this is called), waits for running
+   * handlers, and at `timeout` ms closes the connections still open. Resolves when every
+   * connection has closed. Calling it again may shorten the deadline.
+   */
+  shutdown(options: ShutdownOptions = {}): Promise<ShutdownResult> {
+    expectNumber('timeout', options.timeout, this.shutdown)
+    if (!this.#isClosed) {
+      this.#native.shutdown(options.timeout)
+      this.#drainQueue()
+    }
+    return this.#closed
+  }
+
+  /** Stops accepting and closes every connection now. */
+  halt(): Promise<ShutdownResult> {
+    if (!this.#isClosed) {
+      this.#native.halt()
+      this.#drainQueue()
+    }
+    return this.#closed
+  }
+
+  /** Resolves once the server stopped (shutdown, halt, or `maxAcceptConnections`) and every connection closed. */
+  get closed(): Promise<ShutdownResult> {
+    return this.#closed
+  }
+
+  /** `await using server = await listen(...)` shuts down gracefully at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.shutdown()
+  }
+
+  /**
+   * Iterate connections instead of passing a `handler`. Each connection is then yours to
+   * close (`conn.close()`, or `await using`). While connections wait here unclaimed,
+   * accepting pauses after 128 of them and the kernel backlog holds new clients.
+   */
+  [Symbol.asyncIterator](): AsyncIterator<Connection> {
+    return {
+      next: (): Promise<IteratorResult<Connection>> => {
+        const conn = this.#queue.shift()
+        if (conn) {
+          if (this.#paused && this.#queue.length < QUEUE_LIMIT / 2) {
+            this.#paused = false
+            this.#native.resume()
+          }
+          return Promise.resolve({ value: conn, done: false })
+        }
+        if (this.#isClosed || !this.#accepting()) return Promise.resolve({ value: undefined, done: true })
+        return new Promise((resolve) => this.#waiters.push(resolve))
+      },
+      return: async (): Promise<IteratorResult<Connection>> => {
+        await this.shutdown()
+        return { value: undefined, done: true }
+      },
+    }
+  }
+
+  #accepting(): boolean {
+    return !this.#isClosed
+  }
+
+  // Connections queued for an iterator nobody will read any more are closed with the server.
+  #drainQueue(): void {
+    for (const conn of this.#queue.splice(0)) releaseConnection(conn)
+  }
+}

@@ -1,0 +1,108 @@
+// JavaScript-shape checks only (is it a number, a function...). Value and range checks live in
+// the Rust core, once; napi's own conversion errors are not Node-style, hence these.
+import { invalidArg } from './errors.js'
+import type { ListenOptions } from './options.js'
+
+const KNOWN: ReadonlySet<string> = new Set([
+  'address',
+  'handler',
+  'onError',
+  'loops',
+  'reusePort',
+  'fastOpen',
+  'deferAccept',
+  'backlog',
+  'ipv6Only',
+  'noDelay',
+  'keepAlive',
+  'maxConnections',
+  'maxAcceptConnections',
+  'highWaterMark',
+  'idleTimeout',
+  'signal',
+])
+
+// biome-ignore lint/complexity/noBannedTypes: the caller is only used to trim the stack
+type Caller = Function
+
+function kind(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v
+}
+
+export function expectNumber(name: string, v: unknown, caller: Caller): void {
+  if (v !== undefined && typeof v !== 'number')
+    throw invalidArg(name, `must be a number, got ${kind(v)}`, caller)
+}
+
+export function expectBoolean(name: string, v: unknown, caller: Caller): void {
+  if (v !== undefined && typeof v !== 'boolean')
+    throw invalidArg(name, `must be a boolean, got ${kind(v)}`, caller)
+}
+
+function expectNumberOrBoolean(name: string, v: unknown, caller: Caller): void {
+  if (v !== undefined && typeof v !== 'number' && typeof v !== 'boolean') {
+    throw invalidArg(name, `must be a number or a boolean, got ${kind(v)}`, caller)
+  }
+}
+
+function expectFunction(name: string, v: unknown, caller: Caller): void {
+  if (v !== undefined && typeof v !== 'function')
+    throw invalidArg(name, `must be a function, got ${kind(v)}`, caller)
+}
+
+function checkAddress(v: unknown, caller: Caller): void {
+  if (typeof v === 'string') return
+  if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+    const { host, port } = v as { host?: unknown; port?: unknown }
+    if (host !== undefined && typeof host !== 'string')
+      throw invalidArg('address.host', 'must be a string', caller)
+    if (typeof port !== 'number')
+      throw invalidArg('address.port', `must be a number, got ${kind(port)}`, caller)
+    return
+  }
+  throw invalidArg('address', `must be a "host:port" string or { host, port }, got ${kind(v)}`, caller)
+}
+
+export function validateListenOptions(o: unknown, caller: Caller): asserts o is ListenOptions {
+  if (o === null || typeof o !== 'object' || Array.isArray(o)) {
+    throw invalidArg('options', `must be an object, got ${kind(o)}`, caller)
+  }
+  for (const key of Object.keys(o)) {
+    if (!KNOWN.has(key)) throw invalidArg(key, 'is not a known option', caller)
+  }
+  const opts = o as Record<string, unknown>
+  const address = opts.address
+  if (address === undefined) throw invalidArg('address', 'is required', caller)
+  if (Array.isArray(address)) {
+    if (address.length === 0) throw invalidArg('address', 'must name at least one address', caller)
+    for (const a of address) checkAddress(a, caller)
+  } else {
+    checkAddress(address, caller)
+  }
+  expectFunction('handler', opts.handler, caller)
+  expectFunction('onError', opts.onError, caller)
+  for (const n of [
+    'loops',
+    'backlog',
+    'maxConnections',
+    'maxAcceptConnections',
+    'highWaterMark',
+    'idleTimeout',
+  ]) {
+    expectNumber(n, opts[n], caller)
+  }
+  for (const n of ['reusePort', 'ipv6Only', 'noDelay']) expectBoolean(n, opts[n], caller)
+  expectNumberOrBoolean('fastOpen', opts.fastOpen, caller)
+  expectNumberOrBoolean('deferAccept', opts.deferAccept, caller)
+  const ka = opts.keepAlive
+  if (ka !== undefined && typeof ka !== 'boolean') {
+    if (ka === null || typeof ka !== 'object' || Array.isArray(ka)) {
+      throw invalidArg('keepAlive', `must be a boolean or an object, got ${kind(ka)}`, caller)
+    }
+    const k = ka as Record<string, unknown>
+    for (const n of ['initialDelay', 'interval', 'count']) expectNumber(`keepAlive.${n}`, k[n], caller)
+  }
+  if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) {
+    throw invalidArg('signal', `must be an AbortSignal, got ${kind(opts.signal)}`, caller)
+  }
+}
