@@ -44,28 +44,38 @@ pub(crate) async fn run(listener: TcpListener, inner: Arc<Inner>) {
     let stop = inner.stop_accepting.clone();
     let mut backoff: Option<Duration> = None;
     loop {
-        let permit = tokio::select! {
-            biased;
-            () = stop.cancelled() => return,
-            permit = inner.admit() => permit,
-        };
         tokio::select! {
             biased;
             () = stop.cancelled() => return,
-            res = listener.accept() => match res {
-                Ok((stream, peer)) => {
-                    backoff = None;
-                    inner.dispatch(stream, peer, permit);
-                }
-                Err(e) => {
-                    inner.counters.accept_error(e.raw_os_error().unwrap_or(0));
-                    if classify(&e) == OnError::Backoff {
-                        let wait = next_backoff(backoff);
-                        backoff = Some(wait);
-                        tokio::select! {
-                            () = stop.cancelled() => return,
-                            () = tokio::time::sleep(wait) => {}
-                        }
+            () = inner.unpaused() => {}
+        }
+        let accepted = tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            res = listener.accept() => res,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                backoff = None;
+                // The limit is checked after accept: with several SO_REUSEPORT sockets, a loop
+                // holding the last slot while blocked in accept() on its own socket would starve
+                // a client the kernel queued on another one. So at most one accepted
+                // connection per loop waits here, unhandled, for a slot.
+                let permit = tokio::select! {
+                    biased;
+                    () = stop.cancelled() => return,
+                    permit = inner.admit() => permit,
+                };
+                inner.dispatch(stream, peer, permit);
+            }
+            Err(e) => {
+                inner.counters.accept_error(e.raw_os_error().unwrap_or(0));
+                if classify(&e) == OnError::Backoff {
+                    let wait = next_backoff(backoff);
+                    backoff = Some(wait);
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(wait) => {}
                     }
                 }
             }

@@ -175,7 +175,7 @@ impl Server {
                 .await
                 .is_err()
         {
-            self.inner.abort.cancel();
+            self.inner.abort_all();
         }
         self.closed().await
     }
@@ -183,7 +183,7 @@ impl Server {
     /// Stops accepting and aborts every connection now.
     pub async fn halt(&self) -> ShutdownReport {
         self.stop_accepting().await;
-        self.inner.abort.cancel();
+        self.inner.abort_all();
         self.closed().await
     }
 
@@ -203,6 +203,14 @@ impl Server {
 }
 
 impl Inner {
+    /// Aborts every running connection; they count as forced.
+    fn abort_all(&self) {
+        if !self.abort.is_cancelled() {
+            self.counters.forced.fetch_add(self.counters.active.load(SeqCst), SeqCst);
+            self.abort.cancel();
+        }
+    }
+
     fn begin_shutdown(&self) {
         if !self.shutdown_started.swap(true, SeqCst) {
             self.active_at_shutdown
@@ -212,8 +220,8 @@ impl Inner {
         }
     }
 
-    /// Waits until a connection may be accepted: not paused, and under `maxConnections`.
-    pub(crate) async fn admit(&self) -> Option<OwnedSemaphorePermit> {
+    /// Waits while accepting is paused.
+    pub(crate) async fn unpaused(&self) {
         while self.paused.load(SeqCst) {
             let resumed = self.resume.notified();
             if !self.paused.load(SeqCst) {
@@ -221,6 +229,10 @@ impl Inner {
             }
             resumed.await;
         }
+    }
+
+    /// Waits for a slot under `maxConnections`.
+    pub(crate) async fn admit(&self) -> Option<OwnedSemaphorePermit> {
         match &self.limit {
             Some(sem) => sem.clone().acquire_owned().await.ok(),
             None => None,
@@ -277,9 +289,8 @@ impl Inner {
                         inner.counters.panics.fetch_add(1, Relaxed);
                     }
                 }
-                () = abort.cancelled() => {
-                    inner.counters.forced.fetch_add(1, Relaxed);
-                }
+                // Counted as forced by `abort_all`; dropping the future closes the connection.
+                () = abort.cancelled() => {}
             }
             inner.counters.active.fetch_sub(1, SeqCst);
             drop(permit);

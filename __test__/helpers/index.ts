@@ -1,0 +1,82 @@
+// Shared helpers for the ava specs: servers that always shut down, real node:net clients,
+// hashes, and bounded waits (every wait has a deadline; nothing can hang a test run).
+import { createHash } from 'node:crypto'
+import { readdirSync, readFileSync } from 'node:fs'
+import net from 'node:net'
+import type { ExecutionContext } from 'ava'
+import { type ListenOptions, listen, type Server } from 'tcpserver'
+
+/** Starts a server on 127.0.0.1:0 (unless `address` is given) and halts it when the test ends. */
+export async function serve(t: ExecutionContext, options: Partial<ListenOptions>): Promise<Server> {
+  const server = await listen({ address: '127.0.0.1:0', ...options } as ListenOptions)
+  t.teardown(async () => {
+    await server.halt()
+  })
+  return server
+}
+
+/** The first bound port. */
+export const portOf = (server: Server): number => (server.addresses[0] as { port: number }).port
+
+/** A connected node:net client. */
+export function connect(port: number, host = '127.0.0.1'): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host }, () => resolve(socket))
+    socket.once('error', reject)
+  })
+}
+
+/** Everything the socket receives until the peer's FIN (or close). */
+export function collect(socket: net.Socket): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    socket.on('data', (c: Buffer) => chunks.push(c))
+    socket.once('end', () => resolve(Buffer.concat(chunks)))
+    socket.once('close', () => resolve(Buffer.concat(chunks)))
+    socket.once('error', reject)
+  })
+}
+
+/** Sends `data`, half-closes, and returns everything received until the server closes. */
+export async function roundTrip(port: number, data: Buffer | string, host = '127.0.0.1'): Promise<Buffer> {
+  const socket = await connect(port, host)
+  const received = collect(socket)
+  socket.end(data)
+  return received
+}
+
+export const sha256 = (data: Buffer | Uint8Array): string => createHash('sha256').update(data).digest('hex')
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+/** Polls `check` until it returns true, failing after `timeoutMs`. */
+export async function until(check: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await sleep(5)
+  }
+}
+
+/** Rejects if `p` takes longer than `ms`. */
+export function within<T>(p: Promise<T>, ms: number, what = 'operation'): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms)
+  })
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer))
+}
+
+/** Open file descriptors of this process. */
+export const fdCount = (): number => readdirSync('/proc/self/fd').length
+
+/** Resident set size of this process, bytes. */
+export function rss(): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))
+  return m ? Number(m[1]) * 1024 : 0
+}
+
+/** True when the suite runs inside its own network namespace (see scripts/test-js.sh). */
+export const inPrivateNetns = process.env.TCPSERVER_TEST_NETNS === '1'
+
+export const isRoot = process.getuid?.() === 0
