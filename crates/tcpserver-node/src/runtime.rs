@@ -21,8 +21,26 @@ pub(crate) fn runtime() -> &'static Runtime {
         Builder::new_multi_thread()
             .worker_threads(worker_threads())
             .thread_name("tcpserver")
+            .on_thread_start(no_wakeup_preemption)
             .enable_all()
             .build()
             .expect("cannot start the Tokio runtime")
     })
+}
+
+/// Runs Tokio workers under `SCHED_BATCH`: a worker woken by socket readiness then does not
+/// preempt the JavaScript thread on the same CPU. It runs when JavaScript blocks and reads
+/// everything that arrived meanwhile in one burst, so one wake-up of JavaScript carries a big
+/// batch instead of one event. On a machine with idle CPUs nothing changes: the worker runs on
+/// another one at once. Set `TCPSERVER_SCHED_BATCH=0` to keep the default policy.
+fn no_wakeup_preemption() {
+    #[cfg(target_os = "linux")]
+    if std::env::var("TCPSERVER_SCHED_BATCH").as_deref() != Ok("0") {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param for SCHED_BATCH
+        // (priority 0). Failure only leaves the default policy in place.
+        unsafe {
+            libc::sched_setscheduler(0, libc::SCHED_BATCH, &raw const param);
+        }
+    }
 }
