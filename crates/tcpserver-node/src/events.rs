@@ -1,8 +1,11 @@
 //! The bridge from Tokio threads to the JavaScript thread: every connection's events go into
-//! one batch per server; the first event of an empty batch queues a single wake-up on a
-//! long-lived threadsafe function; the JavaScript thread takes the whole batch when the
-//! wake-up runs. So one wake-up carries as many events as arrived meanwhile, and a busy event
-//! loop means bigger batches, not more queued calls.
+//! one batch per server. The first event of an empty batch wakes this server's flusher task,
+//! which first yields (so the worker runs every other ready task of this burst: the reads of
+//! the other connections) and then queues a single wake-up on a long-lived threadsafe
+//! function; the JavaScript thread takes the whole batch when the wake-up runs. One wake-up
+//! carries as many events as arrived meanwhile, a busy event loop means bigger batches rather
+//! than more queued calls, and JavaScript is not woken (and cannot preempt the worker, nor
+//! contend for the batch lock) in the middle of a burst.
 //!
 //! Wire format (both buffers are created on the JS thread when the batch is taken):
 //! `events`: little-endian u32 quadruples `[kind, id, a, b]`; `payload`: bytes that
@@ -16,6 +19,7 @@ use napi::bindgen_prelude::{Buffer, FnArgs, ToNapiValue};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Status, sys};
 use tcpserver::driver::{Event, EventSink};
+use tokio::sync::Notify;
 
 pub(crate) const OPEN: u32 = 1;
 pub(crate) const DATA: u32 = 2;
@@ -41,6 +45,7 @@ struct Batch {
 pub(crate) struct JsSink {
     batch: Mutex<Batch>,
     wake: Mutex<Option<EventsFn>>,
+    flush: Notify,
 }
 
 impl JsSink {
@@ -48,6 +53,20 @@ impl JsSink {
         Self {
             batch: Mutex::new(Batch::default()),
             wake: Mutex::new(None),
+            flush: Notify::new(),
+        }
+    }
+
+    /// The flusher task: one per server, until `release()`.
+    pub(crate) async fn flusher(self: std::sync::Arc<Self>) {
+        loop {
+            self.flush.notified().await;
+            tokio::task::yield_now().await;
+            match self.wake.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                // NonBlocking: a Tokio worker must never wait for the JavaScript thread.
+                Some(f) => f.call((), ThreadsafeFunctionCallMode::NonBlocking),
+                None => return,
+            };
         }
     }
 
@@ -55,9 +74,17 @@ impl JsSink {
         *self.wake.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
     }
 
-    /// Drops the wake-up function (after the final event), so the process may exit.
+    /// Delivers what is pending and drops the wake-up function (after the final event), so the
+    /// process may exit; the flusher task ends.
     pub(crate) fn release(&self) {
-        self.wake.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let wake = self.wake.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(f) = wake
+            && self.lock().scheduled
+        {
+            // Queued calls still run after the function is released.
+            f.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        }
+        self.flush.notify_one();
     }
 
     fn lock(&self) -> MutexGuard<'_, Batch> {
@@ -84,14 +111,10 @@ impl JsSink {
     }
 
     fn schedule(&self, mut b: MutexGuard<'_, Batch>) {
-        if b.scheduled {
-            return;
-        }
-        b.scheduled = true;
-        drop(b);
-        if let Some(f) = self.wake.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            // NonBlocking: a Tokio worker must never wait for the JavaScript thread.
-            f.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        if !b.scheduled {
+            b.scheduled = true;
+            drop(b);
+            self.flush.notify_one();
         }
     }
 
@@ -129,39 +152,27 @@ impl EventSink for JsSink {
             Event::Open => [OPEN, id, 0, 0],
             Event::End => [END, id, 0, 0],
             Event::Drain => [DRAIN, id, 0, 0],
-            Event::Closed {
-                error: None,
-                info: None,
-            } => [CLOSED, id, 0, 0],
             Event::Closed { error, info } => {
-                // "code\nremoteIp\nremotePort\nlocalIp\nlocalPort\nmessage", decoded in JS only
-                // on this path (a connection ending before its handler released it, or failing).
+                // "code\nremoteIp\nremotePort\nlocalIp\nlocalPort\nmessage": JavaScript keeps the
+                // text and parses it only if the addresses or the error are asked for.
                 use std::fmt::Write;
-                let mut text = String::with_capacity(96);
-                let _ = writeln!(
+                let (r, l) = (info.peer_addr, info.local_addr);
+                let code = error.map(crate::error::code).unwrap_or_default();
+                let offset = b.payload.len();
+                let mut text = String::with_capacity(80);
+                let _ = write!(
                     text,
-                    "{}",
-                    error.map(crate::error::code).unwrap_or_default()
+                    "{code}\n{}\n{}\n{}\n{}\n",
+                    r.ip(),
+                    r.port(),
+                    l.ip(),
+                    l.port()
                 );
-                match info {
-                    Some(i) => {
-                        let _ = write!(
-                            text,
-                            "{}\n{}\n{}\n{}\n",
-                            i.peer_addr.ip(),
-                            i.peer_addr.port(),
-                            i.local_addr.ip(),
-                            i.local_addr.port()
-                        );
-                    }
-                    None => text.push_str("\n\n\n\n"),
-                }
                 if let Some(e) = error {
                     let _ = write!(text, "{e}");
                 }
-                let offset = b.payload.len() as u32;
                 b.payload.extend_from_slice(text.as_bytes());
-                [CLOSED, id, offset, text.len() as u32]
+                [CLOSED, id, offset as u32, text.len() as u32]
             }
         };
         self.push(b, words);

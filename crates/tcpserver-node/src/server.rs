@@ -131,6 +131,7 @@ pub fn listen(
             return Ok(Either::A(to_binding(&e)));
         }
     };
+    rt.spawn(sink.clone().flusher());
     // The final event: after it the wake-up function is released and Node may exit.
     let watched = server.clone();
     rt.spawn(async move {

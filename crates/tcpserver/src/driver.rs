@@ -14,9 +14,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use socket2::SockRef;
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
-use tokio_util::bytes::BufMut;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::KeepAlive;
@@ -42,9 +42,9 @@ pub enum Event<'a> {
     Closed {
         /// Why, or `None` after an orderly close.
         error: Option<&'a Error>,
-        /// Set when the consumer had not released or closed the connection itself (peer reset,
-        /// timeout, shutdown): it may still want the addresses, which are gone after this.
-        info: Option<&'a ConnectionInfo>,
+        /// Accept-time facts, for a consumer that still wants the addresses: they cannot be
+        /// asked for once this event is out.
+        info: &'a ConnectionInfo,
     },
 }
 
@@ -354,9 +354,7 @@ impl<S: EventSink> Unregister<'_, S> {
         let id = self.shared.id;
         self.conns.lock().remove(&id);
         self.reported = true;
-        let released = matches!(self.shared.out().closing, Closing::Release | Closing::Now);
-        let info = (!released).then_some(&self.shared.info);
-        self.sink.event(id, Event::Closed { error, info });
+        self.sink.event(id, Event::Closed { error, info: &self.shared.info });
     }
 }
 
@@ -372,6 +370,10 @@ async fn run(sh: &Shared, sink: &dyn EventSink, abort: &CancellationToken) -> Re
     let mut read_open = true;
     let mut idle_seen = (0u64, 0u64); // (idle_ms, activity) at the last tick
     let mut idle_timer: Option<(u64, tokio::time::Interval)> = None;
+    // Created once: every connection shares the server's token, and a fresh `cancelled()` per
+    // iteration would lock the token's waiter list twice per read.
+    let aborted = abort.cancelled();
+    tokio::pin!(aborted);
     loop {
         let (pending, closing, write_shut) = {
             let out = sh.out();
@@ -403,7 +405,7 @@ async fn run(sh: &Shared, sink: &dyn EventSink, abort: &CancellationToken) -> Re
         let want_read = read_open && sh.credit.load(Relaxed) > 0;
         tokio::select! {
             biased;
-            () = abort.cancelled() => return Err(Error::Shutdown),
+            () = &mut aborted => return Err(Error::Shutdown),
             () = sh.wake.notified() => {}
             ready = sh.stream.writable(), if pending > 0 => {
                 ready?;
@@ -412,11 +414,7 @@ async fn run(sh: &Shared, sink: &dyn EventSink, abort: &CancellationToken) -> Re
             ready = sh.stream.readable(), if want_read => {
                 ready?;
                 let max = (sh.credit.load(Relaxed).max(0) as usize).min(READ_CHUNK);
-                let stream = &sh.stream;
-                match sink.read(sh.id, max, &mut |buf| {
-                    buf.reserve(max);
-                    stream.try_read_buf(&mut buf.limit(max))
-                }) {
+                match sink.read(sh.id, max, &mut |buf| read_drained(&sh.stream, buf, max)) {
                     Ok(0) => {
                         read_open = false;
                         sink.event(sh.id, Event::End);
@@ -438,6 +436,31 @@ async fn run(sh: &Shared, sink: &dyn EventSink, abort: &CancellationToken) -> Re
                 idle_seen.1 = now;
             }
         }
+    }
+}
+
+/// Reads at most `max` bytes into `buf`. A short read means the socket is drained: Tokio is
+/// told so (by reporting `WouldBlock` to `try_io` after keeping the bytes), which saves the
+/// extra `recv` that would otherwise only return `EAGAIN`. Tokio's readiness tick makes this
+/// safe: data arriving meanwhile sets readiness again.
+fn read_drained(stream: &TcpStream, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    buf.reserve(max);
+    let mut got = 0;
+    let res = stream.try_io(Interest::READABLE, || {
+        let spare = &mut buf.spare_capacity_mut()[..max];
+        let n = SockRef::from(stream).recv(spare)?;
+        // SAFETY: `recv` initialised the first `n` bytes of the spare capacity.
+        unsafe { buf.set_len(buf.len() + n) };
+        got = n;
+        if n > 0 && n < max {
+            Err(io::ErrorKind::WouldBlock.into())
+        } else {
+            Ok(n)
+        }
+    });
+    match res {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => Ok(got),
+        other => other,
     }
 }
 

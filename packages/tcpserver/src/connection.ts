@@ -21,17 +21,36 @@ enum Reader {
   Iterate = 2,
 }
 
-/** Facts the Rust side sends when a connection ends without the handler having released it. */
-export interface ClosedInfo {
+/** Addresses recovered from a CLOSED event (the native side forgets the connection then). */
+interface ClosedInfo {
   remote: AddressInfo
   local: AddressInfo
+}
+
+const family = (ip: string): 'IPv4' | 'IPv6' => (ip.includes(':') ? 'IPv6' : 'IPv4')
+
+/** `code\nremoteIp\nremotePort\nlocalIp\nlocalPort\nmessage` (crates/tcpserver-node/src/events.rs). */
+function parseClosedInfo(text: string): ClosedInfo {
+  const [, rip = '', rport, lip = '', lport] = text.split('\n', 5)
+  return {
+    remote: { address: rip, port: Number(rport), family: family(rip) },
+    local: { address: lip, port: Number(lport), family: family(lip) },
+  }
+}
+
+function parseClosedError(text: string): TcpServerError | null {
+  const code = text.slice(0, text.indexOf('\n'))
+  if (code === '') return null
+  let at = 0
+  for (let i = 0; i < 5; i++) at = text.indexOf('\n', at) + 1
+  return codedError(code, text.slice(at))
 }
 
 /** Internal entry points for the server's event dispatch (not exported from the package). */
 export let deliverData: (c: Connection, chunk: Buffer) => void
 export let deliverEnd: (c: Connection) => void
 export let deliverDrain: (c: Connection) => void
-export let deliverClosed: (c: Connection, err: TcpServerError | null, info: ClosedInfo | null) => void
+export let deliverClosed: (c: Connection, closedText: string) => void
 export let releaseConnection: (c: Connection) => void
 
 /**
@@ -62,6 +81,7 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   #reject: ((e: Error) => void) | null = null
   #drainWaiters: Array<[() => void, (e: Error) => void]> | null = null
   #info: BindingConnectionInfo | ClosedInfo | null = null
+  #closedText: string | null = null
   #closedPromise: Promise<void> | null = null
   #closedResolve: (() => void) | null = null
   #abort: AbortController | null = null
@@ -80,7 +100,7 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
     deliverData = (c, chunk) => c.#onData(chunk)
     deliverEnd = (c) => c.#onEnd()
     deliverDrain = (c) => c.#onDrain()
-    deliverClosed = (c, err, info) => c.#onClosed(err, info)
+    deliverClosed = (c, closedText) => c.#onClosed(closedText)
     releaseConnection = (c) => c.#release()
   }
 
@@ -129,10 +149,14 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
       return quietReject(e as Error)
     }
     if (queued < this.#highWaterMark) return RESOLVED
-    return new Promise((resolve, reject) => {
+    const drained = new Promise<void>((resolve, reject) => {
       if (this.#drainWaiters === null) this.#drainWaiters = []
       this.#drainWaiters.push([resolve, reject])
     })
+    // Like an immediate failure: a write nobody awaits must not become an unhandled
+    // rejection when the peer goes away; the error also reaches read(), `error` and `signal`.
+    drained.catch(noop)
+    return drained
   }
 
   /** Half-closes: FIN after queued bytes are flushed. Reading goes on. */
@@ -149,6 +173,9 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   /** Closes now; bytes still queued in the process are dropped. */
   close(): void {
     if (this.#closed) return
+    // The native side forgets the connection at once; keep the addresses for code that reads
+    // them right after (like onError), before the CLOSED event brings them.
+    this.#fetchInfo()
     this.#writeClosed = true
     this.#native.close(this.id)
   }
@@ -224,7 +251,10 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   }
 
   #fetchInfo(): BindingConnectionInfo | ClosedInfo | null {
-    if (this.#info === null && !this.#closed) this.#info = this.#native.info(this.id) ?? null
+    if (this.#info === null) {
+      if (this.#closedText !== null) this.#info = parseClosedInfo(this.#closedText)
+      else if (!this.#closed) this.#info = this.#native.info(this.id) ?? null
+    }
     return this.#info
   }
 
@@ -291,9 +321,10 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
     if (waiters) for (const [resolve] of waiters) resolve()
   }
 
-  #onClosed(err: TcpServerError | null, info: ClosedInfo | null): void {
+  #onClosed(closedText: string): void {
     if (this.#closed) return
-    if (this.#info === null && info !== null) this.#info = info
+    this.#closedText = closedText
+    const err = parseClosedError(closedText)
     this.#closed = true
     this.#writeClosed = true
     if (err) this.#error = err

@@ -1,7 +1,6 @@
 // The server: owns the native handle, dispatches event batches in one tight loop, runs one
 // handler per connection and closes the connection when it settles.
 import {
-  type ClosedInfo,
   Connection,
   deliverClosed,
   deliverData,
@@ -9,7 +8,6 @@ import {
   deliverEnd,
   releaseConnection,
 } from './connection.js'
-import { codedError, type TcpServerError } from './errors.js'
 import type { BindingServer } from './native.js'
 import type { AddressInfo, Handler, ServerStats, ShutdownOptions, ShutdownResult } from './options.js'
 import { expectNumber } from './validate.js'
@@ -33,21 +31,6 @@ function defaultOnError(error: unknown, conn: Connection): void {
   const a = conn.remoteAddress
   const who = a ? `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}` : `#${conn.id}`
   console.error(`tcpserver: handler for connection ${who} failed:`, error)
-}
-
-function parseClosed(payload: Buffer, off: number, len: number): [TcpServerError | null, ClosedInfo | null] {
-  // "code\nremoteIp\nremotePort\nlocalIp\nlocalPort\nmessage" (see events.rs).
-  const [code, rip, rport, lip, lport, ...rest] = payload.toString('utf8', off, off + len).split('\n')
-  const err = code ? codedError(code, rest.join('\n')) : null
-  const family = (ip: string): 'IPv4' | 'IPv6' => (ip.includes(':') ? 'IPv6' : 'IPv4')
-  const info =
-    rip && lip
-      ? {
-          remote: { address: rip, port: Number(rport), family: family(rip) },
-          local: { address: lip, port: Number(lport), family: family(lip) },
-        }
-      : null
-  return [err, info]
 }
 
 export interface ServerInit {
@@ -113,9 +96,8 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
           const conn = conns.get(id)
           if (conn) {
             conns.delete(id)
-            const len = words[i + 3] as number
-            const [err, info] = len === 0 ? [null, null] : parseClosed(payload, words[i + 2] as number, len)
-            deliverClosed(conn, err, info)
+            const off = words[i + 2] as number
+            deliverClosed(conn, payload.toString('latin1', off, off + (words[i + 3] as number)))
           }
         } else if (kind === SERVER_CLOSED) {
           this.#onServerClosed({ completed: words[i + 2] as number, forced: words[i + 3] as number })
