@@ -1,0 +1,56 @@
+// CPU time from /proc: a process's utime+stime (all its threads), its reaped children's, and
+// per-core busy time.
+
+import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+
+export const CLK_TCK = clockTicks()
+
+function clockTicks() {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
+  } catch {
+    return 100 // Linux's USER_HZ on every common architecture
+  }
+}
+
+/** utime + stime of `pid` in seconds (fields 14 and 15 of /proc/PID/stat). */
+export function processCpuSeconds(pid) {
+  const field = statFields(readFileSync(`/proc/${pid}/stat`, 'utf8'))
+  return (field(14) + field(15)) / CLK_TCK
+}
+
+/**
+ * CPU seconds of this process's children that have been waited for (cutime + cstime, fields 16
+ * and 17 of /proc/self/stat). Its change across a child's run is that child's CPU time.
+ */
+export function reapedChildrenCpuSeconds() {
+  const field = statFields(readFileSync('/proc/self/stat', 'utf8'))
+  return (field(16) + field(17)) / CLK_TCK
+}
+
+/** Field n (1-based, as in proc(5)) of a /proc/PID/stat text, as a number. */
+export function statFields(text) {
+  // Field 2 (comm) is in parentheses and may hold spaces: count fields after the last ')'.
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ') // rest[0] is field 3
+  return (n) => Number(rest[n - 3])
+}
+
+/** Busy and total ticks per core, from /proc/stat: { cpu0: { busy, total }, ... }. */
+export function coreTicks() {
+  const cores = {}
+  for (const line of readFileSync('/proc/stat', 'utf8').split('\n')) {
+    const m = /^(cpu\d+)\s+(.*)$/.exec(line)
+    if (!m) continue
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = m[2].split(/\s+/).map(Number)
+    const busy = user + nice + system + irq + softirq + steal
+    cores[m[1]] = { busy, total: busy + idle + iowait }
+  }
+  return cores
+}
+
+/** Percentage of time `core` was busy between two coreTicks() snapshots. */
+export function busyPercent(before, after, core) {
+  const total = after[core].total - before[core].total
+  return total > 0 ? (100 * (after[core].busy - before[core].busy)) / total : 0
+}

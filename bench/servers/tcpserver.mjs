@@ -1,0 +1,41 @@
+// Our library's transport + the shared responder.
+
+import { announceReady, announceUnavailable, serverOptions } from './options.mjs'
+import { buildResponse, createResponder } from './responder.mjs'
+
+const LIBRARY = '../../packages/tcpserver/dist/index.js'
+const { host, port, bodySize } = serverOptions()
+const response = buildResponse(bodySize)
+
+// Writes are not awaited in the hot loop; a write that fails after the peer left must not crash
+// the server, so rejections are counted here instead of handled per write.
+let lostWrites = 0
+process.on('unhandledRejection', (err) => {
+  if (lostWrites++ === 0)
+    process.stderr.write(`write rejected (further ones not shown): ${err?.code ?? err}\n`)
+})
+
+async function handler(conn) {
+  const respond = createResponder(bodySize, response)
+  try {
+    for await (const chunk of conn) {
+      const { out, close } = respond(chunk)
+      if (close) {
+        if (out !== null) await conn.write(out) // flushed before the handler returns and closes
+        return
+      }
+      if (out !== null) conn.write(out)
+    }
+  } catch {
+    // peer resets at the end of a run are expected
+  }
+}
+
+const library = await import(LIBRARY).catch((err) => {
+  announceUnavailable(`cannot load ${LIBRARY}: ${err.code ?? err.message}`)
+  return null
+})
+if (library) {
+  const server = await library.listen({ address: `${host}:${port}`, handler })
+  announceReady(server.addresses[0].port)
+}
