@@ -52,6 +52,7 @@ pub(crate) async fn run(listener: TcpListener, inner: Arc<Inner>) {
         let accepted = tokio::select! {
             biased;
             () = stop.cancelled() => return,
+            () = inner.pausing() => continue,
             res = listener.accept() => res,
         };
         match accepted {

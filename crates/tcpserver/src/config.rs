@@ -250,79 +250,29 @@ mod tests {
 
     #[test]
     fn each_range_names_its_option() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut ServerConfig)>)> = vec![
-            (
-                "loops",
-                Box::new(|c| {
-                    c.loops(0);
-                }),
-            ),
-            (
-                "loops",
-                Box::new(|c| {
-                    c.loops(MAX_LOOPS + 1);
-                }),
-            ),
-            (
-                "loops",
-                Box::new(|c| {
-                    c.loops(2).reuse_port(false);
-                }),
-            ),
-            (
-                "backlog",
-                Box::new(|c| {
-                    c.backlog(0);
-                }),
-            ),
-            (
-                "backlog",
-                Box::new(|c| {
-                    c.backlog(70000);
-                }),
-            ),
-            (
-                "fastOpen",
-                Box::new(|c| {
-                    c.fast_open(70000);
-                }),
-            ),
-            (
-                "deferAccept",
-                Box::new(|c| {
-                    c.defer_accept(4000);
-                }),
-            ),
-            (
-                "maxConnections",
-                Box::new(|c| {
-                    c.max_connections(0);
-                }),
-            ),
-            (
-                "maxAcceptConnections",
-                Box::new(|c| {
-                    c.max_accept_connections(0);
-                }),
-            ),
-            (
-                "keepAlive.count",
-                Box::new(|c| {
-                    c.keep_alive(Some(KeepAlive {
-                        retries: Some(0),
-                        ..Default::default()
-                    }));
-                }),
-            ),
-            (
-                "keepAlive.initialDelay",
-                Box::new(|c| {
-                    c.keep_alive(Some(KeepAlive {
-                        time: Some(Duration::ZERO),
-                        ..Default::default()
-                    }));
-                }),
-            ),
+        type Set = fn(&mut ServerConfig);
+        let cases: [(&str, Set); 11] = [
+            ("loops", |c| _ = c.loops(0)),
+            ("loops", |c| _ = c.loops(MAX_LOOPS + 1)),
+            ("loops", |c| _ = c.loops(2).reuse_port(false)),
+            ("backlog", |c| _ = c.backlog(0)),
+            ("backlog", |c| _ = c.backlog(70000)),
+            ("fastOpen", |c| _ = c.fast_open(70000)),
+            ("deferAccept", |c| _ = c.defer_accept(4000)),
+            ("maxConnections", |c| _ = c.max_connections(0)),
+            ("maxAcceptConnections", |c| _ = c.max_accept_connections(0)),
+            ("keepAlive.count", |c| {
+                _ = c.keep_alive(Some(KeepAlive {
+                    retries: Some(0),
+                    ..Default::default()
+                }))
+            }),
+            ("keepAlive.initialDelay", |c| {
+                _ = c.keep_alive(Some(KeepAlive {
+                    time: Some(Duration::ZERO),
+                    ..Default::default()
+                }))
+            }),
         ];
         for (option, set) in cases {
             let mut c = base();

@@ -354,7 +354,13 @@ impl<S: EventSink> Unregister<'_, S> {
         let id = self.shared.id;
         self.conns.lock().remove(&id);
         self.reported = true;
-        self.sink.event(id, Event::Closed { error, info: &self.shared.info });
+        self.sink.event(
+            id,
+            Event::Closed {
+                error,
+                info: &self.shared.info,
+            },
+        );
     }
 }
 

@@ -64,6 +64,7 @@ pub(crate) struct Inner {
     max_accept: Option<u64>,
     paused: AtomicBool,
     resume: Notify,
+    pause: Notify,
     active_at_shutdown: AtomicU64,
     shutdown_started: AtomicBool,
 }
@@ -113,6 +114,7 @@ impl Server {
             max_accept: config.max_accept_connections,
             paused: AtomicBool::new(false),
             resume: Notify::new(),
+            pause: Notify::new(),
             active_at_shutdown: AtomicU64::new(0),
             shutdown_started: AtomicBool::new(false),
         });
@@ -151,6 +153,7 @@ impl Server {
     /// Stops calling `accept` (the kernel backlog holds new clients) until [`Server::resume`].
     pub fn pause(&self) {
         self.inner.paused.store(true, SeqCst);
+        self.inner.pause.notify_waiters();
     }
 
     /// Undoes [`Server::pause`].
@@ -206,7 +209,9 @@ impl Inner {
     /// Aborts every running connection; they count as forced.
     fn abort_all(&self) {
         if !self.abort.is_cancelled() {
-            self.counters.forced.fetch_add(self.counters.active.load(SeqCst), SeqCst);
+            self.counters
+                .forced
+                .fetch_add(self.counters.active.load(SeqCst), SeqCst);
             self.abort.cancel();
         }
     }
@@ -217,6 +222,17 @@ impl Inner {
                 .store(self.counters.active.load(SeqCst), SeqCst);
             self.stop_accepting.cancel();
             self.connections.close();
+        }
+    }
+
+    /// Completes once `pause()` is in effect: lets an accept loop leave a pending `accept`.
+    pub(crate) async fn pausing(&self) {
+        loop {
+            let paused = self.pause.notified();
+            if self.paused.load(SeqCst) {
+                return;
+            }
+            paused.await;
         }
     }
 
@@ -246,7 +262,10 @@ impl Inner {
         permit: Option<OwnedSemaphorePermit>,
     ) {
         let id = match self.max_accept {
-            None => self.counters.accepted.fetch_add(1, Relaxed) + 1,
+            None => {
+                self.counters.active.fetch_add(1, SeqCst);
+                self.counters.accepted.fetch_add(1, Relaxed) + 1
+            }
             Some(max) => {
                 match self
                     .counters
@@ -254,6 +273,8 @@ impl Inner {
                     .fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))
                 {
                     Ok(prev) => {
+                        // Counted before a shutdown it triggers snapshots the active count.
+                        self.counters.active.fetch_add(1, SeqCst);
                         if prev + 1 == max {
                             self.begin_shutdown();
                         }
@@ -277,11 +298,11 @@ impl Inner {
             started: Instant::now(),
         };
         let conn = Connection::new(stream, info, self.abort.clone());
-        let future = (self.handler)(conn);
         let inner = self.clone();
-        inner.counters.active.fetch_add(1, SeqCst);
         self.connections.spawn(async move {
             let abort = inner.abort.clone();
+            // Calling the handler inside the task puts its synchronous part under CatchUnwind too.
+            let future = std::pin::pin!(async { (inner.handler)(conn).await });
             tokio::select! {
                 biased;
                 outcome = CatchUnwind(future) => {

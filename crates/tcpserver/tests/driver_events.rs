@@ -1,0 +1,397 @@
+//! Event-mode connections (`tcpserver::driver`): the event sequence, read credit, the write
+//! queue and `Drain`, half-close, idle timeout, and errors, seen through a recording sink.
+
+mod support;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tcpserver::driver::{Connections, DriveOptions, Event, EventSink};
+use tcpserver::{ConnectionInfo, Error, ErrorKind, Server};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use support::{config, connect, read_to_close, v4, wait_until, within};
+
+const HWM: usize = 64 * 1024;
+
+/// An event as recorded: `Closed` keeps the error's kind and errno.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Ev {
+    Open,
+    Data(usize),
+    End,
+    Drain,
+    Closed(Option<(ErrorKind, Option<i32>)>),
+}
+
+#[derive(Debug, Default)]
+struct Log {
+    events: Vec<(u32, Ev)>,
+    /// Every byte read, in order (one connection per test).
+    data: Vec<u8>,
+    /// The info handed over with `Closed`.
+    closed_info: Option<ConnectionInfo>,
+}
+
+/// Records events and reads into one growing `Vec`, like a batch buffer that is never flushed.
+#[derive(Debug, Default)]
+struct RecordingSink(Mutex<Log>);
+
+impl RecordingSink {
+    fn log(&self) -> MutexGuard<'_, Log> {
+        self.0.lock().unwrap()
+    }
+
+    fn events(&self) -> Vec<Ev> {
+        self.log().events.iter().map(|(_, e)| e.clone()).collect()
+    }
+
+    fn received(&self) -> usize {
+        self.log().data.len()
+    }
+
+    fn closed(&self) -> Option<Ev> {
+        self.events()
+            .into_iter()
+            .find(|e| matches!(e, Ev::Closed(..)))
+    }
+}
+
+impl EventSink for RecordingSink {
+    fn read(
+        &self,
+        id: u32,
+        max: usize,
+        read: &mut dyn FnMut(&mut Vec<u8>) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let mut log = self.log();
+        let before = log.data.len();
+        let n = read(&mut log.data)?;
+        assert_eq!(
+            log.data.len(),
+            before + n,
+            "read() must append exactly what it returns"
+        );
+        assert!(n <= max, "read {n} bytes, more than the {max} allowed");
+        if n > 0 {
+            log.events.push((id, Ev::Data(n)));
+        }
+        Ok(n)
+    }
+
+    fn event(&self, id: u32, event: Event<'_>) {
+        let mut log = self.log();
+        let ev = match event {
+            Event::Open => Ev::Open,
+            Event::End => Ev::End,
+            Event::Drain => Ev::Drain,
+            Event::Closed { error, info } => {
+                assert_eq!(
+                    info.id as u32, id,
+                    "Closed carries another connection's info"
+                );
+                log.closed_info = Some(info.clone());
+                Ev::Closed(
+                    error.map(|e| (e.kind(), e.os_error().and_then(io::Error::raw_os_error))),
+                )
+            }
+        };
+        log.events.push((id, ev));
+    }
+}
+
+/// A server that drives every connection into one sink, and the id of the one connection.
+struct Harness {
+    server: Server,
+    conns: Arc<Connections>,
+    sink: Arc<RecordingSink>,
+    id: u32,
+}
+
+impl Harness {
+    /// Starts the server and connects its client.
+    async fn new(opts: DriveOptions) -> (Self, TcpStream) {
+        let conns = Arc::new(Connections::new());
+        let sink = Arc::new(RecordingSink::default());
+        let server = {
+            let (conns, sink) = (conns.clone(), sink.clone());
+            Server::bind(&config(v4()), move |conn| {
+                conns.clone().drive(conn, sink.clone(), opts)
+            })
+            .unwrap()
+        };
+        let addr: SocketAddr = server.local_addrs()[0];
+        let client = connect(addr).await;
+        wait_until("Open", || !sink.log().events.is_empty()).await;
+        let (id, first) = sink.log().events[0].clone();
+        assert_eq!(first, Ev::Open);
+        assert_eq!(conns.len(), 1);
+        (
+            Self {
+                server,
+                conns,
+                sink,
+                id,
+            },
+            client,
+        )
+    }
+
+    async fn wait_received(&self, n: usize) {
+        wait_until(&format!("{n} bytes read"), || self.sink.received() >= n).await;
+    }
+
+    async fn wait_closed(&self) -> Ev {
+        wait_until("Closed", || self.sink.closed().is_some()).await;
+        self.sink.closed().unwrap()
+    }
+}
+
+#[tokio::test]
+async fn open_data_end_then_closed_after_release() {
+    let (h, mut client) = Harness::new(DriveOptions::default()).await;
+    client.write_all(b"hello").await.unwrap();
+    h.wait_received(5).await;
+    assert_eq!(h.sink.log().data, b"hello");
+    h.conns.ack(h.id, 5).unwrap();
+
+    client.shutdown().await.unwrap(); // FIN
+    wait_until("End", || h.sink.events().contains(&Ev::End)).await;
+
+    // An empty queue and a socket with room: everything goes straight to the kernel.
+    assert_eq!(h.conns.write(h.id, b"bye").unwrap(), 0);
+    let info = h.conns.info(h.id).unwrap();
+    assert_eq!(
+        (info.bytes_read, info.bytes_written, info.queued),
+        (5, 3, 0)
+    );
+    assert_eq!(
+        h.conns.peer_addr(h.id).unwrap(),
+        client.local_addr().unwrap()
+    );
+
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        h.sink.closed(),
+        None,
+        "the connection lives on after End until released"
+    );
+    h.conns.release(h.id).unwrap();
+    assert_eq!(h.wait_closed().await, Ev::Closed(None));
+    assert_eq!(read_to_close(&mut client).await, b"bye");
+
+    let events = h.sink.events();
+    let data: usize = events
+        .iter()
+        .map(|e| if let Ev::Data(n) = e { *n } else { 0 })
+        .sum();
+    assert_eq!(data, 5);
+    let shape: Vec<_> = events
+        .into_iter()
+        .filter(|e| !matches!(e, Ev::Data(_)))
+        .collect();
+    assert_eq!(shape, [Ev::Open, Ev::End, Ev::Closed(None)]);
+    assert!(h.sink.log().events.iter().all(|(id, _)| *id == h.id));
+
+    // Unregistered once closed.
+    assert!(h.conns.is_empty());
+    assert!(matches!(
+        h.conns.write(h.id, b"x"),
+        Err(Error::ConnectionClosed)
+    ));
+    assert!(matches!(h.conns.ack(h.id, 1), Err(Error::ConnectionClosed)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_stops_at_the_credit_and_resumes_on_ack() {
+    const TOTAL: usize = 1024 * 1024;
+    let (h, client) = Harness::new(DriveOptions {
+        high_water_mark: HWM,
+        idle_timeout: None,
+    })
+    .await;
+    let sent = support::random_bytes(7, TOTAL);
+    let (_rd, mut wr) = client.into_split();
+    let writer = tokio::spawn({
+        let sent = sent.clone();
+        async move { wr.write_all(&sent).await.map(|()| wr) }
+    });
+
+    // Without ack the driver takes exactly one high-water mark, then leaves the rest to TCP.
+    h.wait_received(HWM).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(h.sink.received(), HWM);
+    assert_eq!(h.conns.info(h.id).unwrap().bytes_read, HWM as u64);
+
+    // Each ack lets in as much again.
+    let mut acked = 0;
+    while acked < TOTAL {
+        let received = h.sink.received();
+        h.conns.ack(h.id, received - acked).unwrap();
+        acked = received;
+        if acked < TOTAL {
+            h.wait_received(acked + 1).await;
+            assert!(h.sink.received() <= acked + HWM, "read past the credit");
+        }
+    }
+    let _wr = within("client writer", writer).await.unwrap().unwrap();
+    assert!(
+        h.sink.log().data == sent,
+        "bytes arrived altered or out of order"
+    );
+    h.server.halt().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_writes_reach_the_high_water_mark_then_drain() {
+    const TOTAL: usize = 8 * 1024 * 1024;
+    let (h, mut client) = Harness::new(DriveOptions {
+        high_water_mark: HWM,
+        idle_timeout: None,
+    })
+    .await;
+    let data = support::random_bytes(8, TOTAL);
+
+    // The client reads nothing yet, so the kernel buffers fill and the rest is queued.
+    let queued = h.conns.write(h.id, &data).unwrap();
+    assert!(queued >= HWM, "only {queued} bytes queued");
+    assert!(queued <= TOTAL);
+    assert_eq!(h.conns.info(h.id).unwrap().queued, queued);
+    // More data joins the queue behind it, untouched.
+    assert_eq!(h.conns.write(h.id, b"tail").unwrap(), queued + 4);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !h.sink.events().contains(&Ev::Drain),
+        "Drain before the queue emptied"
+    );
+
+    let mut back = vec![0u8; TOTAL + 4];
+    within("client reads everything", client.read_exact(&mut back))
+        .await
+        .unwrap();
+    assert!(
+        back[..TOTAL] == data[..],
+        "bytes arrived altered or out of order"
+    );
+    assert_eq!(&back[TOTAL..], b"tail");
+    wait_until("Drain", || h.sink.events().contains(&Ev::Drain)).await;
+    let info = h.conns.info(h.id).unwrap();
+    assert_eq!((info.queued, info.bytes_written), (0, TOTAL as u64 + 4));
+    assert_eq!(
+        h.sink.events().iter().filter(|e| **e == Ev::Drain).count(),
+        1
+    );
+
+    // Below the mark no Drain is promised.
+    assert_eq!(h.conns.write(h.id, b"small").unwrap(), 0);
+    h.server.halt().await;
+}
+
+#[tokio::test]
+async fn end_half_closes_and_refuses_further_writes() {
+    let (h, mut client) = Harness::new(DriveOptions::default()).await;
+    assert_eq!(h.conns.write(h.id, b"last").unwrap(), 0);
+    h.conns.end(h.id).unwrap();
+    let err = h.conns.write(h.id, b"more").unwrap_err();
+    assert!(matches!(err, Error::WriteAfterEnd), "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::WriteAfterEnd);
+
+    // The client sees our data and then FIN...
+    let mut got = Vec::new();
+    within("server FIN", client.read_to_end(&mut got))
+        .await
+        .unwrap();
+    assert_eq!(got, b"last");
+    // ...while its own direction stays open.
+    client.write_all(b"still here").await.unwrap();
+    h.wait_received(10).await;
+    assert_eq!(h.sink.log().data, b"still here");
+    assert_eq!(h.sink.closed(), None);
+
+    client.shutdown().await.unwrap();
+    wait_until("End", || h.sink.events().contains(&Ev::End)).await;
+    h.conns.release(h.id).unwrap();
+    assert_eq!(h.wait_closed().await, Ev::Closed(None));
+}
+
+#[tokio::test]
+async fn idle_timeout_closes_a_quiet_connection() {
+    let idle = Duration::from_millis(200);
+    let (h, mut client) = Harness::new(DriveOptions {
+        high_water_mark: HWM,
+        idle_timeout: Some(idle),
+    })
+    .await;
+
+    // Traffic keeps it alive well past the timeout.
+    for _ in 0..8 {
+        client.write_all(b".").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(h.sink.closed(), None, "closed although bytes kept moving");
+
+    let quiet_since = Instant::now();
+    let closed = h.wait_closed().await;
+    let after = quiet_since.elapsed();
+    assert_eq!(closed, Ev::Closed(Some((ErrorKind::IdleTimeout, None))));
+    assert!(
+        after >= idle - Duration::from_millis(20),
+        "closed after only {after:?}"
+    );
+    assert!(
+        after < 3 * idle + Duration::from_millis(200),
+        "closed only after {after:?}"
+    );
+    assert_eq!(read_to_close(&mut client).await, b"");
+    assert!(h.conns.is_empty());
+}
+
+#[tokio::test]
+async fn peer_reset_is_reported_as_an_io_error() {
+    let (h, client) = Harness::new(DriveOptions::default()).await;
+    let client_addr = client.local_addr().unwrap();
+    // SO_LINGER 0: close sends RST instead of FIN.
+    socket2::SockRef::from(&client)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(client);
+    let closed = h.wait_closed().await;
+    assert_eq!(
+        closed,
+        Ev::Closed(Some((ErrorKind::Os, Some(libc::ECONNRESET))))
+    );
+    assert!(
+        !h.sink.events().contains(&Ev::End),
+        "a reset is not an orderly end"
+    );
+    assert!(h.conns.is_empty());
+    // The registry has forgotten the connection; the event still says who it was.
+    let info = h.sink.log().closed_info.clone().unwrap();
+    assert_eq!(info.peer_addr, client_addr);
+    assert_eq!(info.local_addr, h.server.local_addrs()[0]);
+}
+
+#[tokio::test]
+async fn close_drops_the_queue_and_halt_reports_shutdown() {
+    // close(): immediate, orderly from the consumer's point of view.
+    let (h, mut client) = Harness::new(DriveOptions::default()).await;
+    h.conns.close(h.id).unwrap();
+    assert_eq!(h.wait_closed().await, Ev::Closed(None));
+    assert_eq!(read_to_close(&mut client).await, b"");
+
+    // A forced shutdown ends the driving task; Closed still arrives, exactly once.
+    let (h, _client) = Harness::new(DriveOptions::default()).await;
+    let report = within("halt", h.server.halt()).await;
+    assert_eq!((report.completed, report.forced), (0, 1));
+    let closed: Vec<_> = h
+        .sink
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e, Ev::Closed(..)))
+        .collect();
+    assert_eq!(closed, [Ev::Closed(Some((ErrorKind::Shutdown, None)))]);
+    assert!(h.conns.is_empty());
+}
