@@ -36,7 +36,9 @@ if (
   !existsSync(join(root, 'node_modules/.bin/napi')) ||
   mtime(join(root, 'package-lock.json')) > mtime(join(root, 'node_modules/.package-lock.json'))
 ) {
-  run('npm', ['ci', '--no-audit', '--no-fund'])
+  // `npm install` honours the lock; `npm ci` rejects locks that omit other platforms' optional
+  // packages, which this machine's npm writes (omit-lockfile-registry-resolved).
+  run('npm', ['install', '--no-audit', '--no-fund'])
 }
 
 // 2. The native addon, rebuilt when any Rust source is newer.
