@@ -836,4 +836,5 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.BindingServer = nativeBinding.BindingServer
+module.exports.createHub = nativeBinding.createHub
 module.exports.listen = nativeBinding.listen

@@ -9,7 +9,7 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
-/** A listening server. */
+/** A listening server, or the process-wide hub of outbound connections (no listeners). */
 export declare class BindingServer {
   /** The bound addresses (real ports). */
   addresses(): Array<BindingAddress>
@@ -51,6 +51,19 @@ export declare class BindingServer {
   setKeepAlive(id: number, enable: boolean, initialDelay?: number | undefined | null, interval?: number | undefined | null, count?: number | undefined | null): void
   /** Idle timeout of connection `id`, ms (0 turns it off). */
   setIdleTimeout(id: number, ms: number): void
+  /** Counters of the zero-copy paths of this server's connections. */
+  dataStats(): BindingDataStats
+  /** Stops reading connection `id` for a pipe; a PAUSED event follows. */
+  pauseReading(id: number): BindingError | null
+  /** Forwards between `id` and `otherId` (of `other`) in Rust; PIPE_DONE reports the end. */
+  pipe(id: number, other: BindingServer, otherId: number, headToOther?: Uint8Array | undefined | null, headToThis?: Uint8Array | undefined | null, idleTimeout?: number | undefined | null): BindingError | null
+  /**
+   * Sends a file (by path, or by a descriptor the caller keeps) on connection `id`;
+   * FILE_DONE reports the end. Open and range errors throw at once.
+   */
+  sendFile(id: number, path?: string | undefined | null, fd?: number | undefined | null, offset?: number | undefined | null, length?: number | undefined | null): BindingError | null
+  /** Opens an outbound connection on this hub; OPEN (with `tag`) or CONNECT_FAILED follows. */
+  connect(options: BindingConnectOptions, tag: number): BindingError | null
 }
 
 /** An address as Node reports it. */
@@ -89,12 +102,44 @@ export interface BindingConnectionInfo {
   queued: number
 }
 
+/** Options of an outbound connection. */
+export interface BindingConnectOptions {
+  /** `"host:port"`. */
+  address?: string
+  /** Host name or IP literal. */
+  host?: string
+  /** Port. */
+  port?: number
+  /** Give up after this many ms. */
+  timeout?: number
+  /** `TCP_NODELAY` (default on). */
+  noDelay?: boolean
+  /** Local IP address to bind. */
+  localAddress?: string
+}
+
 /** A named counter. */
 export interface BindingCount {
   /** Error code (`EMFILE`...). */
   code: string
   /** How many times. */
   count: number
+}
+
+/** Counters of the zero-copy paths. */
+export interface BindingDataStats {
+  /** Pipes forwarded with `splice(2)`. */
+  pipesSpliced: number
+  /** Pipes forwarded with a copy loop. */
+  pipesCopied: number
+  /** Bytes forwarded by pipes. */
+  bytesPiped: number
+  /** Files sent completely. */
+  filesSent: number
+  /** File bytes sent with `sendfile(2)`. */
+  fileBytesZeroCopy: number
+  /** File bytes sent with a read/write loop. */
+  fileBytesCopied: number
 }
 
 /**
@@ -171,6 +216,12 @@ export interface BindingStats {
   /** Accept errors: `[code, count]` pairs. */
   acceptErrors: Array<BindingCount>
 }
+
+/**
+ * The hub of outbound connections: a `BindingServer` without listeners whose wake-up
+ * function does not keep the process alive (JavaScript does, while connections exist).
+ */
+export declare function createHub(onEvents: (arg0: Buffer, arg1: Buffer) => void): BindingServer
 
 /** Listens. `onEvents(events, payload)` receives every event batch of this server. */
 export declare function listen(options: BindingListenOptions, onEvents: (arg0: Buffer, arg1: Buffer) => void): BindingError | BindingServer

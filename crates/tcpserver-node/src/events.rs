@@ -27,12 +27,21 @@ pub(crate) const END: u32 = 3;
 pub(crate) const DRAIN: u32 = 4;
 pub(crate) const CLOSED: u32 = 5;
 pub(crate) const SERVER_CLOSED: u32 = 6;
+pub(crate) const PAUSED: u32 = 7;
+pub(crate) const PIPE_DONE: u32 = 8;
+pub(crate) const FILE_DONE: u32 = 9;
+pub(crate) const CONNECT_FAILED: u32 = 10;
 
 /// Batches smaller than this are copied into a fresh JS buffer; bigger ones are handed over
 /// as an external buffer (no copy, one finalizer).
 const EXTERNAL_MIN: usize = 64 * 1024;
 
+/// A server's wake-up function keeps the process alive while the server runs.
 pub(crate) type EventsFn = ThreadsafeFunction<(), (), FnArgs<(JsBytes, JsBytes)>, Status, false>;
+/// The outbound hub's does not: JavaScript keeps the process alive while it has connections.
+pub(crate) type WeakEventsFn =
+    ThreadsafeFunction<(), (), FnArgs<(JsBytes, JsBytes)>, Status, false, true>;
+type Wake = Box<dyn Fn() + Send + Sync>;
 
 #[derive(Default)]
 struct Batch {
@@ -44,7 +53,7 @@ struct Batch {
 /// One server's batch and its wake-up function.
 pub(crate) struct JsSink {
     batch: Mutex<Batch>,
-    wake: Mutex<Option<EventsFn>>,
+    wake: Mutex<Option<Wake>>,
     flush: Notify,
 }
 
@@ -63,26 +72,36 @@ impl JsSink {
             self.flush.notified().await;
             tokio::task::yield_now().await;
             match self.wake.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-                // NonBlocking: a Tokio worker must never wait for the JavaScript thread.
-                Some(f) => f.call((), ThreadsafeFunctionCallMode::NonBlocking),
+                Some(wake) => wake(),
                 None => return,
-            };
+            }
         }
     }
 
     pub(crate) fn set_wake(&self, f: EventsFn) {
-        *self.wake.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
+        // NonBlocking: a Tokio worker must never wait for the JavaScript thread.
+        let wake: Wake = Box::new(move || {
+            f.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        });
+        *self.wake.lock().unwrap_or_else(|e| e.into_inner()) = Some(wake);
+    }
+
+    pub(crate) fn set_weak_wake(&self, f: WeakEventsFn) {
+        let wake: Wake = Box::new(move || {
+            f.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        });
+        *self.wake.lock().unwrap_or_else(|e| e.into_inner()) = Some(wake);
     }
 
     /// Delivers what is pending and drops the wake-up function (after the final event), so the
     /// process may exit; the flusher task ends.
     pub(crate) fn release(&self) {
         let wake = self.wake.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(f) = wake
+        if let Some(wake) = wake
             && self.lock().scheduled
         {
             // Queued calls still run after the function is released.
-            f.call((), ThreadsafeFunctionCallMode::NonBlocking);
+            wake();
         }
         self.flush.notify_one();
     }
@@ -118,11 +137,33 @@ impl JsSink {
         }
     }
 
+    /// An outbound connection attempt failed: "tag\ncode\nmessage".
+    pub(crate) fn connect_failed(&self, tag: u32, error: &tcpserver::Error) {
+        let mut b = self.lock();
+        let text = format!("{tag}\n{}\n{error}", crate::error::code(error));
+        let words = append_text(&mut b, CONNECT_FAILED, 0, &text);
+        self.push(b, words);
+    }
+
     /// Queues the final server event.
     pub(crate) fn server_closed(&self, completed: u64, forced: u64) {
         let b = self.lock();
         self.push(b, [SERVER_CLOSED, 0, clamp(completed), clamp(forced)]);
     }
+}
+
+/// Appends `text` to the payload and returns the event words that point at it.
+fn append_text(b: &mut Batch, kind: u32, id: u32, text: &str) -> [u32; 4] {
+    let offset = b.payload.len() as u32;
+    b.payload.extend_from_slice(text.as_bytes());
+    [kind, id, offset, text.len() as u32]
+}
+
+fn error_text(error: Option<&tcpserver::Error>) -> String {
+    error.map_or_else(
+        || "\n".to_owned(),
+        |e| format!("{}\n{e}", crate::error::code(e)),
+    )
 }
 
 fn clamp(n: u64) -> u32 {
@@ -149,7 +190,21 @@ impl EventSink for JsSink {
     fn event(&self, id: u32, event: Event<'_>) {
         let mut b = self.lock();
         let words = match event {
-            Event::Open => [OPEN, id, 0, 0],
+            Event::Open { tag } => [OPEN, id, tag, 0],
+            Event::Paused => [PAUSED, id, 0, 0],
+            // Byte counts may pass 4 GiB: they travel as text, with the error ("in\nout\ncode\nmessage").
+            Event::PipeDone {
+                bytes_in,
+                bytes_out,
+                error,
+            } => {
+                let text = format!("{bytes_in}\n{bytes_out}\n{}", error_text(error));
+                append_text(&mut b, PIPE_DONE, id, &text)
+            }
+            Event::FileDone { bytes, error } => {
+                let text = format!("{bytes}\n{}", error_text(error));
+                append_text(&mut b, FILE_DONE, id, &text)
+            }
             Event::End => [END, id, 0, 0],
             Event::Drain => [DRAIN, id, 0, 0],
             Event::Closed { error, info } => {

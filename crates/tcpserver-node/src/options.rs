@@ -80,7 +80,7 @@ pub(crate) fn integer(option: &'static str, v: f64, min: f64, max: f64) -> Resul
 }
 
 const U32: f64 = u32::MAX as f64;
-const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
+pub(crate) const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
 
 fn secs(option: &'static str, ms: f64) -> Result<Duration, Error> {
     let ms = integer(option, ms, 1.0, U32 * 1000.0)?;

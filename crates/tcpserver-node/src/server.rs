@@ -7,12 +7,15 @@ use std::time::Duration;
 use napi::Result;
 use napi::bindgen_prelude::{Buffer, Either, FnArgs, Function, Uint8ArraySlice};
 use napi_derive::napi;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
 use tcpserver::driver::{Connections, DriveOptions};
-use tcpserver::{Error, Server};
+use tcpserver::{ConnectOptions, Error, PipeOptions, Server};
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{BindingError, Code, throw, to_binding};
 use crate::events::{JsBytes, JsSink};
-use crate::options::{BindingListenOptions, integer, keep_alive_from, to_config};
+use crate::options::{BindingListenOptions, MAX_SAFE, integer, keep_alive_from, to_config};
 use crate::runtime::runtime;
 
 /// An address as Node reports it.
@@ -79,12 +82,50 @@ pub struct BindingCount {
     pub count: f64,
 }
 
-/// A listening server.
+/// A listening server, or the process-wide hub of outbound connections (no listeners).
 #[napi]
 pub struct BindingServer {
-    server: Server,
+    server: Option<Server>,
     conns: Arc<Connections>,
     drive: DriveOptions,
+    sink: Arc<JsSink>,
+    /// Outbound connections: their ids and abort signal (never cancelled: JavaScript closes them).
+    next_id: AtomicU64,
+    abort: CancellationToken,
+}
+
+/// Options of an outbound connection.
+#[napi(object)]
+pub struct BindingConnectOptions {
+    /// `"host:port"`.
+    pub address: Option<String>,
+    /// Host name or IP literal.
+    pub host: Option<String>,
+    /// Port.
+    pub port: Option<f64>,
+    /// Give up after this many ms.
+    pub timeout: Option<f64>,
+    /// `TCP_NODELAY` (default on).
+    pub no_delay: Option<bool>,
+    /// Local IP address to bind.
+    pub local_address: Option<String>,
+}
+
+/// Counters of the zero-copy paths.
+#[napi(object)]
+pub struct BindingDataStats {
+    /// Pipes forwarded with `splice(2)`.
+    pub pipes_spliced: f64,
+    /// Pipes forwarded with a copy loop.
+    pub pipes_copied: f64,
+    /// Bytes forwarded by pipes.
+    pub bytes_piped: f64,
+    /// Files sent completely.
+    pub files_sent: f64,
+    /// File bytes sent with `sendfile(2)`.
+    pub file_bytes_zero_copy: f64,
+    /// File bytes sent with a read/write loop.
+    pub file_bytes_copied: f64,
 }
 
 fn or_throw<T>(r: std::result::Result<T, Error>) -> Result<T, Code> {
@@ -122,7 +163,7 @@ pub fn listen(
     let bound = Server::bind(&config, move |conn| {
         handler_conns
             .clone()
-            .drive(conn, handler_sink.clone(), drive)
+            .drive(conn, handler_sink.clone(), drive, 0)
     });
     let server = match bound {
         Ok(s) => s,
@@ -134,16 +175,46 @@ pub fn listen(
     rt.spawn(sink.clone().flusher());
     // The final event: after it the wake-up function is released and Node may exit.
     let watched = server.clone();
+    let final_sink = sink.clone();
     rt.spawn(async move {
         let report = watched.closed().await;
-        sink.server_closed(report.completed, report.forced);
-        sink.release();
+        final_sink.server_closed(report.completed, report.forced);
+        final_sink.release();
     });
     Ok(Either::B(BindingServer {
-        server,
+        server: Some(server),
         conns,
         drive,
+        sink,
+        next_id: AtomicU64::new(1),
+        abort: CancellationToken::new(),
     }))
+}
+
+/// The hub of outbound connections: a `BindingServer` without listeners whose wake-up
+/// function does not keep the process alive (JavaScript does, while connections exist).
+#[napi(catch_unwind)]
+pub fn create_hub(on_events: Function<'_, FnArgs<(Buffer, Buffer)>, ()>) -> Result<BindingServer> {
+    let sink = Arc::new(JsSink::new());
+    let taker = sink.clone();
+    let wake = on_events
+        .build_threadsafe_function::<()>()
+        .callee_handled::<false>()
+        .weak::<true>()
+        .build_callback(move |_ctx| {
+            let (events, payload) = taker.take();
+            Ok(FnArgs::from((JsBytes(events), JsBytes(payload))))
+        })?;
+    sink.set_weak_wake(wake);
+    runtime().spawn(sink.clone().flusher());
+    Ok(BindingServer {
+        server: None,
+        conns: Arc::new(Connections::new()),
+        drive: DriveOptions::default(),
+        sink,
+        next_id: AtomicU64::new(1),
+        abort: CancellationToken::new(),
+    })
 }
 
 #[napi]
@@ -152,8 +223,8 @@ impl BindingServer {
     #[napi]
     pub fn addresses(&self) -> Vec<BindingAddress> {
         self.server
-            .local_addrs()
             .iter()
+            .flat_map(|s| s.local_addrs())
             .map(|&a| a.into())
             .collect()
     }
@@ -175,7 +246,7 @@ impl BindingServer {
     /// A snapshot of the counters.
     #[napi]
     pub fn stats(&self) -> BindingStats {
-        let s = self.server.stats();
+        let s = self.server.as_ref().map(Server::stats).unwrap_or_default();
         BindingStats {
             accepted: s.accepted as f64,
             active: s.active as f64,
@@ -204,9 +275,11 @@ impl BindingServer {
             ))?)),
             None => None,
         };
+        let Some(server) = self.server.clone() else {
+            return Ok(());
+        };
         let rt = runtime();
-        rt.block_on(self.server.stop_accepting());
-        let server = self.server.clone();
+        rt.block_on(server.stop_accepting());
         rt.spawn(async move { server.shutdown(deadline).await });
         Ok(())
     }
@@ -214,22 +287,24 @@ impl BindingServer {
     /// Stops accepting and aborts every connection now.
     #[napi(catch_unwind)]
     pub fn halt(&self) {
+        let Some(server) = self.server.clone() else {
+            return;
+        };
         let rt = runtime();
-        rt.block_on(self.server.stop_accepting());
-        let server = self.server.clone();
+        rt.block_on(server.stop_accepting());
         rt.spawn(async move { server.halt().await });
     }
 
     /// Stops calling `accept` until `resume()`.
     #[napi]
     pub fn pause(&self) {
-        self.server.pause();
+        self.server.iter().for_each(Server::pause);
     }
 
     /// Undoes `pause()`.
     #[napi]
     pub fn resume(&self) {
-        self.server.resume();
+        self.server.iter().for_each(Server::resume);
     }
 
     /// Writes to connection `id`; returns the bytes still queued in the process.
@@ -317,5 +392,127 @@ impl BindingServer {
     pub fn set_idle_timeout(&self, id: u32, ms: f64) -> Result<(), Code> {
         let t = or_throw(crate::options::idle_timeout(Some(ms)))?;
         or_throw(self.conns.set_idle_timeout(id, t))
+    }
+
+    /// Counters of the zero-copy paths of this server's connections.
+    #[napi]
+    pub fn data_stats(&self) -> BindingDataStats {
+        let d = self.conns.data_stats();
+        BindingDataStats {
+            pipes_spliced: d.pipes_spliced as f64,
+            pipes_copied: d.pipes_copied as f64,
+            bytes_piped: d.bytes_piped as f64,
+            files_sent: d.files_sent as f64,
+            file_bytes_zero_copy: d.file_bytes_zero_copy as f64,
+            file_bytes_copied: d.file_bytes_copied as f64,
+        }
+    }
+
+    /// Stops reading connection `id` for a pipe; a PAUSED event follows.
+    #[napi(catch_unwind)]
+    pub fn pause_reading(&self, id: u32) -> Option<BindingError> {
+        self.conns.pause_reading(id).err().map(|e| to_binding(&e))
+    }
+
+    /// Forwards between `id` and `otherId` (of `other`) in Rust; PIPE_DONE reports the end.
+    #[napi(catch_unwind)]
+    pub fn pipe(
+        &self,
+        id: u32,
+        other: &BindingServer,
+        other_id: u32,
+        head_to_other: Option<Uint8ArraySlice<'_>>,
+        head_to_this: Option<Uint8ArraySlice<'_>>,
+        idle_timeout: Option<f64>,
+    ) -> Option<BindingError> {
+        let start = || -> std::result::Result<(), Error> {
+            let opts = PipeOptions {
+                head_to_other: head_to_other.map(|h| h.to_vec()).unwrap_or_default(),
+                head_to_this: head_to_this.map(|h| h.to_vec()).unwrap_or_default(),
+                idle_timeout: crate::options::idle_timeout(idle_timeout)?,
+            };
+            runtime().spawn(self.conns.pipe(id, &other.conns, other_id, opts)?);
+            Ok(())
+        };
+        start().err().map(|e| to_binding(&e))
+    }
+
+    /// Sends a file (by path, or by a descriptor the caller keeps) on connection `id`;
+    /// FILE_DONE reports the end. Open and range errors throw at once.
+    #[napi(catch_unwind)]
+    pub fn send_file(
+        &self,
+        id: u32,
+        path: Option<String>,
+        fd: Option<i32>,
+        offset: Option<f64>,
+        length: Option<f64>,
+    ) -> Option<BindingError> {
+        let start = || -> std::result::Result<(), Error> {
+            let file = match (path, fd) {
+                (Some(p), None) => tcpserver::open_for_send(std::path::Path::new(&p))?,
+                (None, Some(fd)) => tcpserver::dup_for_send(fd)?,
+                _ => return Err(Error::value("file", "give a path or a file descriptor")),
+            };
+            let offset = offset
+                .map(|o| integer("offset", o, 0.0, MAX_SAFE))
+                .transpose()?
+                .unwrap_or(0);
+            let length = length
+                .map(|l| integer("length", l, 0.0, MAX_SAFE))
+                .transpose()?;
+            runtime().spawn(self.conns.send_file(id, file, offset, length)?);
+            Ok(())
+        };
+        start().err().map(|e| to_binding(&e))
+    }
+
+    /// Opens an outbound connection on this hub; OPEN (with `tag`) or CONNECT_FAILED follows.
+    #[napi(catch_unwind)]
+    pub fn connect(&self, options: BindingConnectOptions, tag: u32) -> Option<BindingError> {
+        let prepare = || -> std::result::Result<(String, u16, ConnectOptions), Error> {
+            let (host, port) = match (&options.address, &options.host, options.port) {
+                (Some(a), None, None) => tcpserver::split_host_port(a)?,
+                (None, Some(h), Some(p)) => (h.clone(), integer("port", p, 0.0, 65535.0)? as u16),
+                _ => {
+                    return Err(Error::value(
+                        "address",
+                        "give `host:port` or { host, port }",
+                    ));
+                }
+            };
+            let mut opts = ConnectOptions::default();
+            if let Some(t) = options.timeout {
+                opts.timeout = Some(Duration::from_millis(integer("timeout", t, 1.0, MAX_SAFE)?));
+            }
+            if let Some(n) = options.no_delay {
+                opts.no_delay = n;
+            }
+            if let Some(l) = &options.local_address {
+                let ip = l
+                    .parse()
+                    .map_err(|_| Error::value("localAddress", "must be an IP address"))?;
+                opts.local_address = Some(ip);
+            }
+            Ok((host, port, opts))
+        };
+        let (host, port, opts) = match prepare() {
+            Ok(p) => p,
+            Err(e) => return Some(to_binding(&e)),
+        };
+        let id = self.next_id.fetch_add(1, Relaxed);
+        let (conns, sink, abort, drive) = (
+            self.conns.clone(),
+            self.sink.clone(),
+            self.abort.clone(),
+            self.drive,
+        );
+        runtime().spawn(async move {
+            match tcpserver::connect(&host, port, &opts, id, abort).await {
+                Ok(conn) => conns.drive(conn, sink, drive, tag).await,
+                Err(e) => sink.connect_failed(tag, &e),
+            }
+        });
+        None
     }
 }

@@ -8,13 +8,23 @@ use crate::error::{Error, Result};
 /// Parses `host:port`. IPv6 literals must be bracketed. An empty host (`":5000"`) means every
 /// interface (`[::]`, dual-stack unless `ipv6Only`). Host names are resolved once, here.
 pub fn parse_address(input: &str) -> Result<SocketAddr> {
+    if let Ok(addr) = input.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let (host, port) = split_host_port(input)?;
+    resolve_host(&host, port).map_err(|reason| Error::InvalidAddress {
+        input: input.to_owned(),
+        reason,
+    })
+}
+
+/// Splits `host:port` (IPv6 literals in brackets) without resolving anything; an empty host
+/// stays empty. Used by `connect`, which resolves asynchronously.
+pub fn split_host_port(input: &str) -> Result<(String, u16)> {
     let bad = |reason: &str| Error::InvalidAddress {
         input: input.to_owned(),
         reason: reason.to_owned(),
     };
-    if let Ok(addr) = input.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
     let (host, port) = if let Some(rest) = input.strip_prefix('[') {
         let (host, after) = rest
             .split_once(']')
@@ -34,7 +44,16 @@ pub fn parse_address(input: &str) -> Result<SocketAddr> {
         ));
     }
     let port = parse_port(port).map_err(bad)?;
-    resolve_host(host, port).map_err(|reason| bad(&reason))
+    if !host.is_empty()
+        && host.parse::<IpAddr>().is_err()
+        && (host.len() > 253
+            || !host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'))
+    {
+        return Err(bad("not an IP address or a valid host name"));
+    }
+    Ok((host.to_owned(), port))
 }
 
 /// Builds an address from a separate host and port (the `{ host, port }` form).

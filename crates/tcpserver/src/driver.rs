@@ -7,9 +7,10 @@
 //! the remainder, which the task flushes when the socket becomes writable.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -32,8 +33,30 @@ const LINGER: Duration = Duration::from_secs(2);
 /// Something a connection reports to its consumer.
 #[derive(Debug)]
 pub enum Event<'a> {
-    /// The connection was accepted and registered.
-    Open,
+    /// The connection was registered; `tag` is the one given to [`Connections::drive`]
+    /// (0 for accepted connections; outbound ones use it to match their `connect` call).
+    Open {
+        /// The caller's tag.
+        tag: u32,
+    },
+    /// Reading stopped for [`Connections::pipe`]: every byte read before was reported.
+    Paused,
+    /// A pipe started on this connection ended.
+    PipeDone {
+        /// Bytes read from this connection and written to the other.
+        bytes_in: u64,
+        /// Bytes read from the other connection and written to this one.
+        bytes_out: u64,
+        /// Why it ended early, if it did (both connections are then closed).
+        error: Option<&'a Error>,
+    },
+    /// A [`Connections::send_file`] ended.
+    FileDone {
+        /// Bytes of the file written to the socket.
+        bytes: u64,
+        /// Why it ended early, if it did.
+        error: Option<&'a Error>,
+    },
     /// The peer sent FIN: no more data will arrive (writes still work).
     End,
     /// The write queue, which had reached the high-water mark, is empty again.
@@ -100,7 +123,18 @@ struct Outbox {
     closing: Closing,
     want_drain: bool,
     write_shut: bool,
+    /// A pipe or file task owns the socket's output: writes queue behind it.
+    job: bool,
 }
+
+/// Reading states of a driven connection (`Shared::mode`).
+const READING: u8 = 0;
+/// A pipe asked the driver to stop reading; it reports `Paused` next.
+const PAUSING: u8 = 1;
+/// The driver stopped reading; a pipe task may own the input.
+const PAUSED: u8 = 2;
+/// The input was consumed to its end by a pipe: nothing more to read.
+const INPUT_DONE: u8 = 3;
 
 impl Outbox {
     fn pending(&self) -> usize {
@@ -108,24 +142,93 @@ impl Outbox {
     }
 }
 
-#[derive(Debug)]
-struct Shared {
-    id: u32,
-    stream: TcpStream,
+pub(crate) struct Shared {
+    pub(crate) id: u32,
+    pub(crate) stream: TcpStream,
     info: ConnectionInfo,
+    pub(crate) sink: Arc<dyn EventSink>,
+    pub(crate) abort: CancellationToken,
+    mode: AtomicU8,
+    /// Set (and `gone_notify` woken) when the driver ended: pipe and file tasks stop then.
+    gone: AtomicBool,
+    gone_notify: Notify,
     out: Mutex<Outbox>,
     wake: Notify,
     credit: AtomicI64,
     high_water_mark: usize,
     idle_ms: AtomicU64,
-    activity: AtomicU64,
+    pub(crate) activity: AtomicU64,
     bytes_read: AtomicU64,
-    bytes_written: AtomicU64,
+    pub(crate) bytes_written: AtomicU64,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("id", &self.id)
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shared {
     fn out(&self) -> MutexGuard<'_, Outbox> {
         self.out.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the socket's output for a job, once the queue ahead of it is flushed.
+    pub(crate) async fn begin_job(&self) -> Result<()> {
+        loop {
+            {
+                let mut out = self.out();
+                if out.job {
+                    return Err(Error::Busy);
+                }
+                if out.closing == Closing::Now || out.write_shut {
+                    return Err(Error::WriteAfterEnd);
+                }
+                if out.pending() == 0 {
+                    out.job = true;
+                    return Ok(());
+                }
+            }
+            self.stream.writable().await?;
+            flush(self, &*self.sink)?;
+        }
+    }
+
+    /// Completes once the connection's driver ended (closed by the consumer, reset, aborted).
+    pub(crate) async fn gone(&self) {
+        loop {
+            let notified = self.gone_notify.notified();
+            if self.gone.load(Relaxed) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Gives the output back to the driver (which flushes what queued meanwhile).
+    pub(crate) fn end_job(&self) {
+        self.out().job = false;
+        self.wake.notify_one();
+    }
+
+    /// The output was half-closed by a pipe: later writes fail.
+    pub(crate) fn mark_write_shut(&self) {
+        self.out().write_shut = true;
+    }
+
+    /// The pipe consumed the input to its end.
+    pub(crate) fn input_done(&self) {
+        self.mode.store(INPUT_DONE, Relaxed);
+        self.wake.notify_one();
+    }
+
+    /// Ends the connection now (a failed pipe closes both sides).
+    pub(crate) fn close_now(&self) {
+        self.out().closing = Closing::Now;
+        self.wake.notify_one();
     }
 }
 
@@ -146,6 +249,36 @@ pub struct DrivenInfo {
 #[derive(Debug, Default)]
 pub struct Connections {
     map: Mutex<HashMap<u32, Arc<Shared>>>,
+    pub(crate) counters: DataCounters,
+}
+
+/// Counters of the zero-copy paths, so users can tell whether `splice`/`sendfile` were used.
+#[derive(Debug, Default)]
+pub(crate) struct DataCounters {
+    pub(crate) pipes_spliced: AtomicU64,
+    pub(crate) pipes_copied: AtomicU64,
+    pub(crate) bytes_piped: AtomicU64,
+    pub(crate) files_sent: AtomicU64,
+    pub(crate) file_bytes_zero_copy: AtomicU64,
+    pub(crate) file_bytes_copied: AtomicU64,
+}
+
+/// A snapshot of [`Connections::data_stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DataStats {
+    /// Pipes that forwarded with `splice(2)` (Linux, plain TCP both sides).
+    pub pipes_spliced: u64,
+    /// Pipes that forwarded with a copy loop (other platforms).
+    pub pipes_copied: u64,
+    /// Bytes forwarded by pipes, both directions.
+    pub bytes_piped: u64,
+    /// Files (or ranges) sent completely.
+    pub files_sent: u64,
+    /// File bytes sent with `sendfile(2)`.
+    pub file_bytes_zero_copy: u64,
+    /// File bytes sent with a read/write loop.
+    pub file_bytes_copied: u64,
 }
 
 impl Connections {
@@ -158,8 +291,77 @@ impl Connections {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn get(&self, id: u32) -> Result<Arc<Shared>> {
+    pub(crate) fn get(&self, id: u32) -> Result<Arc<Shared>> {
         self.lock().get(&id).cloned().ok_or(Error::ConnectionClosed)
+    }
+
+    /// Counters of the zero-copy paths.
+    pub fn data_stats(&self) -> DataStats {
+        let c = &self.counters;
+        DataStats {
+            pipes_spliced: c.pipes_spliced.load(Relaxed),
+            pipes_copied: c.pipes_copied.load(Relaxed),
+            bytes_piped: c.bytes_piped.load(Relaxed),
+            files_sent: c.files_sent.load(Relaxed),
+            file_bytes_zero_copy: c.file_bytes_zero_copy.load(Relaxed),
+            file_bytes_copied: c.file_bytes_copied.load(Relaxed),
+        }
+    }
+
+    /// Forwards both ways between `id` (in this registry) and `other_id` (in `other`) until
+    /// both directions ended, then reports [`Event::PipeDone`] on `id`. Both connections must
+    /// have been paused with [`Connections::pause_reading`] (and their `Paused` events seen),
+    /// so that no byte read before is lost: the consumer passes what it still holds as heads.
+    /// The returned future does the work; spawn it.
+    pub fn pipe(
+        self: &Arc<Self>,
+        id: u32,
+        other: &Connections,
+        other_id: u32,
+        opts: crate::forward::PipeOptions,
+    ) -> Result<impl Future<Output = ()> + Send + 'static> {
+        let a = self.get(id)?;
+        let b = other.get(other_id)?;
+        if Arc::ptr_eq(&a, &b) || a.mode.load(Relaxed) != PAUSED || b.mode.load(Relaxed) != PAUSED {
+            return Err(Error::Busy);
+        }
+        Ok(crate::forward::run_pipe(self.clone(), a, b, opts))
+    }
+
+    /// Sends `length` bytes (default: to the end) of `file` from `offset` on connection `id`,
+    /// after the bytes already queued; writes made meanwhile follow it. Reports
+    /// [`Event::FileDone`]. The range is checked now; the returned future does the work.
+    pub fn send_file(
+        self: &Arc<Self>,
+        id: u32,
+        file: std::fs::File,
+        offset: u64,
+        length: Option<u64>,
+    ) -> Result<impl Future<Output = ()> + Send + 'static> {
+        let sh = self.get(id)?;
+        let (offset, length) = crate::file::range(&file, offset, length)?;
+        Ok(crate::file::run_send(
+            self.clone(),
+            sh,
+            file,
+            offset,
+            length,
+        ))
+    }
+
+    /// Stops reading `id` so that it can be piped; [`Event::Paused`] follows once every byte
+    /// read before has been reported.
+    pub fn pause_reading(&self, id: u32) -> Result<()> {
+        let sh = self.get(id)?;
+        if sh
+            .mode
+            .compare_exchange(READING, PAUSING, Relaxed, Relaxed)
+            .is_err()
+        {
+            return Err(Error::Busy);
+        }
+        sh.wake.notify_one();
+        Ok(())
     }
 
     /// Number of registered connections.
@@ -179,6 +381,7 @@ impl Connections {
         conn: Connection,
         sink: Arc<S>,
         opts: DriveOptions,
+        tag: u32,
     ) {
         let (stream, info, abort) = conn.into_parts();
         // Ids are the low 32 bits of the server's connection counter: unique among live
@@ -188,12 +391,18 @@ impl Connections {
             id,
             stream,
             info,
+            sink: sink.clone(),
+            abort,
+            mode: AtomicU8::new(READING),
+            gone: AtomicBool::new(false),
+            gone_notify: Notify::new(),
             out: Mutex::new(Outbox {
                 buf: Vec::new(),
                 pos: 0,
                 closing: Closing::No,
                 want_drain: false,
                 write_shut: false,
+                job: false,
             }),
             wake: Notify::new(),
             credit: AtomicI64::new(opts.high_water_mark as i64),
@@ -210,8 +419,8 @@ impl Connections {
             sink: &*sink,
             reported: false,
         };
-        sink.event(id, Event::Open);
-        let result = match CatchUnwind(Box::pin(run(&shared, &*sink, &abort))).await {
+        sink.event(id, Event::Open { tag });
+        let result = match CatchUnwind(Box::pin(run(&shared, &*sink))).await {
             Ok(r) => r,
             Err(panic) => Err(Error::Panic(panic_message(&*panic))),
         };
@@ -228,7 +437,7 @@ impl Connections {
             return Err(Error::WriteAfterEnd);
         }
         let mut written = 0;
-        if out.pending() == 0 {
+        if out.pending() == 0 && !out.job {
             while written < data.len() {
                 match sh.stream.try_write(&data[written..]) {
                     Ok(n) => written += n,
@@ -354,6 +563,8 @@ impl<S: EventSink> Unregister<'_, S> {
         let id = self.shared.id;
         self.conns.lock().remove(&id);
         self.reported = true;
+        self.shared.gone.store(true, Relaxed);
+        self.shared.gone_notify.notify_waiters();
         self.sink.event(
             id,
             Event::Closed {
@@ -372,7 +583,8 @@ impl<S: EventSink> Drop for Unregister<'_, S> {
     }
 }
 
-async fn run(sh: &Shared, sink: &dyn EventSink, abort: &CancellationToken) -> Result<()> {
+async fn run(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
+    let abort = &sh.abort;
     let mut read_open = true;
     let mut idle_seen = (0u64, 0u64); // (idle_ms, activity) at the last tick
     let mut idle_timer: Option<(u64, tokio::time::Interval)> = None;
@@ -381,14 +593,25 @@ async fn run(sh: &Shared, sink: &dyn EventSink, abort: &CancellationToken) -> Re
     let aborted = abort.cancelled();
     tokio::pin!(aborted);
     loop {
-        let (pending, closing, write_shut) = {
+        let (pending, closing, write_shut, job) = {
             let out = sh.out();
-            (out.pending(), out.closing, out.write_shut)
+            (out.pending(), out.closing, out.write_shut, out.job)
         };
         if closing == Closing::Now {
             return Ok(());
         }
-        if pending == 0 {
+        match sh.mode.load(Relaxed) {
+            PAUSING => {
+                // Every DATA event of this connection is in the sink before this one.
+                sh.mode.store(PAUSED, Relaxed);
+                sink.event(sh.id, Event::Paused);
+            }
+            INPUT_DONE => read_open = false,
+            _ => {}
+        }
+        // A job (pipe, file) owns the output: the driver neither flushes nor closes meanwhile.
+        let pending = if job { 0 } else { pending };
+        if pending == 0 && !job {
             match closing {
                 Closing::End if !write_shut => {
                     sh.out().write_shut = true;
@@ -408,7 +631,8 @@ async fn run(sh: &Shared, sink: &dyn EventSink, abort: &CancellationToken) -> Re
             });
             idle_seen = (idle_ms, sh.activity.load(Relaxed));
         }
-        let want_read = read_open && sh.credit.load(Relaxed) > 0;
+        let want_read =
+            read_open && sh.mode.load(Relaxed) == READING && sh.credit.load(Relaxed) > 0;
         tokio::select! {
             biased;
             () = &mut aborted => return Err(Error::Shutdown),

@@ -86,6 +86,26 @@ pub enum Error {
     /// A connection task panicked; the panic was caught and only this connection was closed.
     #[error("connection task panicked: {0}")]
     Panic(String),
+    /// The connection is already piping or sending a file, or is not paused for a pipe.
+    #[error("connection is busy with a pipe or a file")]
+    Busy,
+    /// The file ended before the requested range was sent.
+    #[error("file ended after {sent} of {expected} bytes")]
+    FileTruncated {
+        /// Bytes sent.
+        sent: u64,
+        /// Bytes that were to be sent.
+        expected: u64,
+    },
+    /// A host name could not be resolved.
+    #[error("cannot resolve `{host}`: {source}")]
+    Resolve {
+        /// The host name.
+        host: String,
+        /// The resolver's error.
+        #[source]
+        source: io::Error,
+    },
     /// Any other I/O error on a connection.
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -113,6 +133,12 @@ pub enum ErrorKind {
     IdleTimeout,
     /// See [`Error::Panic`].
     Panic,
+    /// See [`Error::Busy`].
+    Busy,
+    /// See [`Error::FileTruncated`].
+    FileTruncated,
+    /// See [`Error::Resolve`].
+    Resolve,
 }
 
 impl Error {
@@ -129,13 +155,18 @@ impl Error {
             Self::Shutdown => ErrorKind::Shutdown,
             Self::IdleTimeout => ErrorKind::IdleTimeout,
             Self::Panic(_) => ErrorKind::Panic,
+            Self::Busy => ErrorKind::Busy,
+            Self::FileTruncated { .. } => ErrorKind::FileTruncated,
+            Self::Resolve { .. } => ErrorKind::Resolve,
         }
     }
 
     /// The underlying OS error, if any.
     pub fn os_error(&self) -> Option<&io::Error> {
         match self {
-            Self::Listen { source, .. } | Self::SocketOption { source, .. } => Some(source),
+            Self::Listen { source, .. }
+            | Self::SocketOption { source, .. }
+            | Self::Resolve { source, .. } => Some(source),
             Self::Io(e) => Some(e),
             _ => None,
         }
@@ -169,7 +200,8 @@ impl Error {
         }
     }
 
-    pub(crate) fn range(option: &'static str, reason: impl Into<String>) -> Self {
+    /// An [`Error::InvalidOption`] for a value out of range.
+    pub fn range(option: &'static str, reason: impl Into<String>) -> Self {
         Self::InvalidOption {
             option,
             reason: reason.into(),
@@ -177,7 +209,8 @@ impl Error {
         }
     }
 
-    pub(crate) fn value(option: &'static str, reason: impl Into<String>) -> Self {
+    /// An [`Error::InvalidOption`] for a malformed or contradictory value.
+    pub fn value(option: &'static str, reason: impl Into<String>) -> Self {
         Self::InvalidOption {
             option,
             reason: reason.into(),

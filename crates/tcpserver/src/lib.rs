@@ -34,17 +34,23 @@
 mod accept;
 mod addr;
 mod config;
+mod connect;
 mod connection;
 pub mod driver;
 mod error;
+mod file;
+mod forward;
 mod listener;
 mod server;
 mod stats;
 mod sys;
 
-pub use addr::{address_from_parts, parse_address};
+pub use addr::{address_from_parts, parse_address, split_host_port};
 pub use config::{KeepAlive, MAX_LOOPS, ServerConfig, default_loops};
+pub use connect::{ConnectOptions, connect};
 pub use connection::{Connection, ConnectionInfo};
 pub use error::{Error, ErrorKind, InvalidKind, Result};
+pub use file::{dup_for_send, open_for_send};
+pub use forward::PipeOptions;
 pub use server::{Server, ShutdownReport, set_keep_alive};
 pub use stats::Stats;

@@ -85,9 +85,14 @@ impl EventSink for RecordingSink {
     fn event(&self, id: u32, event: Event<'_>) {
         let mut log = self.log();
         let ev = match event {
-            Event::Open => Ev::Open,
+            Event::Open { tag } => {
+                assert_eq!(tag, 7, "Open carries the tag given to drive()");
+                Ev::Open
+            }
             Event::End => Ev::End,
             Event::Drain => Ev::Drain,
+            // Pipes and files are exercised by the ava suite against real peers.
+            Event::Paused | Event::PipeDone { .. } | Event::FileDone { .. } => return,
             Event::Closed { error, info } => {
                 assert_eq!(
                     info.id as u32, id,
@@ -119,7 +124,7 @@ impl Harness {
         let server = {
             let (conns, sink) = (conns.clone(), sink.clone());
             Server::bind(&config(v4()), move |conn| {
-                conns.clone().drive(conn, sink.clone(), opts)
+                conns.clone().drive(conn, sink.clone(), opts, 7)
             })
             .unwrap()
         };

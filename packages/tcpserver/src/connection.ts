@@ -1,8 +1,9 @@
 // One client connection. Reads come from the server's event batches (no native call per
 // chunk); writes are one synchronous native call that tries the socket at once.
-import { codedError, type TcpServerError } from './errors.js'
+import { codedError, fromBinding, invalidArg, type TcpServerError } from './errors.js'
 import type { BindingConnectionInfo, BindingServer } from './native.js'
-import type { AddressInfo } from './options.js'
+import type { AddressInfo, PipeOptions, PipeResult, SendFileOptions } from './options.js'
+import { expectNumber } from './validate.js'
 
 const RESOLVED: Promise<void> = Promise.resolve()
 const DONE: IteratorResult<Buffer> = Object.freeze({ value: undefined, done: true }) as IteratorResult<Buffer>
@@ -13,6 +14,24 @@ function quietReject(err: Error): Promise<never> {
   const p = Promise.reject(err)
   p.catch(noop)
   return p
+}
+
+enum Pipe {
+  None = 0,
+  Pausing = 1,
+  Paused = 2,
+  Piping = 3,
+  Done = 4,
+}
+
+type Settle<T> = [(value: T) => void, (error: Error) => void]
+
+/** `in\nout\ncode\nmessage` / `bytes\ncode\nmessage` (crates/tcpserver-node/src/events.rs). */
+function splitDone(text: string, numbers: number): [number[], TcpServerError | null] {
+  const parts = text.split('\n')
+  const values = parts.slice(0, numbers).map(Number)
+  const code = parts[numbers] ?? ''
+  return [values, code === '' ? null : codedError(code, parts.slice(numbers + 1).join('\n'))]
 }
 
 enum Reader {
@@ -52,6 +71,9 @@ export let deliverEnd: (c: Connection) => void
 export let deliverDrain: (c: Connection) => void
 export let deliverClosed: (c: Connection, closedText: string) => void
 export let releaseConnection: (c: Connection) => void
+export let deliverPaused: (c: Connection) => void
+export let deliverPipeDone: (c: Connection, text: string) => void
+export let deliverFileDone: (c: Connection, text: string) => void
 
 /**
  * A TCP connection handed to a handler. Read with `await conn.read()` or
@@ -86,6 +108,12 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   #closedResolve: (() => void) | null = null
   #abort: AbortController | null = null
   #idleTimeout = 0
+  #pipe: Pipe = Pipe.None
+  #pipePeer: Connection | null = null
+  #paused: Settle<void> | null = null
+  #pipeDone: Settle<PipeResult> | null = null
+  #fileDone: Settle<number> | null = null
+  #fileChain: Promise<unknown> = RESOLVED
 
   /** @internal Created by the server. */
   constructor(native: BindingServer, id: number, highWaterMark: number, idleTimeout: number) {
@@ -102,6 +130,9 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
     deliverDrain = (c) => c.#onDrain()
     deliverClosed = (c, closedText) => c.#onClosed(closedText)
     releaseConnection = (c) => c.#release()
+    deliverPaused = (c) => c.#onPaused()
+    deliverPipeDone = (c, text) => c.#onPipeDone(text)
+    deliverFileDone = (c, text) => c.#onFileDone(text)
   }
 
   /**
@@ -157,6 +188,147 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
     // rejection when the peer goes away; the error also reaches read(), `error` and `signal`.
     drained.catch(noop)
     return drained
+  }
+
+  /**
+   * Forwards bytes both ways between this connection and `other`, entirely in Rust, until
+   * both directions ended: `splice(2)` through a kernel pipe on Linux (the bytes never enter
+   * JavaScript or even user space), a copy loop elsewhere. A FIN one way is passed on and
+   * keeps the other way open; an error on either side closes both. Data this connection
+   * already received but the handler has not read is sent first, after `options.head`.
+   * Afterwards both connections' input is consumed (`read()` returns `null`).
+   *
+   * @throws {TcpServerError} `ERR_TCPSERVER_BUSY` if either connection is already piping,
+   * sending a file or has a pending `read()`; the error that ended the pipe, e.g. `ECONNRESET`.
+   */
+  async pipe(other: Connection, options: PipeOptions = {}): Promise<PipeResult> {
+    if (!(other instanceof Connection) || other === this) {
+      throw invalidArg('other', 'must be another Connection', this.pipe)
+    }
+    if (options.head !== undefined && !(options.head instanceof Uint8Array)) {
+      throw invalidArg('head', 'must be a Uint8Array', this.pipe)
+    }
+    expectNumber('idleTimeout', options.idleTimeout, this.pipe)
+    for (const c of [this, other]) c.#assertIdle()
+    this.#pipePeer = other
+    other.#pipePeer = this
+    await Promise.all([this.#pauseReading(), other.#pauseReading()])
+    const mine = this.#takeQueued()
+    const toOther = options.head && mine ? Buffer.concat([options.head, mine]) : (options.head ?? mine)
+    const toThis = other.#takeQueued()
+    return new Promise<PipeResult>((resolve, reject) => {
+      this.#pipeDone = [resolve, reject]
+      this.#pipe = Pipe.Piping
+      other.#pipe = Pipe.Piping
+      const err = this.#native.pipe(this.id, other.#native, other.id, toOther, toThis, options.idleTimeout)
+      if (err) {
+        this.#pipeDone = null
+        reject(fromBinding(err))
+      }
+    })
+  }
+
+  /**
+   * Sends a file (by path, or by a descriptor you keep owning) or a range of it, after the
+   * bytes already written: `sendfile(2)` on Linux for plain TCP, a read/write loop elsewhere.
+   * Writes made meanwhile go out after it. Resolves with the bytes sent.
+   *
+   * @throws {TcpServerError} `ENOENT`, `EACCES`, `EISDIR`; `ERR_INVALID_ARG_VALUE` (a
+   * `RangeError` with `option: 'offset' | 'length'`) for a range outside the file;
+   * `ERR_TCPSERVER_FILE_TRUNCATED` if the file shrank while it was sent.
+   */
+  sendFile(file: string | number, options: SendFileOptions = {}): Promise<number> {
+    if (typeof file !== 'string' && typeof file !== 'number') {
+      return Promise.reject(invalidArg('file', 'must be a path or a file descriptor', this.sendFile))
+    }
+    try {
+      expectNumber('offset', options.offset, this.sendFile)
+      expectNumber('length', options.length, this.sendFile)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    const run = (): Promise<number> =>
+      new Promise<number>((resolve, reject) => {
+        if (this.#closed) {
+          reject(this.#error ?? codedError('ERR_SOCKET_CLOSED', 'connection closed'))
+          return
+        }
+        this.#fileDone = [resolve, reject]
+        const err =
+          typeof file === 'string'
+            ? this.#native.sendFile(this.id, file, undefined, options.offset, options.length)
+            : this.#native.sendFile(this.id, undefined, file, options.offset, options.length)
+        if (err) {
+          this.#fileDone = null
+          reject(fromBinding(err))
+        }
+      })
+    // One file at a time per connection, in call order.
+    const sent = this.#fileChain.then(run, run)
+    this.#fileChain = sent.catch(noop)
+    return sent
+  }
+
+  #assertIdle(): void {
+    if (this.#closed) throw this.#error ?? codedError('ERR_SOCKET_CLOSED', 'connection closed')
+    if (this.#pipe !== Pipe.None || this.#reader !== Reader.None) {
+      throw codedError('ERR_TCPSERVER_BUSY', 'connection is piping or has a pending read()')
+    }
+  }
+
+  #pauseReading(): Promise<void> {
+    this.#pipe = Pipe.Pausing
+    return new Promise<void>((resolve, reject) => {
+      this.#paused = [resolve, reject]
+      const err = this.#native.pauseReading(this.id)
+      if (err) {
+        this.#paused = null
+        reject(fromBinding(err))
+      }
+    })
+  }
+
+  /** Unread input, handed to the pipe: it counts as read. */
+  #takeQueued(): Buffer | undefined {
+    const rest = this.#chunks.slice(this.#head)
+    this.#chunks.length = 0
+    this.#head = 0
+    if (rest.length === 0) return undefined
+    const all = rest.length === 1 ? (rest[0] as Buffer) : Buffer.concat(rest)
+    this.bytesRead += all.length
+    return all
+  }
+
+  #onPaused(): void {
+    this.#pipe = Pipe.Paused
+    const p = this.#paused
+    this.#paused = null
+    p?.[0]()
+  }
+
+  #onPipeDone(text: string): void {
+    const [[bytesIn = 0, bytesOut = 0], err] = splitDone(text, 2)
+    for (const c of [this, this.#pipePeer]) {
+      if (!c) continue
+      c.#pipe = Pipe.Done
+      c.#ended = true
+      c.#writeClosed = true
+    }
+    this.bytesRead += bytesIn
+    this.bytesWritten += bytesOut
+    const done = this.#pipeDone
+    this.#pipeDone = null
+    if (err) done?.[1](err)
+    else done?.[0]({ bytesIn, bytesOut })
+  }
+
+  #onFileDone(text: string): void {
+    const [[bytes = 0], err] = splitDone(text, 1)
+    this.bytesWritten += bytes
+    const done = this.#fileDone
+    this.#fileDone = null
+    if (err) done?.[1](err)
+    else done?.[0](bytes)
   }
 
   /** Half-closes: FIN after queued bytes are flushed. Reading goes on. */
@@ -345,7 +517,14 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
       const e = err ?? codedError('ERR_SOCKET_CLOSED', 'connection closed before the queue drained')
       for (const [, reject] of waiters) reject(e)
     }
-    this.#abort?.abort(err ?? codedError('ERR_SOCKET_CLOSED', 'connection closed'))
+    const gone = err ?? codedError('ERR_SOCKET_CLOSED', 'connection closed')
+    this.#paused?.[1](gone)
+    this.#paused = null
+    this.#fileDone?.[1](gone)
+    this.#fileDone = null
+    this.#pipeDone?.[1](gone)
+    this.#pipeDone = null
+    this.#abort?.abort(gone)
     this.#closedResolve?.()
   }
 

@@ -3,15 +3,21 @@
  *
  * @packageDocumentation
  */
+export { connect } from './connect.js'
 export { Connection } from './connection.js'
 export { type ErrorCode, isTcpServerError, type TcpServerError } from './errors.js'
 export { listen } from './listen.js'
 export type {
   AddressInfo,
   AddressInput,
+  ConnectOptions,
+  DataPathStats,
   Handler,
   KeepAliveOptions,
   ListenOptions,
+  PipeOptions,
+  PipeResult,
+  SendFileOptions,
   ServerStats,
   ShutdownOptions,
   ShutdownResult,

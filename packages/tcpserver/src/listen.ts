@@ -61,8 +61,6 @@ export async function listen(options: ListenOptions): Promise<Server> {
   server = new Server(result, {
     handler: options.handler,
     onError: options.onError,
-    highWaterMark: result.highWaterMark,
-    idleTimeout: result.idleTimeout,
   })
   const signal = options.signal
   if (signal) {

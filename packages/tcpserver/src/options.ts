@@ -103,4 +103,56 @@ export interface ServerStats {
   panics: number
   /** Accept errors by code (`EMFILE`, `ENFILE`, `ECONNABORTED`...); accept loops back off and go on. */
   acceptErrors: Record<string, number>
+  /** Pipes and files sent by this server's connections, and whether zero-copy was used. */
+  dataPath: DataPathStats
+}
+
+/** Options of `conn.pipe()`. */
+export interface PipeOptions {
+  /** Bytes to send to the other connection first, e.g. a header the handler already parsed. */
+  head?: Uint8Array
+  /** End the pipe (closing both connections) after this many ms without a byte moving. @default off */
+  idleTimeout?: number
+}
+
+/** What a pipe moved. */
+export interface PipeResult {
+  /** Bytes read from this connection and written to the other. */
+  bytesIn: number
+  /** Bytes read from the other connection and written to this one. */
+  bytesOut: number
+}
+
+/** Options of `conn.sendFile()`. */
+export interface SendFileOptions {
+  /** First byte of the file to send. @default 0 */
+  offset?: number
+  /** Bytes to send. @default to the end of the file */
+  length?: number
+}
+
+/** Options of {@link connect}. */
+export interface ConnectOptions {
+  /** Milliseconds for resolving and connecting together. @default no limit */
+  timeout?: number
+  /** `TCP_NODELAY`. @default true */
+  noDelay?: boolean
+  /** Local IP address to connect from (the kernel picks the port). */
+  localAddress?: string
+}
+
+/** Counters of the zero-copy paths: whether `splice`/`sendfile` were used. */
+export interface DataPathStats {
+  /** Pipes forwarded with `splice(2)` (Linux): the bytes never entered user space. */
+  pipesSpliced: number
+  /** Pipes forwarded with a copy loop in Rust (other platforms, or `TCPSERVER_ZERO_COPY=0`). */
+  pipesCopied: number
+  /** Bytes forwarded by pipes, both directions. */
+  bytesPiped: number
+  /** Files (or ranges) sent completely. */
+  filesSent: number
+  /** File bytes sent with `sendfile(2)`. */
+  fileBytesZeroCopy: number
+  /** File bytes sent with a read/write loop. */
+  fileBytesCopied: number
 }

@@ -1,24 +1,10 @@
 // The server: owns the native handle, dispatches event batches in one tight loop, runs one
 // handler per connection and closes the connection when it settles.
-import {
-  Connection,
-  deliverClosed,
-  deliverData,
-  deliverDrain,
-  deliverEnd,
-  releaseConnection,
-} from './connection.js'
+import { type Connection, releaseConnection } from './connection.js'
 import type { BindingServer } from './native.js'
 import type { AddressInfo, Handler, ServerStats, ShutdownOptions, ShutdownResult } from './options.js'
+import { EventRouter } from './router.js'
 import { expectNumber } from './validate.js'
-
-// Event kinds: crates/tcpserver-node/src/events.rs.
-const OPEN = 1
-const DATA = 2
-const END = 3
-const DRAIN = 4
-const CLOSED = 5
-const SERVER_CLOSED = 6
 
 /** Connections waiting in the iterator queue before accepting pauses. */
 const QUEUE_LIMIT = 128
@@ -36,18 +22,14 @@ function defaultOnError(error: unknown, conn: Connection): void {
 export interface ServerInit {
   handler: Handler | undefined
   onError: ((error: unknown, connection: Connection) => void) | undefined
-  highWaterMark: number
-  idleTimeout: number
 }
 
 /** A listening server; created by {@link listen}. */
 export class Server implements AsyncDisposable, AsyncIterable<Connection> {
   readonly #native: BindingServer
-  readonly #conns = new Map<number, Connection>()
+  readonly #router: EventRouter
   readonly #handler: Handler | undefined
   readonly #onError: (error: unknown, connection: Connection) => void
-  readonly #highWaterMark: number
-  readonly #idleTimeout: number
   readonly #addresses: readonly AddressInfo[]
   readonly #closed: Promise<ShutdownResult>
   #resolveClosed!: (r: ShutdownResult) => void
@@ -61,8 +43,10 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
     this.#native = native
     this.#handler = init.handler
     this.#onError = init.onError ?? defaultOnError
-    this.#highWaterMark = init.highWaterMark
-    this.#idleTimeout = init.idleTimeout
+    this.#router = new EventRouter(native, {
+      open: (conn) => this.#open(conn),
+      serverClosed: (result) => this.#onServerClosed(result),
+    })
     this.#addresses = Object.freeze(native.addresses().map((a) => Object.freeze(a as AddressInfo)))
     this.#closed = new Promise((resolve) => {
       this.#resolveClosed = resolve
@@ -71,49 +55,10 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
 
   /** @internal The native event callback: one call per batch. */
   dispatch(events: Buffer, payload: Buffer): void {
-    const words =
-      events.byteOffset % 4 === 0
-        ? new Uint32Array(events.buffer, events.byteOffset, events.length >>> 2)
-        : new Uint32Array(Uint8Array.from(events).buffer)
-    const conns = this.#conns
-    for (let i = 0; i < words.length; i += 4) {
-      const kind = words[i] as number
-      const id = words[i + 1] as number
-      try {
-        if (kind === DATA) {
-          const conn = conns.get(id)
-          const off = words[i + 2] as number
-          if (conn) deliverData(conn, payload.subarray(off, off + (words[i + 3] as number)))
-        } else if (kind === OPEN) {
-          this.#open(id)
-        } else if (kind === END) {
-          const conn = conns.get(id)
-          if (conn) deliverEnd(conn)
-        } else if (kind === DRAIN) {
-          const conn = conns.get(id)
-          if (conn) deliverDrain(conn)
-        } else if (kind === CLOSED) {
-          const conn = conns.get(id)
-          if (conn) {
-            conns.delete(id)
-            const off = words[i + 2] as number
-            deliverClosed(conn, payload.toString('latin1', off, off + (words[i + 3] as number)))
-          }
-        } else if (kind === SERVER_CLOSED) {
-          this.#onServerClosed({ completed: words[i + 2] as number, forced: words[i + 3] as number })
-        }
-      } catch (e) {
-        // A throwing user callback (e.g. in a promise executor) must not stop the batch.
-        queueMicrotask(() => {
-          throw e
-        })
-      }
-    }
+    this.#router.dispatch(events, payload)
   }
 
-  #open(id: number): void {
-    const conn = new Connection(this.#native, id, this.#highWaterMark, this.#idleTimeout)
-    this.#conns.set(id, conn)
+  #open(conn: Connection): void {
     const handler = this.#handler
     if (handler === undefined) {
       this.#enqueue(conn)
@@ -188,6 +133,8 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
     const s = this.#native.stats()
     const acceptErrors: Record<string, number> = {}
     for (const { code, count } of s.acceptErrors) acceptErrors[code] = count
+    const { pipesSpliced, pipesCopied, bytesPiped, filesSent, fileBytesZeroCopy, fileBytesCopied } =
+      this.#native.dataStats()
     return {
       accepted: s.accepted,
       active: s.active,
@@ -195,6 +142,7 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
       forced: s.forced,
       panics: s.panics,
       acceptErrors,
+      dataPath: { pipesSpliced, pipesCopied, bytesPiped, filesSent, fileBytesZeroCopy, fileBytesCopied },
     }
   }
 

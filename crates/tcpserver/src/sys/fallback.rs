@@ -34,3 +34,6 @@ pub(crate) fn set_fast_open(_socket: &Socket, _queue_len: u32) -> io::Result<()>
 pub(crate) fn set_defer_accept(_socket: &Socket, _seconds: u32) -> io::Result<()> {
     Err(io::Error::from(io::ErrorKind::Unsupported))
 }
+
+/// No `splice`/`sendfile` here: forwarding and file sending use copy loops.
+pub(crate) const ZERO_COPY: bool = false;

@@ -1,0 +1,114 @@
+//! Outbound connections: resolve, optionally bind a local address, connect with a deadline,
+//! and hand back the same [`Connection`] type that accepted connections use.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::net::TcpSocket;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::KeepAlive;
+use crate::connection::{Connection, ConnectionInfo};
+use crate::error::{Error, Result};
+
+/// Options of [`connect`].
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Give up after this long (resolving and connecting together).
+    pub timeout: Option<Duration>,
+    /// `TCP_NODELAY` (default on).
+    pub no_delay: bool,
+    /// Local address to bind before connecting (port chosen by the kernel).
+    pub local_address: Option<IpAddr>,
+    /// TCP keep-alive.
+    pub keep_alive: Option<KeepAlive>,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            timeout: None,
+            no_delay: true,
+            local_address: None,
+            keep_alive: None,
+        }
+    }
+}
+
+/// Connects to `host:port`. Names are resolved asynchronously and every address is tried in
+/// order until one connects; the error of the last attempt is returned. `id` becomes the
+/// connection's id and `abort` its abort signal.
+pub async fn connect(
+    host: &str,
+    port: u16,
+    opts: &ConnectOptions,
+    id: u64,
+    abort: CancellationToken,
+) -> Result<Connection> {
+    let attempt = async {
+        let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![SocketAddr::new(ip, port)],
+            Err(_) => tokio::net::lookup_host((host, port))
+                .await
+                .map_err(|source| Error::Resolve {
+                    host: host.to_owned(),
+                    source,
+                })?
+                .collect(),
+        };
+        let mut last = None;
+        for addr in addrs {
+            if opts
+                .local_address
+                .is_some_and(|l| l.is_ipv4() != addr.is_ipv4())
+            {
+                continue;
+            }
+            match connect_one(addr, opts).await {
+                Ok(c) => return Ok(c),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Resolve {
+            host: host.to_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no address of the right family",
+            ),
+        }))
+    };
+    let stream = match opts.timeout {
+        Some(t) => tokio::time::timeout(t, attempt)
+            .await
+            .map_err(|_| Error::Io(std::io::Error::from_raw_os_error(libc::ETIMEDOUT)))??,
+        None => attempt.await?,
+    };
+    if opts.no_delay {
+        let _ = stream.set_nodelay(true);
+    }
+    if let Some(k) = &opts.keep_alive {
+        let _ = crate::server::set_keep_alive(&stream, k);
+    }
+    let peer_addr = stream.peer_addr()?;
+    let local_addr = stream.local_addr()?;
+    let info = ConnectionInfo {
+        id,
+        peer_addr,
+        local_addr,
+        start_time: SystemTime::now(),
+        started: Instant::now(),
+    };
+    Ok(Connection::new(stream, info, abort))
+}
+
+async fn connect_one(addr: SocketAddr, opts: &ConnectOptions) -> Result<tokio::net::TcpStream> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(local) = opts.local_address {
+        socket.bind(SocketAddr::new(local, 0))?;
+    }
+    Ok(socket.connect(addr).await?)
+}

@@ -1,0 +1,177 @@
+//! Sending a file (or a range of it) on a driven connection: `sendfile(2)` on Linux (the bytes
+//! go from the page cache to the socket without entering user space), a read/write loop
+//! elsewhere. Never reads outside the requested range; ends with an error if the file shrinks.
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use tokio::io::Interest;
+
+use crate::driver::{Connections, Event, Shared};
+use crate::error::{Error, Result};
+use crate::sys;
+
+/// Opens `path` for [`Connections::send_file`]: `ENOENT`, `EACCES` and `EISDIR` come out as
+/// OS errors with those numbers.
+pub fn open_for_send(path: &Path) -> Result<File> {
+    let file = File::open(path)?;
+    if file.metadata()?.is_dir() {
+        return Err(Error::Io(io::Error::from_raw_os_error(libc::EISDIR)));
+    }
+    Ok(file)
+}
+
+/// A file from a descriptor the caller keeps owning (it is duplicated).
+#[cfg(unix)]
+pub fn dup_for_send(fd: i32) -> Result<File> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) on any integer is sound: it fails with EBADF for a number
+    // that is not an open descriptor and never touches the original.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return Err(Error::Io(io::Error::last_os_error()));
+    }
+    // SAFETY: `dup` was just returned by fcntl: an open descriptor that nothing else owns.
+    let owned = unsafe { OwnedFd::from_raw_fd(dup) };
+    let file = File::from(owned);
+    if file.metadata()?.is_dir() {
+        return Err(Error::Io(io::Error::from_raw_os_error(libc::EISDIR)));
+    }
+    Ok(file)
+}
+
+/// The validated byte range `[offset, offset + length)` of `file`.
+pub(crate) fn range(file: &File, offset: u64, length: Option<u64>) -> Result<(u64, u64)> {
+    let size = file.metadata()?.len();
+    if offset > size {
+        return Err(Error::range(
+            "offset",
+            format!("{offset} is past the end of the file ({size} bytes)"),
+        ));
+    }
+    let length = length.unwrap_or(size - offset);
+    if offset.checked_add(length).is_none_or(|end| end > size) {
+        return Err(Error::range(
+            "length",
+            format!("{offset} + {length} is past the end of the file ({size} bytes)"),
+        ));
+    }
+    Ok((offset, length))
+}
+
+pub(crate) async fn run_send(
+    conns: Arc<Connections>,
+    sh: Arc<Shared>,
+    file: File,
+    offset: u64,
+    length: u64,
+) {
+    let sent = AtomicU64::new(0);
+    let result = tokio::select! {
+        r = send(&conns, &sh, &file, offset, length, &sent) => r,
+        () = sh.abort.cancelled() => Err(Error::Shutdown),
+        () = sh.gone() => Err(Error::ConnectionClosed),
+    };
+    sh.end_job();
+    if result.is_ok() {
+        conns.counters.files_sent.fetch_add(1, Relaxed);
+    }
+    sh.sink.event(
+        sh.id,
+        Event::FileDone {
+            bytes: sent.load(Relaxed),
+            error: result.as_ref().err(),
+        },
+    );
+}
+
+async fn send(
+    conns: &Connections,
+    sh: &Shared,
+    file: &File,
+    offset: u64,
+    length: u64,
+    sent: &AtomicU64,
+) -> Result<()> {
+    sh.begin_job().await?;
+    #[cfg(target_os = "linux")]
+    if std::env::var("TCPSERVER_ZERO_COPY").as_deref() != Ok("0") {
+        let stream = &sh.stream;
+        let mut pos = offset as i64;
+        let end = offset + length;
+        while (pos as u64) < end {
+            stream.writable().await?;
+            let count = ((end - pos as u64) as usize).min(1 << 30);
+            match stream.try_io(Interest::WRITABLE, || {
+                sys::sendfile(stream, file, &mut pos, count)
+            }) {
+                Ok(0) => {
+                    return Err(Error::FileTruncated {
+                        sent: sent.load(Relaxed),
+                        expected: length,
+                    });
+                }
+                Ok(n) => {
+                    sent.fetch_add(n as u64, Relaxed);
+                    sh.bytes_written.fetch_add(n as u64, Relaxed);
+                    sh.activity.fetch_add(1, Relaxed);
+                    conns
+                        .counters
+                        .file_bytes_zero_copy
+                        .fetch_add(n as u64, Relaxed);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(Error::Io(e)),
+            }
+        }
+        return Ok(());
+    }
+    let _ = Interest::WRITABLE;
+    copy_range(conns, sh, file, offset, length, sent).await
+}
+
+/// The portable path: positioned reads into a buffer, written with readiness.
+async fn copy_range(
+    conns: &Connections,
+    sh: &Shared,
+    file: &File,
+    offset: u64,
+    length: u64,
+    sent: &AtomicU64,
+) -> Result<()> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut pos = offset;
+    let end = offset + length;
+    while pos < end {
+        let want = ((end - pos) as usize).min(buf.len());
+        let n = read_at(file, &mut buf[..want], pos)?;
+        if n == 0 {
+            return Err(Error::FileTruncated {
+                sent: sent.load(Relaxed),
+                expected: length,
+            });
+        }
+        crate::forward::write_all(&sh.stream, &buf[..n], sent).await?;
+        sh.bytes_written.fetch_add(n as u64, Relaxed);
+        sh.activity.fetch_add(1, Relaxed);
+        conns
+            .counters
+            .file_bytes_copied
+            .fetch_add(n as u64, Relaxed);
+        pos += n as u64;
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, pos)
+}
+
+#[cfg(windows)]
+fn read_at(file: &File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buf, pos)
+}

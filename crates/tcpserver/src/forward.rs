@@ -1,0 +1,220 @@
+//! Forwarding between two driven connections, entirely in Rust: `splice(2)` through a pooled
+//! pipe pair on Linux (bytes never enter user space), a copy loop elsewhere. Half-close is
+//! propagated (FIN one way keeps the other open); an error on either side closes both.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use socket2::SockRef;
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+
+use crate::driver::{Connections, Event, Shared};
+use crate::error::{Error, Result};
+use crate::sys;
+
+/// Options of [`Connections::pipe`].
+#[derive(Debug, Default, Clone)]
+pub struct PipeOptions {
+    /// Bytes to send to the *other* connection before forwarding (e.g. a header already read).
+    pub head_to_other: Vec<u8>,
+    /// Bytes to send to *this* connection before forwarding.
+    pub head_to_this: Vec<u8>,
+    /// End the pipe (closing both sides) after this long without a byte moving.
+    pub idle_timeout: Option<Duration>,
+}
+
+/// Whether forwarding uses `splice` (Linux), unless `TCPSERVER_ZERO_COPY=0` forces the copy loop.
+fn use_splice() -> bool {
+    sys::ZERO_COPY && std::env::var("TCPSERVER_ZERO_COPY").as_deref() != Ok("0")
+}
+
+pub(crate) async fn run_pipe(
+    conns: Arc<Connections>,
+    a: Arc<Shared>,
+    b: Arc<Shared>,
+    opts: PipeOptions,
+) {
+    let moved = [AtomicU64::new(0), AtomicU64::new(0)];
+    let result = pipe(&conns, &a, &b, opts, &moved).await;
+    let (ab, ba) = (moved[0].load(Relaxed), moved[1].load(Relaxed));
+    conns.counters.bytes_piped.fetch_add(ab + ba, Relaxed);
+    // Reported before the connections close, so the consumer sees the result first.
+    a.sink.event(
+        a.id,
+        Event::PipeDone {
+            bytes_in: ab,
+            bytes_out: ba,
+            error: result.as_ref().err(),
+        },
+    );
+    a.end_job();
+    b.end_job();
+    match &result {
+        Ok(()) => {
+            a.input_done();
+            b.input_done();
+        }
+        Err(_) => {
+            a.close_now();
+            b.close_now();
+        }
+    }
+}
+
+async fn pipe(
+    conns: &Connections,
+    a: &Shared,
+    b: &Shared,
+    opts: PipeOptions,
+    moved: &[AtomicU64; 2],
+) -> Result<()> {
+    let work = async {
+        a.begin_job().await?;
+        b.begin_job().await?;
+        write_all(&b.stream, &opts.head_to_other, &moved[0]).await?;
+        write_all(&a.stream, &opts.head_to_this, &moved[1]).await?;
+        if use_splice() {
+            conns.counters.pipes_spliced.fetch_add(1, Relaxed);
+            both_ways(a, b, moved, true).await
+        } else {
+            conns.counters.pipes_copied.fetch_add(1, Relaxed);
+            both_ways(a, b, moved, false).await
+        }
+    };
+    let idle = async {
+        let Some(period) = opts.idle_timeout else {
+            return std::future::pending().await;
+        };
+        let mut seen = u64::MAX;
+        loop {
+            tokio::time::sleep(period).await;
+            let now = moved[0].load(Relaxed) + moved[1].load(Relaxed);
+            if now == seen {
+                return Error::IdleTimeout;
+            }
+            seen = now;
+        }
+    };
+    tokio::select! {
+        r = work => r,
+        e = idle => Err(e),
+        () = a.abort.cancelled() => Err(Error::Shutdown),
+        () = b.abort.cancelled() => Err(Error::Shutdown),
+        () = a.gone() => Err(Error::ConnectionClosed),
+        () = b.gone() => Err(Error::ConnectionClosed),
+    }
+}
+
+async fn both_ways(a: &Shared, b: &Shared, moved: &[AtomicU64; 2], splice: bool) -> Result<()> {
+    let ab = one_way(a, b, &moved[0], splice);
+    let ba = one_way(b, a, &moved[1], splice);
+    tokio::pin!(ab, ba);
+    let (mut ab_done, mut ba_done) = (false, false);
+    while !(ab_done && ba_done) {
+        tokio::select! {
+            r = &mut ab, if !ab_done => { r?; ab_done = true; }
+            r = &mut ba, if !ba_done => { r?; ba_done = true; }
+        }
+    }
+    Ok(())
+}
+
+/// Forwards `src` → `dst` until `src` sends FIN, then half-closes `dst`.
+async fn one_way(src: &Shared, dst: &Shared, moved: &AtomicU64, splice: bool) -> Result<()> {
+    #[cfg(target_os = "linux")]
+    if splice {
+        let pipe = sys::take_pipe()?;
+        let r = splice_one_way(&src.stream, &dst.stream, &pipe, moved, &dst.activity).await;
+        if let Ok(true) = r {
+            sys::give_back_pipe(pipe);
+        }
+        r?;
+        return finish(dst);
+    }
+    let _ = splice;
+    copy_one_way(&src.stream, &dst.stream, moved, &dst.activity).await?;
+    finish(dst)
+}
+
+fn finish(dst: &Shared) -> Result<()> {
+    dst.mark_write_shut();
+    // ENOTCONN: the peer is gone; the other direction reports what matters.
+    let _ = SockRef::from(&dst.stream).shutdown(std::net::Shutdown::Write);
+    Ok(())
+}
+
+/// Returns whether the pipe pair ended empty (reusable).
+#[cfg(target_os = "linux")]
+async fn splice_one_way(
+    src: &TcpStream,
+    dst: &TcpStream,
+    pipe: &sys::PipePair,
+    moved: &AtomicU64,
+    activity: &AtomicU64,
+) -> io::Result<bool> {
+    let mut in_pipe = 0usize;
+    loop {
+        if in_pipe == 0 {
+            src.readable().await?;
+            // EAGAIN here can only mean the socket is drained (the pipe is empty).
+            match src.try_io(Interest::READABLE, || {
+                sys::splice(src, &pipe.write, sys::pipe_capacity())
+            }) {
+                Ok(0) => return Ok(true),
+                Ok(n) => in_pipe = n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        dst.writable().await?;
+        match dst.try_io(Interest::WRITABLE, || sys::splice(&pipe.read, dst, in_pipe)) {
+            Ok(n) => {
+                in_pipe -= n;
+                moved.fetch_add(n as u64, Relaxed);
+                activity.fetch_add(1, Relaxed);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn copy_one_way(
+    src: &TcpStream,
+    dst: &TcpStream,
+    moved: &AtomicU64,
+    activity: &AtomicU64,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        src.readable().await?;
+        let n = match src.try_read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        };
+        write_all(dst, &buf[..n], moved).await?;
+        activity.fetch_add(1, Relaxed);
+    }
+}
+
+/// Writes all of `data` with readiness, counting into `moved`.
+pub(crate) async fn write_all(dst: &TcpStream, data: &[u8], moved: &AtomicU64) -> io::Result<()> {
+    let mut off = 0;
+    while off < data.len() {
+        dst.writable().await?;
+        match dst.try_write(&data[off..]) {
+            Ok(n) => {
+                off += n;
+                moved.fetch_add(n as u64, Relaxed);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

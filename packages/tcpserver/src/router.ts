@@ -1,0 +1,102 @@
+// Dispatches one native event batch in a tight loop to the connections of one server (or of the
+// outbound hub). Event kinds and layout: crates/tcpserver-node/src/events.rs.
+import {
+  Connection,
+  deliverClosed,
+  deliverData,
+  deliverDrain,
+  deliverEnd,
+  deliverFileDone,
+  deliverPaused,
+  deliverPipeDone,
+} from './connection.js'
+import type { BindingServer } from './native.js'
+import type { ShutdownResult } from './options.js'
+
+const OPEN = 1
+const DATA = 2
+const END = 3
+const DRAIN = 4
+const CLOSED = 5
+const SERVER_CLOSED = 6
+const PAUSED = 7
+const PIPE_DONE = 8
+const FILE_DONE = 9
+const CONNECT_FAILED = 10
+
+/** What the owner of a router reacts to. */
+export interface RouterHooks {
+  /** A connection opened; `tag` is the outbound `connect` call's tag (0 for accepted ones). */
+  open(conn: Connection, tag: number): void
+  closed?(conn: Connection): void
+  serverClosed?(result: ShutdownResult): void
+  connectFailed?(tag: number, text: string): void
+}
+
+export class EventRouter {
+  readonly #native: BindingServer
+  readonly #hooks: RouterHooks
+  readonly conns: Map<number, Connection> = new Map()
+
+  constructor(native: BindingServer, hooks: RouterHooks) {
+    this.#native = native
+    this.#hooks = hooks
+  }
+
+  /** The native event callback: one call per batch. */
+  dispatch(events: Buffer, payload: Buffer): void {
+    const words =
+      events.byteOffset % 4 === 0
+        ? new Uint32Array(events.buffer, events.byteOffset, events.length >>> 2)
+        : new Uint32Array(Uint8Array.from(events).buffer)
+    const conns = this.conns
+    for (let i = 0; i < words.length; i += 4) {
+      const kind = words[i] as number
+      const id = words[i + 1] as number
+      const a = words[i + 2] as number
+      const b = words[i + 3] as number
+      try {
+        if (kind === DATA) {
+          const conn = conns.get(id)
+          if (conn) deliverData(conn, payload.subarray(a, a + b))
+        } else if (kind === OPEN) {
+          const native = this.#native
+          const conn = new Connection(native, id, native.highWaterMark, native.idleTimeout)
+          conns.set(id, conn)
+          this.#hooks.open(conn, a)
+        } else if (kind === END) {
+          const conn = conns.get(id)
+          if (conn) deliverEnd(conn)
+        } else if (kind === DRAIN) {
+          const conn = conns.get(id)
+          if (conn) deliverDrain(conn)
+        } else if (kind === CLOSED) {
+          const conn = conns.get(id)
+          if (conn) {
+            conns.delete(id)
+            deliverClosed(conn, payload.toString('latin1', a, a + b))
+            this.#hooks.closed?.(conn)
+          }
+        } else if (kind === PAUSED) {
+          const conn = conns.get(id)
+          if (conn) deliverPaused(conn)
+        } else if (kind === PIPE_DONE) {
+          const conn = conns.get(id)
+          if (conn) deliverPipeDone(conn, payload.toString('latin1', a, a + b))
+        } else if (kind === FILE_DONE) {
+          const conn = conns.get(id)
+          if (conn) deliverFileDone(conn, payload.toString('latin1', a, a + b))
+        } else if (kind === CONNECT_FAILED) {
+          this.#hooks.connectFailed?.(0, payload.toString('latin1', a, a + b))
+        } else if (kind === SERVER_CLOSED) {
+          this.#hooks.serverClosed?.({ completed: a, forced: b })
+        }
+      } catch (e) {
+        // A throwing user callback (e.g. in a promise executor) must not stop the batch.
+        queueMicrotask(() => {
+          throw e
+        })
+      }
+    }
+  }
+}
