@@ -46,6 +46,10 @@ pub(crate) fn code(e: &Error) -> String {
         ErrorKind::Shutdown => "ERR_TCPSERVER_SHUTDOWN".into(),
         ErrorKind::IdleTimeout => "ERR_TCPSERVER_IDLE_TIMEOUT".into(),
         ErrorKind::Panic => "ERR_TCPSERVER_PANIC".into(),
+        ErrorKind::Busy => "ERR_TCPSERVER_BUSY".into(),
+        ErrorKind::FileTruncated => "ERR_TCPSERVER_FILE_TRUNCATED".into(),
+        // Node's name for a host that does not resolve (dns.lookup → getaddrinfo).
+        ErrorKind::Resolve => "ENOTFOUND".into(),
         _ => "ERR_TCPSERVER_INTERNAL".into(),
     }
 }
