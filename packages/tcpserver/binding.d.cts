@@ -51,6 +51,10 @@ export declare class BindingServer {
   setKeepAlive(id: number, enable: boolean, initialDelay?: number | undefined | null, interval?: number | undefined | null, count?: number | undefined | null): void
   /** Idle timeout of connection `id`, ms (0 turns it off). */
   setIdleTimeout(id: number, ms: number): void
+  /** Swaps the TLS certificates for new handshakes; open connections keep theirs. */
+  setTls(options: BindingTlsOptions): BindingError | null
+  /** TLS handshakes completed, and failures by reason. */
+  tlsStats(): BindingTlsStats
   /** Counters of the zero-copy paths of this server's connections. */
   dataStats(): BindingDataStats
   /** Stops reading connection `id` for a pipe; a PAUSED event follows. */
@@ -100,6 +104,8 @@ export interface BindingConnectionInfo {
   bytesWritten: number
   /** Bytes queued in the process. */
   queued: number
+  /** What TLS negotiated (`null` for plain TCP). */
+  tls?: BindingTlsInfo
 }
 
 /** Options of an outbound connection. */
@@ -199,6 +205,18 @@ export interface BindingListenOptions {
   highWaterMark?: number
   /** Idle timeout, ms (0 = off). */
   idleTimeout?: number
+  /** TLS termination. */
+  tls?: BindingTlsOptions
+}
+
+/** An SNI entry: a host name (or `*.name`) and its certificate. */
+export interface BindingSniEntry {
+  /** `a.example` or `*.b.example`. */
+  name: string
+  /** PEM certificate chain. */
+  cert: Buffer
+  /** PEM private key. */
+  key: Buffer
 }
 
 /** Counters of a server. */
@@ -215,6 +233,46 @@ export interface BindingStats {
   panics: number
   /** Accept errors: `[code, count]` pairs. */
   acceptErrors: Array<BindingCount>
+}
+
+/** What a TLS connection negotiated. */
+export interface BindingTlsInfo {
+  /** `TLSv1.3` or `TLSv1.2`. */
+  protocol: string
+  /** Cipher suite (IANA name). */
+  cipher: string
+  /** Negotiated ALPN protocol. */
+  alpnProtocol?: string
+  /** SNI name the client sent. */
+  serverName?: string
+  /** Whether the session was resumed. */
+  resumed: boolean
+}
+
+/** TLS settings. */
+export interface BindingTlsOptions {
+  /** PEM certificate chain. */
+  cert: Buffer
+  /** PEM private key. */
+  key: Buffer
+  /** Certificates by server name. */
+  sni?: Array<BindingSniEntry>
+  /** ALPN protocols in preference order. */
+  alpn?: Array<string>
+  /** `TLSv1.2` (default) or `TLSv1.3`. */
+  minVersion?: string
+  /** Handshake deadline, ms. */
+  handshakeTimeout?: number
+  /** Handshakes in progress at once. */
+  maxHandshakes?: number
+}
+
+/** TLS counters. */
+export interface BindingTlsStats {
+  /** Handshakes completed. */
+  handshakes: number
+  /** Failed handshakes by reason. */
+  failures: Array<BindingCount>
 }
 
 /**

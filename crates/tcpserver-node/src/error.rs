@@ -50,6 +50,7 @@ pub(crate) fn code(e: &Error) -> String {
         ErrorKind::FileTruncated => "ERR_TCPSERVER_FILE_TRUNCATED".into(),
         // Node's name for a host that does not resolve (dns.lookup → getaddrinfo).
         ErrorKind::Resolve => "ENOTFOUND".into(),
+        ErrorKind::TlsHandshake => "ERR_TCPSERVER_TLS_HANDSHAKE".into(),
         _ => "ERR_TCPSERVER_INTERNAL".into(),
     }
 }

@@ -31,6 +31,7 @@ pub(crate) const PAUSED: u32 = 7;
 pub(crate) const PIPE_DONE: u32 = 8;
 pub(crate) const FILE_DONE: u32 = 9;
 pub(crate) const CONNECT_FAILED: u32 = 10;
+pub(crate) const TLS_ERROR: u32 = 11;
 
 /// Batches smaller than this are copied into a fresh JS buffer; bigger ones are handed over
 /// as an external buffer (no copy, one finalizer).
@@ -171,6 +172,19 @@ fn clamp(n: u64) -> u32 {
 }
 
 impl EventSink for JsSink {
+    fn tls_error(&self, peer: std::net::SocketAddr, error: &tcpserver::Error) {
+        // "code\naddress\nport\nmessage": for the onTlsError hook; the handler never sees it.
+        let mut b = self.lock();
+        let text = format!(
+            "{}\n{}\n{}\n{error}",
+            crate::error::code(error),
+            peer.ip(),
+            peer.port()
+        );
+        let words = append_text(&mut b, TLS_ERROR, 0, &text);
+        self.push(b, words);
+    }
+
     fn read(
         &self,
         id: u32,

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
+use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
+use tcpserver::tls::{PemIdentity, TlsSettings};
 use tcpserver::{Error, InvalidKind, KeepAlive, ServerConfig, address_from_parts, parse_address};
 
 /// One listen address: `address` (`"host:port"`) or `host` + `port`.
@@ -52,6 +54,79 @@ pub struct BindingListenOptions {
     pub high_water_mark: Option<f64>,
     /// Idle timeout, ms (0 = off).
     pub idle_timeout: Option<f64>,
+    /// TLS termination.
+    pub tls: Option<BindingTlsOptions>,
+}
+
+/// An SNI entry: a host name (or `*.name`) and its certificate.
+#[napi(object)]
+pub struct BindingSniEntry {
+    /// `a.example` or `*.b.example`.
+    pub name: String,
+    /// PEM certificate chain.
+    pub cert: Buffer,
+    /// PEM private key.
+    pub key: Buffer,
+}
+
+/// TLS settings.
+#[napi(object)]
+pub struct BindingTlsOptions {
+    /// PEM certificate chain.
+    pub cert: Buffer,
+    /// PEM private key.
+    pub key: Buffer,
+    /// Certificates by server name.
+    pub sni: Option<Vec<BindingSniEntry>>,
+    /// ALPN protocols in preference order.
+    pub alpn: Option<Vec<String>>,
+    /// `TLSv1.2` (default) or `TLSv1.3`.
+    pub min_version: Option<String>,
+    /// Handshake deadline, ms.
+    pub handshake_timeout: Option<f64>,
+    /// Handshakes in progress at once.
+    pub max_handshakes: Option<f64>,
+}
+
+pub(crate) fn to_tls(o: &BindingTlsOptions) -> Result<TlsSettings, Error> {
+    let identity = |cert: &Buffer, key: &Buffer| PemIdentity {
+        cert: cert.to_vec(),
+        key: key.to_vec(),
+    };
+    let mut s = TlsSettings::new(identity(&o.cert, &o.key));
+    for e in o.sni.iter().flatten() {
+        s.sni.push((e.name.clone(), identity(&e.cert, &e.key)));
+    }
+    s.alpn = o
+        .alpn
+        .iter()
+        .flatten()
+        .map(|p| p.as_bytes().to_vec())
+        .collect();
+    if s.alpn.iter().any(|p| p.is_empty() || p.len() > 255) {
+        return Err(Error::value(
+            "tls.alpn",
+            "protocol names must be 1 to 255 bytes",
+        ));
+    }
+    s.tls12 = match o.min_version.as_deref() {
+        None | Some("TLSv1.2") => true,
+        Some("TLSv1.3") => false,
+        Some(other) => {
+            return Err(Error::value(
+                "tls.minVersion",
+                format!("must be 'TLSv1.2' or 'TLSv1.3', got '{other}'"),
+            ));
+        }
+    };
+    if let Some(ms) = o.handshake_timeout {
+        s.handshake_timeout =
+            Duration::from_millis(integer("tls.handshakeTimeout", ms, 1.0, U32 * 1000.0)?);
+    }
+    if let Some(n) = o.max_handshakes {
+        s.max_handshakes = integer("tls.maxHandshakes", n, 1.0, U32)? as usize;
+    }
+    Ok(s)
 }
 
 /// Per-connection settings the binding keeps for its driver.

@@ -15,8 +15,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{BindingError, Code, throw, to_binding};
 use crate::events::{JsBytes, JsSink};
-use crate::options::{BindingListenOptions, MAX_SAFE, integer, keep_alive_from, to_config};
+use crate::options::{
+    BindingListenOptions, BindingTlsOptions, MAX_SAFE, integer, keep_alive_from, to_config, to_tls,
+};
 use crate::runtime::runtime;
+use tcpserver::tls::TlsAcceptor;
 
 /// An address as Node reports it.
 #[napi(object)]
@@ -54,6 +57,8 @@ pub struct BindingConnectionInfo {
     pub bytes_written: f64,
     /// Bytes queued in the process.
     pub queued: f64,
+    /// What TLS negotiated (`null` for plain TCP).
+    pub tls: Option<BindingTlsInfo>,
 }
 
 /// Counters of a server.
@@ -92,6 +97,7 @@ pub struct BindingServer {
     /// Outbound connections: their ids and abort signal (never cancelled: JavaScript closes them).
     next_id: AtomicU64,
     abort: CancellationToken,
+    tls: Option<Arc<TlsAcceptor>>,
 }
 
 /// Options of an outbound connection.
@@ -109,6 +115,30 @@ pub struct BindingConnectOptions {
     pub no_delay: Option<bool>,
     /// Local IP address to bind.
     pub local_address: Option<String>,
+}
+
+/// TLS counters.
+#[napi(object)]
+pub struct BindingTlsStats {
+    /// Handshakes completed.
+    pub handshakes: f64,
+    /// Failed handshakes by reason.
+    pub failures: Vec<BindingCount>,
+}
+
+/// What a TLS connection negotiated.
+#[napi(object)]
+pub struct BindingTlsInfo {
+    /// `TLSv1.3` or `TLSv1.2`.
+    pub protocol: String,
+    /// Cipher suite (IANA name).
+    pub cipher: String,
+    /// Negotiated ALPN protocol.
+    pub alpn_protocol: Option<String>,
+    /// SNI name the client sent.
+    pub server_name: Option<String>,
+    /// Whether the session was resumed.
+    pub resumed: bool,
 }
 
 /// Counters of the zero-copy paths.
@@ -142,6 +172,15 @@ pub fn listen(
         Ok(c) => c,
         Err(e) => return Ok(Either::A(to_binding(&e))),
     };
+    let tls = match options
+        .tls
+        .as_ref()
+        .map(|t| to_tls(t).and_then(|s| TlsAcceptor::new(&s)))
+    {
+        None => None,
+        Some(Ok(acceptor)) => Some(Arc::new(acceptor)),
+        Some(Err(e)) => return Ok(Either::A(to_binding(&e))),
+    };
     let sink = Arc::new(JsSink::new());
     let taker = sink.clone();
     let wake = on_events
@@ -159,11 +198,11 @@ pub fn listen(
     };
     let rt = runtime();
     let _entered = rt.enter();
-    let (handler_conns, handler_sink) = (conns.clone(), sink.clone());
+    let (handler_conns, handler_sink, handler_tls) = (conns.clone(), sink.clone(), tls.clone());
     let bound = Server::bind(&config, move |conn| {
         handler_conns
             .clone()
-            .drive(conn, handler_sink.clone(), drive, 0)
+            .drive(conn, handler_sink.clone(), drive, 0, handler_tls.clone())
     });
     let server = match bound {
         Ok(s) => s,
@@ -188,6 +227,7 @@ pub fn listen(
         sink,
         next_id: AtomicU64::new(1),
         abort: CancellationToken::new(),
+        tls,
     }))
 }
 
@@ -214,6 +254,7 @@ pub fn create_hub(on_events: Function<'_, FnArgs<(Buffer, Buffer)>, ()>) -> Resu
         sink,
         next_id: AtomicU64::new(1),
         abort: CancellationToken::new(),
+        tls: None,
     })
 }
 
@@ -361,6 +402,13 @@ impl BindingServer {
             bytes_read: d.bytes_read as f64,
             bytes_written: d.bytes_written as f64,
             queued: d.queued as f64,
+            tls: d.tls.map(|t| BindingTlsInfo {
+                protocol: t.protocol,
+                cipher: t.cipher,
+                alpn_protocol: t.alpn_protocol,
+                server_name: t.server_name,
+                resumed: t.resumed,
+            }),
         })
     }
 
@@ -392,6 +440,37 @@ impl BindingServer {
     pub fn set_idle_timeout(&self, id: u32, ms: f64) -> Result<(), Code> {
         let t = or_throw(crate::options::idle_timeout(Some(ms)))?;
         or_throw(self.conns.set_idle_timeout(id, t))
+    }
+
+    /// Swaps the TLS certificates for new handshakes; open connections keep theirs.
+    #[napi(catch_unwind)]
+    pub fn set_tls(&self, options: BindingTlsOptions) -> Option<BindingError> {
+        let Some(acceptor) = &self.tls else {
+            return Some(to_binding(&Error::value(
+                "tls",
+                "the server was not started with TLS",
+            )));
+        };
+        to_tls(&options)
+            .and_then(|s| acceptor.reload(&s))
+            .err()
+            .map(|e| to_binding(&e))
+    }
+
+    /// TLS handshakes completed, and failures by reason.
+    #[napi]
+    pub fn tls_stats(&self) -> BindingTlsStats {
+        let (handshakes, failures) = self.tls.as_ref().map(|t| t.counts()).unwrap_or_default();
+        BindingTlsStats {
+            handshakes: handshakes as f64,
+            failures: failures
+                .into_iter()
+                .map(|(code, count)| BindingCount {
+                    code,
+                    count: count as f64,
+                })
+                .collect(),
+        }
     }
 
     /// Counters of the zero-copy paths of this server's connections.
@@ -509,7 +588,7 @@ impl BindingServer {
         );
         runtime().spawn(async move {
             match tcpserver::connect(&host, port, &opts, id, abort).await {
-                Ok(conn) => conns.drive(conn, sink, drive, tag).await,
+                Ok(conn) => conns.drive(conn, sink, drive, tag, None).await,
                 Err(e) => sink.connect_failed(tag, &e),
             }
         });

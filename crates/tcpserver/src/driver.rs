@@ -24,6 +24,8 @@ use crate::config::KeepAlive;
 use crate::connection::{Connection, ConnectionInfo};
 use crate::error::{Error, Result};
 use crate::server::{CatchUnwind, panic_message};
+use crate::tls::{SocketIo, TlsAcceptor, TlsInfo, try_write_tls};
+use rustls::server::ServerConnection;
 
 /// Largest single read.
 pub const READ_CHUNK: usize = 64 * 1024;
@@ -85,6 +87,9 @@ pub trait EventSink: Send + Sync + 'static {
 
     /// Records an event of connection `id`.
     fn event(&self, id: u32, event: Event<'_>);
+
+    /// A TLS handshake failed: the connection never opened.
+    fn tls_error(&self, _peer: SocketAddr, _error: &Error) {}
 }
 
 /// Per-connection settings of a driven connection.
@@ -125,6 +130,8 @@ struct Outbox {
     write_shut: bool,
     /// A pipe or file task owns the socket's output: writes queue behind it.
     job: bool,
+    /// TLS: `close_notify` was queued.
+    close_notify_sent: bool,
 }
 
 /// Reading states of a driven connection (`Shared::mode`).
@@ -149,6 +156,9 @@ pub(crate) struct Shared {
     pub(crate) sink: Arc<dyn EventSink>,
     pub(crate) abort: CancellationToken,
     mode: AtomicU8,
+    /// The TLS session, for connections that negotiated one.
+    tls: Option<Mutex<ServerConnection>>,
+    tls_info: Option<TlsInfo>,
     /// Set (and `gone_notify` woken) when the driver ended: pipe and file tasks stop then.
     gone: AtomicBool,
     gone_notify: Notify,
@@ -174,6 +184,11 @@ impl std::fmt::Debug for Shared {
 impl Shared {
     fn out(&self) -> MutexGuard<'_, Outbox> {
         self.out.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// TLS records waiting for the socket.
+    fn tls_pending(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| lock_tls(t).wants_write())
     }
 
     /// Takes the socket's output for a job, once the queue ahead of it is flushed.
@@ -243,6 +258,8 @@ pub struct DrivenInfo {
     pub bytes_written: u64,
     /// Bytes queued in user space, not yet in the kernel.
     pub queued: usize,
+    /// What TLS negotiated, for TLS connections.
+    pub tls: Option<TlsInfo>,
 }
 
 /// The registry of driven connections of one server, addressed by a `u32` id.
@@ -325,6 +342,11 @@ impl Connections {
         if Arc::ptr_eq(&a, &b) || a.mode.load(Relaxed) != PAUSED || b.mode.load(Relaxed) != PAUSED {
             return Err(Error::Busy);
         }
+        if a.tls.is_some() || b.tls.is_some() {
+            return Err(Error::Unsupported {
+                option: "pipe over TLS",
+            });
+        }
         Ok(crate::forward::run_pipe(self.clone(), a, b, opts))
     }
 
@@ -339,6 +361,11 @@ impl Connections {
         length: Option<u64>,
     ) -> Result<impl Future<Output = ()> + Send + 'static> {
         let sh = self.get(id)?;
+        if sh.tls.is_some() {
+            return Err(Error::Unsupported {
+                option: "sendFile over TLS",
+            });
+        }
         let (offset, length) = crate::file::range(&file, offset, length)?;
         Ok(crate::file::run_send(
             self.clone(),
@@ -382,8 +409,31 @@ impl Connections {
         sink: Arc<S>,
         opts: DriveOptions,
         tag: u32,
+        tls: Option<Arc<TlsAcceptor>>,
     ) {
         let (stream, info, abort) = conn.into_parts();
+        // TLS first: a failed or timed-out handshake never reaches the consumer.
+        let tls = match tls {
+            None => None,
+            Some(acceptor) => {
+                let handshake = tokio::select! {
+                    r = acceptor.accept(&stream) => r,
+                    () = abort.cancelled() => return,
+                };
+                match handshake {
+                    Ok(mut session) => {
+                        // Bounds the plaintext rustls accepts from write() like the queue's.
+                        session.set_buffer_limit(Some(opts.high_water_mark));
+                        Some(session)
+                    }
+                    Err(e) => {
+                        sink.tls_error(info.peer_addr, &e);
+                        return;
+                    }
+                }
+            }
+        };
+        let tls_info = tls.as_ref().map(crate::tls::info);
         // Ids are the low 32 bits of the server's connection counter: unique among live
         // connections unless four billion connections separate two of them.
         let id = info.id as u32;
@@ -394,6 +444,8 @@ impl Connections {
             sink: sink.clone(),
             abort,
             mode: AtomicU8::new(READING),
+            tls: tls.map(Mutex::new),
+            tls_info,
             gone: AtomicBool::new(false),
             gone_notify: Notify::new(),
             out: Mutex::new(Outbox {
@@ -403,6 +455,7 @@ impl Connections {
                 want_drain: false,
                 write_shut: false,
                 job: false,
+                close_notify_sent: false,
             }),
             wake: Notify::new(),
             credit: AtomicI64::new(opts.high_water_mark as i64),
@@ -437,7 +490,20 @@ impl Connections {
             return Err(Error::WriteAfterEnd);
         }
         let mut written = 0;
-        if out.pending() == 0 && !out.job {
+        if out.pending() == 0
+            && !out.job
+            && let Some(tls) = &sh.tls
+        {
+            // Into rustls (up to its buffer limit), then as many records as the socket takes;
+            // records left over are flushed by the driver when the socket is writable.
+            let mut t = lock_tls(tls);
+            written = io::Write::write(&mut t.writer(), data)?;
+            if try_write_tls(&mut t, &sh.stream)? {
+                sh.wake.notify_one();
+            }
+            sh.bytes_written.fetch_add(written as u64, Relaxed);
+            sh.activity.fetch_add(1, Relaxed);
+        } else if out.pending() == 0 && !out.job {
             while written < data.len() {
                 match sh.stream.try_write(&data[written..]) {
                     Ok(n) => written += n,
@@ -516,6 +582,7 @@ impl Connections {
             bytes_read: sh.bytes_read.load(Relaxed),
             bytes_written: sh.bytes_written.load(Relaxed),
             queued,
+            tls: sh.tls_info.clone(),
         })
     }
 
@@ -610,7 +677,25 @@ async fn run(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
             _ => {}
         }
         // A job (pipe, file) owns the output: the driver neither flushes nor closes meanwhile.
-        let pending = if job { 0 } else { pending };
+        let pending = if job {
+            0
+        } else {
+            pending + usize::from(sh.tls_pending())
+        };
+        if pending == 0
+            && !job
+            && closing != Closing::No
+            && let Some(tls) = &sh.tls
+        {
+            let mut out = sh.out();
+            if !out.close_notify_sent {
+                // A clean TLS close: the alert goes out (flushed below) before the FIN.
+                out.close_notify_sent = true;
+                drop(out);
+                lock_tls(tls).send_close_notify();
+                continue;
+            }
+        }
         if pending == 0 && !job {
             match closing {
                 Closing::End if !write_shut => {
@@ -633,6 +718,14 @@ async fn run(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
         }
         let want_read =
             read_open && sh.mode.load(Relaxed) == READING && sh.credit.load(Relaxed) > 0;
+        // rustls may already hold decrypted bytes: readiness would not announce them.
+        if want_read && sh.tls.is_some() {
+            match read_once(sh, sink, &mut read_open) {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => return Err(e),
+            }
+        }
         tokio::select! {
             biased;
             () = &mut aborted => return Err(Error::Shutdown),
@@ -643,20 +736,7 @@ async fn run(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
             }
             ready = sh.stream.readable(), if want_read => {
                 ready?;
-                let max = (sh.credit.load(Relaxed).max(0) as usize).min(READ_CHUNK);
-                match sink.read(sh.id, max, &mut |buf| read_drained(&sh.stream, buf, max)) {
-                    Ok(0) => {
-                        read_open = false;
-                        sink.event(sh.id, Event::End);
-                    }
-                    Ok(n) => {
-                        sh.credit.fetch_sub(n as i64, Relaxed);
-                        sh.bytes_read.fetch_add(n as u64, Relaxed);
-                        sh.activity.fetch_add(1, Relaxed);
-                    }
-                    Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
-                    Err(e) => return Err(Error::Io(e)),
-                }
+                read_once(sh, sink, &mut read_open)?;
             }
             _ = async { idle_timer.as_mut().map(|t| &mut t.1).unwrap().tick().await }, if idle_timer.is_some() => {
                 let now = sh.activity.load(Relaxed);
@@ -666,6 +746,77 @@ async fn run(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
                 idle_seen.1 = now;
             }
         }
+    }
+}
+
+/// One read into the sink (plaintext for TLS). Returns whether something happened (bytes or
+/// end of input), `false` when there was nothing to read.
+fn read_once(sh: &Shared, sink: &dyn EventSink, read_open: &mut bool) -> Result<bool> {
+    let max = (sh.credit.load(Relaxed).max(0) as usize).min(READ_CHUNK);
+    let read = match &sh.tls {
+        None => sink.read(sh.id, max, &mut |buf| read_drained(&sh.stream, buf, max)),
+        Some(tls) => sink.read(sh.id, max, &mut |buf| tls_read(&sh.stream, tls, buf, max)),
+    };
+    match read {
+        Ok(0) => {
+            *read_open = false;
+            sink.event(sh.id, Event::End);
+            Ok(true)
+        }
+        Ok(n) => {
+            sh.credit.fetch_sub(n as i64, Relaxed);
+            sh.bytes_read.fetch_add(n as u64, Relaxed);
+            sh.activity.fetch_add(1, Relaxed);
+            Ok(true)
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(Error::Io(e)),
+    }
+}
+
+fn lock_tls(tls: &Mutex<ServerConnection>) -> MutexGuard<'_, ServerConnection> {
+    tls.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Plaintext from a TLS session: what rustls already decrypted, else ciphertext pulled from the
+/// socket and decrypted. Alerts, tickets and key updates rustls wants to send go out too.
+fn tls_read(
+    stream: &TcpStream,
+    tls: &Mutex<ServerConnection>,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<usize> {
+    let mut t = lock_tls(tls);
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let want = max.min(chunk.len());
+        match io::Read::read(&mut t.reader(), &mut chunk[..want]) {
+            Ok(n) => {
+                // 0: the peer's close_notify.
+                buf.extend_from_slice(&chunk[..n]);
+                return Ok(n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            // EOF without close_notify: like Node, an ordinary end of input.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+            Err(e) => return Err(e),
+        }
+        let got = stream.try_io(Interest::READABLE, || t.read_tls(&mut SocketIo(stream)))?;
+        if got == 0 {
+            return Ok(0);
+        }
+        if let Err(e) = t.process_new_packets() {
+            let _ = try_write_tls(&mut t, stream);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+        }
+        try_write_tls(&mut t, stream)?;
     }
 }
 
@@ -703,6 +854,22 @@ impl Shared {
 
 fn flush(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
     let mut out = sh.out();
+    if let Some(tls) = &sh.tls {
+        let mut t = lock_tls(tls);
+        loop {
+            if try_write_tls(&mut t, &sh.stream)? {
+                return Ok(());
+            }
+            if out.pos == out.buf.len() {
+                break;
+            }
+            let pos = out.pos;
+            let n = io::Write::write(&mut t.writer(), &out.buf[pos..])?;
+            out.pos += n;
+            sh.bytes_written.fetch_add(n as u64, Relaxed);
+            sh.activity.fetch_add(1, Relaxed);
+        }
+    }
     while out.pos < out.buf.len() {
         let pos = out.pos;
         match sh.stream.try_write(&out.buf[pos..]) {

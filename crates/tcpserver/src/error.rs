@@ -97,6 +97,17 @@ pub enum Error {
         /// Bytes that were to be sent.
         expected: u64,
     },
+    /// A TLS setting is invalid (bad PEM, key not matching the certificate, bad SNI pattern).
+    #[error("invalid TLS option `{option}`: {reason}")]
+    Tls {
+        /// The option at fault (`tls.cert`, `tls.key`, `tls.sni`...).
+        option: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A TLS handshake failed or timed out.
+    #[error("TLS handshake failed: {0}")]
+    TlsHandshake(String),
     /// A host name could not be resolved.
     #[error("cannot resolve `{host}`: {source}")]
     Resolve {
@@ -139,6 +150,8 @@ pub enum ErrorKind {
     FileTruncated,
     /// See [`Error::Resolve`].
     Resolve,
+    /// See [`Error::TlsHandshake`].
+    TlsHandshake,
 }
 
 impl Error {
@@ -158,6 +171,8 @@ impl Error {
             Self::Busy => ErrorKind::Busy,
             Self::FileTruncated { .. } => ErrorKind::FileTruncated,
             Self::Resolve { .. } => ErrorKind::Resolve,
+            Self::Tls { .. } => ErrorKind::InvalidArgument(InvalidKind::Value),
+            Self::TlsHandshake(_) => ErrorKind::TlsHandshake,
         }
     }
 
@@ -176,6 +191,7 @@ impl Error {
     pub fn option(&self) -> Option<&'static str> {
         match self {
             Self::InvalidOption { option, .. }
+            | Self::Tls { option, .. }
             | Self::SocketOption { option, .. }
             | Self::Unsupported { option } => Some(option),
             Self::InvalidAddress { .. } => Some("address"),

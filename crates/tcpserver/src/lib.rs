@@ -44,6 +44,7 @@ mod listener;
 mod server;
 mod stats;
 mod sys;
+pub mod tls;
 
 pub use addr::{address_from_parts, parse_address, split_host_port};
 pub use config::{KeepAlive, MAX_LOOPS, ServerConfig, default_loops};

@@ -124,7 +124,7 @@ impl Harness {
         let server = {
             let (conns, sink) = (conns.clone(), sink.clone());
             Server::bind(&config(v4()), move |conn| {
-                conns.clone().drive(conn, sink.clone(), opts, 7)
+                conns.clone().drive(conn, sink.clone(), opts, 7, None)
             })
             .unwrap()
         };

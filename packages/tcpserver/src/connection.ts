@@ -2,7 +2,7 @@
 // chunk); writes are one synchronous native call that tries the socket at once.
 import { codedError, fromBinding, invalidArg, type TcpServerError } from './errors.js'
 import type { BindingConnectionInfo, BindingServer } from './native.js'
-import type { AddressInfo, PipeOptions, PipeResult, SendFileOptions } from './options.js'
+import type { AddressInfo, PipeOptions, PipeResult, SendFileOptions, TlsInfo } from './options.js'
 import { expectNumber } from './validate.js'
 
 const RESOLVED: Promise<void> = Promise.resolve()
@@ -386,6 +386,13 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   /** The server-side address the client connected to. */
   get localAddress(): AddressInfo | null {
     return (this.#fetchInfo()?.local as AddressInfo | undefined) ?? null
+  }
+
+  /** What TLS negotiated, or `null` for plain TCP. */
+  get tls(): TlsInfo | null {
+    const info = this.#fetchInfo()
+    const t = info && 'tls' in info ? info.tls : null
+    return t ? { ...t, alpnProtocol: t.alpnProtocol ?? null, serverName: t.serverName ?? null } : null
   }
 
   /** When the connection was accepted (ms since the epoch). */

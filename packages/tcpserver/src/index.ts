@@ -15,11 +15,14 @@ export type {
   Handler,
   KeepAliveOptions,
   ListenOptions,
+  PemInput,
   PipeOptions,
   PipeResult,
   SendFileOptions,
   ServerStats,
   ShutdownOptions,
   ShutdownResult,
+  TlsInfo,
+  TlsOptions,
 } from './options.js'
 export { Server } from './server.js'

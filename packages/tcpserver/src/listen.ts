@@ -2,6 +2,7 @@ import { fromBinding } from './errors.js'
 import { binding } from './native.js'
 import type { AddressInput, ListenOptions } from './options.js'
 import { Server } from './server.js'
+import { toBindingTls } from './tls.js'
 import { validateListenOptions } from './validate.js'
 
 type BindingListenOptions = Parameters<typeof binding.listen>[0]
@@ -30,11 +31,12 @@ function toBindingOptions(o: ListenOptions): BindingListenOptions {
     maxAcceptConnections: o.maxAcceptConnections,
     highWaterMark: o.highWaterMark,
     idleTimeout: o.idleTimeout,
+    tls: o.tls ? toBindingTls(o.tls) : undefined,
   }
 }
 
 /**
- * Starts a server: binds every address (with `loops` `SO_REUSEPORT` sockets each) and runs
+ * Starts a server (TLS with `tls`): binds every address (with `loops` `SO_REUSEPORT` sockets each) and runs
  * `handler` once per connection, closing the connection when the handler settles.
  *
  * @example
@@ -61,6 +63,7 @@ export async function listen(options: ListenOptions): Promise<Server> {
   server = new Server(result, {
     handler: options.handler,
     onError: options.onError,
+    onTlsError: options.onTlsError,
   })
   const signal = options.signal
   if (signal) {

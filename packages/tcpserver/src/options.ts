@@ -13,6 +13,39 @@ export interface KeepAliveOptions {
   count?: number
 }
 
+/**
+ * PEM input: the PEM text itself (a string containing `-----BEGIN`), its bytes, or the path of
+ * a PEM file (read once by `listen()` / `setTlsConfig()`).
+ */
+export type PemInput = string | Uint8Array
+
+/** TLS termination (rustls, in the Rust core: the JavaScript thread never touches a cipher). */
+export interface TlsOptions {
+  /** Certificate chain, leaf first (RSA, ECDSA P-256/P-384 or Ed25519). */
+  cert: PemInput
+  /** The certificate's private key (PKCS#8, PKCS#1 or SEC1). */
+  key: PemInput
+  /** Certificates chosen by SNI: `{ 'a.example': { cert, key }, '*.b.example': { cert, key } }`. */
+  sni?: Record<string, { cert: PemInput; key: PemInput }>
+  /** ALPN protocols in preference order; the negotiated one is `conn.tls.alpnProtocol`. */
+  alpn?: string[]
+  /** Lowest TLS version accepted. @default 'TLSv1.2' */
+  minVersion?: 'TLSv1.2' | 'TLSv1.3'
+  /** Milliseconds a client has to finish its handshake. @default 10000 */
+  handshakeTimeout?: number
+  /** Handshakes in progress at once; more wait. @default 1024 */
+  maxHandshakes?: number
+}
+
+/** What a TLS connection negotiated (`conn.tls`). */
+export interface TlsInfo {
+  protocol: string
+  cipher: string
+  alpnProtocol: string | null
+  serverName: string | null
+  resumed: boolean
+}
+
 /** A connection handler: the connection is closed when the returned promise settles. */
 export type Handler = (conn: Connection) => void | Promise<void>
 
@@ -66,6 +99,13 @@ export interface ListenOptions {
   idleTimeout?: number
   /** Aborting this signal shuts the server down gracefully. */
   signal?: AbortSignal
+  /** Serve TLS on every connection. */
+  tls?: TlsOptions
+  /**
+   * Failed TLS handshakes (garbage, old protocol versions, timeouts). They never reach
+   * `handler`. @default ignored (they are counted in `stats().tls.failures`)
+   */
+  onTlsError?: (error: Error, remote: AddressInfo) => void
 }
 
 /** Options of `server.shutdown()`. */
@@ -105,6 +145,8 @@ export interface ServerStats {
   acceptErrors: Record<string, number>
   /** Pipes and files sent by this server's connections, and whether zero-copy was used. */
   dataPath: DataPathStats
+  /** TLS handshakes completed and failures by reason. */
+  tls: { handshakes: number; failures: Record<string, number> }
 }
 
 /** Options of `conn.pipe()`. */

@@ -23,6 +23,7 @@ const PAUSED = 7
 const PIPE_DONE = 8
 const FILE_DONE = 9
 const CONNECT_FAILED = 10
+const TLS_ERROR = 11
 
 /** What the owner of a router reacts to. */
 export interface RouterHooks {
@@ -31,6 +32,7 @@ export interface RouterHooks {
   closed?(conn: Connection): void
   serverClosed?(result: ShutdownResult): void
   connectFailed?(tag: number, text: string): void
+  tlsError?(text: string): void
 }
 
 export class EventRouter {
@@ -88,6 +90,8 @@ export class EventRouter {
           if (conn) deliverFileDone(conn, payload.toString('latin1', a, a + b))
         } else if (kind === CONNECT_FAILED) {
           this.#hooks.connectFailed?.(0, payload.toString('latin1', a, a + b))
+        } else if (kind === TLS_ERROR) {
+          this.#hooks.tlsError?.(payload.toString('latin1', a, a + b))
         } else if (kind === SERVER_CLOSED) {
           this.#hooks.serverClosed?.({ completed: a, forced: b })
         }

@@ -1,10 +1,19 @@
 // The server: owns the native handle, dispatches event batches in one tight loop, runs one
 // handler per connection and closes the connection when it settles.
 import { type Connection, releaseConnection } from './connection.js'
+import { codedError, fromBinding } from './errors.js'
 import type { BindingServer } from './native.js'
-import type { AddressInfo, Handler, ServerStats, ShutdownOptions, ShutdownResult } from './options.js'
+import type {
+  AddressInfo,
+  Handler,
+  ServerStats,
+  ShutdownOptions,
+  ShutdownResult,
+  TlsOptions,
+} from './options.js'
 import { EventRouter } from './router.js'
-import { expectNumber } from './validate.js'
+import { toBindingTls } from './tls.js'
+import { expectNumber, validateTls } from './validate.js'
 
 /** Connections waiting in the iterator queue before accepting pauses. */
 const QUEUE_LIMIT = 128
@@ -22,6 +31,14 @@ function defaultOnError(error: unknown, conn: Connection): void {
 export interface ServerInit {
   handler: Handler | undefined
   onError: ((error: unknown, connection: Connection) => void) | undefined
+  onTlsError: ((error: Error, remote: AddressInfo) => void) | undefined
+}
+
+/** "code\naddress\nport\nmessage" (crates/tcpserver-node/src/events.rs). */
+function tlsFailure(text: string): [Error, AddressInfo] {
+  const [code = '', address = '', port = '0', ...message] = text.split('\n')
+  const remote: AddressInfo = { address, port: Number(port), family: address.includes(':') ? 'IPv6' : 'IPv4' }
+  return [codedError(code, message.join('\n')), remote]
 }
 
 /** A listening server; created by {@link listen}. */
@@ -46,6 +63,18 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
     this.#router = new EventRouter(native, {
       open: (conn) => this.#open(conn),
       serverClosed: (result) => this.#onServerClosed(result),
+      tlsError: (text) => {
+        const hook = init.onTlsError
+        if (!hook) return
+        const [error, remote] = tlsFailure(text)
+        try {
+          hook(error, remote)
+        } catch (e) {
+          queueMicrotask(() => {
+            throw e
+          })
+        }
+      },
     })
     this.#addresses = Object.freeze(native.addresses().map((a) => Object.freeze(a as AddressInfo)))
     this.#closed = new Promise((resolve) => {
@@ -135,6 +164,9 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
     for (const { code, count } of s.acceptErrors) acceptErrors[code] = count
     const { pipesSpliced, pipesCopied, bytesPiped, filesSent, fileBytesZeroCopy, fileBytesCopied } =
       this.#native.dataStats()
+    const tls = this.#native.tlsStats()
+    const failures: Record<string, number> = {}
+    for (const { code, count } of tls.failures) failures[code] = count
     return {
       accepted: s.accepted,
       active: s.active,
@@ -143,6 +175,7 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
       panics: s.panics,
       acceptErrors,
       dataPath: { pipesSpliced, pipesCopied, bytesPiped, filesSent, fileBytesZeroCopy, fileBytesCopied },
+      tls: { handshakes: tls.handshakes, failures },
     }
   }
 
@@ -158,6 +191,17 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
       this.#drainQueue()
     }
     return this.#closed
+  }
+
+  /**
+   * Swaps the TLS certificates (and ALPN, versions) for new handshakes without dropping a
+   * connection: open connections keep the session they have. For certificate renewal.
+   * @throws {TcpServerError} `ERR_INVALID_ARG_VALUE` (bad PEM, key not matching), `ENOENT`.
+   */
+  setTlsConfig(tls: TlsOptions): void {
+    validateTls(tls, this.setTlsConfig)
+    const err = this.#native.setTls(toBindingTls(tls))
+    if (err) throw fromBinding(err, this.setTlsConfig)
   }
 
   /** Stops accepting and closes every connection now. */

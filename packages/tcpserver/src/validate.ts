@@ -20,6 +20,8 @@ const KNOWN: ReadonlySet<string> = new Set([
   'highWaterMark',
   'idleTimeout',
   'signal',
+  'tls',
+  'onTlsError',
 ])
 
 // biome-ignore lint/complexity/noBannedTypes: the caller is only used to trim the stack
@@ -102,7 +104,47 @@ export function validateListenOptions(o: unknown, caller: Caller): asserts o is 
     const k = ka as Record<string, unknown>
     for (const n of ['initialDelay', 'interval', 'count']) expectNumber(`keepAlive.${n}`, k[n], caller)
   }
+  expectFunction('onTlsError', opts.onTlsError, caller)
+  if (opts.tls !== undefined) validateTls(opts.tls, caller)
   if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) {
     throw invalidArg('signal', `must be an AbortSignal, got ${kind(opts.signal)}`, caller)
   }
+}
+
+function checkPem(name: string, v: unknown, caller: Caller): void {
+  if (typeof v !== 'string' && !(v instanceof Uint8Array)) {
+    throw invalidArg(name, `must be PEM text, PEM bytes or a file path, got ${kind(v)}`, caller)
+  }
+}
+
+export function validateTls(tls: unknown, caller: Caller): void {
+  if (tls === null || typeof tls !== 'object' || Array.isArray(tls)) {
+    throw invalidArg('tls', `must be an object, got ${kind(tls)}`, caller)
+  }
+  const t = tls as Record<string, unknown>
+  checkPem('tls.cert', t.cert, caller)
+  checkPem('tls.key', t.key, caller)
+  if (t.sni !== undefined) {
+    if (t.sni === null || typeof t.sni !== 'object' || Array.isArray(t.sni)) {
+      throw invalidArg(
+        'tls.sni',
+        `must be an object of { cert, key } by host name, got ${kind(t.sni)}`,
+        caller,
+      )
+    }
+    for (const [name, id] of Object.entries(t.sni as Record<string, unknown>)) {
+      if (id === null || typeof id !== 'object')
+        throw invalidArg(`tls.sni.${name}`, 'must be { cert, key }', caller)
+      checkPem(`tls.sni.${name}.cert`, (id as Record<string, unknown>).cert, caller)
+      checkPem(`tls.sni.${name}.key`, (id as Record<string, unknown>).key, caller)
+    }
+  }
+  if (t.alpn !== undefined && (!Array.isArray(t.alpn) || t.alpn.some((p) => typeof p !== 'string'))) {
+    throw invalidArg('tls.alpn', 'must be an array of strings', caller)
+  }
+  if (t.minVersion !== undefined && typeof t.minVersion !== 'string') {
+    throw invalidArg('tls.minVersion', `must be a string, got ${kind(t.minVersion)}`, caller)
+  }
+  expectNumber('tls.handshakeTimeout', t.handshakeTimeout, caller)
+  expectNumber('tls.maxHandshakes', t.maxHandshakes, caller)
 }

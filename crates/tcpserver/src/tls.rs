@@ -1,0 +1,360 @@
+//! TLS termination with rustls: certificates from PEM, SNI (exact and wildcard names) over a
+//! default certificate, ALPN, TLS 1.2/1.3 only, a handshake deadline and a cap on concurrent
+//! handshakes, and a hot-swappable configuration (new handshakes use the new certificates,
+//! open connections keep theirs).
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert, ServerConnection};
+use rustls::sign::CertifiedKey;
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+
+use crate::error::{Error, Result};
+
+/// Default time a client has to finish its handshake.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default cap on handshakes in progress at once.
+pub const DEFAULT_MAX_HANDSHAKES: usize = 1024;
+
+/// A certificate chain and its private key, as PEM.
+#[derive(Debug, Clone)]
+pub struct PemIdentity {
+    /// The certificate chain (leaf first).
+    pub cert: Vec<u8>,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: Vec<u8>,
+}
+
+/// Server TLS settings.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    /// The default certificate.
+    pub identity: PemIdentity,
+    /// Certificates chosen by server name: `"a.example"` or `"*.b.example"` (one label).
+    pub sni: Vec<(String, PemIdentity)>,
+    /// ALPN protocols in preference order.
+    pub alpn: Vec<Vec<u8>>,
+    /// Accept TLS 1.2 as well as 1.3 (default true).
+    pub tls12: bool,
+    /// Handshake deadline.
+    pub handshake_timeout: Duration,
+    /// Handshakes in progress at once; more wait.
+    pub max_handshakes: usize,
+}
+
+impl TlsSettings {
+    /// Settings with one certificate and the defaults.
+    pub fn new(identity: PemIdentity) -> Self {
+        Self {
+            identity,
+            sni: Vec::new(),
+            alpn: Vec::new(),
+            tls12: true,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            max_handshakes: DEFAULT_MAX_HANDSHAKES,
+        }
+    }
+}
+
+fn tls_error(option: &'static str, reason: impl std::fmt::Display) -> Error {
+    Error::Tls {
+        option,
+        reason: reason.to_string(),
+    }
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Parses a PEM certificate chain and key and checks that they belong together.
+fn certified_key(
+    option: &'static str,
+    id: &PemIdentity,
+    provider: &CryptoProvider,
+) -> Result<Arc<CertifiedKey>> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&id.cert)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| tls_error(option, format!("certificate is not valid PEM: {e}")))?;
+    if chain.is_empty() {
+        return Err(tls_error(option, "no certificate found in the PEM input"));
+    }
+    let key = PrivateKeyDer::from_pem_slice(&id.key)
+        .map_err(|e| tls_error(option, format!("private key is not valid PEM: {e}")))?;
+    let certified = CertifiedKey::from_der(chain, key, provider).map_err(|e| {
+        tls_error(
+            option,
+            format!("certificate and key do not match or are unsupported: {e}"),
+        )
+    })?;
+    Ok(Arc::new(certified))
+}
+
+/// Picks a certificate by SNI: exact name, then `*.parent` for one extra label, then the default.
+#[derive(Debug)]
+struct SniResolver {
+    exact: HashMap<String, Arc<CertifiedKey>>,
+    wildcard: HashMap<String, Arc<CertifiedKey>>,
+    default: Arc<CertifiedKey>,
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let Some(name) = hello.server_name() else {
+            return Some(self.default.clone());
+        };
+        let name = name.to_ascii_lowercase();
+        if let Some(k) = self.exact.get(&name) {
+            return Some(k.clone());
+        }
+        if let Some((_, parent)) = name.split_once('.')
+            && let Some(k) = self.wildcard.get(parent)
+        {
+            return Some(k.clone());
+        }
+        Some(self.default.clone())
+    }
+}
+
+/// Builds a rustls server configuration; every problem is an error here, never at the first
+/// connection.
+pub fn server_config(s: &TlsSettings) -> Result<Arc<rustls::ServerConfig>> {
+    let provider = provider();
+    let default = certified_key("tls.cert", &s.identity, &provider)?;
+    let mut exact = HashMap::new();
+    let mut wildcard = HashMap::new();
+    for (pattern, id) in &s.sni {
+        let key = certified_key("tls.sni", id, &provider)?;
+        let pattern = pattern.to_ascii_lowercase();
+        match pattern.strip_prefix("*.") {
+            Some(parent) if !parent.is_empty() && !parent.contains('*') => {
+                wildcard.insert(parent.to_owned(), key);
+            }
+            _ if !pattern.is_empty() && !pattern.contains('*') => {
+                exact.insert(pattern, key);
+            }
+            _ => {
+                return Err(tls_error(
+                    "tls.sni",
+                    format!("`{pattern}` is not a host name or `*.name`"),
+                ));
+            }
+        }
+    }
+    let versions: &[&rustls::SupportedProtocolVersion] = if s.tls12 {
+        &[&rustls::version::TLS13, &rustls::version::TLS12]
+    } else {
+        &[&rustls::version::TLS13]
+    };
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .map_err(|e| tls_error("tls.minVersion", e))?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(SniResolver {
+            exact,
+            wildcard,
+            default,
+        }));
+    config.alpn_protocols = s.alpn.clone();
+    // Session resumption: rustls keeps a 256-entry session cache and sends TLS 1.3 tickets by
+    // default; stateless tickets let TLS 1.2 clients resume too.
+    config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| tls_error("tls", e))?;
+    config.ignore_client_order = true;
+    Ok(Arc::new(config))
+}
+
+/// A server's TLS state: the current configuration (swappable) and the handshake limits.
+#[derive(Debug)]
+pub struct TlsAcceptor {
+    config: RwLock<Arc<rustls::ServerConfig>>,
+    timeout: Duration,
+    handshakes: Arc<Semaphore>,
+    /// Failed handshakes by reason.
+    pub(crate) failures: Mutex<HashMap<String, u64>>,
+    pub(crate) succeeded: AtomicU64,
+}
+
+impl TlsAcceptor {
+    /// Validates `settings` and builds the acceptor.
+    pub fn new(settings: &TlsSettings) -> Result<Self> {
+        if settings.max_handshakes == 0 {
+            return Err(Error::range("tls.maxHandshakes", "must be at least 1"));
+        }
+        Ok(Self {
+            config: RwLock::new(server_config(settings)?),
+            timeout: settings.handshake_timeout,
+            handshakes: Arc::new(Semaphore::new(settings.max_handshakes)),
+            failures: Mutex::new(HashMap::new()),
+            succeeded: AtomicU64::new(0),
+        })
+    }
+
+    /// Swaps the certificates (and ALPN, versions) for new handshakes; open connections keep theirs.
+    pub fn reload(&self, settings: &TlsSettings) -> Result<()> {
+        let config = server_config(settings)?;
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
+        Ok(())
+    }
+
+    /// Handshakes completed, and failures by reason.
+    pub fn counts(&self) -> (u64, Vec<(String, u64)>) {
+        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<_> = failures.iter().map(|(k, n)| (k.clone(), *n)).collect();
+        v.sort();
+        (self.succeeded.load(Relaxed), v)
+    }
+
+    /// Runs the server side of a handshake on `stream`, bounded by the deadline and the cap.
+    pub(crate) async fn accept(&self, stream: &TcpStream) -> Result<ServerConnection> {
+        let config = self
+            .config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let work = async {
+            let _slot = self
+                .handshakes
+                .acquire()
+                .await
+                .map_err(|_| Error::ServerClosed)?;
+            let mut conn =
+                ServerConnection::new(config).map_err(|e| Error::TlsHandshake(e.to_string()))?;
+            while conn.is_handshaking() {
+                if conn.wants_write() {
+                    write_tls(&mut conn, stream).await?;
+                    continue;
+                }
+                stream.readable().await?;
+                match stream.try_io(Interest::READABLE, || conn.read_tls(&mut SocketIo(stream))) {
+                    Ok(0) => {
+                        return Err(Error::TlsHandshake(
+                            "peer closed during the handshake".into(),
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Err(Error::Io(e)),
+                }
+                if let Err(e) = conn.process_new_packets() {
+                    // Send the alert (e.g. protocol_version, no_application_protocol) before failing.
+                    let _ = write_tls(&mut conn, stream).await;
+                    return Err(Error::TlsHandshake(e.to_string()));
+                }
+            }
+            write_tls(&mut conn, stream).await?;
+            Ok(conn)
+        };
+        let result = match tokio::time::timeout(self.timeout, work).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::TlsHandshake("handshake timeout".into())),
+        };
+        match &result {
+            Ok(_) => {
+                self.succeeded.fetch_add(1, Relaxed);
+            }
+            Err(e) => {
+                let reason = match e {
+                    Error::TlsHandshake(r) => r.clone(),
+                    other => other.to_string(),
+                };
+                *self
+                    .failures
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(reason)
+                    .or_default() += 1;
+            }
+        }
+        result
+    }
+}
+
+/// What a TLS connection negotiated.
+#[derive(Debug, Clone, Default)]
+pub struct TlsInfo {
+    /// `TLSv1.3` or `TLSv1.2`.
+    pub protocol: String,
+    /// The cipher suite's IANA name.
+    pub cipher: String,
+    /// The negotiated ALPN protocol.
+    pub alpn_protocol: Option<String>,
+    /// The SNI name the client sent.
+    pub server_name: Option<String>,
+    /// Whether the session was resumed.
+    pub resumed: bool,
+}
+
+pub(crate) fn info(conn: &ServerConnection) -> TlsInfo {
+    let protocol = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_owned(),
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_owned(),
+        Some(v) => format!("{v:?}"),
+        None => String::new(),
+    };
+    TlsInfo {
+        protocol,
+        cipher: conn
+            .negotiated_cipher_suite()
+            .map(|c| c.suite().as_str().unwrap_or("unknown").to_owned())
+            .unwrap_or_default(),
+        alpn_protocol: conn
+            .alpn_protocol()
+            .map(|p| String::from_utf8_lossy(p).into_owned()),
+        server_name: conn.server_name().map(str::to_owned),
+        resumed: matches!(conn.handshake_kind(), Some(rustls::HandshakeKind::Resumed)),
+    }
+}
+
+/// `io::Read`/`io::Write` over a non-blocking socket, for rustls' `read_tls`/`write_tls`.
+pub(crate) struct SocketIo<'a>(pub(crate) &'a TcpStream);
+
+// Raw syscalls: the callers run inside `try_io`, which owns Tokio's readiness bookkeeping.
+impl io::Read for SocketIo<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        io::Read::read(&mut &*socket2::SockRef::from(self.0), buf)
+    }
+}
+
+impl io::Write for SocketIo<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        io::Write::write(&mut &*socket2::SockRef::from(self.0), buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes every pending TLS record, waiting for writability.
+pub(crate) async fn write_tls(conn: &mut ServerConnection, stream: &TcpStream) -> io::Result<()> {
+    while conn.wants_write() {
+        stream.writable().await?;
+        match stream.try_io(Interest::WRITABLE, || conn.write_tls(&mut SocketIo(stream))) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Writes pending TLS records without waiting; returns whether some remain.
+pub(crate) fn try_write_tls(conn: &mut ServerConnection, stream: &TcpStream) -> io::Result<bool> {
+    while conn.wants_write() {
+        match stream.try_io(Interest::WRITABLE, || conn.write_tls(&mut SocketIo(stream))) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
+}

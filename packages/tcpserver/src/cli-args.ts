@@ -1,0 +1,238 @@
+// Command-line parsing for the `tcpserver` bin: subcommands, flags, help texts.
+//
+// Flags are parsed with `node:util` `parseArgs` (built in, strict mode rejects unknown flags and
+// stray positionals with `ERR_PARSE_ARGS_*` codes). This file turns strings into numbers and
+// booleans only; whether a value is in range is the library's call (`ERR_INVALID_ARG_VALUE`), so
+// no rule is checked twice.
+import { type ParseArgsConfig, parseArgs } from 'node:util'
+
+/** The subcommands this CLI has. */
+export type CommandName = 'echo' | 'http'
+
+/** Options every subcommand takes. `undefined` leaves the library default. */
+export interface CommonOptions {
+  /** Addresses to listen on (at least one). */
+  listen: string[]
+  loops: number | undefined
+  reusePort: boolean | undefined
+  fastOpen: number | undefined
+  deferAccept: number | undefined
+  maxConnections: number | undefined
+  /** Seconds between stats lines; 0 = none. */
+  stats: number
+  /** Milliseconds a graceful shutdown waits before closing the remaining connections. */
+  shutdownTimeout: number
+  /** Response body size of `http`, bytes. */
+  bodySize: number
+}
+
+/** What the command line asks for. */
+export type Invocation =
+  | { kind: 'help'; text: string }
+  | { kind: 'version' }
+  | { kind: 'run'; command: CommandName; options: CommonOptions }
+
+/** A command-line mistake: printed with its code and a hint, exit status 2. */
+export class UsageError extends Error {
+  readonly code: string
+  /** The subcommand whose help the user should read, if known. */
+  readonly command: CommandName | undefined
+
+  constructor(message: string, code: string, command?: CommandName) {
+    super(message)
+    this.name = 'UsageError'
+    this.code = code
+    this.command = command
+  }
+}
+
+/** Default shutdown deadline, ms. */
+export const DEFAULT_SHUTDOWN_TIMEOUT = 10_000
+/** Default `http` body size, bytes (the benchmark's). */
+export const DEFAULT_BODY_SIZE = 1024
+
+/** setInterval's limit (a larger delay silently becomes 1 ms). */
+const MAX_TIMER_MS = 0x7fff_ffff
+
+const DEFAULT_LISTEN: Record<CommandName, string> = { echo: '127.0.0.1:7000', http: '127.0.0.1:8080' }
+
+const COMMON_FLAGS = {
+  listen: { type: 'string', short: 'l', multiple: true },
+  loops: { type: 'string' },
+  'reuse-port': { type: 'boolean' },
+  // Declared on its own (not `allowNegative`, which needs Node >= 20.16) so every Node 20 parses it.
+  'no-reuse-port': { type: 'boolean' },
+  'fast-open': { type: 'string' },
+  'defer-accept': { type: 'string' },
+  'max-connections': { type: 'string' },
+  stats: { type: 'string' },
+  'shutdown-timeout': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies NonNullable<ParseArgsConfig['options']>
+
+const FLAGS = {
+  echo: COMMON_FLAGS,
+  http: { ...COMMON_FLAGS, 'body-size': { type: 'string' } },
+} as const
+
+const COMMON_HELP = `  -l, --listen ADDR            listen on ADDR; repeat for several addresses. Forms: 127.0.0.1:7000,
+                               [::1]:7000, [::]:7000 (dual-stack), :7000 (every interface); port 0
+                               picks a free port (the "listening on" line names it)
+      --loops N                accept loops per address, one SO_REUSEPORT socket each
+                               [default: the CPUs this process may use]
+      --reuse-port             SO_REUSEPORT on the listening sockets [default]
+      --no-reuse-port          without SO_REUSEPORT (then only one loop can bind a port)
+      --fast-open N            TCP_FASTOPEN queue length; 0 = off [default: off]
+      --defer-accept N         TCP_DEFER_ACCEPT: wait up to N s for the client's first bytes (Linux)
+                               [default: off]
+      --max-connections N      stop accepting while N connections are open [default: unlimited]
+      --stats SECONDS          print a stats line every SECONDS (fractions allowed) [default: off];
+                               SIGUSR1 prints one at any time
+      --shutdown-timeout MS    on SIGINT/SIGTERM stop accepting, wait up to MS for open connections,
+                               then close them; a second signal closes them at once
+                               [default: ${DEFAULT_SHUTDOWN_TIMEOUT}]
+  -h, --help                   show this help`
+
+const HELP: Record<CommandName | 'main', string> = {
+  main: `Usage: tcpserver <command> [options]
+
+Commands:
+  echo    echo server: every byte a client sends comes back
+  http    minimal HTTP/1.1 responder (keep-alive, pipelining, Connection: close), fixed body
+
+Run "tcpserver <command> --help" for the options of a command.
+
+Options:
+  -h, --help      show this help
+  -v, --version   print the version
+
+Exit status: 0 after a shutdown by signal, 1 when the server cannot start (the error's code is
+printed, e.g. EADDRINUSE), 2 for a bad command line.`,
+  echo: `Usage: tcpserver echo [options]
+
+Echo server: every byte a client sends is written back, with backpressure (a client that does not
+read slows its own echo down). Prints "tcpserver echo listening on ADDR[, ADDR...]" once bound.
+
+Options:
+${COMMON_HELP}
+
+Default address: ${DEFAULT_LISTEN.echo}`,
+  http: `Usage: tcpserver http [options]
+
+Minimal HTTP/1.1 responder (the benchmark's): answers every request with "200 OK" and a fixed body
+of --body-size bytes. Keep-alive, pipelined requests, "Connection: close" (and HTTP/1.0 without
+keep-alive) close after the response. Not an HTTP parser: request bodies are not supported.
+Prints "tcpserver http listening on ADDR[, ADDR...]" once bound.
+
+Options:
+${COMMON_HELP}
+      --body-size N            response body size in bytes [default: ${DEFAULT_BODY_SIZE}]
+
+Default address: ${DEFAULT_LISTEN.http}`,
+}
+
+/** The help text of a subcommand, or of the program. */
+export function helpText(command?: CommandName): string {
+  return HELP[command ?? 'main']
+}
+
+const isCommand = (s: string | undefined): s is CommandName => s === 'echo' || s === 'http'
+
+/** A whole number written in decimal digits (what a count, port or millisecond flag takes). */
+function integer(flag: string, value: string | undefined, command: CommandName): number | undefined {
+  if (value === undefined) return undefined
+  if (!/^\d+$/.test(value.trim())) {
+    throw new UsageError(
+      `option --${flag} expects a whole number, got '${value}'`,
+      'ERR_PARSE_ARGS_INVALID_OPTION_VALUE',
+      command,
+    )
+  }
+  return Number(value)
+}
+
+/** A non-negative decimal number (seconds may have fractions). */
+function decimal(flag: string, value: string | undefined, command: CommandName): number | undefined {
+  if (value === undefined) return undefined
+  if (!/^(\d+\.?\d*|\.\d+)$/.test(value.trim())) {
+    throw new UsageError(
+      `option --${flag} expects a non-negative number, got '${value}'`,
+      'ERR_PARSE_ARGS_INVALID_OPTION_VALUE',
+      command,
+    )
+  }
+  return Number(value)
+}
+
+/**
+ * Parses `argv` (without the node and script paths) into what to do.
+ *
+ * @throws {UsageError} for an unknown command, flag or a value that is not a number; `code` is
+ * Node's `ERR_PARSE_ARGS_*` code or `ERR_USAGE`.
+ */
+export function parseCommandLine(argv: readonly string[]): Invocation {
+  const [first, ...rest] = argv
+  if (first === undefined) throw new UsageError('missing command (echo or http)', 'ERR_USAGE')
+  if (first === '-h' || first === '--help') return { kind: 'help', text: helpText() }
+  if (first === '-v' || first === '--version') return { kind: 'version' }
+  if (first === 'help') {
+    const topic = rest[0]
+    if (topic === undefined) return { kind: 'help', text: helpText() }
+    if (!isCommand(topic)) throw new UsageError(`unknown command '${topic}'`, 'ERR_USAGE')
+    return { kind: 'help', text: helpText(topic) }
+  }
+  if (!isCommand(first)) {
+    const what = first.startsWith('-') ? 'option' : 'command'
+    throw new UsageError(`unknown ${what} '${first}' (commands: echo, http)`, 'ERR_USAGE')
+  }
+  const command = first
+  // --help wins over anything else on the line, even flags that would not parse.
+  if (rest.includes('-h') || rest.includes('--help')) return { kind: 'help', text: helpText(command) }
+
+  let values: Record<string, string | boolean | (string | boolean)[] | undefined>
+  try {
+    const options: NonNullable<ParseArgsConfig['options']> = FLAGS[command]
+    ;({ values } = parseArgs({ args: [...rest], options, strict: true, allowPositionals: false }))
+  } catch (e) {
+    const code = (e as { code?: unknown }).code
+    throw new UsageError((e as Error).message, typeof code === 'string' ? code : 'ERR_USAGE', command)
+  }
+
+  const str = (k: string): string | undefined => values[k] as string | undefined
+  if (values['reuse-port'] && values['no-reuse-port']) {
+    throw new UsageError('--reuse-port and --no-reuse-port contradict each other', 'ERR_USAGE', command)
+  }
+  const listen = (values.listen as string[] | undefined) ?? [DEFAULT_LISTEN[command]]
+  const stats = decimal('stats', str('stats'), command) ?? 0
+  if (stats * 1000 > MAX_TIMER_MS) {
+    throw new UsageError(
+      `option --stats is too large: ${stats}`,
+      'ERR_PARSE_ARGS_INVALID_OPTION_VALUE',
+      command,
+    )
+  }
+  const bodySize = integer('body-size', str('body-size'), command) ?? DEFAULT_BODY_SIZE
+  if (!Number.isSafeInteger(bodySize) || bodySize > 0x7fff_ffff) {
+    throw new UsageError(
+      `option --body-size is too large: ${bodySize}`,
+      'ERR_PARSE_ARGS_INVALID_OPTION_VALUE',
+      command,
+    )
+  }
+  return {
+    kind: 'run',
+    command,
+    options: {
+      listen,
+      loops: integer('loops', str('loops'), command),
+      reusePort: values['no-reuse-port'] ? false : values['reuse-port'] ? true : undefined,
+      fastOpen: integer('fast-open', str('fast-open'), command),
+      deferAccept: integer('defer-accept', str('defer-accept'), command),
+      maxConnections: integer('max-connections', str('max-connections'), command),
+      stats,
+      shutdownTimeout:
+        integer('shutdown-timeout', str('shutdown-timeout'), command) ?? DEFAULT_SHUTDOWN_TIMEOUT,
+      bodySize,
+    },
+  }
+}

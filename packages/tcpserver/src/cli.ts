@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+// The `tcpserver` command: `tcpserver echo|http [options]`. See docs/cli.md.
+// The library (and with it the native addon) loads only to run a server: `--help`, `--version`
+// and usage errors work even where no binary for this platform is installed.
+import { readFileSync } from 'node:fs'
+import { type Invocation, parseCommandLine, UsageError } from './cli-args.js'
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string
+  }
+  return pkg.version
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  let invocation: Invocation
+  try {
+    invocation = parseCommandLine(argv)
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e
+    const help = e.command === undefined ? 'tcpserver --help' : `tcpserver ${e.command} --help`
+    process.stderr.write(`tcpserver: error [${e.code}]: ${e.message}\nRun "${help}" for usage.\n`)
+    return 2
+  }
+  switch (invocation.kind) {
+    case 'help':
+      process.stdout.write(`${invocation.text}\n`)
+      return 0
+    case 'version':
+      process.stdout.write(`${packageVersion()}\n`)
+      return 0
+    case 'run': {
+      const { runServer } = await import('./cli-run.js')
+      return runServer(invocation.command, invocation.options)
+    }
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2))

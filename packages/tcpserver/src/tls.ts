@@ -1,0 +1,24 @@
+// TLS options → the binding's shape: PEM files are read here, once, so that a missing file is
+// an ENOENT at listen() and not at the first connection.
+import { readFileSync } from 'node:fs'
+import type { BindingTlsOptions } from './native.js'
+import type { PemInput, TlsOptions } from './options.js'
+
+function pem(input: PemInput): Buffer {
+  if (input instanceof Uint8Array) return Buffer.from(input.buffer, input.byteOffset, input.byteLength)
+  return input.includes('-----BEGIN') ? Buffer.from(input) : readFileSync(input)
+}
+
+export function toBindingTls(tls: TlsOptions): BindingTlsOptions {
+  return {
+    cert: pem(tls.cert),
+    key: pem(tls.key),
+    sni: tls.sni
+      ? Object.entries(tls.sni).map(([name, id]) => ({ name, cert: pem(id.cert), key: pem(id.key) }))
+      : undefined,
+    alpn: tls.alpn,
+    minVersion: tls.minVersion,
+    handshakeTimeout: tls.handshakeTimeout,
+    maxHandshakes: tls.maxHandshakes,
+  }
+}
