@@ -25,7 +25,6 @@ use crate::connection::{Connection, ConnectionInfo};
 use crate::error::{Error, Result};
 use crate::server::{CatchUnwind, panic_message};
 use crate::tls::{SocketIo, TlsAcceptor, TlsInfo, try_write_tls};
-use rustls::server::ServerConnection;
 
 /// Largest single read.
 pub const READ_CHUNK: usize = 64 * 1024;
@@ -157,7 +156,7 @@ pub(crate) struct Shared {
     pub(crate) abort: CancellationToken,
     mode: AtomicU8,
     /// The TLS session, for connections that negotiated one.
-    tls: Option<Mutex<ServerConnection>>,
+    tls: Option<Mutex<rustls::Connection>>,
     tls_info: Option<TlsInfo>,
     /// Set (and `gone_notify` woken) when the driver ended: pipe and file tasks stop then.
     gone: AtomicBool,
@@ -184,6 +183,11 @@ impl std::fmt::Debug for Shared {
 impl Shared {
     fn out(&self) -> MutexGuard<'_, Outbox> {
         self.out.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The TLS session, if this connection has one.
+    pub(crate) fn tls(&self) -> Option<&Mutex<rustls::Connection>> {
+        self.tls.as_ref()
     }
 
     /// TLS records waiting for the socket.
@@ -342,11 +346,6 @@ impl Connections {
         if Arc::ptr_eq(&a, &b) || a.mode.load(Relaxed) != PAUSED || b.mode.load(Relaxed) != PAUSED {
             return Err(Error::Busy);
         }
-        if a.tls.is_some() || b.tls.is_some() {
-            return Err(Error::Unsupported {
-                option: "pipe over TLS",
-            });
-        }
         Ok(crate::forward::run_pipe(self.clone(), a, b, opts))
     }
 
@@ -361,11 +360,6 @@ impl Connections {
         length: Option<u64>,
     ) -> Result<impl Future<Output = ()> + Send + 'static> {
         let sh = self.get(id)?;
-        if sh.tls.is_some() {
-            return Err(Error::Unsupported {
-                option: "sendFile over TLS",
-            });
-        }
         let (offset, length) = crate::file::range(&file, offset, length)?;
         Ok(crate::file::run_send(
             self.clone(),
@@ -421,7 +415,8 @@ impl Connections {
                     () = abort.cancelled() => return,
                 };
                 match handshake {
-                    Ok(mut session) => {
+                    Ok(session) => {
+                        let mut session = rustls::Connection::Server(session);
                         // Bounds the plaintext rustls accepts from write() like the queue's.
                         session.set_buffer_limit(Some(opts.high_water_mark));
                         Some(session)
@@ -498,7 +493,7 @@ impl Connections {
             // records left over are flushed by the driver when the socket is writable.
             let mut t = lock_tls(tls);
             written = io::Write::write(&mut t.writer(), data)?;
-            if try_write_tls(&mut t, &sh.stream)? {
+            if try_write_tls(&mut *t, &sh.stream)? {
                 sh.wake.notify_one();
             }
             sh.bytes_written.fetch_add(written as u64, Relaxed);
@@ -781,15 +776,15 @@ fn read_once(sh: &Shared, sink: &dyn EventSink, read_open: &mut bool) -> Result<
     }
 }
 
-fn lock_tls(tls: &Mutex<ServerConnection>) -> MutexGuard<'_, ServerConnection> {
+pub(crate) fn lock_tls(tls: &Mutex<rustls::Connection>) -> MutexGuard<'_, rustls::Connection> {
     tls.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Plaintext from a TLS session: what rustls already decrypted, else ciphertext pulled from the
 /// socket and decrypted. Alerts, tickets and key updates rustls wants to send go out too.
-fn tls_read(
+pub(crate) fn tls_read(
     stream: &TcpStream,
-    tls: &Mutex<ServerConnection>,
+    tls: &Mutex<rustls::Connection>,
     buf: &mut Vec<u8>,
     max: usize,
 ) -> io::Result<usize> {
@@ -813,10 +808,10 @@ fn tls_read(
             return Ok(0);
         }
         if let Err(e) = t.process_new_packets() {
-            let _ = try_write_tls(&mut t, stream);
+            let _ = try_write_tls(&mut *t, stream);
             return Err(io::Error::new(io::ErrorKind::InvalidData, e));
         }
-        try_write_tls(&mut t, stream)?;
+        try_write_tls(&mut *t, stream)?;
     }
 }
 
@@ -857,7 +852,7 @@ fn flush(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
     if let Some(tls) = &sh.tls {
         let mut t = lock_tls(tls);
         loop {
-            if try_write_tls(&mut t, &sh.stream)? {
+            if try_write_tls(&mut *t, &sh.stream)? {
                 return Ok(());
             }
             if out.pos == out.buf.len() {

@@ -98,7 +98,7 @@ async fn send(
 ) -> Result<()> {
     sh.begin_job().await?;
     #[cfg(target_os = "linux")]
-    if std::env::var("TCPSERVER_ZERO_COPY").as_deref() != Ok("0") {
+    if sh.tls().is_none() && std::env::var("TCPSERVER_ZERO_COPY").as_deref() != Ok("0") {
         let stream = &sh.stream;
         let mut pos = offset as i64;
         let end = offset + length;
@@ -154,7 +154,9 @@ async fn copy_range(
                 expected: length,
             });
         }
-        crate::forward::write_all(&sh.stream, &buf[..n], sent).await?;
+        // Through rustls for TLS connections: no kTLS here, so this is the copy path.
+        crate::forward::write_plain(sh, &buf[..n]).await?;
+        sent.fetch_add(n as u64, Relaxed);
         sh.bytes_written.fetch_add(n as u64, Relaxed);
         sh.activity.fetch_add(1, Relaxed);
         conns

@@ -11,9 +11,10 @@ use socket2::SockRef;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-use crate::driver::{Connections, Event, Shared};
+use crate::driver::{Connections, Event, Shared, lock_tls, tls_read};
 use crate::error::{Error, Result};
 use crate::sys;
+use crate::tls::try_write_tls;
 
 /// Options of [`Connections::pipe`].
 #[derive(Debug, Default, Clone)]
@@ -74,9 +75,11 @@ async fn pipe(
     let work = async {
         a.begin_job().await?;
         b.begin_job().await?;
-        write_all(&b.stream, &opts.head_to_other, &moved[0]).await?;
-        write_all(&a.stream, &opts.head_to_this, &moved[1]).await?;
-        if use_splice() {
+        write_plain(b, &opts.head_to_other).await?;
+        moved[0].fetch_add(opts.head_to_other.len() as u64, Relaxed);
+        write_plain(a, &opts.head_to_this).await?;
+        moved[1].fetch_add(opts.head_to_this.len() as u64, Relaxed);
+        if use_splice() && a.tls().is_none() && b.tls().is_none() {
             conns.counters.pipes_spliced.fetch_add(1, Relaxed);
             both_ways(a, b, moved, true).await
         } else {
@@ -124,6 +127,11 @@ async fn both_ways(a: &Shared, b: &Shared, moved: &[AtomicU64; 2], splice: bool)
 
 /// Forwards `src` → `dst` until `src` sends FIN, then half-closes `dst`.
 async fn one_way(src: &Shared, dst: &Shared, moved: &AtomicU64, splice: bool) -> Result<()> {
+    if src.tls().is_some() || dst.tls().is_some() {
+        // TLS bytes must be decrypted and encrypted: the copy path, through rustls.
+        copy_plain(src, dst, moved).await?;
+        return finish(dst).await;
+    }
     #[cfg(target_os = "linux")]
     if splice {
         let pipe = sys::take_pipe()?;
@@ -132,17 +140,96 @@ async fn one_way(src: &Shared, dst: &Shared, moved: &AtomicU64, splice: bool) ->
             sys::give_back_pipe(pipe);
         }
         r?;
-        return finish(dst);
+        return finish(dst).await;
     }
     let _ = splice;
     copy_one_way(&src.stream, &dst.stream, moved, &dst.activity).await?;
-    finish(dst)
+    finish(dst).await
 }
 
-fn finish(dst: &Shared) -> Result<()> {
+/// Half-closes `dst` (after a TLS `close_notify`), passing on the FIN that ended the input.
+async fn finish(dst: &Shared) -> Result<()> {
     dst.mark_write_shut();
+    if let Some(tls) = dst.tls() {
+        lock_tls(tls).send_close_notify();
+        flush_tls(dst).await?;
+    }
     // ENOTCONN: the peer is gone; the other direction reports what matters.
     let _ = SockRef::from(&dst.stream).shutdown(std::net::Shutdown::Write);
+    Ok(())
+}
+
+/// Copies plaintext `src` → `dst`, either side possibly TLS.
+async fn copy_plain(src: &Shared, dst: &Shared, moved: &AtomicU64) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(crate::driver::READ_CHUNK);
+    loop {
+        buf.clear();
+        if read_plain(src, &mut buf, crate::driver::READ_CHUNK).await? == 0 {
+            return Ok(());
+        }
+        write_plain(dst, &buf).await?;
+        moved.fetch_add(buf.len() as u64, Relaxed);
+        dst.activity.fetch_add(1, Relaxed);
+    }
+}
+
+/// Appends up to `max` plaintext bytes of `sh` to `buf`, waiting for the socket; 0 at the end.
+pub(crate) async fn read_plain(sh: &Shared, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    loop {
+        let r = match sh.tls() {
+            Some(tls) => tls_read(&sh.stream, tls, buf, max),
+            None => {
+                let start = buf.len();
+                buf.resize(start + max, 0);
+                let r = sh.stream.try_read(&mut buf[start..]);
+                buf.truncate(start + *r.as_ref().unwrap_or(&0));
+                r
+            }
+        };
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => sh.stream.readable().await?,
+            other => return other,
+        }
+    }
+}
+
+/// Writes all of `data` as plaintext of `sh` (encrypted for TLS), waiting for the socket.
+pub(crate) async fn write_plain(sh: &Shared, data: &[u8]) -> io::Result<()> {
+    let Some(tls) = sh.tls() else {
+        return write_all(&sh.stream, data, &AtomicU64::new(0)).await;
+    };
+    let mut off = 0;
+    loop {
+        // The lock is never held across an await.
+        let blocked = {
+            let mut t = lock_tls(tls);
+            loop {
+                if try_write_tls(&mut *t, &sh.stream)? {
+                    break true;
+                }
+                if off == data.len() {
+                    break false;
+                }
+                let n = io::Write::write(&mut t.writer(), &data[off..])?;
+                off += n;
+                if n == 0 {
+                    break true;
+                }
+            }
+        };
+        if !blocked {
+            return Ok(());
+        }
+        sh.stream.writable().await?;
+    }
+}
+
+/// Sends every pending TLS record of `sh`.
+async fn flush_tls(sh: &Shared) -> io::Result<()> {
+    let Some(tls) = sh.tls() else { return Ok(()) };
+    while try_write_tls(&mut *lock_tls(tls), &sh.stream)? {
+        sh.stream.writable().await?;
+    }
     Ok(())
 }
 

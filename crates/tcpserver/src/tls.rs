@@ -293,7 +293,7 @@ pub struct TlsInfo {
     pub resumed: bool,
 }
 
-pub(crate) fn info(conn: &ServerConnection) -> TlsInfo {
+pub(crate) fn info(conn: &rustls::Connection) -> TlsInfo {
     let protocol = match conn.protocol_version() {
         Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_owned(),
         Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_owned(),
@@ -309,7 +309,10 @@ pub(crate) fn info(conn: &ServerConnection) -> TlsInfo {
         alpn_protocol: conn
             .alpn_protocol()
             .map(|p| String::from_utf8_lossy(p).into_owned()),
-        server_name: conn.server_name().map(str::to_owned),
+        server_name: match conn {
+            rustls::Connection::Server(s) => s.server_name().map(str::to_owned),
+            rustls::Connection::Client(_) => None,
+        },
         resumed: matches!(conn.handshake_kind(), Some(rustls::HandshakeKind::Resumed)),
     }
 }
@@ -335,7 +338,7 @@ impl io::Write for SocketIo<'_> {
 }
 
 /// Writes every pending TLS record, waiting for writability.
-pub(crate) async fn write_tls(conn: &mut ServerConnection, stream: &TcpStream) -> io::Result<()> {
+pub(crate) async fn write_tls(conn: &mut impl TlsSession, stream: &TcpStream) -> io::Result<()> {
     while conn.wants_write() {
         stream.writable().await?;
         match stream.try_io(Interest::WRITABLE, || conn.write_tls(&mut SocketIo(stream))) {
@@ -348,7 +351,7 @@ pub(crate) async fn write_tls(conn: &mut ServerConnection, stream: &TcpStream) -
 }
 
 /// Writes pending TLS records without waiting; returns whether some remain.
-pub(crate) fn try_write_tls(conn: &mut ServerConnection, stream: &TcpStream) -> io::Result<bool> {
+pub(crate) fn try_write_tls(conn: &mut impl TlsSession, stream: &TcpStream) -> io::Result<bool> {
     while conn.wants_write() {
         match stream.try_io(Interest::WRITABLE, || conn.write_tls(&mut SocketIo(stream))) {
             Ok(_) => {}
@@ -357,4 +360,37 @@ pub(crate) fn try_write_tls(conn: &mut ServerConnection, stream: &TcpStream) -> 
         }
     }
     Ok(false)
+}
+
+/// What the socket helpers need from a rustls session (server, client, or either).
+pub(crate) trait TlsSession {
+    fn wants_write(&self) -> bool;
+    fn write_tls(&mut self, wr: &mut dyn io::Write) -> io::Result<usize>;
+}
+
+impl TlsSession for ServerConnection {
+    fn wants_write(&self) -> bool {
+        rustls::CommonState::wants_write(self)
+    }
+    fn write_tls(&mut self, wr: &mut dyn io::Write) -> io::Result<usize> {
+        rustls::ConnectionCommon::write_tls(self, wr)
+    }
+}
+
+impl TlsSession for rustls::ClientConnection {
+    fn wants_write(&self) -> bool {
+        rustls::CommonState::wants_write(self)
+    }
+    fn write_tls(&mut self, wr: &mut dyn io::Write) -> io::Result<usize> {
+        rustls::ConnectionCommon::write_tls(self, wr)
+    }
+}
+
+impl TlsSession for rustls::Connection {
+    fn wants_write(&self) -> bool {
+        rustls::CommonState::wants_write(self)
+    }
+    fn write_tls(&mut self, wr: &mut dyn io::Write) -> io::Result<usize> {
+        rustls::Connection::write_tls(self, wr)
+    }
 }
