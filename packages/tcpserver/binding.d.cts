@@ -90,6 +90,22 @@ export interface BindingAddressInput {
   port?: number
 }
 
+/** Client TLS settings of an outbound connection. */
+export interface BindingClientTlsOptions {
+  /** SNI name and the name the server certificate must match (default: the host). */
+  servername?: string
+  /** CA certificates (PEM) to trust (default: the Mozilla roots). */
+  ca?: Buffer
+  /** ALPN protocols in preference order. */
+  alpn?: Array<string>
+  /** Client certificate chain (PEM), for mutual TLS. */
+  cert?: Buffer
+  /** Client private key (PEM). */
+  key?: Buffer
+  /** Handshake deadline, ms. */
+  handshakeTimeout?: number
+}
+
 /** Accept-time facts and counters of one connection. */
 export interface BindingConnectionInfo {
   /** The client. */
@@ -122,6 +138,8 @@ export interface BindingConnectOptions {
   noDelay?: boolean
   /** Local IP address to bind. */
   localAddress?: string
+  /** TLS (client side). */
+  tls?: BindingClientTlsOptions
 }
 
 /** A named counter. */
@@ -247,6 +265,8 @@ export interface BindingTlsInfo {
   serverName?: string
   /** Whether the session was resumed. */
   resumed: boolean
+  /** The peer's verified certificate chain (DER), leaf first. */
+  peerCertificates: Array<Buffer>
 }
 
 /** TLS settings. */
@@ -265,6 +285,12 @@ export interface BindingTlsOptions {
   handshakeTimeout?: number
   /** Handshakes in progress at once. */
   maxHandshakes?: number
+  /** CA certificates (PEM) for client certificates. */
+  ca?: Buffer
+  /** Ask clients for a certificate (verified against `ca`). */
+  requestCert?: boolean
+  /** Refuse clients without a valid certificate. */
+  requireCert?: boolean
 }
 
 /** TLS counters. */

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
-use tcpserver::tls::{PemIdentity, TlsSettings};
+use tcpserver::tls::{ClientTlsSettings, PemIdentity, TlsSettings};
 use tcpserver::{Error, InvalidKind, KeepAlive, ServerConfig, address_from_parts, parse_address};
 
 /// One listen address: `address` (`"host:port"`) or `host` + `port`.
@@ -86,6 +86,72 @@ pub struct BindingTlsOptions {
     pub handshake_timeout: Option<f64>,
     /// Handshakes in progress at once.
     pub max_handshakes: Option<f64>,
+    /// CA certificates (PEM) for client certificates.
+    pub ca: Option<Buffer>,
+    /// Ask clients for a certificate (verified against `ca`).
+    pub request_cert: Option<bool>,
+    /// Refuse clients without a valid certificate.
+    pub require_cert: Option<bool>,
+}
+
+/// Client TLS settings of an outbound connection.
+#[napi(object)]
+pub struct BindingClientTlsOptions {
+    /// SNI name and the name the server certificate must match (default: the host).
+    pub servername: Option<String>,
+    /// CA certificates (PEM) to trust (default: the Mozilla roots).
+    pub ca: Option<Buffer>,
+    /// ALPN protocols in preference order.
+    pub alpn: Option<Vec<String>>,
+    /// Client certificate chain (PEM), for mutual TLS.
+    pub cert: Option<Buffer>,
+    /// Client private key (PEM).
+    pub key: Option<Buffer>,
+    /// Handshake deadline, ms.
+    pub handshake_timeout: Option<f64>,
+}
+
+pub(crate) fn to_client_tls(o: &BindingClientTlsOptions) -> Result<ClientTlsSettings, Error> {
+    let identity = match (&o.cert, &o.key) {
+        (Some(cert), Some(key)) => Some(PemIdentity {
+            cert: cert.to_vec(),
+            key: key.to_vec(),
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(Error::value(
+                "tls.cert",
+                "a client certificate needs both `cert` and `key`",
+            ));
+        }
+    };
+    Ok(ClientTlsSettings {
+        server_name: o.servername.clone(),
+        ca: o.ca.as_ref().map(|c| c.to_vec()),
+        alpn: alpn(o.alpn.as_ref())?,
+        identity,
+        handshake_timeout: o
+            .handshake_timeout
+            .map(|ms| {
+                integer("tls.handshakeTimeout", ms, 1.0, U32 * 1000.0).map(Duration::from_millis)
+            })
+            .transpose()?,
+    })
+}
+
+fn alpn(list: Option<&Vec<String>>) -> Result<Vec<Vec<u8>>, Error> {
+    let alpn: Vec<Vec<u8>> = list
+        .into_iter()
+        .flatten()
+        .map(|p| p.as_bytes().to_vec())
+        .collect();
+    if alpn.iter().any(|p| p.is_empty() || p.len() > 255) {
+        return Err(Error::value(
+            "tls.alpn",
+            "protocol names must be 1 to 255 bytes",
+        ));
+    }
+    Ok(alpn)
 }
 
 pub(crate) fn to_tls(o: &BindingTlsOptions) -> Result<TlsSettings, Error> {
@@ -97,17 +163,14 @@ pub(crate) fn to_tls(o: &BindingTlsOptions) -> Result<TlsSettings, Error> {
     for e in o.sni.iter().flatten() {
         s.sni.push((e.name.clone(), identity(&e.cert, &e.key)));
     }
-    s.alpn = o
-        .alpn
-        .iter()
-        .flatten()
-        .map(|p| p.as_bytes().to_vec())
-        .collect();
-    if s.alpn.iter().any(|p| p.is_empty() || p.len() > 255) {
-        return Err(Error::value(
-            "tls.alpn",
-            "protocol names must be 1 to 255 bytes",
-        ));
+    s.alpn = alpn(o.alpn.as_ref())?;
+    // Like Node: a CA alone does not ask clients for certificates; requestCert does.
+    if o.request_cert == Some(true) || o.require_cert == Some(true) {
+        s.client_ca = o.ca.as_ref().map(|c| c.to_vec());
+        s.require_client_cert = o.require_cert == Some(true);
+        if s.client_ca.is_none() {
+            return Err(Error::value("tls.ca", "requestCert/requireCert need `ca`"));
+        }
     }
     s.tls12 = match o.min_version.as_deref() {
         None | Some("TLSv1.2") => true,

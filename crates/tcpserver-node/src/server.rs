@@ -9,14 +9,15 @@ use napi::bindgen_prelude::{Buffer, Either, FnArgs, Function, Uint8ArraySlice};
 use napi_derive::napi;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use tcpserver::driver::{Connections, DriveOptions};
+use tcpserver::driver::{Connections, DriveOptions, TlsStart};
 use tcpserver::{ConnectOptions, Error, PipeOptions, Server};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{BindingError, Code, throw, to_binding};
 use crate::events::{JsBytes, JsSink};
 use crate::options::{
-    BindingListenOptions, BindingTlsOptions, MAX_SAFE, integer, keep_alive_from, to_config, to_tls,
+    BindingClientTlsOptions, BindingListenOptions, BindingTlsOptions, MAX_SAFE, integer,
+    keep_alive_from, to_client_tls, to_config, to_tls,
 };
 use crate::runtime::runtime;
 use tcpserver::tls::TlsAcceptor;
@@ -115,6 +116,8 @@ pub struct BindingConnectOptions {
     pub no_delay: Option<bool>,
     /// Local IP address to bind.
     pub local_address: Option<String>,
+    /// TLS (client side).
+    pub tls: Option<BindingClientTlsOptions>,
 }
 
 /// TLS counters.
@@ -139,6 +142,8 @@ pub struct BindingTlsInfo {
     pub server_name: Option<String>,
     /// Whether the session was resumed.
     pub resumed: bool,
+    /// The peer's verified certificate chain (DER), leaf first.
+    pub peer_certificates: Vec<Buffer>,
 }
 
 /// Counters of the zero-copy paths.
@@ -200,9 +205,16 @@ pub fn listen(
     let _entered = rt.enter();
     let (handler_conns, handler_sink, handler_tls) = (conns.clone(), sink.clone(), tls.clone());
     let bound = Server::bind(&config, move |conn| {
-        handler_conns
-            .clone()
-            .drive(conn, handler_sink.clone(), drive, 0, handler_tls.clone())
+        handler_conns.clone().drive(
+            conn,
+            handler_sink.clone(),
+            drive,
+            0,
+            match &handler_tls {
+                Some(acceptor) => TlsStart::Accept(acceptor.clone()),
+                None => TlsStart::None,
+            },
+        )
     });
     let server = match bound {
         Ok(s) => s,
@@ -408,6 +420,7 @@ impl BindingServer {
                 alpn_protocol: t.alpn_protocol,
                 server_name: t.server_name,
                 resumed: t.resumed,
+                peer_certificates: t.peer_certificates.into_iter().map(Buffer::from).collect(),
             }),
         })
     }
@@ -549,7 +562,13 @@ impl BindingServer {
     /// Opens an outbound connection on this hub; OPEN (with `tag`) or CONNECT_FAILED follows.
     #[napi(catch_unwind)]
     pub fn connect(&self, options: BindingConnectOptions, tag: u32) -> Option<BindingError> {
-        let prepare = || -> std::result::Result<(String, u16, ConnectOptions), Error> {
+        type Prepared = (
+            String,
+            u16,
+            ConnectOptions,
+            Option<(Arc<rustls::ClientConfig>, String, Duration)>,
+        );
+        let prepare = || -> std::result::Result<Prepared, Error> {
             let (host, port) = match (&options.address, &options.host, options.port) {
                 (Some(a), None, None) => tcpserver::split_host_port(a)?,
                 (None, Some(h), Some(p)) => (h.clone(), integer("port", p, 0.0, 65535.0)? as u16),
@@ -573,9 +592,20 @@ impl BindingServer {
                     .map_err(|_| Error::value("localAddress", "must be an IP address"))?;
                 opts.local_address = Some(ip);
             }
-            Ok((host, port, opts))
+            let tls = match &options.tls {
+                None => None,
+                Some(t) => {
+                    let settings = to_client_tls(t)?;
+                    let name = settings.server_name.clone().unwrap_or_else(|| host.clone());
+                    let timeout = settings
+                        .handshake_timeout
+                        .unwrap_or(tcpserver::tls::DEFAULT_HANDSHAKE_TIMEOUT);
+                    Some((tcpserver::tls::client_config(&settings)?, name, timeout))
+                }
+            };
+            Ok((host, port, opts, tls))
         };
-        let (host, port, opts) = match prepare() {
+        let (host, port, opts, tls) = match prepare() {
             Ok(p) => p,
             Err(e) => return Some(to_binding(&e)),
         };
@@ -587,10 +617,20 @@ impl BindingServer {
             self.drive,
         );
         runtime().spawn(async move {
-            match tcpserver::connect(&host, port, &opts, id, abort).await {
-                Ok(conn) => conns.drive(conn, sink, drive, tag, None).await,
-                Err(e) => sink.connect_failed(tag, &e),
-            }
+            let conn = match tcpserver::connect(&host, port, &opts, id, abort).await {
+                Ok(conn) => conn,
+                Err(e) => return sink.connect_failed(tag, &e),
+            };
+            let start = match tls {
+                None => TlsStart::None,
+                Some((config, name, timeout)) => {
+                    match tcpserver::tls::connect(conn.stream(), config, &name, timeout).await {
+                        Ok(session) => TlsStart::Session(rustls::Connection::Client(session)),
+                        Err(e) => return sink.connect_failed(tag, &e),
+                    }
+                }
+            };
+            conns.drive(conn, sink, drive, tag, start).await;
         });
         None
     }

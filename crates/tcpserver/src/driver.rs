@@ -91,6 +91,17 @@ pub trait EventSink: Send + Sync + 'static {
     fn tls_error(&self, _peer: SocketAddr, _error: &Error) {}
 }
 
+/// How a driven connection starts TLS.
+#[derive(Debug)]
+pub enum TlsStart {
+    /// Plain TCP.
+    None,
+    /// Run the server side of a handshake first (failures go to [`EventSink::tls_error`]).
+    Accept(Arc<TlsAcceptor>),
+    /// An already established session (e.g. an outbound connection's client handshake).
+    Session(rustls::Connection),
+}
+
 /// Per-connection settings of a driven connection.
 #[derive(Debug, Clone, Copy)]
 pub struct DriveOptions {
@@ -403,13 +414,14 @@ impl Connections {
         sink: Arc<S>,
         opts: DriveOptions,
         tag: u32,
-        tls: Option<Arc<TlsAcceptor>>,
+        tls: TlsStart,
     ) {
         let (stream, info, abort) = conn.into_parts();
         // TLS first: a failed or timed-out handshake never reaches the consumer.
         let tls = match tls {
-            None => None,
-            Some(acceptor) => {
+            TlsStart::None => None,
+            TlsStart::Session(session) => Some(session),
+            TlsStart::Accept(acceptor) => {
                 let handshake = tokio::select! {
                     r = acceptor.accept(&stream) => r,
                     () = abort.cancelled() => return,

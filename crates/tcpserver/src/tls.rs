@@ -49,6 +49,10 @@ pub struct TlsSettings {
     pub handshake_timeout: Duration,
     /// Handshakes in progress at once; more wait.
     pub max_handshakes: usize,
+    /// CA certificates (PEM) that client certificates must chain to; asks clients for one.
+    pub client_ca: Option<Vec<u8>>,
+    /// Refuse clients without a valid certificate (needs `client_ca`).
+    pub require_client_cert: bool,
 }
 
 impl TlsSettings {
@@ -61,6 +65,8 @@ impl TlsSettings {
             tls12: true,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             max_handshakes: DEFAULT_MAX_HANDSHAKES,
+            client_ca: None,
+            require_client_cert: false,
         }
     }
 }
@@ -155,10 +161,32 @@ pub fn server_config(s: &TlsSettings) -> Result<Arc<rustls::ServerConfig>> {
     } else {
         &[&rustls::version::TLS13]
     };
+    let clients = match &s.client_ca {
+        None if s.require_client_cert => {
+            return Err(tls_error(
+                "tls.ca",
+                "requireCert needs the CA certificates that clients must chain to",
+            ));
+        }
+        None => rustls::server::WebPkiClientVerifier::no_client_auth(),
+        Some(ca) => {
+            let roots = root_store("tls.ca", ca)?;
+            let builder = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider.clone(),
+            );
+            let builder = if s.require_client_cert {
+                builder
+            } else {
+                builder.allow_unauthenticated()
+            };
+            builder.build().map_err(|e| tls_error("tls.ca", e))?
+        }
+    };
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(versions)
         .map_err(|e| tls_error("tls.minVersion", e))?
-        .with_no_client_auth()
+        .with_client_cert_verifier(clients)
         .with_cert_resolver(Arc::new(SniResolver {
             exact,
             wildcard,
@@ -170,6 +198,108 @@ pub fn server_config(s: &TlsSettings) -> Result<Arc<rustls::ServerConfig>> {
     config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| tls_error("tls", e))?;
     config.ignore_client_order = true;
     Ok(Arc::new(config))
+}
+
+/// CA certificates from PEM.
+fn root_store(option: &'static str, pem: &[u8]) -> Result<rustls::RootCertStore> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        let cert =
+            cert.map_err(|e| tls_error(option, format!("CA certificate is not valid PEM: {e}")))?;
+        roots.add(cert).map_err(|e| tls_error(option, e))?;
+    }
+    if roots.is_empty() {
+        return Err(tls_error(
+            option,
+            "no CA certificate found in the PEM input",
+        ));
+    }
+    Ok(roots)
+}
+
+/// Client-side TLS settings for outbound connections.
+#[derive(Debug, Clone, Default)]
+pub struct ClientTlsSettings {
+    /// Name to send as SNI and to verify the server's certificate against (default: the host).
+    pub server_name: Option<String>,
+    /// CA certificates (PEM) to trust; default: the Mozilla roots (`webpki-roots`).
+    pub ca: Option<Vec<u8>>,
+    /// ALPN protocols in preference order.
+    pub alpn: Vec<Vec<u8>>,
+    /// A client certificate (mutual TLS).
+    pub identity: Option<PemIdentity>,
+    /// Handshake deadline (default [`DEFAULT_HANDSHAKE_TIMEOUT`]).
+    pub handshake_timeout: Option<Duration>,
+}
+
+/// Builds a rustls client configuration.
+pub fn client_config(s: &ClientTlsSettings) -> Result<Arc<rustls::ClientConfig>> {
+    let provider = provider();
+    let roots = match &s.ca {
+        Some(ca) => root_store("tls.ca", ca)?,
+        None => rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        },
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| tls_error("tls", e))?
+        .with_root_certificates(roots);
+    let mut config = match &s.identity {
+        None => builder.with_no_client_auth(),
+        Some(id) => {
+            let key = certified_key("tls.cert", id, &provider)?;
+            let der =
+                PrivateKeyDer::from_pem_slice(&id.key).map_err(|e| tls_error("tls.key", e))?;
+            builder
+                .with_client_auth_cert(key.cert.clone(), der)
+                .map_err(|e| tls_error("tls.cert", e))?
+        }
+    };
+    config.alpn_protocols = s.alpn.clone();
+    Ok(Arc::new(config))
+}
+
+/// The client side of a handshake on a connected `stream`.
+pub async fn connect(
+    stream: &TcpStream,
+    config: Arc<rustls::ClientConfig>,
+    server_name: &str,
+    timeout: Duration,
+) -> Result<rustls::ClientConnection> {
+    let name = rustls::pki_types::ServerName::try_from(server_name.to_owned())
+        .map_err(|e| tls_error("tls.servername", e))?;
+    let mut conn = rustls::ClientConnection::new(config, name)
+        .map_err(|e| Error::TlsHandshake(e.to_string()))?;
+    let work = async {
+        while conn.is_handshaking() {
+            if conn.wants_write() {
+                write_tls(&mut conn, stream).await?;
+                continue;
+            }
+            stream.readable().await?;
+            match stream.try_io(Interest::READABLE, || conn.read_tls(&mut SocketIo(stream))) {
+                Ok(0) => {
+                    return Err(Error::TlsHandshake(
+                        "server closed during the handshake".into(),
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(Error::Io(e)),
+            }
+            if let Err(e) = conn.process_new_packets() {
+                let _ = write_tls(&mut conn, stream).await;
+                return Err(Error::TlsHandshake(e.to_string()));
+            }
+        }
+        write_tls(&mut conn, stream).await?;
+        Ok::<_, Error>(())
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Ok(r) => r.map(|()| conn),
+        Err(_) => Err(Error::TlsHandshake("handshake timeout".into())),
+    }
 }
 
 /// A server's TLS state: the current configuration (swappable) and the handshake limits.
@@ -291,6 +421,8 @@ pub struct TlsInfo {
     pub server_name: Option<String>,
     /// Whether the session was resumed.
     pub resumed: bool,
+    /// The peer's verified certificate chain (DER), leaf first; empty without one.
+    pub peer_certificates: Vec<Vec<u8>>,
 }
 
 pub(crate) fn info(conn: &rustls::Connection) -> TlsInfo {
@@ -314,6 +446,10 @@ pub(crate) fn info(conn: &rustls::Connection) -> TlsInfo {
             rustls::Connection::Client(_) => None,
         },
         resumed: matches!(conn.handshake_kind(), Some(rustls::HandshakeKind::Resumed)),
+        peer_certificates: conn
+            .peer_certificates()
+            .map(|chain| chain.iter().map(|c| c.to_vec()).collect())
+            .unwrap_or_default(),
     }
 }
 

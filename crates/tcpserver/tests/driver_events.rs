@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tcpserver::driver::{Connections, DriveOptions, Event, EventSink};
+use tcpserver::driver::{Connections, DriveOptions, Event, EventSink, TlsStart};
 use tcpserver::{ConnectionInfo, Error, ErrorKind, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -124,7 +124,9 @@ impl Harness {
         let server = {
             let (conns, sink) = (conns.clone(), sink.clone());
             Server::bind(&config(v4()), move |conn| {
-                conns.clone().drive(conn, sink.clone(), opts, 7, None)
+                conns
+                    .clone()
+                    .drive(conn, sink.clone(), opts, 7, TlsStart::None)
             })
             .unwrap()
         };

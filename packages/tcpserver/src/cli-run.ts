@@ -139,14 +139,14 @@ export async function runServer(
     io.err(`tcpserver: error [${e.code}]: ${e.message}`)
     return 1
   }
-  io.out(`tcpserver ${command} listening on ${server.addresses.map(formatAddress).join(', ')}`)
-
   const stats = new StatsReporter(server, counters, command === 'http')
   const printStats = (): void => io.out(stats.line())
   const timer = options.stats > 0 ? setInterval(printStats, options.stats * 1000) : undefined
 
   let stopping = false
+  let closed = false
   const onSignal = (signal: NodeJS.Signals): void => {
+    if (closed) return // on the way out: a late Ctrl-C must not turn exit status 0 into a kill
     if (!stopping) {
       stopping = true
       io.out(`tcpserver: ${signal}: shutting down (deadline ${options.shutdownTimeout} ms)`)
@@ -158,16 +158,16 @@ export async function runServer(
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
-  // SIGUSR1 would otherwise start the inspector; Windows has no such signal.
-  const usr1 = process.platform !== 'win32'
-  if (usr1) process.on('SIGUSR1', printStats)
+  // SIGUSR1 would otherwise start the inspector; Windows has no such signal. The handlers stay
+  // installed until the process exits (signal watchers do not keep it alive).
+  if (process.platform !== 'win32') process.on('SIGUSR1', () => closed || printStats())
+  // Printed only now: once a user or a script sees this line, the signals above are handled.
+  io.out(`tcpserver ${command} listening on ${server.addresses.map(formatAddress).join(', ')}`)
 
   const result = await server.closed
   if (timer) clearInterval(timer)
-  process.off('SIGINT', onSignal)
-  process.off('SIGTERM', onSignal)
-  if (usr1) process.off('SIGUSR1', printStats)
   io.out(stats.line())
+  closed = true
   io.out(`tcpserver: closed (completed=${result.completed} forced=${result.forced})`)
   return 0
 }

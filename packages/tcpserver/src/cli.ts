@@ -12,6 +12,15 @@ function packageVersion(): string {
   return pkg.version
 }
 
+/** The first line of an error's message and of each of its causes. */
+function causes(e: unknown): string[] {
+  const out: string[] = []
+  for (let c = e, depth = 0; c != null && depth < 10; c = (c as { cause?: unknown }).cause, depth++) {
+    out.push(String((c as { message?: unknown }).message ?? c).split('\n')[0] as string)
+  }
+  return out
+}
+
 async function main(argv: readonly string[]): Promise<number> {
   let invocation: Invocation
   try {
@@ -30,7 +39,17 @@ async function main(argv: readonly string[]): Promise<number> {
       process.stdout.write(`${packageVersion()}\n`)
       return 0
     case 'run': {
-      const { runServer } = await import('./cli-run.js')
+      let runServer: typeof import('./cli-run.js').runServer
+      try {
+        ;({ runServer } = await import('./cli-run.js'))
+      } catch (e) {
+        // The native addon did not load (no binary for this platform): say why, causes included.
+        const code = (e as { code?: unknown }).code
+        process.stderr.write(
+          `tcpserver: error${typeof code === 'string' ? ` [${code}]` : ''}: ${causes(e).join('\n  cause: ')}\n`,
+        )
+        return 1
+      }
       return runServer(invocation.command, invocation.options)
     }
   }

@@ -5,6 +5,7 @@ import { codedError, fromBinding, invalidArg } from './errors.js'
 import { type BindingServer, binding } from './native.js'
 import type { AddressInput, ConnectOptions } from './options.js'
 import { EventRouter } from './router.js'
+import { toBindingClientTls } from './tls.js'
 import { expectBoolean, expectNumber } from './validate.js'
 
 const noop = (): void => {}
@@ -103,12 +104,18 @@ export function connect(address: AddressInput, options: ConnectOptions = {}): Pr
           ? { host: address.host ?? 'localhost', port: address.port }
           : undefined
     if (target === undefined) throw invalidArg('address', 'must be "host:port" or { host, port }', connect)
+    if (options.tls !== undefined && options.tls !== false && options.tls !== true) {
+      if (options.tls === null || typeof options.tls !== 'object') {
+        throw invalidArg('tls', 'must be a boolean or an object', connect)
+      }
+    }
     hub ??= new Hub()
     return hub.connect({
       ...target,
       timeout: options.timeout,
       noDelay: options.noDelay,
       localAddress: options.localAddress,
+      tls: options.tls ? toBindingClientTls(options.tls) : undefined,
     })
   } catch (e) {
     return Promise.reject(e)

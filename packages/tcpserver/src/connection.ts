@@ -1,8 +1,17 @@
 // One client connection. Reads come from the server's event batches (no native call per
 // chunk); writes are one synchronous native call that tries the socket at once.
+
+import { X509Certificate } from 'node:crypto'
 import { codedError, fromBinding, invalidArg, type TcpServerError } from './errors.js'
 import type { BindingConnectionInfo, BindingServer } from './native.js'
-import type { AddressInfo, PipeOptions, PipeResult, SendFileOptions, TlsInfo } from './options.js'
+import type {
+  AddressInfo,
+  PeerCertificate,
+  PipeOptions,
+  PipeResult,
+  SendFileOptions,
+  TlsInfo,
+} from './options.js'
 import { expectNumber } from './validate.js'
 
 const RESOLVED: Promise<void> = Promise.resolve()
@@ -14,6 +23,18 @@ function quietReject(err: Error): Promise<never> {
   const p = Promise.reject(err)
   p.catch(noop)
   return p
+}
+
+function parseCertificate(der: Buffer): PeerCertificate {
+  const x = new X509Certificate(der)
+  return {
+    der,
+    subject: x.subject,
+    issuer: x.issuer,
+    validFrom: x.validFrom,
+    validTo: x.validTo,
+    fingerprint256: x.fingerprint256,
+  }
 }
 
 enum Pipe {
@@ -104,6 +125,7 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   #drainWaiters: Array<[() => void, (e: Error) => void]> | null = null
   #info: BindingConnectionInfo | ClosedInfo | null = null
   #closedText: string | null = null
+  #tls: TlsInfo | null | undefined = undefined
   #closedPromise: Promise<void> | null = null
   #closedResolve: (() => void) | null = null
   #abort: AbortController | null = null
@@ -390,9 +412,21 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
 
   /** What TLS negotiated, or `null` for plain TCP. */
   get tls(): TlsInfo | null {
-    const info = this.#fetchInfo()
-    const t = info && 'tls' in info ? info.tls : null
-    return t ? { ...t, alpnProtocol: t.alpnProtocol ?? null, serverName: t.serverName ?? null } : null
+    if (this.#tls === undefined) {
+      const info = this.#fetchInfo()
+      const t = info && 'tls' in info ? info.tls : null
+      this.#tls = t
+        ? {
+            protocol: t.protocol,
+            cipher: t.cipher,
+            alpnProtocol: t.alpnProtocol ?? null,
+            serverName: t.serverName ?? null,
+            resumed: t.resumed,
+            peerCertificates: t.peerCertificates.map(parseCertificate),
+          }
+        : null
+    }
+    return this.#tls
   }
 
   /** When the connection was accepted (ms since the epoch). */

@@ -3,4 +3,10 @@ import { createRequire } from 'node:module'
 
 const require = createRequire(import.meta.url)
 export const binding: typeof import('../binding.cjs') = require('../binding.cjs')
-export type { BindingConnectionInfo, BindingError, BindingServer, BindingTlsOptions } from '../binding.cjs'
+export type {
+  BindingClientTlsOptions,
+  BindingConnectionInfo,
+  BindingError,
+  BindingServer,
+  BindingTlsOptions,
+} from '../binding.cjs'

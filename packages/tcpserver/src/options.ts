@@ -35,6 +35,39 @@ export interface TlsOptions {
   handshakeTimeout?: number
   /** Handshakes in progress at once; more wait. @default 1024 */
   maxHandshakes?: number
+  /** CA certificates that client certificates must chain to (mutual TLS). */
+  ca?: PemInput | PemInput[]
+  /** Ask clients for a certificate, verified against `ca`; clients without one are still served. @default false */
+  requestCert?: boolean
+  /** Refuse clients without a valid certificate (needs `ca`). @default false */
+  requireCert?: boolean
+}
+
+/** A verified peer certificate (`conn.tls.peerCertificates`), leaf first. */
+export interface PeerCertificate {
+  /** DER bytes. */
+  der: Buffer
+  subject: string
+  issuer: string
+  validFrom: string
+  validTo: string
+  /** SHA-256 fingerprint, `AB:CD:...`. */
+  fingerprint256: string
+}
+
+/** Client-side TLS of {@link connect}. */
+export interface ConnectTlsOptions {
+  /** SNI name, and the name the server certificate must match. @default the host */
+  servername?: string
+  /** CA certificates to trust. @default the Mozilla root store */
+  ca?: PemInput | PemInput[]
+  /** ALPN protocols in preference order. */
+  alpn?: string[]
+  /** Client certificate chain and key, for mutual TLS. */
+  cert?: PemInput
+  key?: PemInput
+  /** Handshake deadline, ms. @default 10000 */
+  handshakeTimeout?: number
 }
 
 /** What a TLS connection negotiated (`conn.tls`). */
@@ -44,6 +77,8 @@ export interface TlsInfo {
   alpnProtocol: string | null
   serverName: string | null
   resumed: boolean
+  /** The peer's verified certificate chain (mutual TLS on a server; the server's on `connect`). */
+  peerCertificates: PeerCertificate[]
 }
 
 /** A connection handler: the connection is closed when the returned promise settles. */
@@ -181,6 +216,8 @@ export interface ConnectOptions {
   noDelay?: boolean
   /** Local IP address to connect from (the kernel picks the port). */
   localAddress?: string
+  /** Speak TLS (rustls, in Rust): `true` for defaults, or the settings. */
+  tls?: boolean | ConnectTlsOptions
 }
 
 /** Counters of the zero-copy paths: whether `splice`/`sendfile` were used. */

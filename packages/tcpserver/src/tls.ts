@@ -1,8 +1,8 @@
 // TLS options → the binding's shape: PEM files are read here, once, so that a missing file is
 // an ENOENT at listen() and not at the first connection.
 import { readFileSync } from 'node:fs'
-import type { BindingTlsOptions } from './native.js'
-import type { PemInput, TlsOptions } from './options.js'
+import type { BindingClientTlsOptions, BindingTlsOptions } from './native.js'
+import type { ConnectTlsOptions, PemInput, TlsOptions } from './options.js'
 
 function pem(input: PemInput): Buffer {
   if (input instanceof Uint8Array) return Buffer.from(input.buffer, input.byteOffset, input.byteLength)
@@ -20,5 +20,27 @@ export function toBindingTls(tls: TlsOptions): BindingTlsOptions {
     minVersion: tls.minVersion,
     handshakeTimeout: tls.handshakeTimeout,
     maxHandshakes: tls.maxHandshakes,
+    ca: pemList(tls.ca),
+    requestCert: tls.requestCert,
+    requireCert: tls.requireCert,
+  }
+}
+
+function pemList(ca: PemInput | PemInput[] | undefined): Buffer | undefined {
+  if (ca === undefined) return undefined
+  return Array.isArray(ca)
+    ? Buffer.concat(ca.map((c) => Buffer.concat([pem(c), Buffer.from('\n')])))
+    : pem(ca)
+}
+
+export function toBindingClientTls(tls: true | ConnectTlsOptions): BindingClientTlsOptions {
+  const t = tls === true ? {} : tls
+  return {
+    servername: t.servername,
+    ca: pemList(t.ca),
+    alpn: t.alpn,
+    cert: t.cert === undefined ? undefined : pem(t.cert),
+    key: t.key === undefined ? undefined : pem(t.key),
+    handshakeTimeout: t.handshakeTimeout,
   }
 }

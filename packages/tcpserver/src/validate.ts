@@ -147,4 +147,9 @@ export function validateTls(tls: unknown, caller: Caller): void {
   }
   expectNumber('tls.handshakeTimeout', t.handshakeTimeout, caller)
   expectNumber('tls.maxHandshakes', t.maxHandshakes, caller)
+  expectBoolean('tls.requestCert', t.requestCert, caller)
+  expectBoolean('tls.requireCert', t.requireCert, caller)
+  if (t.ca !== undefined) {
+    for (const [i, c] of (Array.isArray(t.ca) ? t.ca : [t.ca]).entries()) checkPem(`tls.ca[${i}]`, c, caller)
+  }
 }
