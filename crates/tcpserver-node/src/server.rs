@@ -625,7 +625,9 @@ impl BindingServer {
                 None => TlsStart::None,
                 Some((config, name, timeout)) => {
                     match tcpserver::tls::connect(conn.stream(), config, &name, timeout).await {
-                        Ok(session) => TlsStart::Session(rustls::Connection::Client(session)),
+                        Ok(session) => {
+                            TlsStart::Session(Box::new(rustls::Connection::Client(session)))
+                        }
                         Err(e) => return sink.connect_failed(tag, &e),
                     }
                 }

@@ -99,7 +99,7 @@ pub enum TlsStart {
     /// Run the server side of a handshake first (failures go to [`EventSink::tls_error`]).
     Accept(Arc<TlsAcceptor>),
     /// An already established session (e.g. an outbound connection's client handshake).
-    Session(rustls::Connection),
+    Session(Box<rustls::Connection>),
 }
 
 /// Per-connection settings of a driven connection.
@@ -420,7 +420,7 @@ impl Connections {
         // TLS first: a failed or timed-out handshake never reaches the consumer.
         let tls = match tls {
             TlsStart::None => None,
-            TlsStart::Session(session) => Some(session),
+            TlsStart::Session(session) => Some(*session),
             TlsStart::Accept(acceptor) => {
                 let handshake = tokio::select! {
                     r = acceptor.accept(&stream) => r,
