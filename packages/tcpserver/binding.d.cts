@@ -66,6 +66,11 @@ export declare class BindingServer {
    * FILE_DONE reports the end. Open and range errors throw at once.
    */
   sendFile(id: number, path?: string | undefined | null, fd?: number | undefined | null, offset?: number | undefined | null, length?: number | undefined | null): BindingError | null
+  /**
+   * Upgrades plain connection `id` to TLS in place (StartTLS) with `tls` or the server's
+   * settings; `head` is input the consumer already read. TLS_STARTED reports the end.
+   */
+  startTls(id: number, head?: Uint8Array | undefined | null, tls?: BindingTlsOptions | undefined | null): BindingError | null
   /** Opens an outbound connection on this hub; OPEN (with `tag`) or CONNECT_FAILED follows. */
   connect(options: BindingConnectOptions, tag: number): BindingError | null
 }

@@ -32,6 +32,7 @@ pub(crate) const PIPE_DONE: u32 = 8;
 pub(crate) const FILE_DONE: u32 = 9;
 pub(crate) const CONNECT_FAILED: u32 = 10;
 pub(crate) const TLS_ERROR: u32 = 11;
+pub(crate) const TLS_STARTED: u32 = 12;
 
 /// Batches smaller than this are copied into a fresh JS buffer; bigger ones are handed over
 /// as an external buffer (no copy, one finalizer).
@@ -215,6 +216,7 @@ impl EventSink for JsSink {
                 let text = format!("{bytes_in}\n{bytes_out}\n{}", error_text(error));
                 append_text(&mut b, PIPE_DONE, id, &text)
             }
+            Event::TlsStarted { error } => append_text(&mut b, TLS_STARTED, id, &error_text(error)),
             Event::FileDone { bytes, error } => {
                 let text = format!("{bytes}\n{}", error_text(error));
                 append_text(&mut b, FILE_DONE, id, &text)

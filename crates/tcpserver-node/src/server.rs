@@ -559,6 +559,33 @@ impl BindingServer {
         start().err().map(|e| to_binding(&e))
     }
 
+    /// Upgrades plain connection `id` to TLS in place (StartTLS) with `tls` or the server's
+    /// settings; `head` is input the consumer already read. TLS_STARTED reports the end.
+    #[napi(catch_unwind)]
+    pub fn start_tls(
+        &self,
+        id: u32,
+        head: Option<Uint8ArraySlice<'_>>,
+        tls: Option<BindingTlsOptions>,
+    ) -> Option<BindingError> {
+        let start = || -> std::result::Result<(), Error> {
+            let acceptor = match (&tls, &self.tls) {
+                (Some(options), _) => Arc::new(TlsAcceptor::new(&to_tls(options)?)?),
+                (None, Some(server)) => server.clone(),
+                (None, None) => {
+                    return Err(Error::value(
+                        "tls",
+                        "give TLS settings: the server has none",
+                    ));
+                }
+            };
+            let head = head.map(|h| h.to_vec()).unwrap_or_default();
+            runtime().spawn(self.conns.start_tls(id, head, acceptor)?);
+            Ok(())
+        };
+        start().err().map(|e| to_binding(&e))
+    }
+
     /// Opens an outbound connection on this hub; OPEN (with `tag`) or CONNECT_FAILED follows.
     #[napi(catch_unwind)]
     pub fn connect(&self, options: BindingConnectOptions, tag: u32) -> Option<BindingError> {

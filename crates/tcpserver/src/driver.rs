@@ -11,7 +11,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use socket2::SockRef;
@@ -49,6 +49,11 @@ pub enum Event<'a> {
         /// Bytes read from the other connection and written to this one.
         bytes_out: u64,
         /// Why it ended early, if it did (both connections are then closed).
+        error: Option<&'a Error>,
+    },
+    /// A [`Connections::start_tls`] upgrade ended (the connection is closed on failure).
+    TlsStarted {
+        /// Why the handshake failed, if it did.
         error: Option<&'a Error>,
     },
     /// A [`Connections::send_file`] ended.
@@ -167,8 +172,9 @@ pub(crate) struct Shared {
     pub(crate) abort: CancellationToken,
     mode: AtomicU8,
     /// The TLS session, for connections that negotiated one.
-    tls: Option<Mutex<rustls::Connection>>,
-    tls_info: Option<TlsInfo>,
+    /// Set once: at accept, at connect, or by a StartTLS upgrade.
+    tls: OnceLock<Mutex<rustls::Connection>>,
+    tls_info: OnceLock<TlsInfo>,
     /// Set (and `gone_notify` woken) when the driver ended: pipe and file tasks stop then.
     gone: AtomicBool,
     gone_notify: Notify,
@@ -198,12 +204,12 @@ impl Shared {
 
     /// The TLS session, if this connection has one.
     pub(crate) fn tls(&self) -> Option<&Mutex<rustls::Connection>> {
-        self.tls.as_ref()
+        self.tls.get()
     }
 
     /// TLS records waiting for the socket.
     fn tls_pending(&self) -> bool {
-        self.tls.as_ref().is_some_and(|t| lock_tls(t).wants_write())
+        self.tls.get().is_some_and(|t| lock_tls(t).wants_write())
     }
 
     /// Takes the socket's output for a job, once the queue ahead of it is flushed.
@@ -381,6 +387,43 @@ impl Connections {
         ))
     }
 
+    /// Upgrades plain connection `id` to TLS in place (StartTLS, as in SMTP/IMAP/Postgres):
+    /// `head` is what the consumer read past the point of the upgrade (the first bytes of the
+    /// ClientHello). The connection must be paused ([`Connections::pause_reading`]). Queued
+    /// writes go out in plaintext first; later ones are encrypted. Reports
+    /// [`Event::TlsStarted`]. The returned future does the work; spawn it.
+    pub fn start_tls(
+        self: &Arc<Self>,
+        id: u32,
+        head: Vec<u8>,
+        acceptor: Arc<TlsAcceptor>,
+    ) -> Result<impl Future<Output = ()> + Send + 'static> {
+        let sh = self.get(id)?;
+        if sh.tls.get().is_some() {
+            return Err(Error::value(
+                "startTls",
+                "the connection already speaks TLS",
+            ));
+        }
+        if sh.mode.load(Relaxed) != PAUSED {
+            return Err(Error::Busy);
+        }
+        Ok(async move {
+            let result = upgrade(&sh, &head, &acceptor).await;
+            sh.end_job();
+            sh.mode.store(READING, Relaxed);
+            sh.sink.event(
+                sh.id,
+                Event::TlsStarted {
+                    error: result.as_ref().err(),
+                },
+            );
+            if result.is_err() {
+                sh.close_now();
+            }
+        })
+    }
+
     /// Stops reading `id` so that it can be piped; [`Event::Paused`] follows once every byte
     /// read before has been reported.
     pub fn pause_reading(&self, id: u32) -> Result<()> {
@@ -451,8 +494,10 @@ impl Connections {
             sink: sink.clone(),
             abort,
             mode: AtomicU8::new(READING),
-            tls: tls.map(Mutex::new),
-            tls_info,
+            tls: tls
+                .map(Mutex::new)
+                .map_or_else(OnceLock::new, OnceLock::from),
+            tls_info: tls_info.map_or_else(OnceLock::new, OnceLock::from),
             gone: AtomicBool::new(false),
             gone_notify: Notify::new(),
             out: Mutex::new(Outbox {
@@ -499,7 +544,7 @@ impl Connections {
         let mut written = 0;
         if out.pending() == 0
             && !out.job
-            && let Some(tls) = &sh.tls
+            && let Some(tls) = sh.tls()
         {
             // Into rustls (up to its buffer limit), then as many records as the socket takes;
             // records left over are flushed by the driver when the socket is writable.
@@ -589,7 +634,7 @@ impl Connections {
             bytes_read: sh.bytes_read.load(Relaxed),
             bytes_written: sh.bytes_written.load(Relaxed),
             queued,
-            tls: sh.tls_info.clone(),
+            tls: sh.tls_info.get().cloned(),
         })
     }
 
@@ -692,7 +737,7 @@ async fn run(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
         if pending == 0
             && !job
             && closing != Closing::No
-            && let Some(tls) = &sh.tls
+            && let Some(tls) = sh.tls()
         {
             let mut out = sh.out();
             if !out.close_notify_sent {
@@ -726,7 +771,7 @@ async fn run(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
         let want_read =
             read_open && sh.mode.load(Relaxed) == READING && sh.credit.load(Relaxed) > 0;
         // rustls may already hold decrypted bytes: readiness would not announce them.
-        if want_read && sh.tls.is_some() {
+        if want_read && sh.tls().is_some() {
             match read_once(sh, sink, &mut read_open) {
                 Ok(true) => continue,
                 Ok(false) => {}
@@ -756,11 +801,25 @@ async fn run(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
     }
 }
 
+async fn upgrade(sh: &Shared, head: &[u8], acceptor: &TlsAcceptor) -> Result<()> {
+    sh.begin_job().await?;
+    let session = tokio::select! {
+        r = acceptor.accept_with(&sh.stream, head) => r?,
+        () = sh.abort.cancelled() => return Err(Error::Shutdown),
+        () = sh.gone() => return Err(Error::ConnectionClosed),
+    };
+    let mut session = rustls::Connection::Server(session);
+    session.set_buffer_limit(Some(sh.high_water_mark));
+    let _ = sh.tls_info.set(crate::tls::info(&session));
+    let _ = sh.tls.set(Mutex::new(session));
+    Ok(())
+}
+
 /// One read into the sink (plaintext for TLS). Returns whether something happened (bytes or
 /// end of input), `false` when there was nothing to read.
 fn read_once(sh: &Shared, sink: &dyn EventSink, read_open: &mut bool) -> Result<bool> {
     let max = (sh.credit.load(Relaxed).max(0) as usize).min(READ_CHUNK);
-    let read = match &sh.tls {
+    let read = match sh.tls() {
         None => sink.read(sh.id, max, &mut |buf| read_drained(&sh.stream, buf, max)),
         Some(tls) => sink.read(sh.id, max, &mut |buf| tls_read(&sh.stream, tls, buf, max)),
     };
@@ -861,7 +920,7 @@ impl Shared {
 
 fn flush(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
     let mut out = sh.out();
-    if let Some(tls) = &sh.tls {
+    if let Some(tls) = sh.tls() {
         let mut t = lock_tls(tls);
         loop {
             if try_write_tls(&mut *t, &sh.stream)? {

@@ -345,6 +345,15 @@ impl TlsAcceptor {
 
     /// Runs the server side of a handshake on `stream`, bounded by the deadline and the cap.
     pub(crate) async fn accept(&self, stream: &TcpStream) -> Result<ServerConnection> {
+        self.accept_with(stream, &[]).await
+    }
+
+    /// Like `accept`, with `head` (bytes already read from the socket) fed to rustls first.
+    pub(crate) async fn accept_with(
+        &self,
+        stream: &TcpStream,
+        head: &[u8],
+    ) -> Result<ServerConnection> {
         let config = self
             .config
             .read()
@@ -358,6 +367,14 @@ impl TlsAcceptor {
                 .map_err(|_| Error::ServerClosed)?;
             let mut conn =
                 ServerConnection::new(config).map_err(|e| Error::TlsHandshake(e.to_string()))?;
+            let mut head = head;
+            while !head.is_empty() {
+                conn.read_tls(&mut head)?;
+                if let Err(e) = conn.process_new_packets() {
+                    let _ = write_tls(&mut conn, stream).await;
+                    return Err(Error::TlsHandshake(e.to_string()));
+                }
+            }
             while conn.is_handshaking() {
                 if conn.wants_write() {
                     write_tls(&mut conn, stream).await?;

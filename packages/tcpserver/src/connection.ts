@@ -11,8 +11,10 @@ import type {
   PipeResult,
   SendFileOptions,
   TlsInfo,
+  TlsOptions,
 } from './options.js'
-import { expectNumber } from './validate.js'
+import { toBindingTls } from './tls.js'
+import { expectNumber, validateTls } from './validate.js'
 
 const RESOLVED: Promise<void> = Promise.resolve()
 const DONE: IteratorResult<Buffer> = Object.freeze({ value: undefined, done: true }) as IteratorResult<Buffer>
@@ -95,6 +97,7 @@ export let releaseConnection: (c: Connection) => void
 export let deliverPaused: (c: Connection) => void
 export let deliverPipeDone: (c: Connection, text: string) => void
 export let deliverFileDone: (c: Connection, text: string) => void
+export let deliverTlsStarted: (c: Connection, text: string) => void
 
 /**
  * A TCP connection handed to a handler. Read with `await conn.read()` or
@@ -135,6 +138,7 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   #paused: Settle<void> | null = null
   #pipeDone: Settle<PipeResult> | null = null
   #fileDone: Settle<number> | null = null
+  #tlsStarted: Settle<void> | null = null
   #fileChain: Promise<unknown> = RESOLVED
 
   /** @internal Created by the server. */
@@ -155,6 +159,7 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
     deliverPaused = (c) => c.#onPaused()
     deliverPipeDone = (c, text) => c.#onPipeDone(text)
     deliverFileDone = (c, text) => c.#onFileDone(text)
+    deliverTlsStarted = (c, text) => c.#onTlsStarted(text)
   }
 
   /**
@@ -289,6 +294,43 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
     const sent = this.#fileChain.then(run, run)
     this.#fileChain = sent.catch(noop)
     return sent
+  }
+
+  /**
+   * Upgrades this plain connection to TLS in place (StartTLS, as in SMTP, IMAP or Postgres),
+   * with the server's TLS settings or `options`. Bytes written before go out in plaintext;
+   * bytes written after are encrypted. Input the handler received but did not read (the
+   * start of the client's handshake) is handed to TLS, so nothing is lost. Resolves once the
+   * handshake completed; then `conn.tls` describes it.
+   *
+   * @throws {TcpServerError} `ERR_TCPSERVER_TLS_HANDSHAKE` (the connection is then closed),
+   * `ERR_TCPSERVER_BUSY` with a pending `read()`, `ERR_INVALID_ARG_VALUE` for bad settings or
+   * when the connection already speaks TLS.
+   */
+  async startTls(options?: TlsOptions): Promise<void> {
+    if (options !== undefined) validateTls(options, this.startTls)
+    this.#assertIdle()
+    await this.#pauseReading()
+    const head = this.#takeQueued()
+    await new Promise<void>((resolve, reject) => {
+      this.#tlsStarted = [resolve, reject]
+      const err = this.#native.startTls(this.id, head, options ? toBindingTls(options) : undefined)
+      if (err) {
+        this.#tlsStarted = null
+        reject(fromBinding(err))
+      }
+    })
+    this.#pipe = Pipe.None
+    this.#info = null
+    this.#tls = undefined
+  }
+
+  #onTlsStarted(text: string): void {
+    const [, err] = splitDone(text, 0)
+    const done = this.#tlsStarted
+    this.#tlsStarted = null
+    if (err) done?.[1](err)
+    else done?.[0]()
   }
 
   #assertIdle(): void {
@@ -565,6 +607,8 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
     this.#fileDone = null
     this.#pipeDone?.[1](gone)
     this.#pipeDone = null
+    this.#tlsStarted?.[1](gone)
+    this.#tlsStarted = null
     this.#abort?.abort(gone)
     this.#closedResolve?.()
   }

@@ -9,6 +9,7 @@ import {
   deliverFileDone,
   deliverPaused,
   deliverPipeDone,
+  deliverTlsStarted,
 } from './connection.js'
 import type { BindingServer } from './native.js'
 import type { ShutdownResult } from './options.js'
@@ -24,6 +25,7 @@ const PIPE_DONE = 8
 const FILE_DONE = 9
 const CONNECT_FAILED = 10
 const TLS_ERROR = 11
+const TLS_STARTED = 12
 
 /** What the owner of a router reacts to. */
 export interface RouterHooks {
@@ -90,6 +92,9 @@ export class EventRouter {
           if (conn) deliverFileDone(conn, payload.toString('latin1', a, a + b))
         } else if (kind === CONNECT_FAILED) {
           this.#hooks.connectFailed?.(0, payload.toString('latin1', a, a + b))
+        } else if (kind === TLS_STARTED) {
+          const conn = conns.get(id)
+          if (conn) deliverTlsStarted(conn, payload.toString('latin1', a, a + b))
         } else if (kind === TLS_ERROR) {
           this.#hooks.tlsError?.(payload.toString('latin1', a, a + b))
         } else if (kind === SERVER_CLOSED) {
