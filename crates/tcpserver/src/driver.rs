@@ -33,6 +33,7 @@ const LINGER: Duration = Duration::from_secs(2);
 
 /// Something a connection reports to its consumer.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Event<'a> {
     /// The connection was registered; `tag` is the one given to [`Connections::drive`]
     /// (0 for accepted connections; outbound ones use it to match their `connect` call).
