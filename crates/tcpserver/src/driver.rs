@@ -6,7 +6,7 @@
 //! synchronous calls from the consumer's thread: they try the socket at once and queue only
 //! the remainder, which the task flushes when the socket becomes writable.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -148,6 +148,13 @@ struct Outbox {
     job: bool,
     /// TLS: `close_notify` was queued.
     close_notify_sent: bool,
+    /// Bytes ever appended to / flushed from `buf`: reservations are positions in this stream.
+    queued: u64,
+    flushed: u64,
+    /// Jobs (file, pipe, TLS upgrade) in call order: `(ticket, mark)`. A job starts when it is
+    /// first and everything queued before `mark` is flushed; writes made after it wait for it.
+    reservations: VecDeque<(u64, u64)>,
+    next_ticket: u64,
 }
 
 /// Reading states of a driven connection (`Shared::mode`).
@@ -162,6 +169,26 @@ const INPUT_DONE: u8 = 3;
 impl Outbox {
     fn pending(&self) -> usize {
         self.buf.len() - self.pos
+    }
+
+    /// Queued bytes that may go out now: those before the first reservation.
+    fn flushable(&self) -> usize {
+        match self.reservations.front() {
+            Some(&(_, mark)) => self
+                .pending()
+                .min(mark.saturating_sub(self.flushed) as usize),
+            None => self.pending(),
+        }
+    }
+
+    fn append(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+        self.queued += data.len() as u64;
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.pos += n;
+        self.flushed += n as u64;
     }
 }
 
@@ -179,6 +206,8 @@ pub(crate) struct Shared {
     /// Set (and `gone_notify` woken) when the driver ended: pipe and file tasks stop then.
     gone: AtomicBool,
     gone_notify: Notify,
+    /// Woken when a job ends: the next reservation may start.
+    job_turn: Notify,
     out: Mutex<Outbox>,
     wake: Notify,
     credit: AtomicI64,
@@ -213,24 +242,50 @@ impl Shared {
         self.tls.get().is_some_and(|t| lock_tls(t).wants_write())
     }
 
-    /// Takes the socket's output for a job, once the queue ahead of it is flushed.
-    pub(crate) async fn begin_job(&self) -> Result<()> {
+    /// Reserves the output for a job now, behind what is already queued.
+    pub(crate) fn reserve(&self) -> u64 {
+        let mut out = self.out();
+        let ticket = out.next_ticket;
+        out.next_ticket += 1;
+        let mark = out.queued;
+        out.reservations.push_back((ticket, mark));
+        ticket
+    }
+
+    /// Takes the socket's output for job `ticket`: when it is first in line and everything
+    /// queued before it is flushed.
+    pub(crate) async fn begin_job(&self, ticket: u64) -> Result<()> {
+        enum Next {
+            Flush,
+            WaitTurn,
+        }
         loop {
-            {
+            let turn = self.job_turn.notified();
+            // Decided under the lock; the waiting happens after it is released.
+            let next = {
                 let mut out = self.out();
-                if out.job {
-                    return Err(Error::Busy);
-                }
                 if out.closing == Closing::Now || out.write_shut {
                     return Err(Error::WriteAfterEnd);
                 }
-                if out.pending() == 0 {
-                    out.job = true;
-                    return Ok(());
+                match out.reservations.front() {
+                    Some(&(t, mark)) if t == ticket && !out.job => {
+                        if out.flushed >= mark {
+                            out.job = true;
+                            return Ok(());
+                        }
+                        Next::Flush
+                    }
+                    Some(_) => Next::WaitTurn,
+                    None => return Err(Error::ConnectionClosed),
                 }
+            };
+            match next {
+                Next::Flush => {
+                    self.stream.writable().await?;
+                    flush(self, &*self.sink)?;
+                }
+                Next::WaitTurn => turn.await,
             }
-            self.stream.writable().await?;
-            flush(self, &*self.sink)?;
         }
     }
 
@@ -246,8 +301,14 @@ impl Shared {
     }
 
     /// Gives the output back to the driver (which flushes what queued meanwhile).
-    pub(crate) fn end_job(&self) {
-        self.out().job = false;
+    pub(crate) fn end_job(&self, ticket: u64) {
+        let mut out = self.out();
+        if out.reservations.front().is_some_and(|&(t, _)| t == ticket) {
+            out.job = false;
+        }
+        out.reservations.retain(|&(t, _)| t != ticket);
+        drop(out);
+        self.job_turn.notify_waiters();
         self.wake.notify_one();
     }
 
@@ -364,7 +425,8 @@ impl Connections {
         if Arc::ptr_eq(&a, &b) || a.mode.load(Relaxed) != PAUSED || b.mode.load(Relaxed) != PAUSED {
             return Err(Error::Busy);
         }
-        Ok(crate::forward::run_pipe(self.clone(), a, b, opts))
+        let tickets = (a.reserve(), b.reserve());
+        Ok(crate::forward::run_pipe(self.clone(), a, b, opts, tickets))
     }
 
     /// Sends `length` bytes (default: to the end) of `file` from `offset` on connection `id`,
@@ -379,12 +441,14 @@ impl Connections {
     ) -> Result<impl Future<Output = ()> + Send + 'static> {
         let sh = self.get(id)?;
         let (offset, length) = crate::file::range(&file, offset, length)?;
+        let ticket = sh.reserve();
         Ok(crate::file::run_send(
             self.clone(),
             sh,
             file,
             offset,
             length,
+            ticket,
         ))
     }
 
@@ -409,9 +473,10 @@ impl Connections {
         if sh.mode.load(Relaxed) != PAUSED {
             return Err(Error::Busy);
         }
+        let ticket = sh.reserve();
         Ok(async move {
-            let result = upgrade(&sh, &head, &acceptor).await;
-            sh.end_job();
+            let result = upgrade(&sh, &head, &acceptor, ticket).await;
+            sh.end_job(ticket);
             sh.mode.store(READING, Relaxed);
             sh.sink.event(
                 sh.id,
@@ -501,6 +566,7 @@ impl Connections {
             tls_info: tls_info.map_or_else(OnceLock::new, OnceLock::from),
             gone: AtomicBool::new(false),
             gone_notify: Notify::new(),
+            job_turn: Notify::new(),
             out: Mutex::new(Outbox {
                 buf: Vec::new(),
                 pos: 0,
@@ -509,6 +575,10 @@ impl Connections {
                 write_shut: false,
                 job: false,
                 close_notify_sent: false,
+                queued: 0,
+                flushed: 0,
+                reservations: VecDeque::new(),
+                next_ticket: 0,
             }),
             wake: Notify::new(),
             credit: AtomicI64::new(opts.high_water_mark as i64),
@@ -543,10 +613,8 @@ impl Connections {
             return Err(Error::WriteAfterEnd);
         }
         let mut written = 0;
-        if out.pending() == 0
-            && !out.job
-            && let Some(tls) = sh.tls()
-        {
+        let direct = out.pending() == 0 && !out.job && out.reservations.is_empty();
+        if direct && let Some(tls) = sh.tls() {
             // Into rustls (up to its buffer limit), then as many records as the socket takes;
             // records left over are flushed by the driver when the socket is writable.
             let mut t = lock_tls(tls);
@@ -556,7 +624,7 @@ impl Connections {
             }
             sh.bytes_written.fetch_add(written as u64, Relaxed);
             sh.activity.fetch_add(1, Relaxed);
-        } else if out.pending() == 0 && !out.job {
+        } else if direct {
             while written < data.len() {
                 match sh.stream.try_write(&data[written..]) {
                     Ok(n) => written += n,
@@ -572,7 +640,7 @@ impl Connections {
         }
         if written < data.len() {
             let was_empty = out.pending() == 0;
-            out.buf.extend_from_slice(&data[written..]);
+            out.append(&data[written..]);
             if was_empty {
                 sh.wake.notify_one();
             }
@@ -713,9 +781,16 @@ async fn run(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
     let aborted = abort.cancelled();
     tokio::pin!(aborted);
     loop {
-        let (pending, closing, write_shut, job) = {
+        let (flushable, idle_out, closing, write_shut, job) = {
             let out = sh.out();
-            (out.pending(), out.closing, out.write_shut, out.job)
+            let idle_out = out.pending() == 0 && out.reservations.is_empty() && !out.job;
+            (
+                out.flushable(),
+                idle_out,
+                out.closing,
+                out.write_shut,
+                out.job,
+            )
         };
         if closing == Closing::Now {
             return Ok(());
@@ -730,13 +805,16 @@ async fn run(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
             _ => {}
         }
         // A job (pipe, file) owns the output: the driver neither flushes nor closes meanwhile.
+        // What can go out now (a job owns the output while it runs), and whether nothing at all
+        // is left to send: only then may the connection half-close or close.
+        let tls_pending = !job && sh.tls_pending();
         let pending = if job {
             0
         } else {
-            pending + usize::from(sh.tls_pending())
+            flushable + usize::from(tls_pending)
         };
-        if pending == 0
-            && !job
+        let idle_out = idle_out && !tls_pending;
+        if idle_out
             && closing != Closing::No
             && let Some(tls) = sh.tls()
         {
@@ -749,7 +827,7 @@ async fn run(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
                 continue;
             }
         }
-        if pending == 0 && !job {
+        if idle_out {
             match closing {
                 Closing::End if !write_shut => {
                     sh.out().write_shut = true;
@@ -802,8 +880,8 @@ async fn run(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
     }
 }
 
-async fn upgrade(sh: &Shared, head: &[u8], acceptor: &TlsAcceptor) -> Result<()> {
-    sh.begin_job().await?;
+async fn upgrade(sh: &Shared, head: &[u8], acceptor: &TlsAcceptor, ticket: u64) -> Result<()> {
+    sh.begin_job(ticket).await?;
     let session = tokio::select! {
         r = acceptor.accept_with(&sh.stream, head) => r?,
         () = sh.abort.cancelled() => return Err(Error::Shutdown),
@@ -927,21 +1005,22 @@ fn flush(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
             if try_write_tls(&mut *t, &sh.stream)? {
                 return Ok(());
             }
-            if out.pos == out.buf.len() {
+            let can = out.flushable();
+            if can == 0 {
                 break;
             }
             let pos = out.pos;
-            let n = io::Write::write(&mut t.writer(), &out.buf[pos..])?;
-            out.pos += n;
+            let n = io::Write::write(&mut t.writer(), &out.buf[pos..pos + can])?;
+            out.advance(n);
             sh.bytes_written.fetch_add(n as u64, Relaxed);
             sh.activity.fetch_add(1, Relaxed);
         }
     }
-    while out.pos < out.buf.len() {
-        let pos = out.pos;
-        match sh.stream.try_write(&out.buf[pos..]) {
+    while out.flushable() > 0 {
+        let (pos, can) = (out.pos, out.flushable());
+        match sh.stream.try_write(&out.buf[pos..pos + can]) {
             Ok(n) => {
-                out.pos += n;
+                out.advance(n);
                 sh.bytes_written.fetch_add(n as u64, Relaxed);
                 sh.activity.fetch_add(1, Relaxed);
             }
@@ -949,6 +1028,10 @@ fn flush(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(Error::Io(e)),
         }
+    }
+    if out.pos < out.buf.len() {
+        // Bytes behind a reservation wait for their job.
+        return Ok(());
     }
     out.buf.clear();
     out.pos = 0;

@@ -68,14 +68,15 @@ pub(crate) async fn run_send(
     file: File,
     offset: u64,
     length: u64,
+    ticket: u64,
 ) {
     let sent = AtomicU64::new(0);
     let result = tokio::select! {
-        r = send(&conns, &sh, &file, offset, length, &sent) => r,
+        r = send(&conns, &sh, &file, offset, length, &sent, ticket) => r,
         () = sh.abort.cancelled() => Err(Error::Shutdown),
         () = sh.gone() => Err(Error::ConnectionClosed),
     };
-    sh.end_job();
+    sh.end_job(ticket);
     if result.is_ok() {
         conns.counters.files_sent.fetch_add(1, Relaxed);
     }
@@ -95,8 +96,9 @@ async fn send(
     offset: u64,
     length: u64,
     sent: &AtomicU64,
+    ticket: u64,
 ) -> Result<()> {
-    sh.begin_job().await?;
+    sh.begin_job(ticket).await?;
     #[cfg(target_os = "linux")]
     if sh.tls().is_none() && std::env::var("TCPSERVER_ZERO_COPY").as_deref() != Ok("0") {
         let stream = &sh.stream;

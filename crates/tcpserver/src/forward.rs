@@ -37,9 +37,10 @@ pub(crate) async fn run_pipe(
     a: Arc<Shared>,
     b: Arc<Shared>,
     opts: PipeOptions,
+    tickets: (u64, u64),
 ) {
     let moved = [AtomicU64::new(0), AtomicU64::new(0)];
-    let result = pipe(&conns, &a, &b, opts, &moved).await;
+    let result = pipe(&conns, &a, &b, opts, &moved, tickets).await;
     let (ab, ba) = (moved[0].load(Relaxed), moved[1].load(Relaxed));
     conns.counters.bytes_piped.fetch_add(ab + ba, Relaxed);
     // Reported before the connections close, so the consumer sees the result first.
@@ -51,8 +52,8 @@ pub(crate) async fn run_pipe(
             error: result.as_ref().err(),
         },
     );
-    a.end_job();
-    b.end_job();
+    a.end_job(tickets.0);
+    b.end_job(tickets.1);
     match &result {
         Ok(()) => {
             a.input_done();
@@ -71,10 +72,11 @@ async fn pipe(
     b: &Shared,
     opts: PipeOptions,
     moved: &[AtomicU64; 2],
+    tickets: (u64, u64),
 ) -> Result<()> {
     let work = async {
-        a.begin_job().await?;
-        b.begin_job().await?;
+        a.begin_job(tickets.0).await?;
+        b.begin_job(tickets.1).await?;
         write_plain(b, &opts.head_to_other).await?;
         moved[0].fetch_add(opts.head_to_other.len() as u64, Relaxed);
         write_plain(a, &opts.head_to_this).await?;
@@ -135,7 +137,14 @@ async fn one_way(src: &Shared, dst: &Shared, moved: &AtomicU64, splice: bool) ->
     #[cfg(target_os = "linux")]
     if splice {
         let pipe = sys::take_pipe()?;
-        let r = splice_one_way(&src.stream, &dst.stream, &pipe, moved, &dst.activity).await;
+        let r = splice_one_way(
+            &src.stream,
+            &dst.stream,
+            &pipe,
+            moved,
+            [&src.activity, &dst.activity],
+        )
+        .await;
         if let Ok(true) = r {
             sys::give_back_pipe(pipe);
         }
@@ -143,7 +152,13 @@ async fn one_way(src: &Shared, dst: &Shared, moved: &AtomicU64, splice: bool) ->
         return finish(dst).await;
     }
     let _ = splice;
-    copy_one_way(&src.stream, &dst.stream, moved, &dst.activity).await?;
+    copy_one_way(
+        &src.stream,
+        &dst.stream,
+        moved,
+        [&src.activity, &dst.activity],
+    )
+    .await?;
     finish(dst).await
 }
 
@@ -169,6 +184,8 @@ async fn copy_plain(src: &Shared, dst: &Shared, moved: &AtomicU64) -> io::Result
         }
         write_plain(dst, &buf).await?;
         moved.fetch_add(buf.len() as u64, Relaxed);
+        // Both ends moved bytes: neither is idle for its own idle timeout.
+        src.activity.fetch_add(1, Relaxed);
         dst.activity.fetch_add(1, Relaxed);
     }
 }
@@ -240,7 +257,7 @@ async fn splice_one_way(
     dst: &TcpStream,
     pipe: &sys::PipePair,
     moved: &AtomicU64,
-    activity: &AtomicU64,
+    activity: [&AtomicU64; 2],
 ) -> io::Result<bool> {
     let mut in_pipe = 0usize;
     loop {
@@ -261,7 +278,7 @@ async fn splice_one_way(
             Ok(n) => {
                 in_pipe -= n;
                 moved.fetch_add(n as u64, Relaxed);
-                activity.fetch_add(1, Relaxed);
+                activity.iter().for_each(|a| _ = a.fetch_add(1, Relaxed));
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
@@ -273,7 +290,7 @@ async fn copy_one_way(
     src: &TcpStream,
     dst: &TcpStream,
     moved: &AtomicU64,
-    activity: &AtomicU64,
+    activity: [&AtomicU64; 2],
 ) -> io::Result<()> {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -285,7 +302,7 @@ async fn copy_one_way(
             Err(e) => return Err(e),
         };
         write_all(dst, &buf[..n], moved).await?;
-        activity.fetch_add(1, Relaxed);
+        activity.iter().for_each(|a| _ = a.fetch_add(1, Relaxed));
     }
 }
 

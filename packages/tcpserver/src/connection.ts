@@ -137,9 +137,9 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   #pipePeer: Connection | null = null
   #paused: Settle<void> | null = null
   #pipeDone: Settle<PipeResult> | null = null
-  #fileDone: Settle<number> | null = null
+  /** Pending sendFile() calls, in call order: the native side finishes them in that order. */
+  #filesDone: Settle<number>[] = []
   #tlsStarted: Settle<void> | null = null
-  #fileChain: Promise<unknown> = RESOLVED
 
   /** @internal Created by the server. */
   constructor(native: BindingServer, id: number, highWaterMark: number, idleTimeout: number) {
@@ -274,26 +274,19 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
     } catch (e) {
       return Promise.reject(e)
     }
-    const run = (): Promise<number> =>
-      new Promise<number>((resolve, reject) => {
-        if (this.#closed) {
-          reject(this.#error ?? codedError('ERR_SOCKET_CLOSED', 'connection closed'))
-          return
-        }
-        this.#fileDone = [resolve, reject]
-        const err =
-          typeof file === 'string'
-            ? this.#native.sendFile(this.id, file, undefined, options.offset, options.length)
-            : this.#native.sendFile(this.id, undefined, file, options.offset, options.length)
-        if (err) {
-          this.#fileDone = null
-          reject(fromBinding(err))
-        }
-      })
-    // One file at a time per connection, in call order.
-    const sent = this.#fileChain.then(run, run)
-    this.#fileChain = sent.catch(noop)
-    return sent
+    // The native call reserves the output now, so writes made after this call follow the file.
+    return new Promise<number>((resolve, reject) => {
+      if (this.#closed) {
+        reject(this.#error ?? codedError('ERR_SOCKET_CLOSED', 'connection closed'))
+        return
+      }
+      const err =
+        typeof file === 'string'
+          ? this.#native.sendFile(this.id, file, undefined, options.offset, options.length)
+          : this.#native.sendFile(this.id, undefined, file, options.offset, options.length)
+      if (err) reject(fromBinding(err))
+      else this.#filesDone.push([resolve, reject])
+    })
   }
 
   /**
@@ -389,8 +382,7 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   #onFileDone(text: string): void {
     const [[bytes = 0], err] = splitDone(text, 1)
     this.bytesWritten += bytes
-    const done = this.#fileDone
-    this.#fileDone = null
+    const done = this.#filesDone.shift()
     if (err) done?.[1](err)
     else done?.[0](bytes)
   }
@@ -603,8 +595,7 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
     const gone = err ?? codedError('ERR_SOCKET_CLOSED', 'connection closed')
     this.#paused?.[1](gone)
     this.#paused = null
-    this.#fileDone?.[1](gone)
-    this.#fileDone = null
+    for (const [, reject] of this.#filesDone.splice(0)) reject(gone)
     this.#pipeDone?.[1](gone)
     this.#pipeDone = null
     this.#tlsStarted?.[1](gone)
