@@ -45,6 +45,11 @@ pub async fn connect(
     id: u64,
     abort: CancellationToken,
 ) -> Result<Connection> {
+    if port == 0 {
+        return Err(Error::range("port", "a connection needs a port between 1 and 65535"));
+    }
+    // Like Node: no host means this machine.
+    let host = if host.is_empty() { "localhost" } else { host };
     let attempt = async {
         let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
@@ -69,12 +74,11 @@ pub async fn connect(
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.unwrap_or_else(|| Error::Resolve {
-            host: host.to_owned(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "no address of the right family",
-            ),
+        Err(last.unwrap_or_else(|| {
+            Error::value(
+                "localAddress",
+                format!("no address of `{host}` has the family of the local address"),
+            )
         }))
     };
     let stream = match opts.timeout {
