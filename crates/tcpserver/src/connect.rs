@@ -46,7 +46,10 @@ pub async fn connect(
     abort: CancellationToken,
 ) -> Result<Connection> {
     if port == 0 {
-        return Err(Error::range("port", "a connection needs a port between 1 and 65535"));
+        return Err(Error::range(
+            "port",
+            "a connection needs a port between 1 and 65535",
+        ));
     }
     // Like Node: no host means this machine.
     let host = if host.is_empty() { "localhost" } else { host };
