@@ -84,6 +84,8 @@ pub(crate) fn io_code(e: &std::io::Error) -> String {
             std::io::ErrorKind::Unsupported => "ERR_TCPSERVER_UNSUPPORTED".into(),
             std::io::ErrorKind::TimedOut => "ETIMEDOUT".into(),
             std::io::ErrorKind::UnexpectedEof => "ECONNRESET".into(),
+            // A TLS protocol violation by the peer after the handshake (rustls).
+            std::io::ErrorKind::InvalidData => "ERR_TCPSERVER_TLS".into(),
             _ => "EIO".into(),
         };
     };

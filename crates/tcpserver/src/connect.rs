@@ -105,7 +105,13 @@ pub async fn connect(
         start_time: SystemTime::now(),
         started: Instant::now(),
     };
-    Ok(Connection::new(stream, info, abort))
+    // Outbound connections belong to no server: nothing drains them.
+    Ok(Connection::new(
+        stream,
+        info,
+        abort,
+        CancellationToken::new(),
+    ))
 }
 
 async fn connect_one(addr: SocketAddr, opts: &ConnectOptions) -> Result<tokio::net::TcpStream> {

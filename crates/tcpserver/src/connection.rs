@@ -32,6 +32,7 @@ pub struct Connection {
     stream: TcpStream,
     info: ConnectionInfo,
     shutdown: CancellationToken,
+    draining: CancellationToken,
 }
 
 impl Connection {
@@ -39,12 +40,20 @@ impl Connection {
         stream: TcpStream,
         info: ConnectionInfo,
         shutdown: CancellationToken,
+        draining: CancellationToken,
     ) -> Self {
         Self {
             stream,
             info,
             shutdown,
+            draining,
         }
+    }
+
+    /// Completes when the server stopped accepting (a graceful shutdown began). Work that has
+    /// not started serving the client yet, like a TLS handshake, can give up then.
+    pub fn draining(&self) -> &CancellationToken {
+        &self.draining
     }
 
     /// What is known about the connection.

@@ -525,15 +525,18 @@ impl Connections {
         tag: u32,
         tls: TlsStart,
     ) {
+        let draining = conn.draining().clone();
         let (stream, info, abort) = conn.into_parts();
         // TLS first: a failed or timed-out handshake never reaches the consumer.
         let tls = match tls {
             TlsStart::None => None,
             TlsStart::Session(session) => Some(*session),
             TlsStart::Accept(acceptor) => {
+                // A graceful shutdown does not wait for clients still shaking hands.
                 let handshake = tokio::select! {
                     r = acceptor.accept(&stream) => r,
                     () = abort.cancelled() => return,
+                    () = draining.cancelled() => return,
                 };
                 match handshake {
                     Ok(session) => {
@@ -1045,34 +1048,33 @@ fn flush(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
     Ok(())
 }
 
-/// Everything we wrote is in the kernel. Closing a socket that still holds unread input makes
-/// the kernel send RST, which can destroy our last bytes before the peer reads them; so when
-/// input is pending, half-close first and drain it (bounded by [`LINGER`]) until the peer's FIN.
+/// Everything we wrote is in the kernel. Closing a socket that still holds unread input, or
+/// that receives input after the close, makes the kernel send RST, which can destroy our last
+/// bytes before the peer reads them. So, like Node's `end()`: send FIN, then read and discard
+/// until the peer's FIN (bounded by [`LINGER`], cut short by an abort), then close.
 async fn linger_close(sh: &Shared, read_open: bool) -> Result<()> {
     if !read_open {
+        // The peer already finished sending: nothing more can arrive.
         return Ok(());
     }
-    let mut scratch = [0u8; 4096];
-    match sh.stream.try_read(&mut scratch) {
-        Ok(0) => return Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-        Err(_) => return Ok(()),
-        Ok(_) => {}
-    }
     sh.stream_shutdown_write();
+    let mut scratch = [0u8; 4096];
     let drain = async {
         loop {
-            if sh.stream.readable().await.is_err() {
-                return;
-            }
             match sh.stream.try_read(&mut scratch) {
                 Ok(0) => return,
-                Ok(_) => {}
+                Ok(_) => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => return,
             }
+            if sh.stream.readable().await.is_err() {
+                return;
+            }
         }
     };
-    let _ = tokio::time::timeout(LINGER, drain).await;
+    tokio::select! {
+        _ = tokio::time::timeout(LINGER, drain) => {}
+        () = sh.abort.cancelled() => {}
+    }
     Ok(())
 }

@@ -106,8 +106,14 @@ pub enum Error {
         reason: String,
     },
     /// A TLS handshake failed or timed out.
-    #[error("TLS handshake failed: {0}")]
-    TlsHandshake(String),
+    #[error("TLS handshake failed ({reason}): {message}")]
+    TlsHandshake {
+        /// A stable reason: `timeout`, `peer_closed`, `bad_record`, `peer_incompatible`,
+        /// `no_application_protocol`, `no_client_certificate`, `bad_certificate`, ...
+        reason: &'static str,
+        /// What rustls said.
+        message: String,
+    },
     /// A host name could not be resolved.
     #[error("cannot resolve `{host}`: {source}")]
     Resolve {
@@ -172,7 +178,7 @@ impl Error {
             Self::FileTruncated { .. } => ErrorKind::FileTruncated,
             Self::Resolve { .. } => ErrorKind::Resolve,
             Self::Tls { .. } => ErrorKind::InvalidArgument(InvalidKind::Value),
-            Self::TlsHandshake(_) => ErrorKind::TlsHandshake,
+            Self::TlsHandshake { .. } => ErrorKind::TlsHandshake,
         }
     }
 

@@ -297,7 +297,12 @@ impl Inner {
             start_time: SystemTime::now(),
             started: Instant::now(),
         };
-        let conn = Connection::new(stream, info, self.abort.clone());
+        let conn = Connection::new(
+            stream,
+            info,
+            self.abort.clone(),
+            self.stop_accepting.clone(),
+        );
         let inner = self.clone();
         self.connections.spawn(async move {
             let abort = inner.abort.clone();

@@ -84,7 +84,7 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// Parses a PEM certificate chain and key and checks that they belong together.
 fn certified_key(
-    option: &'static str,
+    (option, key_option): (&'static str, &'static str),
     id: &PemIdentity,
     provider: &CryptoProvider,
 ) -> Result<Arc<CertifiedKey>> {
@@ -95,13 +95,27 @@ fn certified_key(
         return Err(tls_error(option, "no certificate found in the PEM input"));
     }
     let key = PrivateKeyDer::from_pem_slice(&id.key)
-        .map_err(|e| tls_error(option, format!("private key is not valid PEM: {e}")))?;
-    let certified = CertifiedKey::from_der(chain, key, provider).map_err(|e| {
-        tls_error(
-            option,
-            format!("certificate and key do not match or are unsupported: {e}"),
-        )
-    })?;
+        .map_err(|e| tls_error(key_option, format!("private key is not valid PEM: {e}")))?;
+    let signing = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| tls_error(key_option, format!("unsupported private key: {e}")))?;
+    let certified = CertifiedKey::new(chain, signing);
+    match certified.keys_match() {
+        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
+        Err(rustls::Error::InconsistentKeys(_)) => {
+            return Err(tls_error(
+                key_option,
+                "the private key does not belong to the certificate",
+            ));
+        }
+        Err(e) => {
+            return Err(tls_error(
+                option,
+                format!("certificate cannot be used: {e}"),
+            ));
+        }
+    }
     Ok(Arc::new(certified))
 }
 
@@ -133,13 +147,16 @@ impl ResolvesServerCert for SniResolver {
 
 /// Builds a rustls server configuration; every problem is an error here, never at the first
 /// connection.
-pub fn server_config(s: &TlsSettings) -> Result<Arc<rustls::ServerConfig>> {
+pub fn server_config(
+    s: &TlsSettings,
+    ticketer: Arc<dyn rustls::server::ProducesTickets>,
+) -> Result<Arc<rustls::ServerConfig>> {
     let provider = provider();
-    let default = certified_key("tls.cert", &s.identity, &provider)?;
+    let default = certified_key(("tls.cert", "tls.key"), &s.identity, &provider)?;
     let mut exact = HashMap::new();
     let mut wildcard = HashMap::new();
     for (pattern, id) in &s.sni {
-        let key = certified_key("tls.sni", id, &provider)?;
+        let key = certified_key(("tls.sni", "tls.sni"), id, &provider)?;
         let pattern = pattern.to_ascii_lowercase();
         match pattern.strip_prefix("*.") {
             Some(parent) if !parent.is_empty() && !parent.contains('*') => {
@@ -195,7 +212,8 @@ pub fn server_config(s: &TlsSettings) -> Result<Arc<rustls::ServerConfig>> {
     config.alpn_protocols = s.alpn.clone();
     // Session resumption: rustls keeps a 256-entry session cache and sends TLS 1.3 tickets by
     // default; stateless tickets let TLS 1.2 clients resume too.
-    config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| tls_error("tls", e))?;
+    // One ticketer for the server's lifetime: sessions survive certificate reloads.
+    config.ticketer = ticketer;
     config.ignore_client_order = true;
     Ok(Arc::new(config))
 }
@@ -248,7 +266,7 @@ pub fn client_config(s: &ClientTlsSettings) -> Result<Arc<rustls::ClientConfig>>
     let mut config = match &s.identity {
         None => builder.with_no_client_auth(),
         Some(id) => {
-            let key = certified_key("tls.cert", id, &provider)?;
+            let key = certified_key(("tls.cert", "tls.key"), id, &provider)?;
             let der =
                 PrivateKeyDer::from_pem_slice(&id.key).map_err(|e| tls_error("tls.key", e))?;
             builder
@@ -269,8 +287,7 @@ pub async fn connect(
 ) -> Result<rustls::ClientConnection> {
     let name = rustls::pki_types::ServerName::try_from(server_name.to_owned())
         .map_err(|e| tls_error("tls.servername", e))?;
-    let mut conn = rustls::ClientConnection::new(config, name)
-        .map_err(|e| Error::TlsHandshake(e.to_string()))?;
+    let mut conn = rustls::ClientConnection::new(config, name).map_err(|e| handshake_error(&e))?;
     let work = async {
         while conn.is_handshaking() {
             if conn.wants_write() {
@@ -280,8 +297,9 @@ pub async fn connect(
             stream.readable().await?;
             match stream.try_io(Interest::READABLE, || conn.read_tls(&mut SocketIo(stream))) {
                 Ok(0) => {
-                    return Err(Error::TlsHandshake(
-                        "server closed during the handshake".into(),
+                    return Err(handshake_failed(
+                        "peer_closed",
+                        "server closed during the handshake",
                     ));
                 }
                 Ok(_) => {}
@@ -290,7 +308,7 @@ pub async fn connect(
             }
             if let Err(e) = conn.process_new_packets() {
                 let _ = write_tls(&mut conn, stream).await;
-                return Err(Error::TlsHandshake(e.to_string()));
+                return Err(handshake_error(&e));
             }
         }
         write_tls(&mut conn, stream).await?;
@@ -298,7 +316,7 @@ pub async fn connect(
     };
     match tokio::time::timeout(timeout, work).await {
         Ok(r) => r.map(|()| conn),
-        Err(_) => Err(Error::TlsHandshake("handshake timeout".into())),
+        Err(_) => Err(handshake_failed("timeout", "handshake timeout")),
     }
 }
 
@@ -306,8 +324,10 @@ pub async fn connect(
 #[derive(Debug)]
 pub struct TlsAcceptor {
     config: RwLock<Arc<rustls::ServerConfig>>,
-    timeout: Duration,
+    ticketer: Arc<dyn rustls::server::ProducesTickets>,
+    timeout_ms: AtomicU64,
     handshakes: Arc<Semaphore>,
+    max_handshakes: Mutex<usize>,
     /// Failed handshakes by reason.
     pub(crate) failures: Mutex<HashMap<String, u64>>,
     pub(crate) succeeded: AtomicU64,
@@ -319,19 +339,40 @@ impl TlsAcceptor {
         if settings.max_handshakes == 0 {
             return Err(Error::range("tls.maxHandshakes", "must be at least 1"));
         }
+        let ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| tls_error("tls", e))?;
         Ok(Self {
-            config: RwLock::new(server_config(settings)?),
-            timeout: settings.handshake_timeout,
+            config: RwLock::new(server_config(settings, ticketer.clone())?),
+            ticketer,
+            timeout_ms: AtomicU64::new(settings.handshake_timeout.as_millis() as u64),
             handshakes: Arc::new(Semaphore::new(settings.max_handshakes)),
+            max_handshakes: Mutex::new(settings.max_handshakes),
             failures: Mutex::new(HashMap::new()),
             succeeded: AtomicU64::new(0),
         })
     }
 
-    /// Swaps the certificates (and ALPN, versions) for new handshakes; open connections keep theirs.
+    /// Swaps the certificates, ALPN, versions and handshake limits for new handshakes; open
+    /// connections keep theirs.
     pub fn reload(&self, settings: &TlsSettings) -> Result<()> {
-        let config = server_config(settings)?;
+        if settings.max_handshakes == 0 {
+            return Err(Error::range("tls.maxHandshakes", "must be at least 1"));
+        }
+        let config = server_config(settings, self.ticketer.clone())?;
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
+        self.timeout_ms
+            .store(settings.handshake_timeout.as_millis() as u64, Relaxed);
+        let mut max = self
+            .max_handshakes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if settings.max_handshakes > *max {
+            self.handshakes.add_permits(settings.max_handshakes - *max);
+        } else {
+            // Permits in use come back and are then forgotten as they free up.
+            self.handshakes
+                .forget_permits(*max - settings.max_handshakes);
+        }
+        *max = settings.max_handshakes;
         Ok(())
     }
 
@@ -365,14 +406,13 @@ impl TlsAcceptor {
                 .acquire()
                 .await
                 .map_err(|_| Error::ServerClosed)?;
-            let mut conn =
-                ServerConnection::new(config).map_err(|e| Error::TlsHandshake(e.to_string()))?;
+            let mut conn = ServerConnection::new(config).map_err(|e| handshake_error(&e))?;
             let mut head = head;
             while !head.is_empty() {
                 conn.read_tls(&mut head)?;
                 if let Err(e) = conn.process_new_packets() {
                     let _ = write_tls(&mut conn, stream).await;
-                    return Err(Error::TlsHandshake(e.to_string()));
+                    return Err(handshake_error(&e));
                 }
             }
             while conn.is_handshaking() {
@@ -383,8 +423,9 @@ impl TlsAcceptor {
                 stream.readable().await?;
                 match stream.try_io(Interest::READABLE, || conn.read_tls(&mut SocketIo(stream))) {
                     Ok(0) => {
-                        return Err(Error::TlsHandshake(
-                            "peer closed during the handshake".into(),
+                        return Err(handshake_failed(
+                            "peer_closed",
+                            "peer closed during the handshake",
                         ));
                     }
                     Ok(_) => {}
@@ -394,15 +435,16 @@ impl TlsAcceptor {
                 if let Err(e) = conn.process_new_packets() {
                     // Send the alert (e.g. protocol_version, no_application_protocol) before failing.
                     let _ = write_tls(&mut conn, stream).await;
-                    return Err(Error::TlsHandshake(e.to_string()));
+                    return Err(handshake_error(&e));
                 }
             }
             write_tls(&mut conn, stream).await?;
             Ok(conn)
         };
-        let result = match tokio::time::timeout(self.timeout, work).await {
+        let timeout = Duration::from_millis(self.timeout_ms.load(Relaxed));
+        let result = match tokio::time::timeout(timeout, work).await {
             Ok(r) => r,
-            Err(_) => Err(Error::TlsHandshake("handshake timeout".into())),
+            Err(_) => Err(handshake_failed("timeout", "handshake timeout")),
         };
         match &result {
             Ok(_) => {
@@ -410,8 +452,9 @@ impl TlsAcceptor {
             }
             Err(e) => {
                 let reason = match e {
-                    Error::TlsHandshake(r) => r.clone(),
-                    other => other.to_string(),
+                    Error::TlsHandshake { reason, .. } => (*reason).to_owned(),
+                    Error::Io(_) => "io".to_owned(),
+                    _ => "other".to_owned(),
                 };
                 *self
                     .failures
@@ -422,6 +465,41 @@ impl TlsAcceptor {
             }
         }
         result
+    }
+}
+
+fn handshake_failed(reason: &'static str, message: &str) -> Error {
+    Error::TlsHandshake {
+        reason,
+        message: message.to_owned(),
+    }
+}
+
+/// A rustls error as a stable reason (the counters' key) plus its message.
+fn handshake_error(e: &rustls::Error) -> Error {
+    use rustls::Error as E;
+    let reason = match e {
+        E::InvalidMessage(_) => "bad_record",
+        E::PeerIncompatible(_) => "peer_incompatible",
+        E::NoApplicationProtocol => "no_application_protocol",
+        E::NoCertificatesPresented => "no_client_certificate",
+        E::InvalidCertificate(_) => "bad_certificate",
+        E::AlertReceived(_) => "alert_received",
+        E::PeerMisbehaved(_) => "peer_misbehaved",
+        E::DecryptError => "decrypt_error",
+        _ => "handshake_failed",
+    };
+    Error::TlsHandshake {
+        reason,
+        message: e.to_string(),
+    }
+}
+
+/// IANA names (`TLS_AES_128_GCM_SHA256`); rustls spells TLS 1.3 suites `TLS13_…`.
+fn iana_cipher(name: &str) -> String {
+    match name.strip_prefix("TLS13_") {
+        Some(rest) => format!("TLS_{rest}"),
+        None => name.to_owned(),
     }
 }
 
@@ -453,7 +531,7 @@ pub(crate) fn info(conn: &rustls::Connection) -> TlsInfo {
         protocol,
         cipher: conn
             .negotiated_cipher_suite()
-            .map(|c| c.suite().as_str().unwrap_or("unknown").to_owned())
+            .map(|c| iana_cipher(c.suite().as_str().unwrap_or("unknown")))
             .unwrap_or_default(),
         alpn_protocol: conn
             .alpn_protocol()

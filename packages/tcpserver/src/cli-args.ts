@@ -81,7 +81,7 @@ const COMMON_HELP = `  -l, --listen ADDR            listen on ADDR; repeat for s
       --loops N                accept loops per address, one SO_REUSEPORT socket each
                                [default: the CPUs this process may use]
       --reuse-port             SO_REUSEPORT on the listening sockets [default]
-      --no-reuse-port          without SO_REUSEPORT (then only one loop can bind a port)
+      --no-reuse-port          without SO_REUSEPORT (then --loops must be 1)
       --fast-open N            TCP_FASTOPEN queue length; 0 = off [default: off]
       --defer-accept N         TCP_DEFER_ACCEPT: wait up to N s for the client's first bytes (Linux)
                                [default: off]
@@ -90,8 +90,7 @@ const COMMON_HELP = `  -l, --listen ADDR            listen on ADDR; repeat for s
                                SIGUSR1 prints one at any time
       --shutdown-timeout MS    on SIGINT/SIGTERM stop accepting, wait up to MS for open connections,
                                then close them; a second signal closes them at once
-                               [default: ${DEFAULT_SHUTDOWN_TIMEOUT}]
-  -h, --help                   show this help`
+                               [default: ${DEFAULT_SHUTDOWN_TIMEOUT}]`
 
 const HELP: Record<CommandName | 'main', string> = {
   main: `Usage: tcpserver <command> [options]
@@ -115,6 +114,7 @@ read slows its own echo down). Prints "tcpserver echo listening on ADDR[, ADDR..
 
 Options:
 ${COMMON_HELP}
+  -h, --help                   show this help
 
 Default address: ${DEFAULT_LISTEN.echo}`,
   http: `Usage: tcpserver http [options]
@@ -127,6 +127,7 @@ Prints "tcpserver http listening on ADDR[, ADDR...]" once bound.
 Options:
 ${COMMON_HELP}
       --body-size N            response body size in bytes [default: ${DEFAULT_BODY_SIZE}]
+  -h, --help                   show this help
 
 Default address: ${DEFAULT_LISTEN.http}`,
 }

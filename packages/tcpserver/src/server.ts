@@ -18,8 +18,8 @@ import { expectNumber, validateTls } from './validate.js'
 /** Connections waiting in the iterator queue before accepting pauses. */
 const QUEUE_LIMIT = 128
 
-/** Peer disconnects are routine for a server; the default logger does not report them. */
-const ROUTINE = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED'])
+/** Peer disconnects (and TLS violations by the peer) are routine; the default logger skips them. */
+const ROUTINE = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_TCPSERVER_TLS'])
 
 function defaultOnError(error: unknown, conn: Connection): void {
   if (ROUTINE.has((error as { code?: string } | null)?.code ?? '')) return

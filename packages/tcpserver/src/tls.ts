@@ -1,5 +1,6 @@
 // TLS options → the binding's shape: PEM files are read here, once, so that a missing file is
 // an ENOENT at listen() and not at the first connection.
+import { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { BindingClientTlsOptions, BindingTlsOptions } from './native.js'
 import type { ConnectTlsOptions, PemInput, TlsOptions } from './options.js'
@@ -9,9 +10,33 @@ function pem(input: PemInput): Buffer {
   return input.includes('-----BEGIN') ? Buffer.from(input) : readFileSync(input)
 }
 
+/**
+ * An expired (or not yet valid) certificate still loads, since the clock or the client may
+ * disagree, but the operator hears about it once, at listen() or setTlsConfig().
+ */
+function warnIfOutOfDate(cert: Buffer, what: string): void {
+  let x: X509Certificate
+  try {
+    x = new X509Certificate(cert)
+  } catch {
+    return // not parseable here: the Rust side reports bad PEM precisely
+  }
+  const now = Date.now()
+  if (Date.parse(x.validTo) < now) {
+    process.emitWarning(`${what} expired on ${x.validTo} (${x.subject})`, { code: 'TCPSERVER_CERT_EXPIRED' })
+  } else if (Date.parse(x.validFrom) > now) {
+    process.emitWarning(`${what} is not valid before ${x.validFrom} (${x.subject})`, {
+      code: 'TCPSERVER_CERT_NOT_YET_VALID',
+    })
+  }
+}
+
 export function toBindingTls(tls: TlsOptions): BindingTlsOptions {
+  const cert = pem(tls.cert)
+  warnIfOutOfDate(cert, 'tls.cert')
+  for (const [name, id] of Object.entries(tls.sni ?? {})) warnIfOutOfDate(pem(id.cert), `tls.sni.${name}`)
   return {
-    cert: pem(tls.cert),
+    cert,
     key: pem(tls.key),
     sni: tls.sni
       ? Object.entries(tls.sni).map(([name, id]) => ({ name, cert: pem(id.cert), key: pem(id.key) }))
