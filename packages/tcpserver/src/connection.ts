@@ -173,6 +173,7 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
     return this.#wait(Reader.Read)
   }
 
+  /** `for await (const chunk of conn)`: the chunks `read()` would return, until the peer finished. */
   [Symbol.asyncIterator](): AsyncIterator<Buffer> {
     return {
       next: (): Promise<IteratorResult<Buffer>> => {
@@ -486,6 +487,7 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
     return this.#idleTimeout
   }
 
+  /** Changes the idle timeout of this connection (ms; 0 turns it off). */
   set idleTimeout(ms: number) {
     if (!this.#closed) this.#native.setIdleTimeout(this.id, ms)
     this.#idleTimeout = ms

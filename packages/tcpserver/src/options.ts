@@ -1,7 +1,14 @@
 import type { Connection } from './connection.js'
 
 /** A listen address: `'127.0.0.1:5000'`, `'[::1]:5000'`, `'[::]:0'`, `':8080'`, or `{ host, port }`. */
-export type AddressInput = string | { host?: string; port: number }
+export type AddressInput =
+  | string
+  | {
+      /** Host name or IP literal (IPv6 without brackets). @default every interface */
+      host?: string
+      /** Port; 0 picks a free one. */
+      port: number
+    }
 
 /** TCP keep-alive probe settings (times in milliseconds, rounded up to whole seconds by the kernel). */
 export interface KeepAliveOptions {
@@ -26,7 +33,15 @@ export interface TlsOptions {
   /** The certificate's private key (PKCS#8, PKCS#1 or SEC1). */
   key: PemInput
   /** Certificates chosen by SNI: `{ 'a.example': { cert, key }, '*.b.example': { cert, key } }`. */
-  sni?: Record<string, { cert: PemInput; key: PemInput }>
+  sni?: Record<
+    string,
+    {
+      /** Certificate chain for this name, leaf first. */
+      cert: PemInput
+      /** Its private key. */
+      key: PemInput
+    }
+  >
   /** ALPN protocols in preference order; the negotiated one is `conn.tls.alpnProtocol`. */
   alpn?: string[]
   /** Lowest TLS version accepted. @default 'TLSv1.2' */
@@ -47,9 +62,13 @@ export interface TlsOptions {
 export interface PeerCertificate {
   /** DER bytes. */
   der: Buffer
+  /** Subject distinguished name, one `KEY=value` per line (as `X509Certificate#subject`). */
   subject: string
+  /** Issuer distinguished name. */
   issuer: string
+  /** Start of validity (as `X509Certificate#validFrom`). */
   validFrom: string
+  /** End of validity. */
   validTo: string
   /** SHA-256 fingerprint, `AB:CD:...`. */
   fingerprint256: string
@@ -63,8 +82,9 @@ export interface ConnectTlsOptions {
   ca?: PemInput | PemInput[]
   /** ALPN protocols in preference order. */
   alpn?: string[]
-  /** Client certificate chain and key, for mutual TLS. */
+  /** Client certificate chain, for mutual TLS. */
   cert?: PemInput
+  /** The client certificate's private key. */
   key?: PemInput
   /** Handshake deadline, ms. @default 10000 */
   handshakeTimeout?: number
@@ -72,10 +92,15 @@ export interface ConnectTlsOptions {
 
 /** What a TLS connection negotiated (`conn.tls`). */
 export interface TlsInfo {
+  /** `'TLSv1.3'` or `'TLSv1.2'`. */
   protocol: string
+  /** The cipher suite's IANA name, e.g. `TLS_AES_256_GCM_SHA384` (as Node's `standardName`). */
   cipher: string
+  /** The ALPN protocol both sides agreed on, if any. */
   alpnProtocol: string | null
+  /** The SNI name the client sent (server side). */
   serverName: string | null
+  /** Whether the session was resumed (ticket or session cache). */
   resumed: boolean
   /** The peer's verified certificate chain (mutual TLS on a server; the server's on `connect`). */
   peerCertificates: PeerCertificate[]
@@ -159,8 +184,11 @@ export interface ShutdownResult {
 
 /** An address as Node reports it. */
 export interface AddressInfo {
+  /** IP address text (IPv6 without brackets). */
   address: string
+  /** Port number. */
   port: number
+  /** Address family. */
   family: 'IPv4' | 'IPv6'
 }
 
@@ -181,7 +209,12 @@ export interface ServerStats {
   /** Pipes and files sent by this server's connections, and whether zero-copy was used. */
   dataPath: DataPathStats
   /** TLS handshakes completed and failures by reason. */
-  tls: { handshakes: number; failures: Record<string, number> }
+  tls: {
+    /** Handshakes completed. */
+    handshakes: number
+    /** Failed handshakes by reason: `timeout`, `peer_closed`, `bad_record`, `peer_incompatible`, `no_application_protocol`, `no_client_certificate`, ... */
+    failures: Record<string, number>
+  }
 }
 
 /** Options of `conn.pipe()`. */
