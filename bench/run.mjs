@@ -4,14 +4,15 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parseCli, usage } from './lib/cli.mjs'
+import { writeTestFiles } from './lib/files.mjs'
 import { machineInfo, missingTools } from './lib/machine.mjs'
 import { updateReadme } from './lib/readme.mjs'
 import { markdownReport } from './lib/report-md.mjs'
 import { svgChart } from './lib/report-svg.mjs'
 import { CLIENT_CORE, runRound, SERVER_CORE } from './lib/round.mjs'
-import { UnavailableError } from './lib/server-process.mjs'
+import { startServer, UnavailableError } from './lib/server-process.mjs'
 import { summarize } from './lib/stats.mjs'
-import { variants as allVariants, baselineId } from './lib/variants.mjs'
+import { variants as allVariants, baselineId, variantsFor } from './lib/variants.mjs'
 
 const RESULTS = fileURLToPath(new URL('results/', import.meta.url))
 
@@ -32,55 +33,111 @@ if (missing.length) {
   process.exit(2)
 }
 
+const downloadBytes = (test) => (opts.quick ? test.download.quickBytes : test.download.bytes)
+const downloadTest = opts.tests.find((t) => t.kind === 'download')
 const method = {
   rounds: opts.rounds,
   duration: opts.duration,
   warmup: opts.warmup,
+  downloadBytes: downloadTest ? downloadBytes(downloadTest) : undefined,
+  downloadWarmupBytes: downloadTest?.download.warmupBytes,
   serverCore: SERVER_CORE,
   clientCore: CLIENT_CORE,
-  serverCommand: `taskset -c ${SERVER_CORE} node servers/<variant>.mjs 0 <bodySize>`,
-  clientCommand: `taskset -c ${CLIENT_CORE} wrk --latency <test.wrk> -d<duration>s http://127.0.0.1:<port>/`,
+  pinning: `the server under test (for proxy tests: the proxy) alone on core ${SERVER_CORE}; wrk or the download client, and the proxy tests' fixed upstream, together on core ${CLIENT_CORE}`,
+  serverCommand: `taskset -c ${SERVER_CORE} node <script> 0 <bodySize> [--upstream 127.0.0.1:<port>] [--file <path>]`,
+  clientCommand: `taskset -c ${CLIENT_CORE} wrk --latency -s lib/wrk-report.lua <test.wrk> -d<duration>s http://127.0.0.1:<port>/`,
+  downloadCommand: `taskset -c ${CLIENT_CORE} node clients/download.mjs <port> <bytes>`,
+  upstreamCommand: `taskset -c ${CLIENT_CORE} node <test.upstream.script> 0 <bodySize>, started once per test and round, shared by the round's variants`,
   order: 'per test, per round: every variant once in the listed order',
-  cpu: 'server utime+stime from /proc/PID/stat (all threads) around the measured wrk run',
-  summary: 'medians over valid rounds; a round with socket errors or non-2xx responses is invalid',
+  cpu: 'server-under-test utime+stime from /proc/PID/stat (all threads) around the measured client run; for proxy tests that is the proxy',
+  checks:
+    'wrk: socket errors, non-2xx, exact bytes read vs requests × body; then a 3-request keep-alive probe checking every body byte. download: status, Content-Length, byte count, every byte against the pattern',
+  summary: 'medians over valid rounds; a round that failed any check is invalid',
 }
 const machine = machineInfo()
 const rounds = []
-const unavailable = new Map() // variant id → reason; tried once, then skipped
+const unavailable = new Map() // script → reason; tried once, then skipped
 
-const total = opts.tests.length * opts.rounds * opts.variants.length
-const eta = Math.ceil((total * (opts.duration + opts.warmup + 1.5)) / 60)
-console.error(`${total} runs, about ${eta} min`)
+const plan = opts.tests.map((test) => ({ test, variants: variantsFor(test, opts.variants) }))
+const runs = plan.reduce((n, p) => n + p.variants.length * opts.rounds, 0)
+const seconds = plan.reduce((s, { test, variants }) => {
+  const perRun = test.kind === 'download' ? 4 + downloadBytes(test) / 2e8 : opts.duration + opts.warmup + 2
+  return s + variants.length * opts.rounds * perRun
+}, 0)
+console.error(`${runs} runs, about ${Math.ceil(seconds / 60)} min`)
 
-for (const test of opts.tests) {
-  for (let round = 1; round <= opts.rounds; round++) {
-    for (const variant of opts.variants) {
-      const tag = `${test.id} ${variant.id.padEnd(10)} round ${round}/${opts.rounds}`
-      if (unavailable.has(variant.id)) {
-        rounds.push(skipped(test, variant, round))
-        continue
-      }
+const files = writeTestFiles(opts.tests) // test id → path of its static file
+try {
+  for (const { test, variants } of plan) {
+    for (let round = 1; round <= opts.rounds; round++) {
+      const upstream = test.upstream ? await startUpstream(test) : null
       try {
-        const r = await runRound({ test, variant, round, duration: opts.duration, warmup: opts.warmup })
-        rounds.push(r)
-        const status = r.valid
-          ? r.warnings.map((w) => `  warning: ${w}`).join('')
-          : `  INVALID: ${r.errors.join('; ')}`
-        console.error(
-          `${tag}  ${Math.round(r.rps ?? 0)} req/s  ${r.cpuUsPerReq?.toFixed(2) ?? '–'} µs/req${status}`,
-        )
-      } catch (err) {
-        if (!(err instanceof UnavailableError)) throw err
-        unavailable.set(variant.id, err.message)
-        rounds.push(skipped(test, variant, round))
-        console.error(`${tag}  UNAVAILABLE: ${err.message}`)
+        for (const variant of variants) {
+          await runOne(test, variant, round, upstream)
+        }
+      } finally {
+        await upstream?.stop?.()
       }
     }
   }
+} finally {
+  files.remove()
+}
+
+async function startUpstream(test) {
+  const { script, bodySize } = test.upstream
+  try {
+    return await startServer({ id: `${test.id} upstream`, script }, { bodySize }, CLIENT_CORE)
+  } catch (err) {
+    return { failed: err.message.split('\n')[0] } // every variant of this round is then invalid
+  }
+}
+
+async function runOne(test, variant, round, upstream) {
+  const tag = `${test.id} ${variant.id.padEnd(10)} round ${round}/${opts.rounds}`
+  if (unavailable.has(variant.script)) {
+    rounds.push(skipped(test, variant, round))
+    return
+  }
+  if (upstream?.failed) {
+    rounds.push({ ...skipped(test, variant, round), unavailable: undefined, errors: [upstream.failed] })
+    console.error(`${tag}  INVALID: ${upstream.failed}`)
+    return
+  }
+  try {
+    const r = await runRound({
+      test,
+      variant,
+      round,
+      duration: opts.duration,
+      warmup: opts.warmup,
+      upstream,
+      file: files.path(test.id),
+      downloadBytes: test.download ? downloadBytes(test) : undefined,
+    })
+    rounds.push(r)
+    const status = r.valid
+      ? r.warnings.map((w) => `  warning: ${w}`).join('')
+      : `  INVALID: ${r.errors.join('; ')}`
+    console.error(`${tag}  ${progress(r)}${status}`)
+  } catch (err) {
+    if (!(err instanceof UnavailableError)) throw err
+    unavailable.set(variant.script, err.message)
+    rounds.push(skipped(test, variant, round))
+    console.error(`${tag}  UNAVAILABLE: ${err.message}`)
+  }
+}
+
+function progress(r) {
+  if (r.cpuSecPerGB !== undefined) {
+    return `${r.gbps?.toFixed(2) ?? '–'} GB/s  ${r.cpuSecPerGB?.toFixed(3) ?? '–'} CPU s/GB`
+  }
+  const gbps = r.gbps == null ? '' : ` (${r.gbps.toFixed(2)} GB/s)`
+  return `${Math.round(r.rps ?? 0)} req/s${gbps}  ${r.cpuUsPerReq?.toFixed(2) ?? '–'} µs/req`
 }
 
 function skipped(test, variant, round) {
-  const reason = unavailable.get(variant.id)
+  const reason = unavailable.get(variant.script)
   return {
     test: test.id,
     variant: variant.id,
@@ -99,7 +156,7 @@ const svg = svgChart({
   summary,
   tests: opts.tests,
   variants: opts.variants,
-  title: `req/s, one server core (${machine.cpuModel})`,
+  title: `One server core (${machine.cpuModel})`,
 })
 
 mkdirSync(RESULTS, { recursive: true })
@@ -109,6 +166,6 @@ writeFileSync(
 )
 writeFileSync(`${RESULTS}latest.md`, markdown)
 writeFileSync(`${RESULTS}latest.svg`, svg)
-// Quick passes are for checking; only full runs become the README's table.
-if (!opts.quick && updateReadme(markdown)) console.error('README.md benchmark section updated')
+// Quick, short or partial passes are for checking; only full runs become the README's table.
+if (opts.full && updateReadme(markdown)) console.error('README.md benchmark section updated')
 console.log(markdown)

@@ -167,9 +167,9 @@ async function main() {
       named !== undefined,
       `...and the error (with its causes) names the missing platform package: "${named}"`,
     )
-    log(
-      `note the loader's message itself ${platformPackage.test(top) ? 'names' : 'does not name'} the package` +
-        ` (code: ${noBinary.code ?? 'none'}): "${top.slice(0, 120)}"`,
+    ok(
+      noBinary.code === 'ERR_TCPSERVER_NATIVE_MISSING' && platformPackage.test(top),
+      `the top-level error has code ERR_TCPSERVER_NATIVE_MISSING and names the package: "${top.slice(0, 120)}"`,
     )
     const binShim = join(app, 'node_modules/.bin', windows ? 'tcpserver.cmd' : 'tcpserver')
     const help = run(binShim, ['--help'], app)

@@ -5,9 +5,10 @@ import { variants } from './variants.mjs'
 
 export const usage = `usage: node bench/run.mjs [--quick] [--rounds N] [--duration S]
                           [--variants ${variants.map((v) => v.id).join(',')}] [--tests ${tests.map((t) => t.id).join(',')}]
-  --quick      3 rounds x 3 s (default: 5 rounds x 10 s)
+  --quick      3 rounds x 3 s, 256 MiB downloads (default: 5 rounds x 10 s, 1 GiB downloads)
   --rounds     rounds per test (each round runs every variant once, interleaved)
-  --duration   seconds per measured wrk run`
+  --duration   seconds per measured wrk run
+Only a full run (none of these options) rewrites the README's benchmark section.`
 
 export function parseCli(args = process.argv.slice(2)) {
   const { values } = parseArgs({
@@ -21,9 +22,12 @@ export function parseCli(args = process.argv.slice(2)) {
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
+  const given = (name) => args.some((a) => a === `--${name}` || a.startsWith(`--${name}=`))
   return {
     help: values.help,
     quick: values.quick,
+    // The default run is the one to publish; anything narrower or shorter is a check.
+    full: !values.quick && !['rounds', 'duration', 'variants', 'tests'].some(given),
     rounds: positiveInt(values.rounds ?? (values.quick ? 3 : 5), '--rounds'),
     duration: positiveInt(values.duration ?? (values.quick ? 3 : 10), '--duration'),
     warmup: 1,

@@ -1,8 +1,8 @@
-// CPU time from /proc: a process's utime+stime (all its threads), its reaped children's, and
-// per-core busy time.
+// From /proc: a process's CPU time (utime+stime, all its threads), its reaped children's, per-core
+// busy time, and a process's open sockets.
 
 import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 
 export const CLK_TCK = clockTicks()
 
@@ -36,7 +36,11 @@ export function statFields(text) {
   return (n) => Number(rest[n - 3])
 }
 
-/** Busy and total ticks per core, from /proc/stat: { cpu0: { busy, total }, ... }. */
+/**
+ * Busy, softirq and total ticks per core, from /proc/stat: { cpu0: { busy, softirq, total }, ... }.
+ * Softirq time (network receive processing, loopback included) is part of busy, and is not
+ * charged to any process.
+ */
 export function coreTicks() {
   const cores = {}
   for (const line of readFileSync('/proc/stat', 'utf8').split('\n')) {
@@ -44,13 +48,32 @@ export function coreTicks() {
     if (!m) continue
     const [user, nice, system, idle, iowait, irq, softirq, steal] = m[2].split(/\s+/).map(Number)
     const busy = user + nice + system + irq + softirq + steal
-    cores[m[1]] = { busy, total: busy + idle + iowait }
+    cores[m[1]] = { busy, softirq, total: busy + idle + iowait }
   }
   return cores
 }
 
-/** Percentage of time `core` was busy between two coreTicks() snapshots. */
-export function busyPercent(before, after, core) {
+/** Percentage of time `core` was busy (or in `field`) between two coreTicks() snapshots. */
+export function busyPercent(before, after, core, field = 'busy') {
   const total = after[core].total - before[core].total
-  return total > 0 ? (100 * (after[core].busy - before[core].busy)) / total : 0
+  return total > 0 ? (100 * (after[core][field] - before[core][field])) / total : 0
+}
+
+/** Sockets among `pid`'s open descriptors (its listening socket included), or null if it is gone. */
+export function socketCount(pid) {
+  let fds
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`)
+  } catch {
+    return null
+  }
+  let n = 0
+  for (const fd of fds) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:')) n++
+    } catch {
+      // closed while we looked
+    }
+  }
+  return n
 }

@@ -14,7 +14,7 @@ export function updateReadme(markdown) {
   if (start === -1 || end < start) return false
   // The report's own title is the README section's; keep the rest.
   const body = markdown.replace(/^# Benchmark results\n\n/, '')
-  const section = `${BEGIN}\n${body}\n![req/s per test and variant](bench/results/latest.svg)\n\nMethod, and how to run it: [bench/README.md](bench/README.md) (\`npm run bench\`, \`-- --quick\` for a short pass).\n${END}`
+  const section = `${BEGIN}\n${body}\n![throughput per test and variant](bench/results/latest.svg)\n\nMethod, and how to run it: [bench/README.md](bench/README.md) (\`npm run bench\`, \`-- --quick\` for a short pass).\n${END}`
   writeFileSync(README, readme.slice(0, start) + section + readme.slice(end + END.length))
   return true
 }

@@ -1,15 +1,23 @@
 // The Markdown summary: one table plus the rounds that did not count.
 
 export function markdownReport({ machine, method, summary, rounds, baselineLabel }) {
+  const kinds = new Set(summary.map((r) => r.kind))
+  const proxied = summary.some((r) => r.test.startsWith('proxy'))
+  const measure = [
+    kinds.has('wrk') ? `${method.duration} s of wrk` : null,
+    kinds.has('download') ? `one ${mib(method.downloadBytes)} download` : null,
+  ].filter(Boolean)
   const lines = [
     `# Benchmark results`,
     '',
     `${machine.date} · ${machine.cpuModel} (${machine.cores} cores) · Node ${machine.node} · ${machine.kernel}`,
     '',
-    `Server pinned to core ${method.serverCore}, wrk to core ${method.clientCore}; ${method.rounds} rounds × ${method.duration} s ` +
-      `per variant, interleaved, ${method.warmup} s warm-up; medians over valid rounds.`,
+    `Server under test pinned to core ${method.serverCore}; the client (wrk${kinds.has('download') ? ', the download client' : ''})` +
+      `${proxied ? ' and the proxies’ upstream' : ''} on core ${method.clientCore}. ${method.rounds} rounds × ` +
+      `${measure.join(' or ')} per variant, interleaved, after a warm-up; medians over valid rounds. ` +
+      `CPU is the server under test's${proxied ? ' (the proxy’s, for proxy tests)' : ''}. GB = 10⁹ bytes.`,
     '',
-    `| test | variant | req/s (median) | CPU µs/req | p99 ms | ratio vs ${baselineLabel} | valid rounds |`,
+    `| test | variant | throughput (median) | server CPU | p99 ms | ratio vs ${baselineLabel} | valid rounds |`,
     '| --- | --- | ---: | ---: | ---: | --- | ---: |',
   ]
   for (const row of summary) {
@@ -18,10 +26,8 @@ export function markdownReport({ machine, method, summary, rounds, baselineLabel
       lines.push(`| ${name} | ${row.label} | unavailable | | | | 0/${row.rounds} |`)
       continue
     }
-    const ratios =
-      row.rpsRatio == null ? '' : `${fmt(row.rpsRatio, 2)}× req/s, ${fmt(row.cpuRatio, 2)}× CPU/req`
     lines.push(
-      `| ${name} | ${row.label} | ${fmtInt(row.rps)} | ${fmt(row.cpuUsPerReq, 2)} | ${fmt(row.p99Ms, 2)} | ${ratios} | ${row.validRounds}/${row.rounds} |`,
+      `| ${name} | ${row.label} | ${throughput(row)} | ${cpu(row)} | ${fmt(row.p99Ms, 2)} | ${ratios(row)} | ${row.validRounds}/${row.rounds} |`,
     )
   }
 
@@ -37,6 +43,28 @@ export function markdownReport({ machine, method, summary, rounds, baselineLabel
   }
   if (notes.length) lines.push('', ...notes)
   return `${lines.join('\n')}\n`
+}
+
+function throughput(row) {
+  if (row.kind === 'download') return row.gbps == null ? '–' : `${fmt(row.gbps, 2)} GB/s`
+  if (row.rps == null) return '–'
+  const rps = `${fmtInt(row.rps)} req/s`
+  return row.gbps == null ? rps : `${rps} = ${fmt(row.gbps, 2)} GB/s`
+}
+
+function cpu(row) {
+  if (row.kind === 'download') return row.cpuSecPerGB == null ? '–' : `${fmt(row.cpuSecPerGB, 3)} s/GB`
+  return row.cpuUsPerReq == null ? '–' : `${fmt(row.cpuUsPerReq, 2)} µs/req`
+}
+
+function ratios(row) {
+  if (row.cpuRatio == null) return ''
+  if (row.kind === 'download') return `${fmt(row.gbpsRatio, 2)}× GB/s, ${fmt(row.cpuRatio, 2)}× CPU/GB`
+  return `${fmt(row.rpsRatio, 2)}× req/s, ${fmt(row.cpuRatio, 2)}× CPU/req`
+}
+
+function mib(bytes) {
+  return bytes >= 2 ** 30 ? `${bytes / 2 ** 30} GiB` : `${bytes / 2 ** 20} MiB`
 }
 
 function fmt(value, digits) {

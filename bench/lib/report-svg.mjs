@@ -1,81 +1,124 @@
-// A grouped bar chart of median req/s: one group per test, one bar per variant. Plain SVG text.
+// Small multiples: one panel per test, each with its own scale (req/s for wrk tests, GB/s for
+// download tests), one bar per variant (same colour in every panel), the server's CPU per unit of
+// work inside the bars. Plain SVG text.
+import { variantsFor } from './variants.mjs'
 
 const COLORS = ['#d95f02', '#1b9e77', '#7570b3', '#e7298a', '#66a61e', '#e6ab02']
-const BAR = 56
+const BAR = 64
 const GAP = 12
-const GROUP_GAP = 48
-const PLOT_H = 300
-const M = { top: 56, right: 24, bottom: 88, left: 80 }
+const PAD = 20 // between the axis and the first bar, and after the last
+const AXIS = 56 // room for the tick labels left of each panel
+const PANEL_GAP = 24
+const PLOT_H = 260
+const MAX_ROW_W = 1100
+const M = { top: 60, right: 16, bottom: 56, left: 16 }
+const HEAD = 58 // panel title lines and the unit above each plot
+const FOOT = 24 // under each plot
 
 export function svgChart({ summary, tests, variants, title }) {
-  const max = niceMax(Math.max(1, ...summary.map((r) => r.rps ?? 0)))
-  const groupW = variants.length * BAR + (variants.length - 1) * GAP
-  const plotW = tests.length * groupW + (tests.length + 1) * GROUP_GAP
-  const width = Math.max(M.left + plotW + M.right, 420)
-  const height = M.top + PLOT_H + M.bottom
-  const y = (v) => M.top + PLOT_H - (v / max) * PLOT_H
-  const out = []
+  const color = new Map(variants.map((v, i) => [v.id, COLORS[i % COLORS.length]]))
+  const panels = tests.map((test) => ({ test, bars: variantsFor(test, variants) }))
+  for (const p of panels) p.width = AXIS + PAD * 2 + p.bars.length * BAR + (p.bars.length - 1) * GAP
 
-  out.push(
+  // Panels left to right, wrapping into rows.
+  const rows = [[]]
+  let rowW = 0
+  for (const p of panels) {
+    if (rowW > 0 && rowW + PANEL_GAP + p.width > MAX_ROW_W) {
+      rows.push([])
+      rowW = 0
+    }
+    rows.at(-1).push(p)
+    rowW += (rowW > 0 ? PANEL_GAP : 0) + p.width
+  }
+  const rowH = HEAD + PLOT_H + FOOT
+  const contentW = Math.max(
+    ...rows.map((r) => r.reduce((w, p) => w + p.width, 0) + (r.length - 1) * PANEL_GAP),
+  )
+  const width = Math.max(M.left + contentW + M.right, 420)
+  const height = M.top + rows.length * rowH + M.bottom
+  const out = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="13">`,
     `<rect width="100%" height="100%" fill="#fff"/>`,
     `<text x="${width / 2}" y="24" text-anchor="middle" font-size="16" font-weight="bold">${esc(title)}</text>`,
-  )
-  for (let i = 0; i <= 5; i++) {
-    const v = (max / 5) * i
-    out.push(
-      `<line x1="${M.left}" x2="${M.left + plotW}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/>`,
-      `<text x="${M.left - 8}" y="${y(v) + 4}" text-anchor="end">${kilo(v)}</text>`,
-    )
-  }
-  out.push(
-    `<text transform="translate(18 ${M.top + PLOT_H / 2}) rotate(-90)" text-anchor="middle">requests / second (median)</text>`,
-    `<text x="${width / 2}" y="42" text-anchor="middle" font-size="11" fill="#666">in bars: server CPU µs per request (median)</text>`,
-  )
-
-  tests.forEach((test, t) => {
-    const gx = M.left + GROUP_GAP + t * (groupW + GROUP_GAP)
-    variants.forEach((variant, v) => {
-      const row = summary.find((r) => r.test === test.id && r.variant === variant.id)
-      const x = gx + v * (BAR + GAP)
-      const cx = x + BAR / 2
-      if (row?.rps == null) {
-        out.push(`<text x="${cx}" y="${y(0) - 6}" text-anchor="middle" fill="#999" font-size="11">n/a</text>`)
-        return
-      }
-      out.push(
-        `<rect x="${x}" y="${y(row.rps)}" width="${BAR}" height="${y(0) - y(row.rps)}" fill="${COLORS[v % COLORS.length]}"><title>${esc(`${variant.label}: ${Math.round(row.rps)} req/s`)}</title></rect>`,
-        `<text x="${cx}" y="${y(row.rps) - 6}" text-anchor="middle" font-size="12">${kilo(row.rps)}</text>`,
-      )
-      if (row.cpuUsPerReq != null && y(0) - y(row.rps) > 40) {
-        out.push(
-          `<text x="${cx}" y="${y(0) - 8}" text-anchor="middle" font-size="11" fill="#fff">${row.cpuUsPerReq.toFixed(1)} µs</text>`,
-        )
-      }
-    })
-    out.push(
-      `<text x="${gx + groupW / 2}" y="${M.top + PLOT_H + 20}" text-anchor="middle" font-weight="bold">${esc(test.id)}</text>`,
-      `<text x="${gx + groupW / 2}" y="${M.top + PLOT_H + 36}" text-anchor="middle">${esc(test.name)}</text>`,
-    )
+    `<text x="${width / 2}" y="42" text-anchor="middle" font-size="11" fill="#666">median per test, each panel on its own scale; in bars: CPU of the server under test per request or per GB</text>`,
+  ]
+  rows.forEach((row, r) => {
+    let x = M.left
+    for (const p of row) {
+      out.push(...panel(p, x, M.top + r * rowH, summary, color))
+      x += p.width + PANEL_GAP
+    }
   })
-  out.push(`<line x1="${M.left}" x2="${M.left + plotW}" y1="${y(0)}" y2="${y(0)}" stroke="#333"/>`)
 
-  let lx = M.left
-  const ly = M.top + PLOT_H + 64
-  variants.forEach((variant, v) => {
+  let lx = M.left + AXIS
+  const ly = height - M.bottom / 2
+  for (const variant of variants.filter((v) => panels.some((p) => p.bars.some((b) => b.id === v.id)))) {
     out.push(
-      `<rect x="${lx}" y="${ly - 11}" width="14" height="14" fill="${COLORS[v % COLORS.length]}"/>`,
+      `<rect x="${lx}" y="${ly - 11}" width="14" height="14" fill="${color.get(variant.id)}"/>`,
       `<text x="${lx + 20}" y="${ly}">${esc(variant.label)}</text>`,
     )
     lx += 40 + variant.label.length * 8
-  })
+  }
   out.push('</svg>')
   return `${out.join('\n')}\n`
 }
 
+function panel({ test, bars, width }, x0, y0, summary, color) {
+  const download = test.kind === 'download'
+  const value = (row) => (download ? row?.gbps : row?.rps)
+  const rows = bars.map((v) => summary.find((r) => r.test === test.id && r.variant === v.id))
+  const max = niceMax(1.15 * Math.max(1e-9, ...rows.map((r) => value(r) ?? 0))) // room for the labels
+  const top = y0 + HEAD
+  const y = (v) => top + PLOT_H - (v / max) * PLOT_H
+  const axisX = x0 + AXIS
+  const out = [
+    `<text x="${x0 + width / 2}" y="${y0 + 14}" text-anchor="middle" font-weight="bold">${esc(test.id)}</text>`,
+    `<text x="${x0 + width / 2}" y="${y0 + 30}" text-anchor="middle" font-size="12">${esc(test.name)}</text>`,
+    `<text x="${axisX - 8}" y="${top - 6}" text-anchor="end" font-size="11" fill="#666">${download ? 'GB/s' : 'req/s'}</text>`,
+  ]
+  for (let i = 0; i <= 4; i++) {
+    const v = (max / 4) * i
+    out.push(
+      `<line x1="${axisX}" x2="${x0 + width}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/>`,
+      `<text x="${axisX - 6}" y="${y(v) + 4}" text-anchor="end" font-size="11">${download ? +v.toFixed(2) : kilo(v)}</text>`,
+    )
+  }
+  bars.forEach((variant, i) => {
+    const row = rows[i]
+    const x = axisX + PAD + i * (BAR + GAP)
+    const cx = x + BAR / 2
+    const v = value(row)
+    if (v == null) {
+      out.push(`<text x="${cx}" y="${y(0) - 6}" text-anchor="middle" fill="#999" font-size="11">n/a</text>`)
+      return
+    }
+    const label = download ? `${v.toFixed(2)} GB/s` : `${Math.round(v)} req/s`
+    out.push(
+      `<rect x="${x}" y="${y(v)}" width="${BAR}" height="${y(0) - y(v)}" fill="${color.get(variant.id)}"><title>${esc(`${variant.label}: ${label}`)}</title></rect>`,
+      `<text x="${cx}" y="${y(v) - 6}" text-anchor="middle" font-size="12">${download ? v.toFixed(2) : kilo(v)}</text>`,
+    )
+    if (!download && row.gbps != null) {
+      out.push(
+        `<text x="${cx}" y="${y(v) - 20}" text-anchor="middle" font-size="10" fill="#666">${row.gbps.toFixed(2)} GB/s</text>`,
+      )
+    }
+    const cpu = download
+      ? row.cpuSecPerGB != null && `${row.cpuSecPerGB.toFixed(2)} s/GB`
+      : row.cpuUsPerReq != null && `${row.cpuUsPerReq.toFixed(1)} µs`
+    if (cpu && y(0) - y(v) > 24) {
+      out.push(
+        `<text x="${cx}" y="${y(0) - 8}" text-anchor="middle" font-size="11" fill="#fff">${cpu}</text>`,
+      )
+    }
+  })
+  out.push(`<line x1="${axisX}" x2="${x0 + width}" y1="${y(0)}" y2="${y(0)}" stroke="#333"/>`)
+  return out
+}
+
 function niceMax(v) {
   const step = 10 ** Math.floor(Math.log10(v))
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * step >= v) return m * step
+  for (const m of [1, 1.2, 1.6, 2, 2.4, 3, 4, 5, 6, 8, 10]) if (m * step >= v) return m * step // quarters stay round
   return 10 * step
 }
 

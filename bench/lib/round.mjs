@@ -1,74 +1,187 @@
-// One measured round of one (test, variant): start, warm up, measure, stop.
+// One measured round of one (test, variant): start, warm up, measure, check, stop.
 import { setTimeout as sleep } from 'node:timers/promises'
-import { busyPercent, coreTicks, processCpuSeconds, reapedChildrenCpuSeconds } from './cpu.mjs'
+import { patternBytes } from '../servers/pattern.mjs'
+import { busyPercent, coreTicks, processCpuSeconds, reapedChildrenCpuSeconds, socketCount } from './cpu.mjs'
+import { runDownload } from './download.mjs'
+import { probe } from './probe.mjs'
 import { startServer } from './server-process.mjs'
-import { parseWrk, runWrk } from './wrk.mjs'
+import { checkBytes, parseWrk, runWrk, wrkConnections } from './wrk.mjs'
 
+/** The server under test runs here. */
 export const SERVER_CORE = 0
+/** The load generator (wrk, the download client) and the fixed upstream of proxy tests run here. */
 export const CLIENT_CORE = 1
-/** Busy % of a core not spent by the process pinned to it, above which a round is flagged. */
+/** Busy % of a core not spent by the processes pinned to it, above which a round is flagged. */
 const OTHER_LOAD_LIMIT = 10
-/** CPU % of wrk above which the client, not the server, may be the bottleneck. */
+/** CPU % of the client core's processes above which the client, not the server, may be the bottleneck. */
 const CLIENT_BUSY_LIMIT = 95
+/** How long the server's sockets may take to close after the last client left. */
+const SOCKET_SETTLE_MS = 2_000
 
-/** Resolves to the round's record; throws UnavailableError if the server cannot start. */
-export async function runRound({ test, variant, round, duration, warmup }) {
-  const server = await startServer(variant, test, SERVER_CORE)
-  const url = `http://127.0.0.1:${server.port}/`
+/**
+ * Resolves to the round's record; throws UnavailableError if the server cannot start.
+ * `upstream` is the round's running upstream server (proxy tests), `file` the static file's path,
+ * `downloadBytes` the download size (download tests).
+ */
+export async function runRound({ test, variant, round, duration, warmup, upstream, file, downloadBytes }) {
+  const options = {
+    bodySize: test.server?.bodySize,
+    upstream: upstream ? `127.0.0.1:${upstream.port}` : null,
+    file,
+  }
+  const server = await startServer(variant, options, SERVER_CORE)
   const record = { test: test.id, variant: variant.id, round, valid: false, errors: [], warnings: [] }
   try {
-    await runWrk({ core: CLIENT_CORE, args: test.wrk, duration: warmup, url })
-
-    const cpuBefore = processCpuSeconds(server.pid)
-    const wrkCpuBefore = reapedChildrenCpuSeconds() // wrk is reaped before runWrk resolves
-    const coresBefore = coreTicks()
-    const t0 = process.hrtime.bigint()
-    const output = await runWrk({ core: CLIENT_CORE, args: test.wrk, duration, url })
-    const wall = Number(process.hrtime.bigint() - t0) / 1e9
-    const coresAfter = coreTicks()
-    const cpuAfter = processCpuSeconds(server.pid)
-    const wrkCpuAfter = reapedChildrenCpuSeconds()
-
-    const wrk = parseWrk(output)
-    const serverCpuSeconds = cpuAfter - cpuBefore
-    Object.assign(record, {
-      rps: wrk.rps,
-      requests: wrk.requests,
-      seconds: wrk.seconds,
-      latency: wrk.latency,
-      socketErrors: wrk.socketErrors,
-      non2xx: wrk.non2xx,
-      serverCpuSeconds,
-      cpuUsPerReq: wrk.requests ? (serverCpuSeconds * 1e6) / wrk.requests : null,
-      serverCpuPercent: (100 * serverCpuSeconds) / wall,
-      clientCpuPercent: (100 * (wrkCpuAfter - wrkCpuBefore)) / wall,
-      coreBusy: {
-        server: busyPercent(coresBefore, coresAfter, `cpu${SERVER_CORE}`),
-        client: busyPercent(coresBefore, coresAfter, `cpu${CLIENT_CORE}`),
-      },
-      errors: [...wrk.errors],
-      wrkOutput: output,
-    })
-    record.warnings = warnings(record)
+    const socketsAtStart = socketCount(server.pid)
+    const ctx = { test, server, upstream, duration, warmup, downloadBytes }
+    Object.assign(record, test.kind === 'download' ? await downloadRound(ctx) : await wrkRound(ctx))
+    record.leftoverSockets = await leftoverSockets(server.pid, socketsAtStart)
+    record.warnings = warnings(record, test.kind === 'download' ? 'download client' : 'wrk')
   } catch (err) {
     record.errors.push(err.message)
   } finally {
     if (!server.alive()) record.errors.push(`server exited during the round: ${server.stderr().trim()}`)
+    if (upstream && !upstream.alive()) {
+      record.errors.push(`upstream exited during the round: ${upstream.stderr().trim()}`)
+    }
     await server.stop()
+    record.serverStats = server.stats() // what the server printed when stopped (counters, errors)
     await sleep(500) // let the previous server's sockets go before the next variant starts
   }
   record.valid = record.errors.length === 0
   return record
 }
 
-/** Signs the round measured something other than the server alone (kept valid, but reported). */
-function warnings({ coreBusy, serverCpuPercent, clientCpuPercent }) {
+/** wrk warm-up, measured wrk run, byte-count check, then the probe. */
+async function wrkRound({ test, server, upstream, duration, warmup }) {
+  const url = `http://127.0.0.1:${server.port}/`
+  await runWrk({ core: CLIENT_CORE, args: test.wrk, duration: warmup, url })
+  const m = await measured(server, upstream, () =>
+    runWrk({ core: CLIENT_CORE, args: test.wrk, duration, url }),
+  )
+  const wrk = parseWrk(m.result)
+  const errors = [...wrk.errors]
+  if (wrk.requests) {
+    errors.push(...checkBytes(wrk, { bodySize: test.bodySize, connections: wrkConnections(test.wrk) }))
+  }
+  errors.push(...(await probe(server.port, expectedBody(test))))
+  return {
+    rps: wrk.rps,
+    requests: wrk.requests,
+    seconds: wrk.seconds,
+    bytes: wrk.bytes,
+    gbps: test.gbps && wrk.rps != null ? (wrk.rps * test.bodySize) / 1e9 : undefined,
+    latency: wrk.latency,
+    socketErrors: wrk.socketErrors,
+    non2xx: wrk.non2xx,
+    ...m.cpu,
+    cpuUsPerReq: wrk.requests ? (m.cpu.serverCpuSeconds * 1e6) / wrk.requests : null,
+    errors,
+    wrkOutput: m.result,
+  }
+}
+
+/** A warm-up download, then the measured one; the client checks every byte. */
+async function downloadRound({ test, server, upstream, downloadBytes }) {
+  const get = (bytes) => runDownload({ core: CLIENT_CORE, port: server.port, bytes })
+  const warm = await get(test.download.warmupBytes)
+  if (warm.errors.length) throw new Error(`warm-up download: ${warm.errors.join('; ')}`)
+  const m = await measured(server, upstream, () => get(downloadBytes))
+  const { errors, ...download } = m.result
+  const gb = download.bytes / 1e9
+  return {
+    bytes: download.bytes,
+    seconds: download.seconds,
+    gbps: download.seconds ? gb / download.seconds : null,
+    ...m.cpu,
+    cpuSecPerGB: gb > 0 ? m.cpu.serverCpuSeconds / gb : null,
+    errors,
+    download,
+  }
+}
+
+/**
+ * Runs `run()` (the measured client) and reads, around it: the server's and the upstream's CPU
+ * time, the client's (reaped before run() resolves) and each core's busy time.
+ */
+async function measured(server, upstream, run) {
+  const upstreamCpu = () => (upstream ? processCpuSeconds(upstream.pid) : 0)
+  const cpuBefore = processCpuSeconds(server.pid)
+  const upstreamBefore = upstreamCpu()
+  const clientBefore = reapedChildrenCpuSeconds()
+  const coresBefore = coreTicks()
+  const t0 = process.hrtime.bigint()
+  const result = await run()
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9
+  const coresAfter = coreTicks()
+  const serverCpuSeconds = processCpuSeconds(server.pid) - cpuBefore
+  const upstreamCpuSeconds = upstreamCpu() - upstreamBefore
+  const clientCpuSeconds = reapedChildrenCpuSeconds() - clientBefore
+  return {
+    result,
+    cpu: {
+      wallSeconds: wall,
+      serverCpuSeconds,
+      serverCpuPercent: (100 * serverCpuSeconds) / wall,
+      clientCpuPercent: (100 * clientCpuSeconds) / wall,
+      upstreamCpuSeconds: upstream ? upstreamCpuSeconds : undefined,
+      upstreamCpuPercent: upstream ? (100 * upstreamCpuSeconds) / wall : undefined,
+      coreBusy: {
+        server: busyPercent(coresBefore, coresAfter, `cpu${SERVER_CORE}`),
+        client: busyPercent(coresBefore, coresAfter, `cpu${CLIENT_CORE}`),
+      },
+      coreSoftirq: {
+        server: busyPercent(coresBefore, coresAfter, `cpu${SERVER_CORE}`, 'softirq'),
+        client: busyPercent(coresBefore, coresAfter, `cpu${CLIENT_CORE}`, 'softirq'),
+      },
+    },
+  }
+}
+
+const bodies = new Map()
+
+/** The body every answer of a wrk test must carry: the static file, or the responder's x's. */
+function expectedBody(test) {
+  if (!bodies.has(test.id)) {
+    bodies.set(test.id, test.file ? patternBytes(test.file.size) : Buffer.alloc(test.bodySize, 'x'))
+  }
+  return bodies.get(test.id)
+}
+
+/** Sockets the server still holds beyond those it had when ready, once they had time to close. */
+async function leftoverSockets(pid, atStart) {
+  const deadline = Date.now() + SOCKET_SETTLE_MS
+  for (;;) {
+    const now = socketCount(pid)
+    if (now === null || atStart === null) return null
+    if (now <= atStart || Date.now() >= deadline) return Math.max(0, now - atStart)
+    await sleep(100)
+  }
+}
+
+/**
+ * Signs the round measured something other than the server alone, or that the server kept
+ * sockets after every client left (kept valid, but reported).
+ */
+function warnings(record, client) {
+  const { coreBusy, coreSoftirq, serverCpuPercent, clientCpuPercent, upstreamCpuPercent, leftoverSockets } =
+    record
   const out = []
+  const clientSide = clientCpuPercent + (upstreamCpuPercent ?? 0)
+  const clientName = upstreamCpuPercent == null ? client : `${client} + upstream`
   const serverOther = coreBusy.server - serverCpuPercent
-  const clientOther = coreBusy.client - clientCpuPercent
-  if (serverOther > OTHER_LOAD_LIMIT) out.push(`server core ${serverOther.toFixed(0)}% busy with other work`)
-  if (clientOther > OTHER_LOAD_LIMIT) out.push(`wrk core ${clientOther.toFixed(0)}% busy with other work`)
-  if (clientCpuPercent > CLIENT_BUSY_LIMIT)
-    out.push(`wrk used ${clientCpuPercent.toFixed(0)}% of its core (client-bound?)`)
+  const clientOther = coreBusy.client - clientSide
+  // Softirq is named apart: some of it is the measured traffic's own receive processing.
+  const other = (core, pct) =>
+    `${core} core ${pct.toFixed(0)}% busy with other work (${coreSoftirq[core].toFixed(0)}% softirq)`
+  if (serverOther > OTHER_LOAD_LIMIT) out.push(other('server', serverOther))
+  if (clientOther > OTHER_LOAD_LIMIT) out.push(other('client', clientOther))
+  if (clientSide > CLIENT_BUSY_LIMIT)
+    out.push(`${clientName} used ${clientSide.toFixed(0)}% of its core (client-bound?)`)
+  if (leftoverSockets > 0) {
+    out.push(
+      `${leftoverSockets} server sockets still open ${SOCKET_SETTLE_MS / 1000} s after the run (leak?)`,
+    )
+  }
   return out
 }

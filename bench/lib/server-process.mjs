@@ -1,4 +1,5 @@
-// Starts one server variant pinned to a core, waits for its ready line, and stops it.
+// Starts one server (a variant, or a fixed upstream) pinned to a core, waits for its ready line,
+// and stops it.
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
@@ -12,47 +13,66 @@ const STOP_TIMEOUT_MS = 3_000
 export class UnavailableError extends Error {}
 
 /**
- * Runs `taskset -c CORE node SCRIPT 0 BODY_SIZE` and resolves to { pid, port, stop, stderr }
- * once the server printed `{"ready":true,...}`.
+ * Runs `taskset -c CORE node SCRIPT 0 BODY_SIZE [--upstream host:port] [--file path]` and
+ * resolves to { pid, port, alive, stop, stderr, stats } once the server printed
+ * `{"ready":true,...}`. `options` is { bodySize, upstream, file } (see servers/options.mjs).
+ * `stats()` is the last `{"stats":…}` line the server printed (servers print one when stopped).
  */
-export async function startServer(variant, test, core) {
-  const args = ['-c', String(core), process.execPath, variant.script, '0', String(test.server.bodySize)]
+export async function startServer({ id, script }, options, core) {
+  const args = ['-c', String(core), process.execPath, script, '0', String(options.bodySize ?? 1024)]
+  if (options.upstream) args.push('--upstream', options.upstream)
+  if (options.file) args.push('--file', options.file)
   const child = spawn('taskset', args, { cwd: BENCH_DIR, stdio: ['ignore', 'pipe', 'pipe'] })
   let stderr = ''
   child.stderr.setEncoding('utf8')
   child.stderr.on('data', (s) => {
     stderr = (stderr + s).slice(-4000)
   })
-  const exited = once(child, 'exit').catch((err) => [null, null, err]) // spawn errors end it too
+  // 'close' comes after the exit and after stdout's last line (the stats line) was read.
+  const exited = once(child, 'close').catch((err) => [null, null, err]) // spawn errors end it too
+
+  let stats = null
+  let onFirst
+  const first = new Promise((resolve, reject) => {
+    onFirst = resolve
+    exited.then(([code, signal, err]) =>
+      reject(new Error(err ? err.message : `exited before ready (code ${code}, signal ${signal})`)),
+    )
+    AbortSignal.timeout(READY_TIMEOUT_MS).addEventListener('abort', () =>
+      reject(new Error(`no ready line within ${READY_TIMEOUT_MS} ms`)),
+    )
+  })
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    if (onFirst) {
+      onFirst(line)
+      onFirst = null
+      return
+    }
+    try {
+      stats = JSON.parse(line).stats ?? stats
+    } catch {
+      // not ours to read
+    }
+  })
 
   let ready
   try {
-    ready = await readyLine(child, exited)
+    ready = parseReady(await first)
   } catch (err) {
     await kill(child, exited)
-    throw new UnavailableError(`${variant.id}: ${err.message}${stderr ? `\n${stderr.trim()}` : ''}`)
+    throw new UnavailableError(`${id}: ${err.message}${stderr ? `\n${stderr.trim()}` : ''}`)
   }
   return {
     pid: ready.pid, // taskset execs node, so this is child.pid too
     port: ready.port,
     stderr: () => stderr,
+    stats: () => stats,
     alive: () => child.exitCode === null && child.signalCode === null,
     stop: () => kill(child, exited),
   }
 }
 
-async function readyLine(child, exited) {
-  const lines = createInterface({ input: child.stdout })
-  const timeout = AbortSignal.timeout(READY_TIMEOUT_MS)
-  const first = new Promise((resolve, reject) => {
-    lines.once('line', resolve)
-    exited.then(([code, signal, err]) =>
-      reject(new Error(err ? err.message : `exited before ready (code ${code}, signal ${signal})`)),
-    )
-    timeout.addEventListener('abort', () => reject(new Error(`no ready line within ${READY_TIMEOUT_MS} ms`)))
-  })
-  const line = await first
-  child.stdout.resume() // keep draining anything printed later
+function parseReady(line) {
   let msg
   try {
     msg = JSON.parse(line)
@@ -64,8 +84,7 @@ async function readyLine(child, exited) {
 }
 
 async function kill(child, exited) {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  child.kill('SIGTERM')
+  if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
   const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS)
   await exited
   clearTimeout(timer)

@@ -1,4 +1,5 @@
 // Per-round numbers and per-(test, variant) summaries.
+import { variantsFor } from './variants.mjs'
 
 export function median(values) {
   const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b)
@@ -7,34 +8,48 @@ export function median(values) {
   return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2
 }
 
-/** Summary over the valid rounds of each (test, variant); ratios against the baseline variant. */
+/**
+ * Summary over the valid rounds of each (test, variant); ratios against the baseline variant.
+ * wrk tests have req/s, CPU µs/request and latencies (and GB/s of bodies when the test asks);
+ * download tests have GB/s and CPU seconds per GB. `cpuRatio` compares CPU per unit of work:
+ * per request, or per GB.
+ */
 export function summarize(rounds, tests, variants, baselineId) {
   const rows = []
   for (const test of tests) {
-    for (const variant of variants) {
+    for (const variant of variantsFor(test, variants)) {
       const mine = rounds.filter((r) => r.test === test.id && r.variant === variant.id)
       const valid = mine.filter((r) => r.valid)
+      const med = (pick) => median(valid.map(pick))
       rows.push({
         test: test.id,
         testName: test.name,
+        kind: test.kind ?? 'wrk',
         variant: variant.id,
         label: variant.label,
         rounds: mine.length,
         validRounds: valid.length,
         unavailable: mine.find((r) => r.unavailable)?.unavailable ?? null,
-        rps: median(valid.map((r) => r.rps)),
-        cpuUsPerReq: median(valid.map((r) => r.cpuUsPerReq)),
-        p50Ms: median(valid.map((r) => r.latency.p50)),
-        p99Ms: median(valid.map((r) => r.latency.p99)),
-        serverCpuPercent: median(valid.map((r) => r.serverCpuPercent)),
-        clientCpuPercent: median(valid.map((r) => r.clientCpuPercent)),
+        rps: med((r) => r.rps),
+        gbps: med((r) => r.gbps),
+        cpuUsPerReq: med((r) => r.cpuUsPerReq),
+        cpuSecPerGB: med((r) => r.cpuSecPerGB),
+        p50Ms: med((r) => r.latency?.p50),
+        p99Ms: med((r) => r.latency?.p99),
+        serverCpuPercent: med((r) => r.serverCpuPercent),
+        clientCpuPercent: med((r) => r.clientCpuPercent),
+        upstreamCpuPercent: med((r) => r.upstreamCpuPercent),
         warnedRounds: valid.filter((r) => r.warnings.length).length,
       })
     }
     const base = rows.find((r) => r.test === test.id && r.variant === baselineId)
     for (const row of rows.filter((r) => r.test === test.id)) {
       row.rpsRatio = ratio(row.rps, base?.rps)
-      row.cpuRatio = ratio(row.cpuUsPerReq, base?.cpuUsPerReq)
+      row.gbpsRatio = ratio(row.gbps, base?.gbps)
+      row.cpuRatio =
+        row.kind === 'download'
+          ? ratio(row.cpuSecPerGB, base?.cpuSecPerGB)
+          : ratio(row.cpuUsPerReq, base?.cpuUsPerReq)
     }
   }
   return rows

@@ -1,18 +1,74 @@
-// The test matrix: one row per test. `wrk` holds wrk's arguments except duration, --latency and
-// the URL, which the harness adds; `server` is passed to every server variant.
+// The test matrix: one row per test.
+//
+// kind 'wrk' (the default): wrk drives the server under test. `wrk` holds wrk's arguments except
+//   duration, --latency, -s and the URL, which the harness adds. `bodySize` is the body every
+//   answer carries (checked against wrk's byte count and by the probe). `gbps: true` also
+//   reports bytes/s (req/s × bodySize).
+// kind 'download': one big download through the server under test by clients/download.mjs,
+//   `download.bytes` long (`download.quickBytes` with --quick), after one of `warmupBytes`.
+// `server` is passed to every variant (today `bodySize`). `upstream` is a fixed server the
+//   variants forward to (node:net, started once per round, on the client core). `file` is a
+//   file of `size` pattern bytes the harness writes once per run and passes with --file.
+// `variants` maps variant ids to the script (and a note on how it does the job) for this test;
+//   without it every variant runs its default script. Variants without a script here skip it.
 //
 // Ids are the project plan's. t2 is the Go model's 1 kB keep-alive test (its seed README calls
 // it "Test #1: Static 1kB content throughput test"; its later table row "1kB, keep-alive on").
+// proxy-rps, proxy-gbps and static-1m are issue 5's forwarding tests.
+
+const MiB = 2 ** 20
+
+const PROXIES = {
+  tcpserver: { script: 'servers/proxy-tcpserver.mjs', how: 'pipe()' },
+  'node-net': { script: 'servers/proxy-node-net.mjs', how: 'socket.pipe()' },
+}
 
 export const tests = [
   {
     id: 't2',
     name: '1 kB keep-alive',
     description: '100 concurrent keep-alive connections, 1 kB body, one wrk thread',
+    kind: 'wrk',
     wrk: ['-t1', '-c100'],
+    bodySize: 1024,
     server: { bodySize: 1024 },
   },
+  {
+    id: 'proxy-rps',
+    name: 'proxied 1 kB keep-alive',
+    description:
+      'wrk (100 keep-alive connections, one thread) → proxy under test → node:net responder (1 kB body); one upstream connection per client connection',
+    kind: 'wrk',
+    wrk: ['-t1', '-c100'],
+    bodySize: 1024,
+    upstream: { script: 'servers/node-net.mjs', bodySize: 1024 },
+    variants: PROXIES,
+  },
+  {
+    id: 'proxy-gbps',
+    name: '1 GiB through a proxy',
+    description:
+      'one 1 GiB HTTP download (256 MiB with --quick) from a node:net server sending pattern bytes from memory, through the proxy under test, every byte checked by the client',
+    kind: 'download',
+    download: { bytes: 1024 * MiB, quickBytes: 256 * MiB, warmupBytes: 64 * MiB },
+    upstream: { script: 'servers/upstream-blob.mjs' },
+    variants: PROXIES,
+  },
+  {
+    id: 'static-1m',
+    name: 'static 1 MiB file',
+    description:
+      '100 concurrent keep-alive connections, one wrk thread; every answer is a head + a 1 MiB file',
+    kind: 'wrk',
+    wrk: ['-t1', '-c100'],
+    bodySize: MiB,
+    gbps: true,
+    file: { size: MiB },
+    variants: {
+      tcpserver: { script: 'servers/static-tcpserver.mjs', how: 'sendFile()' },
+      'node-net': { script: 'servers/static-node-net.mjs', how: 'createReadStream().pipe()' },
+    },
+  },
   // Next rows, for example:
-  // { id: 't1', name: '1 kB new connection per request', wrk: ['-t1', '-c100', '-H', 'Connection: close'], server: { bodySize: 1024 } },
-  // { id: 't5', name: '16 kB keep-alive off', wrk: ['-t1', '-c100', '-H', 'Connection: close'], server: { bodySize: 16384 } },
+  // { id: 't1', name: '1 kB new connection per request', wrk: ['-t1', '-c100', '-H', 'Connection: close'], bodySize: 1024, server: { bodySize: 1024 } },
 ]

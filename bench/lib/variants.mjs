@@ -1,5 +1,6 @@
 // Server variants: each script starts one server (see servers/options.mjs for its command line).
-// `baseline` is the variant every ratio is computed against.
+// `baseline` is the variant every ratio is computed against. A test may give a variant another
+// script (lib/tests.mjs, `variants`).
 
 export const variants = [
   { id: 'tcpserver', label: 'tcpserver', script: 'servers/tcpserver.mjs' },
@@ -8,3 +9,17 @@ export const variants = [
 ]
 
 export const baselineId = variants.find((v) => v.baseline).id
+
+/**
+ * The selected variants that `test` runs, as { id, label, script }: its own script for each
+ * variant it lists (the label then says how, e.g. "tcpserver pipe()"), or every variant's default.
+ */
+export function variantsFor(test, selected = variants) {
+  if (!test.variants) return selected.map(({ id, label, script }) => ({ id, label, script }))
+  return selected
+    .filter((v) => test.variants[v.id])
+    .map((v) => {
+      const { script, how } = test.variants[v.id]
+      return { id: v.id, label: how ? `${v.label} ${how}` : v.label, script }
+    })
+}

@@ -1,10 +1,15 @@
 // Runs wrk pinned to a core and parses its report.
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
 
-/** Runs `taskset -c CORE wrk --latency ARGS -dDURs URL`; resolves to wrk's stdout. */
+/** A `done` hook that prints the exact bytes read (no per-request Lua). */
+const REPORT_SCRIPT = fileURLToPath(new URL('wrk-report.lua', import.meta.url))
+
+/** Runs `taskset -c CORE wrk --latency -s wrk-report.lua ARGS -dDURs URL`; resolves to wrk's stdout. */
 export async function runWrk({ core, args, duration, url }) {
-  const child = spawn('taskset', ['-c', String(core), 'wrk', '--latency', ...args, `-d${duration}s`, url], {
+  const wrkArgs = ['--latency', '-s', REPORT_SCRIPT, ...args, `-d${duration}s`, url]
+  const child = spawn('taskset', ['-c', String(core), 'wrk', ...wrkArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let out = ''
@@ -19,19 +24,22 @@ export async function runWrk({ core, args, duration, url }) {
 }
 
 /**
- * Parses wrk's text report. Returns { requests, seconds, rps, latency: { p50, p99 } (ms),
+ * Parses wrk's text report. Returns { requests, seconds, rps, bytes, latency: { p50, p99 } (ms),
  * socketErrors: { connect, read, write, timeout }, non2xx, errors } where `errors` lists every
- * reason the run is not clean (empty when valid).
+ * reason the run is not clean (empty when valid). `bytes` comes from wrk-report.lua (null
+ * without it).
  */
 export function parseWrk(text) {
   const total = /(\d+) requests in ([\d.]+)(\w+),/.exec(text)
   const rps = /Requests\/sec:\s+([\d.]+)/.exec(text)
   const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text)
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(text)
+  const bytes = /^Bytes read: (\d+)$/m.exec(text)
   const result = {
     requests: total ? Number(total[1]) : null,
     seconds: total ? toMs(total[2], total[3]) / 1000 : null,
     rps: rps ? Number(rps[1]) : null,
+    bytes: bytes ? Number(bytes[1]) : null,
     latency: { p50: percentile(text, '50'), p99: percentile(text, '99') },
     socketErrors: sock
       ? { connect: Number(sock[1]), read: Number(sock[2]), write: Number(sock[3]), timeout: Number(sock[4]) }
@@ -48,6 +56,31 @@ export function parseWrk(text) {
   if (result.non2xx > 0) result.errors.push(`non-2xx or 3xx responses: ${result.non2xx}`)
   if (result.requests === 0) result.errors.push('no requests completed')
   return result
+}
+
+/**
+ * Byte-count check of a run whose responses all carry a `bodySize`-byte body: the completed
+ * responses' bodies must all be there, and at most one response per connection may be partial
+ * when wrk stops (heads are taken to be under 1 kB). Returns a list of errors (empty when fine).
+ */
+export function checkBytes({ bytes, requests }, { bodySize, connections }) {
+  if (bytes == null || requests == null) return ['no byte count from wrk']
+  const low = requests * bodySize
+  const high = (requests + connections) * (bodySize + 1024)
+  if (bytes < low) return [`${bytes} bytes read, fewer than ${requests} bodies of ${bodySize} bytes`]
+  if (bytes > high)
+    return [`${bytes} bytes read, more than ${requests} responses (+1 per connection) can hold`]
+  return []
+}
+
+/** The connection count in wrk's arguments (`-c100`, `-c 100`, `--connections 100`). */
+export function wrkConnections(args) {
+  for (let i = 0; i < args.length; i++) {
+    const m = /^-c(\d+)$/.exec(args[i])
+    if (m) return Number(m[1])
+    if (args[i] === '-c' || args[i] === '--connections') return Number(args[i + 1])
+  }
+  return 10 // wrk's default
 }
 
 function percentile(text, p) {

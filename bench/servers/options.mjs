@@ -1,12 +1,27 @@
-// Command line of every server variant: `node servers/X.mjs [port] [bodySize]`
-// (or PORT / BODY_SIZE in the environment). Port 0 lets the OS pick; the ready line tells.
+// Command line of every server variant: `node servers/X.mjs [port] [bodySize] [--upstream host:port]
+// [--file path]` (or PORT / BODY_SIZE / UPSTREAM / FILE in the environment). Port 0 lets the OS
+// pick; the ready line tells. Proxies read `upstream`, static file servers read `file`.
+import { parseArgs } from 'node:util'
 
 export function serverOptions(argv = process.argv.slice(2), env = process.env) {
-  const port = Number(argv[0] ?? env.PORT ?? 0)
-  const bodySize = Number(argv[1] ?? env.BODY_SIZE ?? 1024)
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`bad port: ${argv[0]}`)
-  if (!Number.isInteger(bodySize) || bodySize < 0) throw new RangeError(`bad body size: ${argv[1]}`)
-  return { host: '127.0.0.1', port, bodySize }
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { upstream: { type: 'string' }, file: { type: 'string' } },
+  })
+  const port = Number(positionals[0] ?? env.PORT ?? 0)
+  const bodySize = Number(positionals[1] ?? env.BODY_SIZE ?? 1024)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`bad port: ${positionals[0]}`)
+  if (!Number.isInteger(bodySize) || bodySize < 0) throw new RangeError(`bad body size: ${positionals[1]}`)
+  const upstream = values.upstream ?? env.UPSTREAM ?? null
+  const file = values.file ?? env.FILE ?? null
+  return { host: '127.0.0.1', port, bodySize, upstream, file }
+}
+
+/** `host:port` → { host, port }, as node:net's connect() takes it. */
+export function splitAddress(address) {
+  const colon = address.lastIndexOf(':')
+  return { host: address.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(address.slice(colon + 1)) }
 }
 
 /** The one line the harness waits for. */
@@ -18,4 +33,20 @@ export function announceReady(port) {
 export function announceUnavailable(reason) {
   process.stdout.write(`${JSON.stringify({ ready: false, error: String(reason), pid: process.pid })}\n`)
   process.exitCode = 2
+}
+
+/**
+ * On SIGTERM (how the harness stops a server), prints `{"stats":…}` with `collect()`'s counters
+ * and exits. The harness keeps the last such line with the round.
+ */
+export function reportStatsOnExit(collect) {
+  process.once('SIGTERM', () => {
+    let stats
+    try {
+      stats = collect()
+    } catch (err) {
+      stats = { error: String(err?.message ?? err) }
+    }
+    process.stdout.write(`${JSON.stringify({ stats })}\n`, () => process.exit(0))
+  })
 }

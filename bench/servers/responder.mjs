@@ -14,8 +14,15 @@ const MAX_HEAD = 16 * 1024
 
 /** The full response (head + body) for a body of `bodySize` bytes. */
 export function buildResponse(bodySize = 1024) {
-  const head = `HTTP/1.1 200 OK\r\nContent-Length: ${bodySize}\r\nContent-Type: text/plain\r\n\r\n`
-  return Buffer.concat([Buffer.from(head, 'latin1'), Buffer.alloc(bodySize, 'x')])
+  return Buffer.concat([buildHead(bodySize), Buffer.alloc(bodySize, 'x')])
+}
+
+/** A 200 response head for a body of `length` bytes (the static file servers send the body apart). */
+export function buildHead(length, contentType = 'text/plain') {
+  return Buffer.from(
+    `HTTP/1.1 200 OK\r\nContent-Length: ${length}\r\nContent-Type: ${contentType}\r\n\r\n`,
+    'latin1',
+  )
 }
 
 /**
@@ -24,9 +31,22 @@ export function buildResponse(bodySize = 1024) {
  * be closed after writing `out`.
  */
 export function createResponder(bodySize = 1024, response = buildResponse(bodySize)) {
+  const split = createRequestSplitter()
+  return function respond(chunk) {
+    const { count, close } = split(chunk)
+    return { out: repeat(response, count), close }
+  }
+}
+
+/**
+ * The request framing alone, for servers that build their own answers: `split(chunk)` returns
+ * `{ count, close }`, the number of requests completed by this chunk and whether the connection
+ * should be closed after answering them.
+ */
+export function createRequestSplitter() {
   let pending = null // copy of an incomplete request head from earlier chunks
 
-  return function respond(chunk) {
+  return function split(chunk) {
     const buf = pending === null ? chunk : Buffer.concat([pending, chunk])
     pending = null
     let count = 0
@@ -46,7 +66,7 @@ export function createResponder(bodySize = 1024, response = buildResponse(bodySi
       if (buf.length - start > MAX_HEAD) close = true
       else pending = Buffer.from(buf.subarray(start)) // copy: the transport may reuse `chunk`
     }
-    return { out: repeat(response, count), close }
+    return { count, close }
   }
 }
 

@@ -1,9 +1,9 @@
 // Our library's transport + the shared responder.
 
-import { announceReady, announceUnavailable, serverOptions } from './options.mjs'
+import { loadLibrary } from './library.mjs'
+import { announceReady, serverOptions } from './options.mjs'
 import { buildResponse, createResponder } from './responder.mjs'
 
-const LIBRARY = '../../packages/tcpserver/dist/index.js'
 const { host, port, bodySize } = serverOptions()
 const response = buildResponse(bodySize)
 
@@ -31,10 +31,7 @@ async function handler(conn) {
   }
 }
 
-const library = await import(LIBRARY).catch((err) => {
-  announceUnavailable(`cannot load ${LIBRARY}: ${err.code ?? err.message}`)
-  return null
-})
+const library = await loadLibrary()
 if (library) {
   const server = await library.listen({ address: `${host}:${port}`, handler })
   announceReady(server.addresses[0].port)

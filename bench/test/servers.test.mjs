@@ -10,7 +10,6 @@ import { variants } from '../lib/variants.mjs'
 
 const GET = 'GET / HTTP/1.1\r\nHost: x\r\n\r\n'
 const CLOSE = 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
-const bench = { server: { bodySize: 1024 } }
 
 /** Sends `parts` with a pause between them, returns everything read until the server closes. */
 async function exchange(port, parts) {
@@ -33,7 +32,7 @@ for (const variant of variants) {
   test(`${variant.id}: pipelined, split and Connection: close requests`, async (t) => {
     let server
     try {
-      server = await startServer(variant, bench, 0)
+      server = await startServer(variant, { bodySize: 1024 }, 0)
     } catch (err) {
       if (err instanceof UnavailableError) return t.skip(err.message.split('\n')[0])
       throw err

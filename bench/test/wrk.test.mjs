@@ -1,7 +1,7 @@
 // The wrk report parser, and that an unclean run is detected.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { parseWrk } from '../lib/wrk.mjs'
+import { checkBytes, parseWrk, wrkConnections } from '../lib/wrk.mjs'
 
 const CLEAN = `Running 3s test @ http://127.0.0.1:40000/
   1 threads and 100 connections
@@ -58,4 +58,21 @@ test('garbage is invalid, not zero', () => {
   const r = parseWrk('unable to connect to 127.0.0.1:1 Connection refused\n')
   assert.equal(r.rps, null)
   assert.deepEqual(r.errors, ['unparsable wrk output'])
+})
+
+test('the exact byte count from wrk-report.lua is read and checked', () => {
+  const r = parseWrk(`${CLEAN}Bytes read: 163266976\n`)
+  assert.equal(r.bytes, 163266976)
+  const bench = { bodySize: 1024, connections: 100 }
+  assert.deepEqual(checkBytes(r, bench), [])
+  assert.match(checkBytes({ ...r, bytes: 1000 }, bench)[0], /fewer than 143120 bodies/)
+  assert.match(checkBytes({ ...r, bytes: 10 ** 10 }, bench)[0], /more than/)
+  assert.deepEqual(checkBytes(parseWrk(CLEAN), bench), ['no byte count from wrk'])
+})
+
+test('connection count from wrk arguments', () => {
+  assert.equal(wrkConnections(['-t1', '-c100']), 100)
+  assert.equal(wrkConnections(['-c', '7']), 7)
+  assert.equal(wrkConnections(['--connections', '3']), 3)
+  assert.equal(wrkConnections(['-t1']), 10)
 })

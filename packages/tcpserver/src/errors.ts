@@ -30,6 +30,7 @@ export type ErrorCode =
   | 'ERR_TCPSERVER_CONCURRENT_READ'
   | 'ERR_TCPSERVER_FILE_TRUNCATED'
   | 'ERR_TCPSERVER_IDLE_TIMEOUT'
+  | 'ERR_TCPSERVER_NATIVE_MISSING'
   | 'ERR_TCPSERVER_PANIC'
   | 'ERR_TCPSERVER_SHUTDOWN'
   | 'ERR_TCPSERVER_TLS'
@@ -87,6 +88,22 @@ export function invalidArg(option: string, message: string, caller?: Caller): Tc
 /** An error with a code and no further fields. */
 export function codedError(code: ErrorCode, message: string): TcpServerError {
   return make('Error', code, message)
+}
+
+/**
+ * The native addon could not be loaded: usually the platform package was not installed
+ * (optional dependencies skipped, or an unsupported platform).
+ */
+export function nativeMissing(pkg: string, cause: unknown): TcpServerError {
+  const err = make(
+    'Error',
+    'ERR_TCPSERVER_NATIVE_MISSING',
+    `tcpserver: no native binary for ${process.platform}-${process.arch}. Install the platform package ` +
+      `"${pkg}" (npm installs it as an optional dependency; make sure optional dependencies are not ` +
+      `omitted), or build from source with "npm run build" in packages/tcpserver.`,
+  )
+  ;(err as Error & { cause?: unknown }).cause = cause
+  return err
 }
 
 /** `true` for errors this package produced (checks the `code`, not the class). */
