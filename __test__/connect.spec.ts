@@ -9,27 +9,12 @@ import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import test, { type ExecutionContext } from 'ava'
 import { type Connection, type ConnectOptions, connect as dial, listen } from 'tcpserver'
-import { fdCount, sleep, until, within } from './helpers/index.js'
+import { channel, fdCount, sleep, until, within } from './helpers/index.js'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/zero-copy-connect-child.mjs', import.meta.url))
 const errCode = (e: unknown): unknown => (e as { code?: unknown } | null)?.code
 
 /** Resolves with the next value pushed; every wait is bounded. */
-function channel<T>(): { push(v: T): void; next(ms?: number, what?: string): Promise<T> } {
-  const items: T[] = []
-  const waiters: Array<(v: T) => void> = []
-  return {
-    push(v) {
-      const w = waiters.shift()
-      if (w) w(v)
-      else items.push(v)
-    },
-    next(ms = 5000, what = 'next value') {
-      if (items.length > 0) return Promise.resolve(items.shift() as T)
-      return within(new Promise<T>((resolve) => waiters.push(resolve)), ms, what)
-    },
-  }
-}
 
 interface Peer {
   port: number

@@ -6,14 +6,24 @@
 // Serial: the descriptor counts and the timing checks must not share the process with others.
 import { spawn, spawnSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { readFileSync, rmSync } from 'node:fs'
+import { rmSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import test, { type ExecutionContext } from 'ava'
 import { type Connection, connect as dial, type PipeOptions, type PipeResult, type Server } from 'tcpserver'
-import { fdCount, isRoot, portOf, serve, sleep, until, within } from './helpers/index.js'
+import {
+  channel,
+  fdCount,
+  isRoot,
+  portOf,
+  serve,
+  sleep,
+  straceCalls,
+  until,
+  within,
+} from './helpers/index.js'
 
 const SLOW = process.env.TCPSERVER_SLOW === '1'
 const MiB = 1 << 20
@@ -30,28 +40,6 @@ const hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('he
 // node:net ends of the proxy
 
 /** Resolves with the next value pushed; every wait is bounded. */
-function channel<T>(): {
-  push(v: T): void
-  next(ms?: number, what?: string): Promise<T>
-  readonly size: number
-} {
-  const items: T[] = []
-  const waiters: Array<(v: T) => void> = []
-  return {
-    push(v) {
-      const w = waiters.shift()
-      if (w) w(v)
-      else items.push(v)
-    },
-    next(ms = 10_000, what = 'next value') {
-      if (items.length > 0) return Promise.resolve(items.shift() as T)
-      return within(new Promise<T>((resolve) => waiters.push(resolve)), ms, what)
-    },
-    get size() {
-      return items.length
-    },
-  }
-}
 
 /** Sends `total` random bytes with backpressure; returns their hash. Rejects if the socket dies. */
 async function pump(socket: net.Socket, total: number, end = true): Promise<string> {
@@ -142,7 +130,7 @@ interface Upstream {
 
 /** A node:net upstream on 127.0.0.1 (allowHalfOpen: FIN one way keeps the other open). */
 async function upstream(t: ExecutionContext, onSocket: (s: net.Socket) => void): Promise<Upstream> {
-  const sockets = channel<net.Socket>()
+  const sockets = channel<net.Socket>(10_000)
   const all = new Set<net.Socket>()
   const server = net.createServer({ allowHalfOpen: true }, (s) => {
     all.add(s)
@@ -207,7 +195,7 @@ interface ProxyOptions {
  * `const up = await connect(addr); try { result = await conn.pipe(up) } finally { up.close() }`
  */
 async function proxy(t: ExecutionContext, upPort: number, opts: ProxyOptions = {}): Promise<Proxy> {
-  const outcomes = channel<Outcome>()
+  const outcomes = channel<Outcome>(10_000)
   const errors: unknown[] = []
   const server = await serve(t, {
     ...(opts.idleTimeout === undefined ? {} : { idleTimeout: opts.idleTimeout }),
@@ -355,7 +343,7 @@ test.serial(
       s.write(greeting)
       void drain(s).then((d) => s.end(`${d.bytes} ${d.hash}`))
     })
-    const prefixSeen = channel<true>()
+    const prefixSeen = channel<true>(10_000)
     const px = await proxy(t, up.port, {
       pipe: { head },
       async before() {
@@ -570,9 +558,9 @@ test.serial(
 test.serial(
   'pipe() while already piping, or with a read() pending, rejects ERR_TCPSERVER_BUSY; the pipe is unharmed',
   async (t) => {
-    const codes = channel<unknown[]>()
-    const ready = channel<true>()
-    const outcomes = channel<PipeResult>()
+    const codes = channel<unknown[]>(10_000)
+    const ready = channel<true>(10_000)
+    const outcomes = channel<PipeResult>(10_000)
     const up = await upstream(t, (s) => {
       void drain(s).then((d) => s.end(`${d.bytes} ${d.hash}`))
     })
@@ -644,7 +632,7 @@ test.serial(
 test.serial(
   'pipe(self), pipe(non-connection) and bad options reject ERR_INVALID_ARG_VALUE; a valid pipe still works',
   async (t) => {
-    const codes = channel<unknown[]>()
+    const codes = channel<unknown[]>(10_000)
     const up = await upstream(t, (s) => {
       void drain(s).then((d) => s.end(`${d.bytes} ${d.hash}`))
     })
@@ -814,13 +802,6 @@ function assertHashes(t: ExecutionContext, run: FixtureRun, bytes: number): void
 }
 
 /** Calls of `syscall` in an `strace -c` summary file (0 when absent). */
-function straceCalls(file: string, syscall: string): number {
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    const cols = line.trim().split(/\s+/)
-    if (cols.at(-1) === syscall) return Number(cols[3])
-  }
-  return 0
-}
 
 test.serial(
   'strace: the proxy in a child process moves the bytes with splice(2), and not with TCPSERVER_ZERO_COPY=0',

@@ -15,7 +15,6 @@ import {
   mkdirSync,
   mkdtempSync,
   openSync,
-  readFileSync,
   readSync,
   rmSync,
   writeFileSync,
@@ -27,7 +26,17 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import test, { type ExecutionContext } from 'ava'
 import type { Connection, SendFileOptions, Server } from 'tcpserver'
-import { fdCount, isRoot, portOf, serve, sleep, until, within } from './helpers/index.js'
+import {
+  channel,
+  fdCount,
+  isRoot,
+  portOf,
+  serve,
+  sleep,
+  straceCalls,
+  until,
+  within,
+} from './helpers/index.js'
 
 const SLOW = process.env.TCPSERVER_SLOW === '1'
 const MiB = 1 << 20
@@ -107,21 +116,6 @@ async function expected(
 // Server and client
 
 /** Resolves with the next value pushed; every wait is bounded. */
-function channel<T>(): { push(v: T): void; next(ms?: number, what?: string): Promise<T> } {
-  const items: T[] = []
-  const waiters: Array<(v: T) => void> = []
-  return {
-    push(v) {
-      const w = waiters.shift()
-      if (w) w(v)
-      else items.push(v)
-    },
-    next(ms = 10_000, what = 'next value') {
-      if (items.length > 0) return Promise.resolve(items.shift() as T)
-      return within(new Promise<T>((resolve) => waiters.push(resolve)), ms, what)
-    },
-  }
-}
 
 interface Outcome {
   values?: unknown[]
@@ -133,7 +127,7 @@ async function fileServer(
   t: ExecutionContext,
   plan: (conn: Connection) => Promise<unknown[]>,
 ): Promise<{ server: Server; port: number; outcomes: ReturnType<typeof channel<Outcome>> }> {
-  const outcomes = channel<Outcome>()
+  const outcomes = channel<Outcome>(10_000)
   const server = await serve(t, {
     onError: () => {},
     async handler(conn) {
@@ -598,13 +592,6 @@ function runFixture(
 }
 
 /** Calls of `syscall` in an `strace -c` summary file (0 when absent). */
-function straceCalls(file: string, syscall: string): number {
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    const cols = line.trim().split(/\s+/)
-    if (cols.at(-1) === syscall) return Number(cols[3])
-  }
-  return 0
-}
 
 const envWithout = (): NodeJS.ProcessEnv => {
   const env = { ...process.env }

@@ -80,3 +80,32 @@ export function rss(): number {
 export const inPrivateNetns = process.env.TCPSERVER_TEST_NETNS === '1'
 
 export const isRoot = process.getuid?.() === 0
+
+/** A queue with waiting: `push(v)` from callbacks, `await next()` in the test (bounded). */
+export function channel<T>(defaultMs = 5000): {
+  push(v: T): void
+  next(ms?: number, what?: string): Promise<T>
+} {
+  const items: T[] = []
+  const waiters: Array<(v: T) => void> = []
+  return {
+    push(v) {
+      const w = waiters.shift()
+      if (w) w(v)
+      else items.push(v)
+    },
+    next(ms = defaultMs, what = 'next value') {
+      if (items.length > 0) return Promise.resolve(items.shift() as T)
+      return within(new Promise<T>((resolve) => waiters.push(resolve)), ms, what)
+    },
+  }
+}
+
+/** Calls of `syscall` in an `strace -c` summary file. */
+export function straceCalls(file: string, syscall: string): number {
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const cols = line.trim().split(/\s+/)
+    if (cols.at(-1) === syscall) return Number(cols[3])
+  }
+  return 0
+}

@@ -3,13 +3,16 @@
 // only checks status codes and framing; this catches wrong bytes, and a server left broken by
 // the load.
 import net from 'node:net'
+import tls from 'node:tls'
 
 const TIMEOUT_MS = 10_000
 const GET = 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'
 
 /** Resolves to a list of errors (empty when every answer was right). */
-export async function probe(port, expectedBody, requests = 3) {
-  const socket = net.connect({ host: '127.0.0.1', port, noDelay: true })
+export async function probe(port, expectedBody, { tls: secure = false, requests = 3 } = {}) {
+  const socket = secure
+    ? tls.connect({ host: '127.0.0.1', port, noDelay: true, rejectUnauthorized: false })
+    : net.connect({ host: '127.0.0.1', port, noDelay: true })
   socket.on('error', () => {}) // reported through the reader below
   const reader = responses(socket)
   const timer = setTimeout(() => socket.destroy(new Error(`no answer within ${TIMEOUT_MS} ms`)), TIMEOUT_MS)

@@ -17,7 +17,7 @@ export function markdownReport({ machine, method, summary, rounds, baselineLabel
       `${measure.join(' or ')} per variant, interleaved, after a warm-up; medians over valid rounds. ` +
       `CPU is the server under test's${proxied ? ' (the proxy’s, for proxy tests)' : ''}. GB = 10⁹ bytes.`,
     '',
-    `| test | variant | throughput (median) | server CPU | p99 ms | ratio vs ${baselineLabel} | valid rounds |`,
+    `| test | variant | throughput (median) | server CPU | p99 ms | ratio vs Node (${baselineLabel}; node:tls for TLS rows) | valid rounds |`,
     '| --- | --- | ---: | ---: | ---: | --- | ---: |',
   ]
   for (const row of summary) {

@@ -54,7 +54,7 @@ export async function runRound({ test, variant, round, duration, warmup, upstrea
 
 /** wrk warm-up, measured wrk run, byte-count check, then the probe. */
 async function wrkRound({ test, server, upstream, duration, warmup }) {
-  const url = `http://127.0.0.1:${server.port}/`
+  const url = `${test.tls ? 'https' : 'http'}://127.0.0.1:${server.port}/`
   await runWrk({ core: CLIENT_CORE, args: test.wrk, duration: warmup, url })
   const m = await measured(server, upstream, () =>
     runWrk({ core: CLIENT_CORE, args: test.wrk, duration, url }),
@@ -64,7 +64,7 @@ async function wrkRound({ test, server, upstream, duration, warmup }) {
   if (wrk.requests) {
     errors.push(...checkBytes(wrk, { bodySize: test.bodySize, connections: wrkConnections(test.wrk) }))
   }
-  errors.push(...(await probe(server.port, expectedBody(test))))
+  errors.push(...(await probe(server.port, expectedBody(test), { tls: test.tls })))
   return {
     rps: wrk.rps,
     requests: wrk.requests,

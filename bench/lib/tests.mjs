@@ -18,12 +18,38 @@
 
 const MiB = 2 ** 20
 
+// TLS: our server terminates TLS in Rust; Node's own choice is node:tls (the ratio's baseline).
+const TLS = {
+  tcpserver: { script: 'servers/tcpserver-tls.mjs', how: '(rustls)' },
+  'node-net': { script: 'servers/node-tls.mjs', label: 'node:tls' },
+}
+
 const PROXIES = {
   tcpserver: { script: 'servers/proxy-tcpserver.mjs', how: 'pipe()' },
   'node-net': { script: 'servers/proxy-node-net.mjs', how: 'socket.pipe()' },
 }
 
 export const tests = [
+  {
+    id: 't1',
+    name: '1 kB, new connection per request',
+    description: '100 concurrent clients, each request on a new connection (Connection: close), 1 kB body',
+    kind: 'wrk',
+    wrk: ['-t1', '-c100', '-H', 'Connection: close'],
+    bodySize: 1024,
+    server: { bodySize: 1024 },
+  },
+  {
+    id: 't1.1',
+    name: '1 kB over TLS, new connection per request',
+    description: 'as t1, every connection a full TLS 1.3 handshake (ECDSA P-256), no resumption',
+    kind: 'wrk',
+    tls: true,
+    wrk: ['-t1', '-c100', '-H', 'Connection: close'],
+    bodySize: 1024,
+    server: { bodySize: 1024 },
+    variants: TLS,
+  },
   {
     id: 't2',
     name: '1 kB keep-alive',
@@ -32,6 +58,17 @@ export const tests = [
     wrk: ['-t1', '-c100'],
     bodySize: 1024,
     server: { bodySize: 1024 },
+  },
+  {
+    id: 't2.1',
+    name: '1 kB keep-alive over TLS',
+    description: '100 concurrent keep-alive TLS connections, 1 kB body, one wrk thread',
+    kind: 'wrk',
+    tls: true,
+    wrk: ['-t1', '-c100'],
+    bodySize: 1024,
+    server: { bodySize: 1024 },
+    variants: TLS,
   },
   {
     id: 'proxy-rps',
@@ -69,6 +106,4 @@ export const tests = [
       'node-net': { script: 'servers/static-node-net.mjs', how: 'createReadStream().pipe()' },
     },
   },
-  // Next rows, for example:
-  // { id: 't1', name: '1 kB new connection per request', wrk: ['-t1', '-c100', '-H', 'Connection: close'], bodySize: 1024, server: { bodySize: 1024 } },
 ]

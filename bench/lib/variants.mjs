@@ -19,7 +19,7 @@ export function variantsFor(test, selected = variants) {
   return selected
     .filter((v) => test.variants[v.id])
     .map((v) => {
-      const { script, how } = test.variants[v.id]
-      return { id: v.id, label: how ? `${v.label} ${how}` : v.label, script }
+      const { script, how, label = v.label } = test.variants[v.id]
+      return { id: v.id, label: how ? `${label} ${how}` : label, script }
     })
 }

@@ -13,14 +13,15 @@ const CR = 0x0d
 const MAX_HEAD = 16 * 1024
 
 /** The full response (head + body) for a body of `bodySize` bytes. */
-export function buildResponse(bodySize = 1024) {
-  return Buffer.concat([buildHead(bodySize), Buffer.alloc(bodySize, 'x')])
+export function buildResponse(bodySize = 1024, close = false) {
+  return Buffer.concat([buildHead(bodySize, 'text/plain', close), Buffer.alloc(bodySize, 'x')])
 }
 
 /** A 200 response head for a body of `length` bytes (the static file servers send the body apart). */
-export function buildHead(length, contentType = 'text/plain') {
+export function buildHead(length, contentType = 'text/plain', close = false) {
+  const connection = close ? 'Connection: close\r\n' : ''
   return Buffer.from(
-    `HTTP/1.1 200 OK\r\nContent-Length: ${length}\r\nContent-Type: ${contentType}\r\n\r\n`,
+    `HTTP/1.1 200 OK\r\nContent-Length: ${length}\r\nContent-Type: ${contentType}\r\n${connection}\r\n`,
     'latin1',
   )
 }
@@ -30,11 +31,19 @@ export function buildHead(length, contentType = 'text/plain') {
  * answering every request completed by this chunk (or null) and `close` says the connection should
  * be closed after writing `out`.
  */
-export function createResponder(bodySize = 1024, response = buildResponse(bodySize)) {
+export function createResponder(
+  bodySize = 1024,
+  response = buildResponse(bodySize),
+  closing = buildResponse(bodySize, true),
+) {
   const split = createRequestSplitter()
   return function respond(chunk) {
     const { count, close } = split(chunk)
-    return { out: repeat(response, count), close }
+    if (!close || count === 0) return { out: repeat(response, count), close }
+    // The answer to the closing request says so, as node:http does: wrk counts a close that
+    // was not announced as a read error.
+    const out = count === 1 ? closing : Buffer.concat([repeat(response, count - 1), closing])
+    return { out, close }
   }
 }
 

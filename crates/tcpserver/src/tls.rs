@@ -288,36 +288,40 @@ pub async fn connect(
     let name = rustls::pki_types::ServerName::try_from(server_name.to_owned())
         .map_err(|e| tls_error("tls.servername", e))?;
     let mut conn = rustls::ClientConnection::new(config, name).map_err(|e| handshake_error(&e))?;
-    let work = async {
-        while conn.is_handshaking() {
-            if conn.wants_write() {
-                write_tls(&mut conn, stream).await?;
-                continue;
-            }
-            stream.readable().await?;
-            match stream.try_io(Interest::READABLE, || conn.read_tls(&mut SocketIo(stream))) {
-                Ok(0) => {
-                    return Err(handshake_failed(
-                        "peer_closed",
-                        "server closed during the handshake",
-                    ));
-                }
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(Error::Io(e)),
-            }
-            if let Err(e) = conn.process_new_packets() {
-                let _ = write_tls(&mut conn, stream).await;
-                return Err(handshake_error(&e));
-            }
-        }
-        write_tls(&mut conn, stream).await?;
-        Ok::<_, Error>(())
-    };
+    let work = handshake(&mut *conn, stream);
     match tokio::time::timeout(timeout, work).await {
         Ok(r) => r.map(|()| conn),
         Err(_) => Err(handshake_failed("timeout", "handshake timeout")),
     }
+}
+
+/// Drives a handshake, either side, to its end on `stream`; a failure sends rustls' alert first.
+async fn handshake<D>(conn: &mut rustls::ConnectionCommon<D>, stream: &TcpStream) -> Result<()> {
+    while conn.is_handshaking() {
+        if conn.wants_write() {
+            write_tls(conn, stream).await?;
+            continue;
+        }
+        stream.readable().await?;
+        match stream.try_io(Interest::READABLE, || conn.read_tls(&mut SocketIo(stream))) {
+            Ok(0) => {
+                return Err(handshake_failed(
+                    "peer_closed",
+                    "peer closed during the handshake",
+                ));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(Error::Io(e)),
+        }
+        if let Err(e) = conn.process_new_packets() {
+            // The alert (protocol_version, no_application_protocol...) goes out before failing.
+            let _ = write_tls(conn, stream).await;
+            return Err(handshake_error(&e));
+        }
+    }
+    write_tls(conn, stream).await?;
+    Ok(())
 }
 
 /// A server's TLS state: the current configuration (swappable) and the handshake limits.
@@ -411,34 +415,11 @@ impl TlsAcceptor {
             while !head.is_empty() {
                 conn.read_tls(&mut head)?;
                 if let Err(e) = conn.process_new_packets() {
-                    let _ = write_tls(&mut conn, stream).await;
+                    let _ = write_tls(&mut *conn, stream).await;
                     return Err(handshake_error(&e));
                 }
             }
-            while conn.is_handshaking() {
-                if conn.wants_write() {
-                    write_tls(&mut conn, stream).await?;
-                    continue;
-                }
-                stream.readable().await?;
-                match stream.try_io(Interest::READABLE, || conn.read_tls(&mut SocketIo(stream))) {
-                    Ok(0) => {
-                        return Err(handshake_failed(
-                            "peer_closed",
-                            "peer closed during the handshake",
-                        ));
-                    }
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(e) => return Err(Error::Io(e)),
-                }
-                if let Err(e) = conn.process_new_packets() {
-                    // Send the alert (e.g. protocol_version, no_application_protocol) before failing.
-                    let _ = write_tls(&mut conn, stream).await;
-                    return Err(handshake_error(&e));
-                }
-            }
-            write_tls(&mut conn, stream).await?;
+            handshake(&mut *conn, stream).await?;
             Ok(conn)
         };
         let timeout = Duration::from_millis(self.timeout_ms.load(Relaxed));
@@ -599,16 +580,7 @@ pub(crate) trait TlsSession {
     fn write_tls(&mut self, wr: &mut dyn io::Write) -> io::Result<usize>;
 }
 
-impl TlsSession for ServerConnection {
-    fn wants_write(&self) -> bool {
-        rustls::CommonState::wants_write(self)
-    }
-    fn write_tls(&mut self, wr: &mut dyn io::Write) -> io::Result<usize> {
-        rustls::ConnectionCommon::write_tls(self, wr)
-    }
-}
-
-impl TlsSession for rustls::ClientConnection {
+impl<D> TlsSession for rustls::ConnectionCommon<D> {
     fn wants_write(&self) -> bool {
         rustls::CommonState::wants_write(self)
     }
