@@ -53,6 +53,8 @@ export declare class BindingServer {
   setIdleTimeout(id: number, ms: number): void
   /** Swaps the TLS certificates for new handshakes; open connections keep theirs. */
   setTls(options: BindingTlsOptions): BindingError | null
+  /** Answers a TLS_SNI event: the certificate for handshake `token`, or the default one. */
+  resolveSni(token: number, cert?: Buffer | undefined | null, key?: Buffer | undefined | null): void
   /** TLS handshakes completed, and failures by reason. */
   tlsStats(): BindingTlsStats
   /** Counters of the zero-copy paths of this server's connections. */
@@ -296,6 +298,8 @@ export interface BindingTlsOptions {
   requestCert?: boolean
   /** Refuse clients without a valid certificate. */
   requireCert?: boolean
+  /** JavaScript chooses certificates at handshake time (TLS_SNI events, `resolveSni`). */
+  sniCallback?: boolean
 }
 
 /** TLS counters. */

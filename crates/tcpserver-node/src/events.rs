@@ -33,6 +33,7 @@ pub(crate) const FILE_DONE: u32 = 9;
 pub(crate) const CONNECT_FAILED: u32 = 10;
 pub(crate) const TLS_ERROR: u32 = 11;
 pub(crate) const TLS_STARTED: u32 = 12;
+pub(crate) const TLS_SNI: u32 = 13;
 
 /// Batches smaller than this are copied into a fresh JS buffer; bigger ones are handed over
 /// as an external buffer (no copy, one finalizer).
@@ -145,6 +146,22 @@ impl JsSink {
         let text = format!("{tag}\n{}\n{error}", crate::error::code(error));
         let words = append_text(&mut b, CONNECT_FAILED, 0, &text);
         self.push(b, words);
+    }
+
+    /// A handshake waits for JavaScript to choose its certificate: token and SNI name.
+    pub(crate) fn sni_request(&self, token: u32, name: Option<&str>) {
+        let mut b = self.lock();
+        let words = append_text(&mut b, TLS_SNI, 0, name.unwrap_or(""));
+        // [TLS_SNI, token, offset, length | (the client sent a name) << 31]
+        self.push(
+            b,
+            [
+                words[0],
+                token,
+                words[2],
+                words[3] | (u32::from(name.is_some()) << 31),
+            ],
+        );
     }
 
     /// Queues the final server event.

@@ -11,3 +11,4 @@ mod events;
 mod options;
 mod runtime;
 mod server;
+mod sni;

@@ -92,6 +92,8 @@ pub struct BindingTlsOptions {
     pub request_cert: Option<bool>,
     /// Refuse clients without a valid certificate.
     pub require_cert: Option<bool>,
+    /// JavaScript chooses certificates at handshake time (TLS_SNI events, `resolveSni`).
+    pub sni_callback: Option<bool>,
 }
 
 /// Client TLS settings of an outbound connection.

@@ -20,6 +20,7 @@ use crate::options::{
     keep_alive_from, to_client_tls, to_config, to_tls,
 };
 use crate::runtime::runtime;
+use crate::sni::SniBridge;
 use tcpserver::tls::TlsAcceptor;
 
 /// An address as Node reports it.
@@ -99,6 +100,7 @@ pub struct BindingServer {
     next_id: AtomicU64,
     abort: CancellationToken,
     tls: Option<Arc<TlsAcceptor>>,
+    sni: SniBridge,
 }
 
 /// Options of an outbound connection.
@@ -177,16 +179,17 @@ pub fn listen(
         Ok(c) => c,
         Err(e) => return Ok(Either::A(to_binding(&e))),
     };
+    let sink = Arc::new(JsSink::new());
+    let sni = SniBridge::new(&sink);
     let tls = match options
         .tls
         .as_ref()
-        .map(|t| to_tls(t).and_then(|s| TlsAcceptor::new(&s)))
+        .map(|t| to_tls(t).and_then(|s| TlsAcceptor::new(&sni.attach(t, s))))
     {
         None => None,
         Some(Ok(acceptor)) => Some(Arc::new(acceptor)),
         Some(Err(e)) => return Ok(Either::A(to_binding(&e))),
     };
-    let sink = Arc::new(JsSink::new());
     let taker = sink.clone();
     let wake = on_events
         .build_threadsafe_function::<()>()
@@ -240,6 +243,7 @@ pub fn listen(
         next_id: AtomicU64::new(1),
         abort: CancellationToken::new(),
         tls,
+        sni,
     }))
 }
 
@@ -248,6 +252,7 @@ pub fn listen(
 #[napi(catch_unwind)]
 pub fn create_hub(on_events: Function<'_, FnArgs<(Buffer, Buffer)>, ()>) -> Result<BindingServer> {
     let sink = Arc::new(JsSink::new());
+    let sni = SniBridge::new(&sink);
     let taker = sink.clone();
     let wake = on_events
         .build_threadsafe_function::<()>()
@@ -267,6 +272,7 @@ pub fn create_hub(on_events: Function<'_, FnArgs<(Buffer, Buffer)>, ()>) -> Resu
         next_id: AtomicU64::new(1),
         abort: CancellationToken::new(),
         tls: None,
+        sni,
     })
 }
 
@@ -465,9 +471,22 @@ impl BindingServer {
             )));
         };
         to_tls(&options)
-            .and_then(|s| acceptor.reload(&s))
+            .and_then(|s| acceptor.reload(&self.sni.attach(&options, s)))
             .err()
             .map(|e| to_binding(&e))
+    }
+
+    /// Answers a TLS_SNI event: the certificate for handshake `token`, or the default one.
+    #[napi]
+    pub fn resolve_sni(&self, token: u32, cert: Option<Buffer>, key: Option<Buffer>) {
+        let identity = match (cert, key) {
+            (Some(cert), Some(key)) => Some(tcpserver::tls::PemIdentity {
+                cert: cert.to_vec(),
+                key: key.to_vec(),
+            }),
+            _ => None,
+        };
+        self.sni.resolve(token, identity);
     }
 
     /// TLS handshakes completed, and failures by reason.

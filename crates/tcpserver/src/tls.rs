@@ -4,7 +4,9 @@
 //! open connections keep theirs).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -34,6 +36,24 @@ pub struct PemIdentity {
     pub key: Vec<u8>,
 }
 
+/// Picks the certificate for a client's hello at handshake time, given its SNI name (if any);
+/// `None` means the default certificate. For certificates that are not known up front.
+#[derive(Clone)]
+pub struct SniCallback(
+    #[allow(clippy::type_complexity)]
+    pub  Arc<
+        dyn Fn(Option<String>) -> Pin<Box<dyn Future<Output = Option<PemIdentity>> + Send>>
+            + Send
+            + Sync,
+    >,
+);
+
+impl std::fmt::Debug for SniCallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SniCallback")
+    }
+}
+
 /// Server TLS settings.
 #[derive(Debug, Clone)]
 pub struct TlsSettings {
@@ -53,6 +73,8 @@ pub struct TlsSettings {
     pub client_ca: Option<Vec<u8>>,
     /// Refuse clients without a valid certificate (needs `client_ca`).
     pub require_client_cert: bool,
+    /// Chooses certificates at handshake time; `sni` and the default apply when it returns `None`.
+    pub sni_callback: Option<SniCallback>,
 }
 
 impl TlsSettings {
@@ -67,6 +89,7 @@ impl TlsSettings {
             max_handshakes: DEFAULT_MAX_HANDSHAKES,
             client_ca: None,
             require_client_cert: false,
+            sni_callback: None,
         }
     }
 }
@@ -324,10 +347,16 @@ async fn handshake<D>(conn: &mut rustls::ConnectionCommon<D>, stream: &TcpStream
     Ok(())
 }
 
+/// Configurations built for certificates an SNI callback chose, by (certificate, key) PEM.
+type ConfigCache = HashMap<(Vec<u8>, Vec<u8>), Arc<rustls::ServerConfig>>;
+
 /// A server's TLS state: the current configuration (swappable) and the handshake limits.
 #[derive(Debug)]
 pub struct TlsAcceptor {
     config: RwLock<Arc<rustls::ServerConfig>>,
+    /// The settings, for configurations built per identity an SNI callback returns.
+    settings: Mutex<TlsSettings>,
+    dynamic: Mutex<ConfigCache>,
     ticketer: Arc<dyn rustls::server::ProducesTickets>,
     timeout_ms: AtomicU64,
     handshakes: Arc<Semaphore>,
@@ -346,6 +375,8 @@ impl TlsAcceptor {
         let ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| tls_error("tls", e))?;
         Ok(Self {
             config: RwLock::new(server_config(settings, ticketer.clone())?),
+            settings: Mutex::new(settings.clone()),
+            dynamic: Mutex::new(HashMap::new()),
             ticketer,
             timeout_ms: AtomicU64::new(settings.handshake_timeout.as_millis() as u64),
             handshakes: Arc::new(Semaphore::new(settings.max_handshakes)),
@@ -363,6 +394,11 @@ impl TlsAcceptor {
         }
         let config = server_config(settings, self.ticketer.clone())?;
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
+        *self.settings.lock().unwrap_or_else(|e| e.into_inner()) = settings.clone();
+        self.dynamic
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         self.timeout_ms
             .store(settings.handshake_timeout.as_millis() as u64, Relaxed);
         let mut max = self
@@ -378,6 +414,85 @@ impl TlsAcceptor {
         }
         *max = settings.max_handshakes;
         Ok(())
+    }
+
+    /// Reads up to the client's hello, asks `cb` for a certificate, then goes on with the
+    /// configuration for it (built once per certificate, cached) or the default one.
+    async fn accept_dynamic(
+        &self,
+        stream: &TcpStream,
+        head: &[u8],
+        cb: &SniCallback,
+        default: Arc<rustls::ServerConfig>,
+    ) -> Result<ServerConnection> {
+        let mut acceptor = rustls::server::Acceptor::default();
+        let mut head = head;
+        let accepted = loop {
+            if head.is_empty() {
+                stream.readable().await?;
+                match stream.try_io(Interest::READABLE, || {
+                    acceptor.read_tls(&mut SocketIo(stream))
+                }) {
+                    Ok(0) => {
+                        return Err(handshake_failed(
+                            "peer_closed",
+                            "peer closed during the handshake",
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Err(Error::Io(e)),
+                }
+            } else {
+                acceptor.read_tls(&mut head)?;
+            }
+            match acceptor.accept() {
+                Ok(Some(accepted)) => break accepted,
+                Ok(None) => {}
+                Err((e, mut alert)) => {
+                    let _ = alert.write_all(&mut SocketIo(stream));
+                    return Err(handshake_error(&e));
+                }
+            }
+        };
+        let name = accepted.client_hello().server_name().map(str::to_owned);
+        let config = match (cb.0)(name).await {
+            Some(identity) => self.config_for(identity)?,
+            None => default,
+        };
+        accepted.into_connection(config).map_err(|(e, mut alert)| {
+            let _ = alert.write_all(&mut SocketIo(stream));
+            handshake_error(&e)
+        })
+    }
+
+    /// The configuration serving `identity`, built once and cached (bounded).
+    fn config_for(&self, identity: PemIdentity) -> Result<Arc<rustls::ServerConfig>> {
+        let key = (identity.cert.clone(), identity.key.clone());
+        if let Some(c) = self
+            .dynamic
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(c.clone());
+        }
+        let mut settings = self
+            .settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        settings.identity = identity;
+        settings.sni.clear();
+        // A certificate the callback chose that cannot be used fails this handshake only.
+        let config = server_config(&settings, self.ticketer.clone())
+            .map_err(|e| handshake_failed("sni_callback_certificate", &e.to_string()))?;
+        let mut cache = self.dynamic.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= 256 {
+            cache.clear();
+        }
+        cache.insert(key, config.clone());
+        Ok(config)
     }
 
     /// Handshakes completed, and failures by reason.
@@ -404,21 +519,34 @@ impl TlsAcceptor {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
+        let callback = self
+            .settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .sni_callback
+            .clone();
         let work = async {
             let _slot = self
                 .handshakes
                 .acquire()
                 .await
                 .map_err(|_| Error::ServerClosed)?;
-            let mut conn = ServerConnection::new(config).map_err(|e| handshake_error(&e))?;
-            let mut head = head;
-            while !head.is_empty() {
-                conn.read_tls(&mut head)?;
-                if let Err(e) = conn.process_new_packets() {
-                    let _ = write_tls(&mut *conn, stream).await;
-                    return Err(handshake_error(&e));
+            let mut conn = match &callback {
+                Some(cb) => self.accept_dynamic(stream, head, cb, config).await?,
+                None => {
+                    let mut conn =
+                        ServerConnection::new(config).map_err(|e| handshake_error(&e))?;
+                    let mut head = head;
+                    while !head.is_empty() {
+                        conn.read_tls(&mut head)?;
+                        if let Err(e) = conn.process_new_packets() {
+                            let _ = write_tls(&mut *conn, stream).await;
+                            return Err(handshake_error(&e));
+                        }
+                    }
+                    conn
                 }
-            }
+            };
             handshake(&mut *conn, stream).await?;
             Ok(conn)
         };

@@ -24,6 +24,7 @@ export type {
   ServerStats,
   ShutdownOptions,
   ShutdownResult,
+  SniCertificate,
   TlsInfo,
   TlsOptions,
 } from './options.js'

@@ -64,6 +64,7 @@ export async function listen(options: ListenOptions): Promise<Server> {
     handler: options.handler,
     onError: options.onError,
     onTlsError: options.onTlsError,
+    sniCallback: options.tls?.sniCallback,
   })
   const signal = options.signal
   if (signal) {

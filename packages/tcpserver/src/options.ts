@@ -42,6 +42,15 @@ export interface TlsOptions {
       key: PemInput
     }
   >
+  /**
+   * Chooses the certificate while the client's hello waits (for certificates not known up
+   * front): return `{ cert, key }`, or `null` for `sni`/the default. May be async; if it
+   * throws or rejects, the default certificate is used. Runs once per handshake that gets
+   * this far; the configuration built for a certificate is cached.
+   */
+  sniCallback?: (
+    servername: string | null,
+  ) => SniCertificate | null | undefined | Promise<SniCertificate | null | undefined>
   /** ALPN protocols in preference order; the negotiated one is `conn.tls.alpnProtocol`. */
   alpn?: string[]
   /** Lowest TLS version accepted. @default 'TLSv1.2' */
@@ -88,6 +97,14 @@ export interface ConnectTlsOptions {
   key?: PemInput
   /** Handshake deadline, ms. @default 10000 */
   handshakeTimeout?: number
+}
+
+/** A certificate an `sniCallback` returns. */
+export interface SniCertificate {
+  /** Certificate chain, leaf first. */
+  cert: PemInput
+  /** Its private key. */
+  key: PemInput
 }
 
 /** What a TLS connection negotiated (`conn.tls`). */

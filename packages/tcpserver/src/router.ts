@@ -26,6 +26,7 @@ const FILE_DONE = 9
 const CONNECT_FAILED = 10
 const TLS_ERROR = 11
 const TLS_STARTED = 12
+const TLS_SNI = 13
 
 /** What the owner of a router reacts to. */
 export interface RouterHooks {
@@ -35,6 +36,7 @@ export interface RouterHooks {
   serverClosed?(result: ShutdownResult): void
   connectFailed?(tag: number, text: string): void
   tlsError?(text: string): void
+  sni?(token: number, servername: string | null): void
 }
 
 export class EventRouter {
@@ -95,6 +97,10 @@ export class EventRouter {
         } else if (kind === TLS_STARTED) {
           const conn = conns.get(id)
           if (conn) deliverTlsStarted(conn, payload.toString('latin1', a, a + b))
+        } else if (kind === TLS_SNI) {
+          // id: the question's token; b: the name's length, top bit set when there is a name.
+          const name = b >>> 31 ? payload.toString('latin1', a, a + (b & 0x7fffffff)) : null
+          this.#hooks.sni?.(id, name)
         } else if (kind === TLS_ERROR) {
           this.#hooks.tlsError?.(payload.toString('latin1', a, a + b))
         } else if (kind === SERVER_CLOSED) {

@@ -9,10 +9,11 @@ import type {
   ServerStats,
   ShutdownOptions,
   ShutdownResult,
+  SniCertificate,
   TlsOptions,
 } from './options.js'
 import { EventRouter } from './router.js'
-import { toBindingTls } from './tls.js'
+import { pem, toBindingTls } from './tls.js'
 import { expectNumber, validateTls } from './validate.js'
 
 /** Connections waiting in the iterator queue before accepting pauses. */
@@ -32,6 +33,7 @@ export interface ServerInit {
   handler: Handler | undefined
   onError: ((error: unknown, connection: Connection) => void) | undefined
   onTlsError: ((error: Error, remote: AddressInfo) => void) | undefined
+  sniCallback: TlsOptions['sniCallback']
 }
 
 /** "code\naddress\nport\nmessage" (crates/tcpserver-node/src/events.rs). */
@@ -47,6 +49,7 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
   readonly #router: EventRouter
   readonly #handler: Handler | undefined
   readonly #onError: (error: unknown, connection: Connection) => void
+  #sniCallback: TlsOptions['sniCallback']
   readonly #addresses: readonly AddressInfo[]
   readonly #closed: Promise<ShutdownResult>
   #resolveClosed!: (r: ShutdownResult) => void
@@ -60,9 +63,11 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
     this.#native = native
     this.#handler = init.handler
     this.#onError = init.onError ?? defaultOnError
+    this.#sniCallback = init.sniCallback
     this.#router = new EventRouter(native, {
       open: (conn) => this.#open(conn),
       serverClosed: (result) => this.#onServerClosed(result),
+      sni: (token, name) => this.#resolveSni(token, name),
       tlsError: (text) => {
         const hook = init.onTlsError
         if (!hook) return
@@ -121,6 +126,27 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
         throw e
       })
     }
+  }
+
+  /** Answers a handshake's certificate question with the sniCallback's choice (or the default). */
+  #resolveSni(token: number, servername: string | null): void {
+    const answer = (chosen: SniCertificate | null | undefined): void => {
+      try {
+        if (chosen) this.#native.resolveSni(token, pem(chosen.cert), pem(chosen.key))
+        else this.#native.resolveSni(token)
+      } catch {
+        this.#native.resolveSni(token) // an unreadable file: the default certificate
+      }
+    }
+    const callback = this.#sniCallback
+    if (!callback) return answer(null)
+    let result: ReturnType<NonNullable<TlsOptions['sniCallback']>>
+    try {
+      result = callback(servername)
+    } catch {
+      return answer(null)
+    }
+    Promise.resolve(result).then(answer, () => answer(null))
   }
 
   #enqueue(conn: Connection): void {
@@ -202,6 +228,7 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
     validateTls(tls, this.setTlsConfig)
     const err = this.#native.setTls(toBindingTls(tls))
     if (err) throw fromBinding(err, this.setTlsConfig)
+    this.#sniCallback = tls.sniCallback
   }
 
   /** Stops accepting and closes every connection now. */

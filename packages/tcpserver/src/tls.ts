@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs'
 import type { BindingClientTlsOptions, BindingTlsOptions } from './native.js'
 import type { ConnectTlsOptions, PemInput, TlsOptions } from './options.js'
 
-function pem(input: PemInput): Buffer {
+export function pem(input: PemInput): Buffer {
   if (input instanceof Uint8Array) return Buffer.from(input.buffer, input.byteOffset, input.byteLength)
   return input.includes('-----BEGIN') ? Buffer.from(input) : readFileSync(input)
 }
@@ -48,6 +48,7 @@ export function toBindingTls(tls: TlsOptions): BindingTlsOptions {
     ca: pemList(tls.ca),
     requestCert: tls.requestCert,
     requireCert: tls.requireCert,
+    sniCallback: tls.sniCallback ? true : undefined,
   }
 }
 

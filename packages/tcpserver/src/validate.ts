@@ -139,6 +139,7 @@ export function validateTls(tls: unknown, caller: Caller): void {
       checkPem(`tls.sni.${name}.key`, (id as Record<string, unknown>).key, caller)
     }
   }
+  expectFunction('tls.sniCallback', t.sniCallback, caller)
   if (t.alpn !== undefined && (!Array.isArray(t.alpn) || t.alpn.some((p) => typeof p !== 'string'))) {
     throw invalidArg('tls.alpn', 'must be an array of strings', caller)
   }
