@@ -139,12 +139,16 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
       }
     }
     const callback = this.#sniCallback
-    if (!callback) return answer(null)
+    if (!callback) {
+      answer(null)
+      return
+    }
     let result: ReturnType<NonNullable<TlsOptions['sniCallback']>>
     try {
       result = callback(servername)
     } catch {
-      return answer(null)
+      answer(null)
+      return
     }
     Promise.resolve(result).then(answer, () => answer(null))
   }
@@ -266,7 +270,7 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
           }
           return Promise.resolve({ value: conn, done: false })
         }
-        if (this.#isClosed || !this.#accepting()) return Promise.resolve({ value: undefined, done: true })
+        if (this.#isClosed) return Promise.resolve({ value: undefined, done: true })
         return new Promise((resolve) => this.#waiters.push(resolve))
       },
       return: async (): Promise<IteratorResult<Connection>> => {
@@ -274,10 +278,6 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
         return { value: undefined, done: true }
       },
     }
-  }
-
-  #accepting(): boolean {
-    return !this.#isClosed
   }
 
   // Connections queued for an iterator nobody will read any more are closed with the server.
