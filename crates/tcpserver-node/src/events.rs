@@ -48,7 +48,8 @@ type Wake = Box<dyn Fn() + Send + Sync>;
 
 #[derive(Default)]
 struct Batch {
-    events: Vec<u32>,
+    /// Event words, already little-endian: JavaScript views them as a `Uint32Array`.
+    events: Vec<u8>,
     payload: Vec<u8>,
     scheduled: bool,
 }
@@ -117,18 +118,16 @@ impl JsSink {
     pub(crate) fn take(&self) -> (Vec<u8>, Vec<u8>) {
         let mut b = self.lock();
         b.scheduled = false;
-        let events = std::mem::take(&mut b.events);
-        let payload = std::mem::take(&mut b.payload);
-        drop(b);
-        let mut bytes = Vec::with_capacity(events.len() * 4);
-        for w in events {
-            bytes.extend_from_slice(&w.to_le_bytes());
-        }
-        (bytes, payload)
+        (
+            std::mem::take(&mut b.events),
+            std::mem::take(&mut b.payload),
+        )
     }
 
     fn push(&self, mut b: MutexGuard<'_, Batch>, words: [u32; 4]) {
-        b.events.extend_from_slice(&words);
+        for w in words {
+            b.events.extend_from_slice(&w.to_le_bytes());
+        }
         self.schedule(b);
     }
 
@@ -140,11 +139,10 @@ impl JsSink {
         }
     }
 
-    /// An outbound connection attempt failed: "tag\ncode\nmessage".
+    /// An outbound connection attempt failed (fields: the tag).
     pub(crate) fn connect_failed(&self, tag: u32, error: &tcpserver::Error) {
         let mut b = self.lock();
-        let text = format!("{tag}\n{}\n{error}", crate::error::code(error));
-        let words = append_text(&mut b, CONNECT_FAILED, 0, &text);
+        let words = append_text(&mut b, CONNECT_FAILED, 0, &event_text(&[&tag], Some(error)));
         self.push(b, words);
     }
 
@@ -178,11 +176,22 @@ fn append_text(b: &mut Batch, kind: u32, id: u32, text: &str) -> [u32; 4] {
     [kind, id, offset, text.len() as u32]
 }
 
-fn error_text(error: Option<&tcpserver::Error>) -> String {
-    error.map_or_else(
-        || "\n".to_owned(),
-        |e| format!("{}\n{e}", crate::error::code(e)),
-    )
+/// The one layout of every text event: its fields, then the error's code and message (both
+/// empty without an error), one per line. JavaScript parses it in one place
+/// (`parseEventText` in packages/tcpserver/src/errors.ts).
+fn event_text(fields: &[&dyn std::fmt::Display], error: Option<&tcpserver::Error>) -> String {
+    use std::fmt::Write;
+    let mut text = String::with_capacity(96);
+    for f in fields {
+        let _ = writeln!(text, "{f}");
+    }
+    match error {
+        Some(e) => {
+            let _ = write!(text, "{}\n{e}", crate::error::code(e));
+        }
+        None => text.push('\n'),
+    }
+    text
 }
 
 fn clamp(n: u64) -> u32 {
@@ -191,14 +200,9 @@ fn clamp(n: u64) -> u32 {
 
 impl EventSink for JsSink {
     fn tls_error(&self, peer: std::net::SocketAddr, error: &tcpserver::Error) {
-        // "code\naddress\nport\nmessage": for the onTlsError hook; the handler never sees it.
+        // Fields: address, port. For the onTlsError hook; the handler never sees it.
         let mut b = self.lock();
-        let text = format!(
-            "{}\n{}\n{}\n{error}",
-            crate::error::code(error),
-            peer.ip(),
-            peer.port()
-        );
+        let text = event_text(&[&peer.ip(), &peer.port()], Some(error));
         let words = append_text(&mut b, TLS_ERROR, 0, &text);
         self.push(b, words);
     }
@@ -224,43 +228,31 @@ impl EventSink for JsSink {
         let words = match event {
             Event::Open { tag } => [OPEN, id, tag, 0],
             Event::Paused => [PAUSED, id, 0, 0],
-            // Byte counts may pass 4 GiB: they travel as text, with the error ("in\nout\ncode\nmessage").
+            // Byte counts may pass 4 GiB: they travel as text (fields: in, out).
             Event::PipeDone {
                 bytes_in,
                 bytes_out,
                 error,
-            } => {
-                let text = format!("{bytes_in}\n{bytes_out}\n{}", error_text(error));
-                append_text(&mut b, PIPE_DONE, id, &text)
+            } => append_text(
+                &mut b,
+                PIPE_DONE,
+                id,
+                &event_text(&[&bytes_in, &bytes_out], error),
+            ),
+            Event::TlsStarted { error } => {
+                append_text(&mut b, TLS_STARTED, id, &event_text(&[], error))
             }
-            Event::TlsStarted { error } => append_text(&mut b, TLS_STARTED, id, &error_text(error)),
             Event::FileDone { bytes, error } => {
-                let text = format!("{bytes}\n{}", error_text(error));
-                append_text(&mut b, FILE_DONE, id, &text)
+                append_text(&mut b, FILE_DONE, id, &event_text(&[&bytes], error))
             }
             Event::End => [END, id, 0, 0],
             Event::Drain => [DRAIN, id, 0, 0],
+            // Fields: remote ip, port, local ip, port. JavaScript keeps the text and parses it
+            // only if the addresses or the error are asked for.
             Event::Closed { error, info } => {
-                // "code\nremoteIp\nremotePort\nlocalIp\nlocalPort\nmessage": JavaScript keeps the
-                // text and parses it only if the addresses or the error are asked for.
-                use std::fmt::Write;
                 let (r, l) = (info.peer_addr, info.local_addr);
-                let code = error.map(crate::error::code).unwrap_or_default();
-                let offset = b.payload.len();
-                let mut text = String::with_capacity(80);
-                let _ = write!(
-                    text,
-                    "{code}\n{}\n{}\n{}\n{}\n",
-                    r.ip(),
-                    r.port(),
-                    l.ip(),
-                    l.port()
-                );
-                if let Some(e) = error {
-                    let _ = write!(text, "{e}");
-                }
-                b.payload.extend_from_slice(text.as_bytes());
-                [CLOSED, id, offset as u32, text.len() as u32]
+                let text = event_text(&[&r.ip(), &r.port(), &l.ip(), &l.port()], error);
+                append_text(&mut b, CLOSED, id, &text)
             }
             // The core and this binding ship together; nothing else exists.
             _ => return,

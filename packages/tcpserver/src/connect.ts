@@ -1,7 +1,7 @@
 // Outbound connections. They live on one process-wide hub: a native BindingServer without
 // listeners, whose events this module dispatches like a server's.
 import type { Connection } from './connection.js'
-import { codedError, fromBinding, invalidArg } from './errors.js'
+import { codedError, fromBinding, invalidArg, parseEventText } from './errors.js'
 import { type BindingServer, binding } from './native.js'
 import type { AddressInput, ConnectOptions } from './options.js'
 import { EventRouter } from './router.js'
@@ -55,12 +55,12 @@ class Hub {
     this.#update()
   }
 
-  /** "tag\ncode\nmessage" (crates/tcpserver-node/src/events.rs). */
+  /** A CONNECT_FAILED event's fields: the attempt's tag; then the error. */
   #failed(text: string): void {
-    const [tag = '', code = '', ...message] = text.split('\n')
+    const [[tag], error] = parseEventText(text, 1)
     const pending = this.#pending.get(Number(tag))
     this.#pending.delete(Number(tag))
-    pending?.[1](codedError(code, message.join('\n')))
+    pending?.[1](error ?? codedError('ERR_SOCKET_CLOSED', 'connection attempt failed'))
     this.#update()
   }
 

@@ -2,7 +2,7 @@
 // chunk); writes are one synchronous native call that tries the socket at once.
 
 import { X509Certificate } from 'node:crypto'
-import { codedError, fromBinding, invalidArg, type TcpServerError } from './errors.js'
+import { codedError, fromBinding, invalidArg, parseEventText, type TcpServerError } from './errors.js'
 import type { BindingConnectionInfo, BindingServer } from './native.js'
 import type {
   AddressInfo,
@@ -49,12 +49,10 @@ enum Pipe {
 
 type Settle<T> = [(value: T) => void, (error: Error) => void]
 
-/** `in\nout\ncode\nmessage` / `bytes\ncode\nmessage` (crates/tcpserver-node/src/events.rs). */
+/** A PIPE_DONE / FILE_DONE / TLS_STARTED event: its byte counts, then the error if any. */
 function splitDone(text: string, numbers: number): [number[], TcpServerError | null] {
-  const parts = text.split('\n')
-  const values = parts.slice(0, numbers).map(Number)
-  const code = parts[numbers] ?? ''
-  return [values, code === '' ? null : codedError(code, parts.slice(numbers + 1).join('\n'))]
+  const [fields, error] = parseEventText(text, numbers)
+  return [fields.map(Number), error]
 }
 
 enum Reader {
@@ -71,21 +69,14 @@ interface ClosedInfo {
 
 const family = (ip: string): 'IPv4' | 'IPv6' => (ip.includes(':') ? 'IPv6' : 'IPv4')
 
-/** `code\nremoteIp\nremotePort\nlocalIp\nlocalPort\nmessage` (crates/tcpserver-node/src/events.rs). */
-function parseClosedInfo(text: string): ClosedInfo {
-  const [, rip = '', rport, lip = '', lport] = text.split('\n', 5)
-  return {
+/** A CLOSED event's fields: remote ip, port, local ip, port; then the error if any. */
+function parseClosed(text: string): [ClosedInfo, TcpServerError | null] {
+  const [[rip = '', rport, lip = '', lport], error] = parseEventText(text, 4)
+  const info = {
     remote: { address: rip, port: Number(rport), family: family(rip) },
     local: { address: lip, port: Number(lport), family: family(lip) },
   }
-}
-
-function parseClosedError(text: string): TcpServerError | null {
-  const code = text.slice(0, text.indexOf('\n'))
-  if (code === '') return null
-  let at = 0
-  for (let i = 0; i < 5; i++) at = text.indexOf('\n', at) + 1
-  return codedError(code, text.slice(at))
+  return [info, error]
 }
 
 /** Internal entry points for the server's event dispatch (not exported from the package). */
@@ -501,7 +492,7 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
 
   #fetchInfo(): BindingConnectionInfo | ClosedInfo | null {
     if (this.#info === null) {
-      if (this.#closedText !== null) this.#info = parseClosedInfo(this.#closedText)
+      if (this.#closedText !== null) [this.#info] = parseClosed(this.#closedText)
       else if (!this.#closed) this.#info = this.#native.info(this.id) ?? null
     }
     return this.#info
@@ -573,7 +564,7 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   #onClosed(closedText: string): void {
     if (this.#closed) return
     this.#closedText = closedText
-    const err = parseClosedError(closedText)
+    const [, err] = parseClosed(closedText)
     this.#closed = true
     this.#writeClosed = true
     if (err) this.#error = err

@@ -91,6 +91,18 @@ export function codedError(code: ErrorCode, message: string): TcpServerError {
 }
 
 /**
+ * Parses the one layout of every text event from the native side: `nFields` lines of fields,
+ * then the error's code and message (both empty without an error) — `event_text` in
+ * crates/tcpserver-node/src/events.rs.
+ */
+export function parseEventText(text: string, nFields: number): [string[], TcpServerError | null] {
+  const lines = text.split('\n')
+  const code = lines[nFields] ?? ''
+  const error = code === '' ? null : codedError(code, lines.slice(nFields + 1).join('\n'))
+  return [lines.slice(0, nFields), error]
+}
+
+/**
  * The native addon could not be loaded: usually the platform package was not installed
  * (optional dependencies skipped, or an unsupported platform).
  */

@@ -1,7 +1,7 @@
 // The server: owns the native handle, dispatches event batches in one tight loop, runs one
 // handler per connection and closes the connection when it settles.
 import { type Connection, releaseConnection } from './connection.js'
-import { codedError, fromBinding } from './errors.js'
+import { codedError, fromBinding, parseEventText } from './errors.js'
 import type { BindingServer } from './native.js'
 import type {
   AddressInfo,
@@ -36,11 +36,11 @@ export interface ServerInit {
   sniCallback: TlsOptions['sniCallback']
 }
 
-/** "code\naddress\nport\nmessage" (crates/tcpserver-node/src/events.rs). */
+/** A TLS_ERROR event's fields: the peer's address and port; then the error. */
 function tlsFailure(text: string): [Error, AddressInfo] {
-  const [code = '', address = '', port = '0', ...message] = text.split('\n')
+  const [[address = '', port = '0'], error] = parseEventText(text, 2)
   const remote: AddressInfo = { address, port: Number(port), family: address.includes(':') ? 'IPv6' : 'IPv4' }
-  return [codedError(code, message.join('\n')), remote]
+  return [error ?? codedError('ERR_TCPSERVER_TLS_HANDSHAKE', 'TLS handshake failed'), remote]
 }
 
 /** A listening server; created by {@link listen}. */
