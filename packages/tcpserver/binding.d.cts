@@ -15,6 +15,15 @@ export declare class BindingServer {
   addresses(): Array<BindingAddress>
   /** The effective per-connection high-water mark, bytes. */
   get highWaterMark(): number
+  /** The read timeout for new connections, ms (0 = off). */
+  get readTimeout(): number
+  /**
+   * Checks a per-connection read timeout (JavaScript applies it): the error the
+   * `readTimeout` option would give, if any.
+   */
+  checkReadTimeout(ms: number): BindingError | null
+  /** The effective write timeout, ms (0 = off). */
+  get writeTimeout(): number
   /** The effective idle timeout, ms (0 = off). */
   get idleTimeout(): number
   /** A snapshot of the counters. */
@@ -51,6 +60,10 @@ export declare class BindingServer {
   setKeepAlive(id: number, enable: boolean, initialDelay?: number | undefined | null, interval?: number | undefined | null, count?: number | undefined | null): void
   /** Idle timeout of connection `id`, ms (0 turns it off). */
   setIdleTimeout(id: number, ms: number): void
+  /** Write timeout of connection `id`, ms (0 turns it off). */
+  setWriteTimeout(id: number, ms: number): void
+  /** Counts a read timeout (reads wait in JavaScript, which applies the timeout). */
+  countReadTimeout(): void
   /** Swaps the TLS certificates for new handshakes; open connections keep theirs. */
   setTls(options: BindingTlsOptions): BindingError | null
   /** Answers a TLS_SNI event: the certificate for handshake `token`, or the default one. */
@@ -224,12 +237,22 @@ export interface BindingListenOptions {
   keepAliveCount?: number
   /** Concurrent connection limit. */
   maxConnections?: number
+  /** `"hold"` (default) or `"refuse"`: new clients while `maxConnections` are open. */
+  onLimit?: string
+  /** Concurrent connections per client address. */
+  maxConnectionsPerIp?: number
+  /** IPv6 prefix length grouping clients for `maxConnectionsPerIp`. */
+  maxConnectionsPerIpV6Prefix?: number
   /** Shut down after this many accepted connections. */
   maxAcceptConnections?: number
   /** Per-connection bound on unconsumed input and queued output, bytes. */
   highWaterMark?: number
   /** Idle timeout, ms (0 = off). */
   idleTimeout?: number
+  /** Write timeout, ms (0 = off). */
+  writeTimeout?: number
+  /** Read timeout, ms (0 = off); JavaScript applies it (reads wait there). */
+  readTimeout?: number
   /** TLS termination. */
   tls?: BindingTlsOptions
 }
@@ -250,8 +273,20 @@ export interface BindingStats {
   accepted: number
   /** Connections open. */
   active: number
-  /** Connections closed at once by `maxAcceptConnections`. */
+  /** Connections closed at once by any limit. */
   refused: number
+  /** ... because `maxConnections` were open (`onLimit: 'refuse'`). */
+  refusedMaxConnections: number
+  /** ... because the client's address held its `maxConnectionsPerIp`. */
+  refusedPerIp: number
+  /** ... because `maxAcceptConnections` was reached. */
+  refusedMaxAccept: number
+  /** Connections closed by the idle timeout. */
+  idleTimeouts: number
+  /** Reads that timed out. */
+  readTimeouts: number
+  /** Connections closed by the write timeout. */
+  writeTimeouts: number
   /** Connections closed by a forced shutdown. */
   forced: number
   /** Connection tasks that panicked. */

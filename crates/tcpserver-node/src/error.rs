@@ -45,6 +45,7 @@ pub(crate) fn code(e: &Error) -> String {
         ErrorKind::WriteAfterEnd => "ERR_STREAM_WRITE_AFTER_END".into(),
         ErrorKind::Shutdown => "ERR_TCPSERVER_SHUTDOWN".into(),
         ErrorKind::IdleTimeout => "ERR_TCPSERVER_IDLE_TIMEOUT".into(),
+        ErrorKind::WriteTimeout => "ERR_TCPSERVER_WRITE_TIMEOUT".into(),
         ErrorKind::Panic => "ERR_TCPSERVER_PANIC".into(),
         ErrorKind::Busy => "ERR_TCPSERVER_BUSY".into(),
         ErrorKind::FileTruncated => "ERR_TCPSERVER_FILE_TRUNCATED".into(),

@@ -6,7 +6,9 @@ use std::time::Duration;
 use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
 use tcpserver::tls::{ClientTlsSettings, PemIdentity, TlsSettings};
-use tcpserver::{Error, InvalidKind, KeepAlive, ServerConfig, address_from_parts, parse_address};
+use tcpserver::{
+    Error, InvalidKind, KeepAlive, LimitPolicy, ServerConfig, address_from_parts, parse_address,
+};
 
 /// One listen address: `address` (`"host:port"`) or `host` + `port`.
 #[napi(object)]
@@ -48,12 +50,22 @@ pub struct BindingListenOptions {
     pub keep_alive_count: Option<f64>,
     /// Concurrent connection limit.
     pub max_connections: Option<f64>,
+    /// `"hold"` (default) or `"refuse"`: new clients while `maxConnections` are open.
+    pub on_limit: Option<String>,
+    /// Concurrent connections per client address.
+    pub max_connections_per_ip: Option<f64>,
+    /// IPv6 prefix length grouping clients for `maxConnectionsPerIp`.
+    pub max_connections_per_ip_v6_prefix: Option<f64>,
     /// Shut down after this many accepted connections.
     pub max_accept_connections: Option<f64>,
     /// Per-connection bound on unconsumed input and queued output, bytes.
     pub high_water_mark: Option<f64>,
     /// Idle timeout, ms (0 = off).
     pub idle_timeout: Option<f64>,
+    /// Write timeout, ms (0 = off).
+    pub write_timeout: Option<f64>,
+    /// Read timeout, ms (0 = off); JavaScript applies it (reads wait there).
+    pub read_timeout: Option<f64>,
     /// TLS termination.
     pub tls: Option<BindingTlsOptions>,
 }
@@ -198,6 +210,8 @@ pub(crate) fn to_tls(o: &BindingTlsOptions) -> Result<TlsSettings, Error> {
 pub(crate) struct DriverSettings {
     pub(crate) high_water_mark: usize,
     pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) write_timeout: Option<Duration>,
+    pub(crate) read_timeout: Option<Duration>,
 }
 
 /// A JS number that must be an integer in `[min, max]` (representability, not policy).
@@ -274,6 +288,26 @@ pub(crate) fn to_config(o: &BindingListenOptions) -> Result<(ServerConfig, Drive
     if let Some(v) = o.max_connections {
         c.max_connections(integer("maxConnections", v, 0.0, U32)? as usize);
     }
+    match o.on_limit.as_deref() {
+        None | Some("hold") => {}
+        Some("refuse") => _ = c.limit_policy(LimitPolicy::Refuse),
+        Some(other) => {
+            return Err(Error::value(
+                "onLimit",
+                format!("must be 'hold' or 'refuse', got '{other}'"),
+            ));
+        }
+    }
+    if let Some(v) = o.max_connections_per_ip {
+        let prefix = o
+            .max_connections_per_ip_v6_prefix
+            .map(|p| integer("maxConnectionsPerIp.ipv6Prefix", p, 0.0, 255.0))
+            .transpose()?;
+        c.max_connections_per_ip(
+            integer("maxConnectionsPerIp", v, 0.0, U32)? as u32,
+            prefix.map(|p| p as u8),
+        );
+    }
     if let Some(v) = o.max_accept_connections {
         c.max_accept_connections(integer("maxAcceptConnections", v, 0.0, MAX_SAFE)?);
     }
@@ -286,16 +320,19 @@ pub(crate) fn to_config(o: &BindingListenOptions) -> Result<(ServerConfig, Drive
         c,
         DriverSettings {
             high_water_mark,
-            idle_timeout: idle_timeout(o.idle_timeout)?,
+            idle_timeout: timeout("idleTimeout", o.idle_timeout)?,
+            write_timeout: timeout("writeTimeout", o.write_timeout)?,
+            read_timeout: timeout("readTimeout", o.read_timeout)?,
         },
     ))
 }
 
-pub(crate) fn idle_timeout(ms: Option<f64>) -> Result<Option<Duration>, Error> {
+/// A timeout option in ms: `None` or 0 is off.
+pub(crate) fn timeout(option: &'static str, ms: Option<f64>) -> Result<Option<Duration>, Error> {
     match ms {
         None => Ok(None),
         Some(ms) => {
-            let ms = integer("idleTimeout", ms, 0.0, U32 * 1000.0)?;
+            let ms = integer(option, ms, 0.0, U32 * 1000.0)?;
             Ok((ms > 0).then(|| Duration::from_millis(ms)))
         }
     }

@@ -70,8 +70,20 @@ pub struct BindingStats {
     pub accepted: f64,
     /// Connections open.
     pub active: f64,
-    /// Connections closed at once by `maxAcceptConnections`.
+    /// Connections closed at once by any limit.
     pub refused: f64,
+    /// ... because `maxConnections` were open (`onLimit: 'refuse'`).
+    pub refused_max_connections: f64,
+    /// ... because the client's address held its `maxConnectionsPerIp`.
+    pub refused_per_ip: f64,
+    /// ... because `maxAcceptConnections` was reached.
+    pub refused_max_accept: f64,
+    /// Connections closed by the idle timeout.
+    pub idle_timeouts: f64,
+    /// Reads that timed out.
+    pub read_timeouts: f64,
+    /// Connections closed by the write timeout.
+    pub write_timeouts: f64,
     /// Connections closed by a forced shutdown.
     pub forced: f64,
     /// Connection tasks that panicked.
@@ -101,6 +113,8 @@ pub struct BindingServer {
     abort: CancellationToken,
     tls: Option<Arc<TlsAcceptor>>,
     sni: SniBridge,
+    /// New connections' read timeout, which JavaScript applies.
+    read_timeout: Option<Duration>,
 }
 
 /// Options of an outbound connection.
@@ -203,6 +217,7 @@ pub fn listen(
     let drive = DriveOptions {
         high_water_mark: settings.high_water_mark,
         idle_timeout: settings.idle_timeout,
+        write_timeout: settings.write_timeout,
     };
     let rt = runtime();
     let _entered = rt.enter();
@@ -244,6 +259,7 @@ pub fn listen(
         abort: CancellationToken::new(),
         tls,
         sni,
+        read_timeout: settings.read_timeout,
     }))
 }
 
@@ -273,6 +289,7 @@ pub fn create_hub(on_events: Function<'_, FnArgs<(Buffer, Buffer)>, ()>) -> Resu
         abort: CancellationToken::new(),
         tls: None,
         sni,
+        read_timeout: None,
     })
 }
 
@@ -294,6 +311,29 @@ impl BindingServer {
         u32::try_from(self.drive.high_water_mark).unwrap_or(u32::MAX)
     }
 
+    /// The read timeout for new connections, ms (0 = off).
+    #[napi(getter)]
+    pub fn read_timeout(&self) -> f64 {
+        self.read_timeout.map_or(0.0, |d| d.as_millis() as f64)
+    }
+
+    /// Checks a per-connection read timeout (JavaScript applies it): the error the
+    /// `readTimeout` option would give, if any.
+    #[napi(catch_unwind)]
+    pub fn check_read_timeout(&self, ms: f64) -> Option<BindingError> {
+        crate::options::timeout("readTimeout", Some(ms))
+            .err()
+            .map(|e| to_binding(&e))
+    }
+
+    /// The effective write timeout, ms (0 = off).
+    #[napi(getter)]
+    pub fn write_timeout(&self) -> f64 {
+        self.drive
+            .write_timeout
+            .map_or(0.0, |d| d.as_millis() as f64)
+    }
+
     /// The effective idle timeout, ms (0 = off).
     #[napi(getter)]
     pub fn idle_timeout(&self) -> f64 {
@@ -306,10 +346,17 @@ impl BindingServer {
     #[napi]
     pub fn stats(&self) -> BindingStats {
         let s = self.server.as_ref().map(Server::stats).unwrap_or_default();
+        let t = self.conns.timeout_stats();
         BindingStats {
             accepted: s.accepted as f64,
             active: s.active as f64,
-            refused: s.refused as f64,
+            refused: s.refused() as f64,
+            refused_max_connections: s.refused_max_connections as f64,
+            refused_per_ip: s.refused_per_ip as f64,
+            refused_max_accept: s.refused_max_accept as f64,
+            idle_timeouts: t.idle as f64,
+            read_timeouts: t.read as f64,
+            write_timeouts: t.write as f64,
             forced: s.forced as f64,
             panics: s.panics as f64,
             accept_errors: s
@@ -457,8 +504,21 @@ impl BindingServer {
     /// Idle timeout of connection `id`, ms (0 turns it off).
     #[napi(catch_unwind)]
     pub fn set_idle_timeout(&self, id: u32, ms: f64) -> Result<(), Code> {
-        let t = or_throw(crate::options::idle_timeout(Some(ms)))?;
+        let t = or_throw(crate::options::timeout("idleTimeout", Some(ms)))?;
         or_throw(self.conns.set_idle_timeout(id, t))
+    }
+
+    /// Write timeout of connection `id`, ms (0 turns it off).
+    #[napi(catch_unwind)]
+    pub fn set_write_timeout(&self, id: u32, ms: f64) -> Result<(), Code> {
+        let t = or_throw(crate::options::timeout("writeTimeout", Some(ms)))?;
+        or_throw(self.conns.set_write_timeout(id, t))
+    }
+
+    /// Counts a read timeout (reads wait in JavaScript, which applies the timeout).
+    #[napi]
+    pub fn count_read_timeout(&self) {
+        self.conns.count_read_timeout();
     }
 
     /// Swaps the TLS certificates for new handshakes; open connections keep theirs.
@@ -540,7 +600,7 @@ impl BindingServer {
             let opts = PipeOptions {
                 head_to_other: head_to_other.map(|h| h.to_vec()).unwrap_or_default(),
                 head_to_this: head_to_this.map(|h| h.to_vec()).unwrap_or_default(),
-                idle_timeout: crate::options::idle_timeout(idle_timeout)?,
+                idle_timeout: crate::options::timeout("idleTimeout", idle_timeout)?,
             };
             runtime().spawn(self.conns.pipe(id, &other.conns, other_id, opts)?);
             Ok(())

@@ -61,13 +61,18 @@ pub(crate) async fn run(listener: TcpListener, inner: Arc<Inner>) {
                 // The limit is checked after accept: with several SO_REUSEPORT sockets, a loop
                 // holding the last slot while blocked in accept() on its own socket would starve
                 // a client the kernel queued on another one. So at most one accepted
-                // connection per loop waits here, unhandled, for a slot.
-                let permit = tokio::select! {
+                // connection per loop waits here, unhandled, for a slot (`LimitPolicy::Hold`).
+                let admission = tokio::select! {
                     biased;
                     () = stop.cancelled() => return,
-                    permit = inner.admit() => permit,
+                    admission = inner.admit() => admission,
                 };
-                inner.dispatch(stream, peer, permit);
+                // Refused clients are closed (dropped) at once; the counters say why.
+                if let Some(mut admission) = admission
+                    && inner.admit_ip(&mut admission, peer)
+                {
+                    inner.dispatch(stream, peer, admission);
+                }
             }
             Err(e) => {
                 inner.counters.accept_error(e.raw_os_error().unwrap_or(0));

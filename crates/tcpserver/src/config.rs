@@ -57,6 +57,30 @@ impl Default for SocketOptions {
     }
 }
 
+/// What the server does with a new connection while `max_connections` are open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LimitPolicy {
+    /// Stop accepting: the kernel's listen backlog holds new clients until a slot frees
+    /// (clients wait; when the backlog is full the kernel drops their SYNs and they retry).
+    #[default]
+    Hold,
+    /// Accept and close at once, counted in [`Stats::refused_max_connections`]: clients learn
+    /// immediately that the server is full, and a flood cannot fill the backlog.
+    ///
+    /// [`Stats::refused_max_connections`]: crate::Stats::refused_max_connections
+    Refuse,
+}
+
+/// A cap on concurrent connections per client address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PerIpLimit {
+    /// Connections one address (or IPv6 prefix) may hold open; more are refused.
+    pub max: u32,
+    /// IPv6 clients are grouped by this prefix length: one host usually owns a whole /64, so
+    /// counting single addresses would let it open `max` connections per address.
+    pub ipv6_prefix: u8,
+}
+
 /// The whole server configuration.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServerConfig {
@@ -64,8 +88,13 @@ pub struct ServerConfig {
     pub(crate) listener: ListenerOptions,
     pub(crate) socket: SocketOptions,
     pub(crate) max_connections: Option<usize>,
+    pub(crate) limit_policy: LimitPolicy,
+    pub(crate) per_ip: Option<PerIpLimit>,
     pub(crate) max_accept_connections: Option<u64>,
 }
+
+/// Default IPv6 grouping of [`ServerConfig::max_connections_per_ip`].
+pub const DEFAULT_IPV6_PREFIX: u8 = 64;
 
 /// Upper bound of `loops`: more accept loops than this only waste file descriptors.
 pub const MAX_LOOPS: usize = 1024;
@@ -138,6 +167,26 @@ impl ServerConfig {
     /// backlog holds new clients meanwhile.
     pub fn max_connections(&mut self, max: usize) -> &mut Self {
         self.max_connections = Some(max);
+        self
+    }
+
+    /// What happens to new clients while `max_connections` are open (default
+    /// [`LimitPolicy::Hold`]).
+    pub fn limit_policy(&mut self, policy: LimitPolicy) -> &mut Self {
+        self.limit_policy = policy;
+        self
+    }
+
+    /// At most `max` concurrent connections per client address; IPv6 addresses are grouped
+    /// by `ipv6_prefix` bits (`None`: [`DEFAULT_IPV6_PREFIX`]). A client over its share is
+    /// accepted and closed at once (holding it would let one address fill the backlog for
+    /// everyone), counted in [`Stats::refused_per_ip`](crate::Stats::refused_per_ip).
+    /// IPv4-mapped IPv6 clients count as their IPv4 address.
+    pub fn max_connections_per_ip(&mut self, max: u32, ipv6_prefix: Option<u8>) -> &mut Self {
+        self.per_ip = Some(PerIpLimit {
+            max,
+            ipv6_prefix: ipv6_prefix.unwrap_or(DEFAULT_IPV6_PREFIX),
+        });
         self
     }
 
@@ -218,6 +267,17 @@ impl ServerConfig {
         if self.max_connections == Some(0) {
             return Err(Error::range("maxConnections", "must be at least 1"));
         }
+        if let Some(p) = self.per_ip {
+            if p.max == 0 {
+                return Err(Error::range("maxConnectionsPerIp", "must be at least 1"));
+            }
+            if !(1..=128).contains(&p.ipv6_prefix) {
+                return Err(Error::range(
+                    "maxConnectionsPerIp.ipv6Prefix",
+                    "must be between 1 and 128",
+                ));
+            }
+        }
         if self.max_accept_connections == Some(0) {
             return Err(Error::range("maxAcceptConnections", "must be at least 1"));
         }
@@ -251,7 +311,7 @@ mod tests {
     #[test]
     fn each_range_names_its_option() {
         type Set = fn(&mut ServerConfig);
-        let cases: [(&str, Set); 11] = [
+        let cases: [(&str, Set); 14] = [
             ("loops", |c| _ = c.loops(0)),
             ("loops", |c| _ = c.loops(MAX_LOOPS + 1)),
             ("loops", |c| _ = c.loops(2).reuse_port(false)),
@@ -261,6 +321,15 @@ mod tests {
             ("deferAccept", |c| _ = c.defer_accept(4000)),
             ("maxConnections", |c| _ = c.max_connections(0)),
             ("maxAcceptConnections", |c| _ = c.max_accept_connections(0)),
+            ("maxConnectionsPerIp", |c| {
+                _ = c.max_connections_per_ip(0, None)
+            }),
+            ("maxConnectionsPerIp.ipv6Prefix", |c| {
+                _ = c.max_connections_per_ip(1, Some(0))
+            }),
+            ("maxConnectionsPerIp.ipv6Prefix", |c| {
+                _ = c.max_connections_per_ip(1, Some(129))
+            }),
             ("keepAlive.count", |c| {
                 _ = c.keep_alive(Some(KeepAlive {
                     retries: Some(0),

@@ -115,6 +115,9 @@ pub struct DriveOptions {
     pub high_water_mark: usize,
     /// Close the connection after this long without a byte moving either way.
     pub idle_timeout: Option<Duration>,
+    /// Close the connection ([`Error::WriteTimeout`]) when output waits this long without
+    /// the peer taking a byte of it: a peer that does not read.
+    pub write_timeout: Option<Duration>,
 }
 
 impl Default for DriveOptions {
@@ -122,6 +125,7 @@ impl Default for DriveOptions {
         Self {
             high_water_mark: 64 * 1024,
             idle_timeout: None,
+            write_timeout: None,
         }
     }
 }
@@ -213,6 +217,9 @@ pub(crate) struct Shared {
     credit: AtomicI64,
     high_water_mark: usize,
     idle_ms: AtomicU64,
+    write_timeout_ms: AtomicU64,
+    /// A job (a file) timed out writing: the driver ends with [`Error::WriteTimeout`].
+    write_timed_out: AtomicBool,
     pub(crate) activity: AtomicU64,
     bytes_read: AtomicU64,
     pub(crate) bytes_written: AtomicU64,
@@ -230,6 +237,12 @@ impl std::fmt::Debug for Shared {
 impl Shared {
     fn out(&self) -> MutexGuard<'_, Outbox> {
         self.out.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The write timeout, if set.
+    pub(crate) fn write_timeout(&self) -> Option<Duration> {
+        let ms = self.write_timeout_ms.load(Relaxed);
+        (ms > 0).then(|| Duration::from_millis(ms))
     }
 
     /// The TLS session, if this connection has one.
@@ -323,6 +336,12 @@ impl Shared {
         self.wake.notify_one();
     }
 
+    /// Ends the connection now with [`Error::WriteTimeout`] (a stalled file).
+    pub(crate) fn fail_write_timeout(&self) {
+        self.write_timed_out.store(true, Relaxed);
+        self.close_now();
+    }
+
     /// Ends the connection now (a failed pipe closes both sides).
     pub(crate) fn close_now(&self) {
         self.out().closing = Closing::Now;
@@ -361,6 +380,26 @@ pub(crate) struct DataCounters {
     pub(crate) files_sent: AtomicU64,
     pub(crate) file_bytes_zero_copy: AtomicU64,
     pub(crate) file_bytes_copied: AtomicU64,
+    pub(crate) idle_timeouts: AtomicU64,
+    pub(crate) read_timeouts: AtomicU64,
+    pub(crate) write_timeouts: AtomicU64,
+}
+
+/// A snapshot of [`Connections::timeout_stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TimeoutStats {
+    /// Connections closed by the idle timeout.
+    pub idle: u64,
+    /// Reads that timed out (counted by the consumer with [`Connections::count_read_timeout`]).
+    pub read: u64,
+    /// Connections closed by the write timeout.
+    pub write: u64,
+}
+
+/// A duration as whole milliseconds for the atomics, 0 meaning off (and at least 1 if on).
+fn millis(d: Option<Duration>) -> u64 {
+    d.map_or(0, |d| d.as_millis().clamp(1, u128::from(u64::MAX)) as u64)
 }
 
 /// A snapshot of [`Connections::data_stats`].
@@ -405,6 +444,16 @@ impl Connections {
             files_sent: c.files_sent.load(Relaxed),
             file_bytes_zero_copy: c.file_bytes_zero_copy.load(Relaxed),
             file_bytes_copied: c.file_bytes_copied.load(Relaxed),
+        }
+    }
+
+    /// Timeouts by kind.
+    pub fn timeout_stats(&self) -> TimeoutStats {
+        let c = &self.counters;
+        TimeoutStats {
+            idle: c.idle_timeouts.load(Relaxed),
+            read: c.read_timeouts.load(Relaxed),
+            write: c.write_timeouts.load(Relaxed),
         }
     }
 
@@ -586,7 +635,9 @@ impl Connections {
             wake: Notify::new(),
             credit: AtomicI64::new(opts.high_water_mark as i64),
             high_water_mark: opts.high_water_mark,
-            idle_ms: AtomicU64::new(opts.idle_timeout.map_or(0, |d| d.as_millis() as u64)),
+            idle_ms: AtomicU64::new(millis(opts.idle_timeout)),
+            write_timeout_ms: AtomicU64::new(millis(opts.write_timeout)),
+            write_timed_out: AtomicBool::new(false),
             activity: AtomicU64::new(0),
             bytes_read: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
@@ -728,10 +779,22 @@ impl Connections {
     /// Changes the idle timeout (`None` turns it off).
     pub fn set_idle_timeout(&self, id: u32, timeout: Option<Duration>) -> Result<()> {
         let sh = self.get(id)?;
-        sh.idle_ms
-            .store(timeout.map_or(0, |d| d.as_millis().max(1) as u64), Relaxed);
+        sh.idle_ms.store(millis(timeout), Relaxed);
         sh.wake.notify_one();
         Ok(())
+    }
+
+    /// Changes the write timeout (`None` turns it off); see [`DriveOptions::write_timeout`].
+    pub fn set_write_timeout(&self, id: u32, timeout: Option<Duration>) -> Result<()> {
+        let sh = self.get(id)?;
+        sh.write_timeout_ms.store(millis(timeout), Relaxed);
+        sh.wake.notify_one();
+        Ok(())
+    }
+
+    /// Counts a read timeout that the consumer applied (reads wait on its side).
+    pub fn count_read_timeout(&self) {
+        self.counters.read_timeouts.fetch_add(1, Relaxed);
     }
 
     /// The peer's address.
@@ -753,6 +816,12 @@ impl<S: EventSink> Unregister<'_, S> {
     fn finish(&mut self, error: Option<&Error>) {
         let id = self.shared.id;
         self.conns.lock().remove(&id);
+        let timeouts = &self.conns.counters;
+        match error {
+            Some(Error::IdleTimeout) => _ = timeouts.idle_timeouts.fetch_add(1, Relaxed),
+            Some(Error::WriteTimeout) => _ = timeouts.write_timeouts.fetch_add(1, Relaxed),
+            _ => {}
+        }
         self.reported = true;
         self.shared.gone.store(true, Relaxed);
         self.shared.gone_notify.notify_waiters();
@@ -779,12 +848,16 @@ async fn run(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
     let mut read_open = true;
     let mut idle_seen = (0u64, 0u64); // (idle_ms, activity) at the last tick
     let mut idle_timer: Option<(u64, tokio::time::Interval)> = None;
+    // Output that waits: the flushed count when it last moved, and the deadline from then.
+    let mut write_stall: Option<u64> = None;
+    let write_deadline = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(write_deadline);
     // Created once: every connection shares the server's token, and a fresh `cancelled()` per
     // iteration would lock the token's waiter list twice per read.
     let aborted = abort.cancelled();
     tokio::pin!(aborted);
     loop {
-        let (flushable, idle_out, closing, write_shut, job) = {
+        let (flushable, idle_out, closing, write_shut, job, flushed) = {
             let out = sh.out();
             let idle_out = out.pending() == 0 && out.reservations.is_empty() && !out.job;
             (
@@ -793,9 +866,13 @@ async fn run(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
                 out.closing,
                 out.write_shut,
                 out.job,
+                out.flushed,
             )
         };
         if closing == Closing::Now {
+            if sh.write_timed_out.load(Relaxed) {
+                return Err(Error::WriteTimeout);
+            }
             return Ok(());
         }
         match sh.mode.load(Relaxed) {
@@ -850,6 +927,19 @@ async fn run(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
             });
             idle_seen = (idle_ms, sh.activity.load(Relaxed));
         }
+        // The write timeout runs only while output waits for the socket, and is re-armed only
+        // when the peer took some of it: nothing per byte on the fast path.
+        let write_ms = sh.write_timeout_ms.load(Relaxed);
+        if write_ms > 0 && pending > 0 {
+            if write_stall != Some(flushed) {
+                write_stall = Some(flushed);
+                write_deadline
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + Duration::from_millis(write_ms));
+            }
+        } else {
+            write_stall = None;
+        }
         let want_read =
             read_open && sh.mode.load(Relaxed) == READING && sh.credit.load(Relaxed) > 0;
         // rustls may already hold decrypted bytes: readiness would not announce them.
@@ -872,6 +962,7 @@ async fn run(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
                 ready?;
                 read_once(sh, sink, &mut read_open)?;
             }
+            () = &mut write_deadline, if write_stall.is_some() => return Err(Error::WriteTimeout),
             _ = async { idle_timer.as_mut().map(|t| &mut t.1).unwrap().tick().await }, if idle_timer.is_some() => {
                 let now = sh.activity.load(Relaxed);
                 if idle_seen.1 == now {

@@ -83,6 +83,10 @@ pub enum Error {
     /// Idle timeout: no bytes moved in either direction for the configured time.
     #[error("connection idle timeout")]
     IdleTimeout,
+    /// Write timeout: queued output waited for the configured time without the peer taking
+    /// a byte of it.
+    #[error("write timed out: the peer took no data for the configured time")]
+    WriteTimeout,
     /// A connection task panicked; the panic was caught and only this connection was closed.
     #[error("connection task panicked: {0}")]
     Panic(String),
@@ -148,6 +152,8 @@ pub enum ErrorKind {
     Shutdown,
     /// See [`Error::IdleTimeout`].
     IdleTimeout,
+    /// See [`Error::WriteTimeout`].
+    WriteTimeout,
     /// See [`Error::Panic`].
     Panic,
     /// See [`Error::Busy`].
@@ -173,6 +179,7 @@ impl Error {
             Self::WriteAfterEnd => ErrorKind::WriteAfterEnd,
             Self::Shutdown => ErrorKind::Shutdown,
             Self::IdleTimeout => ErrorKind::IdleTimeout,
+            Self::WriteTimeout => ErrorKind::WriteTimeout,
             Self::Panic(_) => ErrorKind::Panic,
             Self::Busy => ErrorKind::Busy,
             Self::FileTruncated { .. } => ErrorKind::FileTruncated,

@@ -7,6 +7,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
 use tokio::io::Interest;
 
@@ -77,6 +78,11 @@ pub(crate) async fn run_send(
         () = sh.gone() => Err(Error::ConnectionClosed),
     };
     sh.end_job(ticket);
+    if matches!(result, Err(Error::WriteTimeout)) {
+        // Part of the file went out and the peer stopped taking more: the stream cannot
+        // go on, so the connection ends (with this error, counted like any write timeout).
+        sh.fail_write_timeout();
+    }
     if result.is_ok() {
         conns.counters.files_sent.fetch_add(1, Relaxed);
     }
@@ -99,6 +105,39 @@ async fn send(
     ticket: u64,
 ) -> Result<()> {
     sh.begin_job(ticket).await?;
+    let Some(timeout) = sh.write_timeout() else {
+        return send_range(conns, sh, file, offset, length, sent).await;
+    };
+    tokio::select! {
+        r = send_range(conns, sh, file, offset, length, sent) => r,
+        () = stalled(sent, timeout) => Err(Error::WriteTimeout),
+    }
+}
+
+/// Completes when `sent` did not move for a whole `period` (checked once per period, so a
+/// stall is noticed after one to two periods; a progressing transfer costs one timer tick per
+/// period, nothing per byte).
+async fn stalled(sent: &AtomicU64, period: Duration) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let mut seen = sent.load(Relaxed);
+    loop {
+        tick.tick().await;
+        let now = sent.load(Relaxed);
+        if now == seen {
+            return;
+        }
+        seen = now;
+    }
+}
+
+async fn send_range(
+    conns: &Connections,
+    sh: &Shared,
+    file: &File,
+    offset: u64,
+    length: u64,
+    sent: &AtomicU64,
+) -> Result<()> {
     #[cfg(target_os = "linux")]
     if sh.tls().is_none() && std::env::var("TCPSERVER_ZERO_COPY").as_deref() != Ok("0") {
         let stream = &sh.stream;

@@ -41,13 +41,16 @@ mod error;
 mod file;
 mod forward;
 mod listener;
+mod per_ip;
 mod server;
 mod stats;
 mod sys;
 pub mod tls;
 
 pub use addr::{address_from_parts, parse_address, split_host_port};
-pub use config::{KeepAlive, MAX_LOOPS, ServerConfig, default_loops};
+pub use config::{
+    DEFAULT_IPV6_PREFIX, KeepAlive, LimitPolicy, MAX_LOOPS, PerIpLimit, ServerConfig, default_loops,
+};
 pub use connect::{ConnectOptions, connect};
 pub use connection::{Connection, ConnectionInfo};
 pub use error::{Error, ErrorKind, InvalidKind, Result};

@@ -18,10 +18,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::accept;
-use crate::config::{ServerConfig, SocketOptions};
+use crate::config::{LimitPolicy, ServerConfig, SocketOptions};
 use crate::connection::{Connection, ConnectionInfo};
 use crate::error::Result;
 use crate::listener;
+use crate::per_ip::{IpSlot, PerIpTable};
 use crate::stats::{Counters, Stats};
 
 type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -61,6 +62,8 @@ pub(crate) struct Inner {
     handler: Box<Handler>,
     socket: SocketOptions,
     limit: Option<Arc<Semaphore>>,
+    limit_policy: LimitPolicy,
+    per_ip: Option<Arc<PerIpTable>>,
     max_accept: Option<u64>,
     paused: AtomicBool,
     resume: Notify,
@@ -111,6 +114,8 @@ impl Server {
             handler: Box::new(move |conn| Box::pin(handler(conn))),
             socket: config.socket.clone(),
             limit: config.max_connections.map(|n| Arc::new(Semaphore::new(n))),
+            limit_policy: config.limit_policy,
+            per_ip: config.per_ip.map(PerIpTable::new),
             max_accept: config.max_accept_connections,
             paused: AtomicBool::new(false),
             resume: Notify::new(),
@@ -247,19 +252,46 @@ impl Inner {
         }
     }
 
-    /// Waits for a slot under `maxConnections`.
-    pub(crate) async fn admit(&self) -> Option<OwnedSemaphorePermit> {
-        match &self.limit {
-            Some(sem) => sem.clone().acquire_owned().await.ok(),
+    /// A slot under `maxConnections`: waited for under [`LimitPolicy::Hold`]; `None` (the
+    /// client is refused) under [`LimitPolicy::Refuse`] when the server is full.
+    pub(crate) async fn admit(&self) -> Option<Admission> {
+        let permit = match &self.limit {
             None => None,
+            Some(sem) => match self.limit_policy {
+                LimitPolicy::Hold => sem.clone().acquire_owned().await.ok(),
+                LimitPolicy::Refuse => match sem.clone().try_acquire_owned() {
+                    Ok(p) => Some(p),
+                    Err(_) => {
+                        self.counters.refused_max_connections.fetch_add(1, Relaxed);
+                        return None;
+                    }
+                },
+            },
+        };
+        Some(Admission {
+            _permit: permit,
+            ip_slot: None,
+        })
+    }
+
+    /// Takes `peer`'s share under `maxConnectionsPerIp`; `false` (the client is refused)
+    /// when its address already holds its share.
+    pub(crate) fn admit_ip(&self, admission: &mut Admission, peer: SocketAddr) -> bool {
+        let Some(table) = &self.per_ip else {
+            return true;
+        };
+        admission.ip_slot = table.try_acquire(peer.ip());
+        if admission.ip_slot.is_none() {
+            self.counters.refused_per_ip.fetch_add(1, Relaxed);
         }
+        admission.ip_slot.is_some()
     }
 
     pub(crate) fn dispatch(
         self: &Arc<Self>,
         stream: TcpStream,
         peer: SocketAddr,
-        permit: Option<OwnedSemaphorePermit>,
+        admission: Admission,
     ) {
         let id = match self.max_accept {
             None => {
@@ -282,7 +314,7 @@ impl Inner {
                     }
                     Err(_) => {
                         // A racing loop accepted past the limit: close it at once.
-                        self.counters.refused.fetch_add(1, Relaxed);
+                        self.counters.refused_max_accept.fetch_add(1, Relaxed);
                         return;
                     }
                 }
@@ -319,9 +351,17 @@ impl Inner {
                 () = abort.cancelled() => {}
             }
             inner.counters.active.fetch_sub(1, SeqCst);
-            drop(permit);
+            drop(admission);
         });
     }
+}
+
+/// The limits' slots a connection holds while its task runs.
+#[derive(Debug)]
+pub(crate) struct Admission {
+    /// Held for its `Drop`: the slot frees when the connection's task ends.
+    _permit: Option<OwnedSemaphorePermit>,
+    ip_slot: Option<IpSlot>,
 }
 
 /// Failing to set `TCP_NODELAY` or keep-alive on an accepted socket is not worth dropping the

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 pub(crate) struct Counters {
     pub(crate) accepted: AtomicU64,
     pub(crate) active: AtomicU64,
-    pub(crate) refused: AtomicU64,
+    pub(crate) refused_max_accept: AtomicU64,
+    pub(crate) refused_max_connections: AtomicU64,
+    pub(crate) refused_per_ip: AtomicU64,
     pub(crate) forced: AtomicU64,
     pub(crate) panics: AtomicU64,
     pub(crate) accept_errors: Mutex<BTreeMap<i32, u64>>,
@@ -28,7 +30,9 @@ impl Counters {
         Stats {
             accepted: self.accepted.load(Relaxed),
             active: self.active.load(Relaxed),
-            refused: self.refused.load(Relaxed),
+            refused_max_accept: self.refused_max_accept.load(Relaxed),
+            refused_max_connections: self.refused_max_connections.load(Relaxed),
+            refused_per_ip: self.refused_per_ip.load(Relaxed),
             forced: self.forced.load(Relaxed),
             panics: self.panics.load(Relaxed),
             accept_errors: self
@@ -42,6 +46,13 @@ impl Counters {
     }
 }
 
+impl Stats {
+    /// Connections refused by any limit.
+    pub fn refused(&self) -> u64 {
+        self.refused_max_accept + self.refused_max_connections + self.refused_per_ip
+    }
+}
+
 /// A snapshot of the server's counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -50,8 +61,13 @@ pub struct Stats {
     pub accepted: u64,
     /// Connections whose handler is still running.
     pub active: u64,
-    /// Connections closed at once because a limit was reached (`maxAcceptConnections`).
-    pub refused: u64,
+    /// Connections closed at once because `maxAcceptConnections` was reached by another loop.
+    pub refused_max_accept: u64,
+    /// Connections closed at once because `maxConnections` were open
+    /// ([`LimitPolicy::Refuse`](crate::LimitPolicy::Refuse)).
+    pub refused_max_connections: u64,
+    /// Connections closed at once because their address held its `maxConnectionsPerIp`.
+    pub refused_per_ip: u64,
     /// Connections closed by a forced shutdown (deadline or halt).
     pub forced: u64,
     /// Connection tasks that panicked (each closed only its own connection).

@@ -217,7 +217,7 @@ async fn reading_stops_at_the_credit_and_resumes_on_ack() {
     const TOTAL: usize = 1024 * 1024;
     let (h, client) = Harness::new(DriveOptions {
         high_water_mark: HWM,
-        idle_timeout: None,
+        ..DriveOptions::default()
     })
     .await;
     let sent = support::random_bytes(7, TOTAL);
@@ -257,7 +257,7 @@ async fn queued_writes_reach_the_high_water_mark_then_drain() {
     const TOTAL: usize = 8 * 1024 * 1024;
     let (h, mut client) = Harness::new(DriveOptions {
         high_water_mark: HWM,
-        idle_timeout: None,
+        ..DriveOptions::default()
     })
     .await;
     let data = support::random_bytes(8, TOTAL);
@@ -330,6 +330,7 @@ async fn idle_timeout_closes_a_quiet_connection() {
     let (h, mut client) = Harness::new(DriveOptions {
         high_water_mark: HWM,
         idle_timeout: Some(idle),
+        ..DriveOptions::default()
     })
     .await;
 
@@ -353,6 +354,53 @@ async fn idle_timeout_closes_a_quiet_connection() {
         "closed only after {after:?}"
     );
     assert_eq!(read_to_close(&mut client).await, b"");
+    assert!(h.conns.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_timeout_closes_when_the_peer_stops_reading() {
+    let timeout = Duration::from_millis(300);
+    let (h, mut client) = Harness::new(DriveOptions {
+        high_water_mark: HWM,
+        write_timeout: Some(timeout),
+        ..DriveOptions::default()
+    })
+    .await;
+
+    // A slow reader that keeps taking bytes is not timed out, however long output waits.
+    let chunk = vec![7u8; 256 * 1024];
+    let mut queued_total = 0;
+    let mut read = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    let slow_until = Instant::now() + 3 * timeout;
+    while Instant::now() < slow_until {
+        if h.conns.info(h.id).unwrap().queued < HWM {
+            h.conns.write(h.id, &chunk).unwrap();
+            queued_total += chunk.len();
+        }
+        read += within("slow read", client.read(&mut buf)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    assert_eq!(
+        h.sink.closed(),
+        None,
+        "closed although the peer kept reading"
+    );
+    assert!(read > 0 && queued_total > read);
+
+    // Then it stops reading: the queue stalls and the connection closes after the timeout
+    // (counted from the socket's last progress, which may precede the client's last read:
+    // the client reads from its own receive buffer).
+    let stalled_since = Instant::now();
+    let closed = h.wait_closed().await;
+    let after = stalled_since.elapsed();
+    assert_eq!(closed, Ev::Closed(Some((ErrorKind::WriteTimeout, None))));
+    assert!(
+        after < 2 * timeout + Duration::from_millis(500),
+        "after {after:?}"
+    );
+    assert_eq!(h.conns.timeout_stats().write, 1);
+    assert_eq!(h.conns.timeout_stats().idle, 0);
     assert!(h.conns.is_empty());
 }
 

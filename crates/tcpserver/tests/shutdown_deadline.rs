@@ -203,7 +203,7 @@ async fn max_accept_connections_stops_accepting_by_itself() {
     let report = within("closed", closed).await.unwrap();
     assert_eq!(report.forced, 0);
     let stats = server.stats();
-    assert_eq!((stats.accepted, stats.active, stats.refused), (3, 0, 0));
+    assert_eq!((stats.accepted, stats.active, stats.refused()), (3, 0, 0));
 }
 
 /// Every connection that was running when the limit was reached finished by itself, so the

@@ -61,6 +61,14 @@ enum Reader {
   Iterate = 2,
 }
 
+/** A server's (or the outbound hub's) defaults for its connections, read once. */
+export interface ConnectionSettings {
+  highWaterMark: number
+  idleTimeout: number
+  readTimeout: number
+  writeTimeout: number
+}
+
 /** Addresses recovered from a CLOSED event (the native side forgets the connection then). */
 interface ClosedInfo {
   remote: AddressInfo
@@ -123,7 +131,12 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   #closedPromise: Promise<void> | null = null
   #closedResolve: (() => void) | null = null
   #abort: AbortController | null = null
-  #idleTimeout = 0
+  #idleTimeout: number
+  #writeTimeout: number
+  #readTimeout: number
+  /** Armed while a read waits (at most one timer per connection, not one per read). */
+  #readTimer: NodeJS.Timeout | null = null
+  #waitStart = 0
   #pipe: Pipe = Pipe.None
   #pipePeer: Connection | null = null
   #paused: Settle<void> | null = null
@@ -133,11 +146,13 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   #tlsStarted: Settle<void> | null = null
 
   /** @internal Created by the server. */
-  constructor(native: BindingServer, id: number, highWaterMark: number, idleTimeout: number) {
+  constructor(native: BindingServer, id: number, settings: ConnectionSettings) {
     this.#native = native
     this.id = id
-    this.#highWaterMark = highWaterMark
-    this.#idleTimeout = idleTimeout
+    this.#highWaterMark = settings.highWaterMark
+    this.#idleTimeout = settings.idleTimeout
+    this.#readTimeout = settings.readTimeout
+    this.#writeTimeout = settings.writeTimeout
     this.#openedAt = Date.now()
   }
 
@@ -155,7 +170,9 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
 
   /**
    * The next chunk of data, or `null` once the peer has finished sending (or the connection
-   * closed). Rejects with `ECONNRESET` and similar when the connection fails. One read at a time.
+   * closed). Rejects with `ECONNRESET` and similar when the connection fails, and with
+   * `ETIMEDOUT` when it waited longer than `readTimeout` (the connection stays open). One read
+   * at a time.
    */
   read(): Promise<Buffer | null> {
     if (this.#head < this.#chunks.length) return Promise.resolve(this.#take())
@@ -484,6 +501,34 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
     this.#idleTimeout = ms
   }
 
+  /**
+   * Milliseconds a `read()` may wait for data before it rejects with `ETIMEDOUT`; 0 = off.
+   * Changing it applies to reads that start afterwards.
+   */
+  get readTimeout(): number {
+    return this.#readTimeout
+  }
+
+  set readTimeout(ms: number) {
+    if (typeof ms !== 'number') throw invalidArg('readTimeout', `must be a number, got ${typeof ms}`)
+    const err = this.#native.checkReadTimeout(ms)
+    if (err) throw fromBinding(err)
+    this.#readTimeout = ms
+  }
+
+  /**
+   * Milliseconds queued output may wait without the peer taking a byte before the connection
+   * is closed with `ERR_TCPSERVER_WRITE_TIMEOUT`; 0 = off.
+   */
+  get writeTimeout(): number {
+    return this.#writeTimeout
+  }
+
+  set writeTimeout(ms: number) {
+    if (!this.#closed) this.#native.setWriteTimeout(this.id, ms)
+    this.#writeTimeout = ms
+  }
+
   /** Flushes and closes (same as the handler settling). */
   [Symbol.asyncDispose](): Promise<void> {
     this.#release()
@@ -525,10 +570,42 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
       return Promise.reject(codedError('ERR_TCPSERVER_CONCURRENT_READ', 'another read() is already pending'))
     }
     this.#reader = reader
+    if (this.#readTimeout > 0) {
+      // One clock read per waiting read; the timer is created only when none is armed.
+      this.#waitStart = performance.now()
+      if (this.#readTimer === null) this.#armReadTimer(this.#readTimeout)
+    }
     return new Promise<T>((resolve, reject) => {
       this.#resolve = resolve as (v: never) => void
       this.#reject = reject
     })
+  }
+
+  #armReadTimer(ms: number): void {
+    this.#readTimer = setTimeout(() => this.#onReadTimer(), ms)
+    this.#readTimer.unref()
+  }
+
+  // The timer may belong to an earlier read: it checks how long the current one has waited
+  // and sleeps again for the rest.
+  #onReadTimer(): void {
+    this.#readTimer = null
+    if (this.#reader === Reader.None || this.#readTimeout === 0 || this.#closed) return
+    const left = this.#readTimeout - (performance.now() - this.#waitStart)
+    if (left >= 1) {
+      this.#armReadTimer(Math.ceil(left))
+      return
+    }
+    const reject = this.#reject as (e: Error) => void
+    this.#reader = Reader.None
+    this.#resolve = null
+    this.#reject = null
+    this.#native.countReadTimeout()
+    reject(
+      Object.assign(codedError('ETIMEDOUT', `read timed out after ${this.#readTimeout} ms`), {
+        syscall: 'read',
+      }),
+    )
   }
 
   #settle(value: Buffer | null): void {
@@ -563,6 +640,8 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
 
   #onClosed(closedText: string): void {
     if (this.#closed) return
+    if (this.#readTimer !== null) clearTimeout(this.#readTimer)
+    this.#readTimer = null
     this.#closedText = closedText
     const [, err] = parseClosed(closedText)
     this.#closed = true

@@ -36,6 +36,7 @@ export type ErrorCode =
   | 'ERR_TCPSERVER_TLS'
   | 'ERR_TCPSERVER_TLS_HANDSHAKE'
   | 'ERR_TCPSERVER_UNSUPPORTED'
+  | 'ERR_TCPSERVER_WRITE_TIMEOUT'
   | (string & {})
 
 /** An error from this package: a built-in `Error`/`TypeError`/`RangeError` with Node-style fields. */

@@ -28,9 +28,16 @@ function toBindingOptions(o: ListenOptions): BindingListenOptions {
     keepAliveInterval: typeof ka === 'object' ? ka.interval : undefined,
     keepAliveCount: typeof ka === 'object' ? ka.count : undefined,
     maxConnections: o.maxConnections,
+    onLimit: o.onLimit,
+    maxConnectionsPerIp:
+      typeof o.maxConnectionsPerIp === 'object' ? o.maxConnectionsPerIp.max : o.maxConnectionsPerIp,
+    maxConnectionsPerIpV6Prefix:
+      typeof o.maxConnectionsPerIp === 'object' ? o.maxConnectionsPerIp.ipv6Prefix : undefined,
     maxAcceptConnections: o.maxAcceptConnections,
     highWaterMark: o.highWaterMark,
     idleTimeout: o.idleTimeout,
+    writeTimeout: o.writeTimeout,
+    readTimeout: o.readTimeout,
     tls: o.tls ? toBindingTls(o.tls) : undefined,
   }
 }

@@ -162,8 +162,26 @@ export interface ListenOptions {
   noDelay?: boolean
   /** TCP keep-alive on accepted sockets: `true` with OS probe settings, or the settings. @default false */
   keepAlive?: boolean | KeepAliveOptions
-  /** Stop accepting while this many connections are open; the backlog holds new clients. @default unlimited */
+  /**
+   * At most this many connections open at once. What happens to the next client depends on
+   * `onLimit`. @default unlimited
+   */
   maxConnections?: number
+  /**
+   * While `maxConnections` are open: `'hold'` stops accepting, so the kernel's listen backlog
+   * holds new clients until a slot frees (they wait); `'refuse'` accepts and closes them at
+   * once (they learn at once that the server is full, and a flood cannot fill the backlog),
+   * counted in `stats().refusedBy.maxConnections`. @default 'hold'
+   */
+  onLimit?: 'hold' | 'refuse'
+  /**
+   * At most this many open connections per client address; a client over its share is
+   * accepted and closed at once, counted in `stats().refusedBy.maxConnectionsPerIp` (holding
+   * it back would let one address fill the backlog for everyone). IPv6 clients are grouped by
+   * `ipv6Prefix` bits (a host usually owns a whole /64); IPv4-mapped clients count as IPv4.
+   * @default unlimited (`ipv6Prefix` 64)
+   */
+  maxConnectionsPerIp?: number | { max: number; ipv6Prefix?: number }
   /** Shut down gracefully by itself after this many accepted connections (like the Go model). @default unlimited */
   maxAcceptConnections?: number
   /**
@@ -174,6 +192,20 @@ export interface ListenOptions {
   highWaterMark?: number
   /** Close a connection after this many ms with no byte moving either way; 0 turns it off. @default 0 (off) */
   idleTimeout?: number
+  /**
+   * A `read()` (or iteration step) that waits this many ms without data rejects with
+   * `ETIMEDOUT` (`syscall: 'read'`); the connection stays open, so the handler may catch it
+   * and go on, or let it end the handler. Per connection: `conn.readTimeout`. 0 turns it off.
+   * @default 0 (off)
+   */
+  readTimeout?: number
+  /**
+   * Close a connection whose queued output waited this many ms without the peer taking a
+   * byte (a peer that does not read, also during `sendFile()` and after the handler
+   * finished); the connection fails with `ERR_TCPSERVER_WRITE_TIMEOUT`. Per
+   * connection: `conn.writeTimeout`. 0 turns it off. @default 0 (off)
+   */
+  writeTimeout?: number
   /** Aborting this signal shuts the server down gracefully. */
   signal?: AbortSignal
   /** Serve TLS on every connection. */
@@ -215,8 +247,28 @@ export interface ServerStats {
   accepted: number
   /** Connections open. */
   active: number
-  /** Connections closed at once because `maxAcceptConnections` was reached. */
+  /** Connections closed at once by a limit (the sum of `refusedBy`). */
   refused: number
+  /** Refused connections by the limit that refused them. */
+  refusedBy: {
+    /** `maxConnections` were open and `onLimit` is `'refuse'`. */
+    maxConnections: number
+    /** The client's address held its `maxConnectionsPerIp`. */
+    maxConnectionsPerIp: number
+    /** `maxAcceptConnections` had been reached. */
+    maxAcceptConnections: number
+  }
+  /** Timeouts by kind. */
+  timeouts: {
+    /** TLS handshakes that timed out (also in `tls.failures.timeout`). */
+    handshake: number
+    /** Connections closed by `idleTimeout`. */
+    idle: number
+    /** Reads rejected by `readTimeout`. */
+    read: number
+    /** Connections closed by `writeTimeout`. */
+    write: number
+  }
   /** Connections closed by a forced shutdown. */
   forced: number
   /** Connection tasks in the Rust core that panicked (each closed only its connection). */

@@ -2,6 +2,7 @@
 // outbound hub). Event kinds and layout: crates/tcpserver-node/src/events.rs.
 import {
   Connection,
+  type ConnectionSettings,
   deliverClosed,
   deliverData,
   deliverDrain,
@@ -42,11 +43,19 @@ export interface RouterHooks {
 export class EventRouter {
   readonly #native: BindingServer
   readonly #hooks: RouterHooks
+  readonly #settings: ConnectionSettings
   readonly conns: Map<number, Connection> = new Map()
 
   constructor(native: BindingServer, hooks: RouterHooks) {
     this.#native = native
     this.#hooks = hooks
+    // Read once: native getters are N-API calls, not worth one per connection.
+    this.#settings = {
+      highWaterMark: native.highWaterMark,
+      idleTimeout: native.idleTimeout,
+      writeTimeout: native.writeTimeout,
+      readTimeout: native.readTimeout,
+    }
   }
 
   /** The native event callback: one call per batch. */
@@ -66,8 +75,7 @@ export class EventRouter {
           const conn = conns.get(id)
           if (conn) deliverData(conn, payload.subarray(a, a + b))
         } else if (kind === OPEN) {
-          const native = this.#native
-          const conn = new Connection(native, id, native.highWaterMark, native.idleTimeout)
+          const conn = new Connection(this.#native, id, this.#settings)
           conns.set(id, conn)
           this.#hooks.open(conn, a)
         } else if (kind === END) {

@@ -201,6 +201,17 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
       accepted: s.accepted,
       active: s.active,
       refused: s.refused,
+      refusedBy: {
+        maxConnections: s.refusedMaxConnections,
+        maxConnectionsPerIp: s.refusedPerIp,
+        maxAcceptConnections: s.refusedMaxAccept,
+      },
+      timeouts: {
+        handshake: failures.timeout ?? 0,
+        idle: s.idleTimeouts,
+        read: s.readTimeouts,
+        write: s.writeTimeouts,
+      },
       forced: s.forced,
       panics: s.panics,
       acceptErrors,

@@ -16,9 +16,13 @@ const KNOWN: ReadonlySet<string> = new Set([
   'noDelay',
   'keepAlive',
   'maxConnections',
+  'onLimit',
+  'maxConnectionsPerIp',
   'maxAcceptConnections',
   'highWaterMark',
   'idleTimeout',
+  'readTimeout',
+  'writeTimeout',
   'signal',
   'tls',
   'onTlsError',
@@ -90,8 +94,28 @@ export function validateListenOptions(o: unknown, caller: Caller): asserts o is 
     'maxAcceptConnections',
     'highWaterMark',
     'idleTimeout',
+    'readTimeout',
+    'writeTimeout',
   ]) {
     expectNumber(n, opts[n], caller)
+  }
+  if (opts.onLimit !== undefined && typeof opts.onLimit !== 'string') {
+    throw invalidArg('onLimit', `must be 'hold' or 'refuse', got ${kind(opts.onLimit)}`, caller)
+  }
+  const perIp = opts.maxConnectionsPerIp
+  if (perIp !== undefined && typeof perIp !== 'number') {
+    if (perIp === null || typeof perIp !== 'object' || Array.isArray(perIp)) {
+      throw invalidArg(
+        'maxConnectionsPerIp',
+        `must be a number or { max, ipv6Prefix }, got ${kind(perIp)}`,
+        caller,
+      )
+    }
+    const p = perIp as Record<string, unknown>
+    if (typeof p.max !== 'number') {
+      throw invalidArg('maxConnectionsPerIp.max', `must be a number, got ${kind(p.max)}`, caller)
+    }
+    expectNumber('maxConnectionsPerIp.ipv6Prefix', p.ipv6Prefix, caller)
   }
   for (const n of ['reusePort', 'ipv6Only', 'noDelay']) expectBoolean(n, opts[n], caller)
   expectNumberOrBoolean('fastOpen', opts.fastOpen, caller)
