@@ -1,33 +1,20 @@
 // The Connection object as a handler sees it: reading (read() and for-await), half-close in
 // both directions, close(), closed/signal, addresses, counters, errors and timeouts.
 import { randomBytes } from 'node:crypto'
-import net from 'node:net'
+import type net from 'node:net'
 import test from 'ava'
 import type { Connection } from 'tcpserver'
-import { collect, connect, portOf, serve, sha256, sleep, within } from './helpers/index.js'
-
-/** A promise with its resolve/reject exposed, so a handler can report to the test. */
-function deferred<T = void>(): {
-  promise: Promise<T>
-  resolve: (v: T) => void
-  reject: (e: unknown) => void
-} {
-  let resolve!: (v: T) => void
-  let reject!: (e: unknown) => void
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res
-    reject = rej
-  })
-  return { promise, resolve, reject }
-}
-
-/** A client with `allowHalfOpen`: it keeps writing after the server's FIN. */
-function connectHalfOpen(port: number, host = '127.0.0.1'): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ port, host, allowHalfOpen: true }, () => resolve(socket))
-    socket.once('error', reject)
-  })
-}
+import {
+  collect,
+  connect,
+  connectHalfOpen,
+  deferred,
+  portOf,
+  serve,
+  sha256,
+  sleep,
+  within,
+} from './helpers/index.js'
 
 /** Resolves when the socket has closed (orderly or not); errors on it are expected. */
 function closedSocket(socket: net.Socket): Promise<void> {

@@ -26,6 +26,29 @@ export function connect(port: number, host = '127.0.0.1'): Promise<net.Socket> {
   })
 }
 
+/** A promise with its resolve/reject exposed, so a handler can report to the test. */
+export function deferred<T = void>(): {
+  promise: Promise<T>
+  resolve: (v: T) => void
+  reject: (e: unknown) => void
+} {
+  let resolve!: (v: T) => void
+  let reject!: (e: unknown) => void
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res
+    reject = rej
+  })
+  return { promise, resolve, reject }
+}
+
+/** A client with `allowHalfOpen`: it keeps writing after the server's FIN. */
+export function connectHalfOpen(port: number, host = '127.0.0.1'): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host, allowHalfOpen: true }, () => resolve(socket))
+    socket.once('error', reject)
+  })
+}
+
 /** Everything the socket receives until the peer's FIN (or close). */
 export function collect(socket: net.Socket): Promise<Buffer> {
   return new Promise((resolve, reject) => {

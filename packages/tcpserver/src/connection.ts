@@ -2,6 +2,7 @@
 // chunk); writes are one synchronous native call that tries the socket at once.
 
 import { X509Certificate } from 'node:crypto'
+import type { ReadableStream, WritableStream } from 'node:stream/web'
 import { codedError, fromBinding, invalidArg, parseEventText, type TcpServerError } from './errors.js'
 import type { BindingConnectionInfo, BindingServer } from './native.js'
 import type {
@@ -13,6 +14,7 @@ import type {
   TlsInfo,
   TlsOptions,
 } from './options.js'
+import { ConnectionDuplex, type ConnectionDuplexOptions, createReadable, createWritable } from './streams.js'
 import { toBindingTls } from './tls.js'
 import { expectNumber, validateTls } from './validate.js'
 
@@ -144,6 +146,11 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   /** Pending sendFile() calls, in call order: the native side finishes them in that order. */
   #filesDone: Settle<number>[] = []
   #tlsStarted: Settle<void> | null = null
+  /** Set once toDuplex() or `readable` owns the input: direct reads are refused from then on. */
+  #inputOwner: 'toDuplex()' | 'conn.readable' | null = null
+  #duplex: ConnectionDuplex | null = null
+  #readable: ReadableStream<Uint8Array> | null = null
+  #writable: WritableStream<Uint8Array> | null = null
 
   /** @internal Created by the server. */
   constructor(native: BindingServer, id: number, settings: ConnectionSettings) {
@@ -175,6 +182,11 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
    * at a time.
    */
   read(): Promise<Buffer | null> {
+    if (this.#inputOwner !== null) return Promise.reject(this.#lockedError())
+    return this.#read()
+  }
+
+  #read(): Promise<Buffer | null> {
     if (this.#head < this.#chunks.length) return Promise.resolve(this.#take())
     if (this.#error) return Promise.reject(this.#error)
     if (this.#ended || this.#closed) return Promise.resolve(null)
@@ -185,6 +197,7 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   [Symbol.asyncIterator](): AsyncIterator<Buffer> {
     return {
       next: (): Promise<IteratorResult<Buffer>> => {
+        if (this.#inputOwner !== null) return Promise.reject(this.#lockedError())
         if (this.#head < this.#chunks.length) return Promise.resolve({ value: this.#take(), done: false })
         if (this.#error) return Promise.reject(this.#error)
         if (this.#ended || this.#closed) return Promise.resolve(DONE)
@@ -224,6 +237,89 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
     // rejection when the peer goes away; the error also reaches read(), `error` and `signal`.
     drained.catch(noop)
     return drained
+  }
+
+  /**
+   * This connection as a `node:stream` Duplex, for code written against Node streams:
+   * `stream.pipeline()`, zlib, parsers, or `http.Server#emit('connection', duplex)`.
+   *
+   * - Backpressure both ways: the readable side calls `read()` only when the stream wants
+   *   data, and a write's callback waits for the connection's output queue to drain.
+   * - The peer's FIN ends the readable side; `duplex.end()` half-closes (`conn.end()`: FIN
+   *   after the queued bytes are flushed).
+   * - A connection failure is the Duplex's `error`, with its `code` (`ECONNRESET`, ...).
+   * - `destroy(err)` closes the connection at once; `destroy()` without an error, or the end of
+   *   both sides, flushes and closes it, as when the handler returns.
+   *
+   * The Duplex takes over reading: later `read()`, `for await`, `pipe()` and `startTls()`
+   * calls fail with `ERR_TCPSERVER_STREAM_LOCKED`. Input read before the call is not replayed;
+   * input received but not read yet comes out of the Duplex. Calling `toDuplex()` again returns
+   * the same Duplex (its options are those of the first call). Direct `write()`s stay allowed
+   * but are not ordered with bytes still buffered in the Duplex.
+   *
+   * The handler's return still closes the connection: await the stream's end first, e.g.
+   * `await pipeline(duplex, transform, duplex)` or `await finished(duplex)`. Note that Node's
+   * `for await (const chunk of duplex)` destroys the Duplex when the loop ends, which closes
+   * the connection; use `duplex.iterator({ destroyOnReturn: false })` to write afterwards.
+   *
+   * @throws {TcpServerError} `ERR_TCPSERVER_STREAM_LOCKED` if `conn.readable` already owns the
+   * input; `ERR_TCPSERVER_BUSY` while a `read()` is pending or the connection is piping.
+   */
+  toDuplex(options?: ConnectionDuplexOptions): ConnectionDuplex {
+    if (this.#duplex === null) {
+      this.#takeInput('toDuplex()')
+      this.#duplex = new ConnectionDuplex(this, () => this.#read(), options)
+    }
+    return this.#duplex
+  }
+
+  /**
+   * The connection's input as a web `ReadableStream` of bytes (as Deno's `conn.readable`),
+   * created on first use. It pulls with `read()` only when its queue is empty, so the
+   * connection's read backpressure still applies. BYOB readers are supported. It closes at the
+   * peer's FIN and errors with the connection's error. `cancel()` closes the connection, after
+   * flushing output already written. Each chunk is copied once (a byte stream owns the memory
+   * it hands out).
+   *
+   * Like {@link Connection.toDuplex} it takes over reading: direct reads then fail with
+   * `ERR_TCPSERVER_STREAM_LOCKED`.
+   *
+   * @throws {TcpServerError} `ERR_TCPSERVER_STREAM_LOCKED` if `toDuplex()` already owns the
+   * input; `ERR_TCPSERVER_BUSY` while a `read()` is pending or the connection is piping.
+   */
+  get readable(): ReadableStream<Uint8Array> {
+    if (this.#readable === null) {
+      this.#takeInput('conn.readable')
+      this.#readable = createReadable(this, () => this.#read())
+    }
+    return this.#readable
+  }
+
+  /**
+   * The connection's output as a web `WritableStream` (as Deno's `conn.writable`), created on
+   * first use. Each chunk (a `Uint8Array`) goes through `write()`, whose promise the stream
+   * waits for, so `writer.ready` and `pipeTo()` follow the connection's backpressure.
+   * `close()` half-closes (`end()`: FIN after the queued bytes); `abort()` closes at once.
+   * Writing does not lock anything: direct `write()` calls interleave chunk by chunk.
+   */
+  get writable(): WritableStream<Uint8Array> {
+    if (this.#writable === null) this.#writable = createWritable(this)
+    return this.#writable
+  }
+
+  #takeInput(owner: 'toDuplex()' | 'conn.readable'): void {
+    if (this.#inputOwner !== null) throw this.#lockedError()
+    if (this.#pipe !== Pipe.None || this.#reader !== Reader.None) {
+      throw codedError('ERR_TCPSERVER_BUSY', `${owner}: the connection is piping or has a pending read()`)
+    }
+    this.#inputOwner = owner
+  }
+
+  #lockedError(): TcpServerError {
+    return codedError(
+      'ERR_TCPSERVER_STREAM_LOCKED',
+      `the connection's input is read through ${this.#inputOwner}`,
+    )
   }
 
   /**
@@ -337,6 +433,7 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
 
   #assertIdle(): void {
     if (this.#closed) throw this.#error ?? codedError('ERR_SOCKET_CLOSED', 'connection closed')
+    if (this.#inputOwner !== null) throw this.#lockedError()
     if (this.#pipe !== Pipe.None || this.#reader !== Reader.None) {
       throw codedError('ERR_TCPSERVER_BUSY', 'connection is piping or has a pending read()')
     }

@@ -29,3 +29,4 @@ export type {
   TlsOptions,
 } from './options.js'
 export { Server } from './server.js'
+export { ConnectionDuplex, type ConnectionDuplexOptions } from './streams.js'
