@@ -132,6 +132,8 @@ export interface BindingConnectionInfo {
   remote: BindingAddress
   /** The server side. */
   local: BindingAddress
+  /** The load balancer, on PROXY protocol listeners. */
+  proxiedBy?: BindingAddress
   /** Accept time, ms since the epoch. */
   startTime: number
   /** Bytes read from the socket. */
@@ -255,6 +257,16 @@ export interface BindingListenOptions {
   readTimeout?: number
   /** TLS termination. */
   tls?: BindingTlsOptions
+  /** PROXY protocol on every listener. */
+  proxyProtocol?: BindingProxyProtocol
+}
+
+/** PROXY protocol settings. */
+export interface BindingProxyProtocol {
+  /** Networks allowed to connect and send headers (`10.0.0.0/8`, `::1/128`). */
+  trusted: Array<string>
+  /** Time to send the header, ms. */
+  timeout?: number
 }
 
 /** An SNI entry: a host name (or `*.name`) and its certificate. */
@@ -287,6 +299,10 @@ export interface BindingStats {
   readTimeouts: number
   /** Connections closed by the write timeout. */
   writeTimeouts: number
+  /** PROXY protocol headers accepted. */
+  proxyHeaders: number
+  /** PROXY protocol refusals: `[reason, count]` pairs. */
+  proxyFailures: Array<BindingCount>
   /** Connections closed by a forced shutdown. */
   forced: number
   /** Connection tasks that panicked. */

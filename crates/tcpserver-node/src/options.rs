@@ -7,7 +7,8 @@ use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
 use tcpserver::tls::{ClientTlsSettings, PemIdentity, TlsSettings};
 use tcpserver::{
-    Error, InvalidKind, KeepAlive, LimitPolicy, ServerConfig, address_from_parts, parse_address,
+    Error, InvalidKind, KeepAlive, LimitPolicy, ProxyProtocol, ServerConfig, address_from_parts,
+    parse_address,
 };
 
 /// One listen address: `address` (`"host:port"`) or `host` + `port`.
@@ -68,6 +69,17 @@ pub struct BindingListenOptions {
     pub read_timeout: Option<f64>,
     /// TLS termination.
     pub tls: Option<BindingTlsOptions>,
+    /// PROXY protocol on every listener.
+    pub proxy_protocol: Option<BindingProxyProtocol>,
+}
+
+/// PROXY protocol settings.
+#[napi(object)]
+pub struct BindingProxyProtocol {
+    /// Networks allowed to connect and send headers (`10.0.0.0/8`, `::1/128`).
+    pub trusted: Vec<String>,
+    /// Time to send the header, ms.
+    pub timeout: Option<f64>,
 }
 
 /// An SNI entry: a host name (or `*.name`) and its certificate.
@@ -307,6 +319,14 @@ pub(crate) fn to_config(o: &BindingListenOptions) -> Result<(ServerConfig, Drive
             integer("maxConnectionsPerIp", v, 0.0, U32)? as u32,
             prefix.map(|p| p as u8),
         );
+    }
+    if let Some(p) = &o.proxy_protocol {
+        let mut proxy = ProxyProtocol::new(&p.trusted)?;
+        if let Some(ms) = p.timeout {
+            proxy.header_timeout =
+                Duration::from_millis(integer("proxyProtocol.timeout", ms, 1.0, U32 * 1000.0)?);
+        }
+        c.proxy_protocol(proxy);
     }
     if let Some(v) = o.max_accept_connections {
         c.max_accept_connections(integer("maxAcceptConnections", v, 0.0, MAX_SAFE)?);

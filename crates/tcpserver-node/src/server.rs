@@ -51,6 +51,8 @@ pub struct BindingConnectionInfo {
     pub remote: BindingAddress,
     /// The server side.
     pub local: BindingAddress,
+    /// The load balancer, on PROXY protocol listeners.
+    pub proxied_by: Option<BindingAddress>,
     /// Accept time, ms since the epoch.
     pub start_time: f64,
     /// Bytes read from the socket.
@@ -84,6 +86,10 @@ pub struct BindingStats {
     pub read_timeouts: f64,
     /// Connections closed by the write timeout.
     pub write_timeouts: f64,
+    /// PROXY protocol headers accepted.
+    pub proxy_headers: f64,
+    /// PROXY protocol refusals: `[reason, count]` pairs.
+    pub proxy_failures: Vec<BindingCount>,
     /// Connections closed by a forced shutdown.
     pub forced: f64,
     /// Connection tasks that panicked.
@@ -357,6 +363,15 @@ impl BindingServer {
             idle_timeouts: t.idle as f64,
             read_timeouts: t.read as f64,
             write_timeouts: t.write as f64,
+            proxy_headers: s.proxy_headers as f64,
+            proxy_failures: s
+                .proxy_failures
+                .iter()
+                .map(|&(reason, count)| BindingCount {
+                    code: reason.into(),
+                    count: count as f64,
+                })
+                .collect(),
             forced: s.forced as f64,
             panics: s.panics as f64,
             accept_errors: s
@@ -463,6 +478,7 @@ impl BindingServer {
         Some(BindingConnectionInfo {
             remote: d.info.peer_addr.into(),
             local: d.info.local_addr.into(),
+            proxied_by: d.info.proxied_by.map(Into::into),
             start_time,
             bytes_read: d.bytes_read as f64,
             bytes_written: d.bytes_written as f64,

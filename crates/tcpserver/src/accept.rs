@@ -67,9 +67,12 @@ pub(crate) async fn run(listener: TcpListener, inner: Arc<Inner>) {
                     () = stop.cancelled() => return,
                     admission = inner.admit() => admission,
                 };
-                // Refused clients are closed (dropped) at once; the counters say why.
+                // Refused clients are closed (dropped) at once; the counters say why. Behind
+                // the PROXY protocol the real client is known only after its header, so the
+                // per-address share is taken then.
                 if let Some(mut admission) = admission
-                    && inner.admit_ip(&mut admission, peer)
+                    && inner.proxy_trusts(peer)
+                    && (inner.has_proxy() || inner.admit_ip(&mut admission, peer))
                 {
                     inner.dispatch(stream, peer, admission);
                 }

@@ -106,6 +106,25 @@ fn resolve_host(host: &str, port: u16) -> std::result::Result<SocketAddr, String
         .ok_or_else(|| "host name resolved to no address".to_owned())
 }
 
+/// `ip` with everything after its first `prefix` bits cleared (the network it belongs to).
+/// IPv4-mapped IPv6 addresses are treated as the IPv4 addresses they carry.
+pub(crate) fn network_of(ip: IpAddr, prefix: u8) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(a) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(prefix.min(32)))
+                .unwrap_or(0);
+            IpAddr::V4((u32::from(a) & mask).into())
+        }
+        IpAddr::V6(a) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(prefix.min(128)))
+                .unwrap_or(0);
+            IpAddr::V6((u128::from(a) & mask).into())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::proxy_protocol::ProxyProtocol;
 
 /// Options applied to listening sockets before `bind`/`listen`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +92,7 @@ pub struct ServerConfig {
     pub(crate) limit_policy: LimitPolicy,
     pub(crate) per_ip: Option<PerIpLimit>,
     pub(crate) max_accept_connections: Option<u64>,
+    pub(crate) proxy_protocol: Option<ProxyProtocol>,
 }
 
 /// Default IPv6 grouping of [`ServerConfig::max_connections_per_ip`].
@@ -190,6 +192,18 @@ impl ServerConfig {
         self
     }
 
+    /// Expects a PROXY protocol header (v1 or v2) at the start of every connection, as sent by
+    /// HAProxy's `send-proxy`/`send-proxy-v2`, nginx or cloud load balancers. Connections from
+    /// sources outside `trusted` are refused at once; a trusted source that sends no valid
+    /// header in time is refused too. Each refusal is counted by reason in
+    /// [`Stats::proxy_failures`](crate::Stats::proxy_failures). The header's client address
+    /// becomes the connection's `peer_addr` (the balancer's stays in `proxied_by`), and
+    /// `max_connections_per_ip` counts real clients.
+    pub fn proxy_protocol(&mut self, proxy: ProxyProtocol) -> &mut Self {
+        self.proxy_protocol = Some(proxy);
+        self
+    }
+
     /// After this many accepted connections the server shuts down gracefully by itself.
     pub fn max_accept_connections(&mut self, max: u64) -> &mut Self {
         self.max_accept_connections = Some(max);
@@ -275,6 +289,20 @@ impl ServerConfig {
                 return Err(Error::range(
                     "maxConnectionsPerIp.ipv6Prefix",
                     "must be between 1 and 128",
+                ));
+            }
+        }
+        if let Some(p) = &self.proxy_protocol {
+            if p.trusted.is_empty() {
+                return Err(Error::value(
+                    "proxyProtocol.trusted",
+                    "name at least one trusted network",
+                ));
+            }
+            if p.header_timeout.is_zero() {
+                return Err(Error::range(
+                    "proxyProtocol.timeout",
+                    "must be at least 1 ms",
                 ));
             }
         }

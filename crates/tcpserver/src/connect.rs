@@ -102,6 +102,7 @@ pub async fn connect(
         id,
         peer_addr,
         local_addr,
+        proxied_by: None,
         start_time: SystemTime::now(),
         started: Instant::now(),
     };

@@ -15,10 +15,13 @@ use tokio_util::sync::CancellationToken;
 pub struct ConnectionInfo {
     /// Server-unique id, counting from 1.
     pub id: u64,
-    /// The client's address.
+    /// The client's address (from the PROXY protocol header, on such listeners).
     pub peer_addr: SocketAddr,
-    /// The server-side address the client connected to.
+    /// The server-side address the client connected to (the header's, on PROXY protocol
+    /// listeners).
     pub local_addr: SocketAddr,
+    /// On PROXY protocol listeners: the load balancer's address, i.e. the socket's peer.
+    pub proxied_by: Option<SocketAddr>,
     /// Wall-clock time of accept.
     pub start_time: SystemTime,
     /// Monotonic time of accept.

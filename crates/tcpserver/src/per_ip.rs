@@ -6,20 +6,17 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
+use crate::addr::network_of;
 use crate::config::PerIpLimit;
 
 /// The address a client is counted under: IPv4 as is (IPv4-mapped IPv6 too), IPv6 cut to
 /// the configured prefix.
 pub(crate) fn key(ip: IpAddr, ipv6_prefix: u8) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V4(v4) => IpAddr::V4(v4),
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6);
-            let mask = u128::MAX
-                .checked_shl(128 - u32::from(ipv6_prefix.min(128)))
-                .unwrap_or(0);
-            IpAddr::V6((bits & mask).into())
-        }
+    let ip = ip.to_canonical();
+    if ip.is_ipv4() {
+        ip
+    } else {
+        network_of(ip, ipv6_prefix)
     }
 }
 

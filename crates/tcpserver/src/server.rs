@@ -23,6 +23,7 @@ use crate::connection::{Connection, ConnectionInfo};
 use crate::error::Result;
 use crate::listener;
 use crate::per_ip::{IpSlot, PerIpTable};
+use crate::proxy_protocol::{self, Header, ProxyProtocol};
 use crate::stats::{Counters, Stats};
 
 type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -64,6 +65,7 @@ pub(crate) struct Inner {
     limit: Option<Arc<Semaphore>>,
     limit_policy: LimitPolicy,
     per_ip: Option<Arc<PerIpTable>>,
+    proxy: Option<ProxyProtocol>,
     max_accept: Option<u64>,
     paused: AtomicBool,
     resume: Notify,
@@ -116,6 +118,7 @@ impl Server {
             limit: config.max_connections.map(|n| Arc::new(Semaphore::new(n))),
             limit_policy: config.limit_policy,
             per_ip: config.per_ip.map(PerIpTable::new),
+            proxy: config.proxy_protocol.clone(),
             max_accept: config.max_accept_connections,
             paused: AtomicBool::new(false),
             resume: Notify::new(),
@@ -277,6 +280,9 @@ impl Inner {
     /// Takes `peer`'s share under `maxConnectionsPerIp`; `false` (the client is refused)
     /// when its address already holds its share.
     pub(crate) fn admit_ip(&self, admission: &mut Admission, peer: SocketAddr) -> bool {
+        if admission.ip_slot.is_some() {
+            return true;
+        }
         let Some(table) = &self.per_ip else {
             return true;
         };
@@ -326,33 +332,99 @@ impl Inner {
             id,
             peer_addr: peer,
             local_addr,
+            proxied_by: None,
             start_time: SystemTime::now(),
             started: Instant::now(),
         };
-        let conn = Connection::new(
-            stream,
-            info,
-            self.abort.clone(),
-            self.stop_accepting.clone(),
-        );
         let inner = self.clone();
         self.connections.spawn(async move {
-            let abort = inner.abort.clone();
-            // Calling the handler inside the task puts its synchronous part under CatchUnwind too.
-            let future = std::pin::pin!(async { (inner.handler)(conn).await });
-            tokio::select! {
-                biased;
-                outcome = CatchUnwind(future) => {
-                    if outcome.is_err() {
-                        inner.counters.panics.fetch_add(1, Relaxed);
-                    }
-                }
-                // Counted as forced by `abort_all`; dropping the future closes the connection.
-                () = abort.cancelled() => {}
-            }
+            let mut admission = admission;
+            inner.serve(stream, info, &mut admission).await;
             inner.counters.active.fetch_sub(1, SeqCst);
             drop(admission);
         });
+    }
+
+    /// Runs one connection: its PROXY protocol header if any, then the handler, until the
+    /// handler completes, panics, or a forced shutdown aborts it.
+    async fn serve(
+        &self,
+        mut stream: TcpStream,
+        mut info: ConnectionInfo,
+        admission: &mut Admission,
+    ) {
+        // Calling the handler inside the future puts its synchronous part under CatchUnwind too.
+        let future = std::pin::pin!(async {
+            if !self.proxy_header(&mut stream, &mut info, admission).await {
+                return;
+            }
+            let conn = Connection::new(
+                stream,
+                info,
+                self.abort.clone(),
+                self.stop_accepting.clone(),
+            );
+            (self.handler)(conn).await;
+        });
+        tokio::select! {
+            biased;
+            outcome = CatchUnwind(future) => {
+                if outcome.is_err() {
+                    self.counters.panics.fetch_add(1, Relaxed);
+                }
+            }
+            // Counted as forced by `abort_all`; dropping the future closes the connection.
+            () = self.abort.cancelled() => {}
+        }
+    }
+
+    pub(crate) fn has_proxy(&self) -> bool {
+        self.proxy.is_some()
+    }
+
+    /// Whether a PROXY protocol listener takes connections from `peer` at all.
+    pub(crate) fn proxy_trusts(&self, peer: SocketAddr) -> bool {
+        match &self.proxy {
+            Some(p) if !p.trusts(peer.ip()) => {
+                self.counters.proxy_failure("untrusted");
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// Reads the PROXY protocol header (within its timeout; a graceful shutdown does not wait
+    /// for it), takes the client's addresses from it and admits the real client under
+    /// `maxConnectionsPerIp`. `false`: the connection is to be closed (counted).
+    async fn proxy_header(
+        &self,
+        stream: &mut TcpStream,
+        info: &mut ConnectionInfo,
+        admission: &mut Admission,
+    ) -> bool {
+        let Some(proxy) = &self.proxy else {
+            return true;
+        };
+        let header = tokio::select! {
+            r = tokio::time::timeout(proxy.header_timeout, proxy_protocol::read_header(stream)) => {
+                r.unwrap_or(Err("timeout"))
+            }
+            () = self.stop_accepting.cancelled() => Err("shutdown"),
+        };
+        match header {
+            Ok(Header::Proxy { source, dest }) => {
+                info.proxied_by = Some(info.peer_addr);
+                info.peer_addr = source;
+                info.local_addr = dest;
+            }
+            Ok(Header::Local) => info.proxied_by = Some(info.peer_addr),
+            Err(reason) => {
+                self.counters.proxy_failure(reason);
+                return false;
+            }
+        }
+        self.counters.proxy_headers.fetch_add(1, Relaxed);
+        self.admit_ip(admission, info.peer_addr)
     }
 }
 

@@ -14,6 +14,8 @@ pub(crate) struct Counters {
     pub(crate) forced: AtomicU64,
     pub(crate) panics: AtomicU64,
     pub(crate) accept_errors: Mutex<BTreeMap<i32, u64>>,
+    pub(crate) proxy_headers: AtomicU64,
+    pub(crate) proxy_failures: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Counters {
@@ -23,6 +25,15 @@ impl Counters {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .entry(errno)
+            .or_default() += 1;
+    }
+
+    pub(crate) fn proxy_failure(&self, reason: &'static str) {
+        *self
+            .proxy_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(reason)
             .or_default() += 1;
     }
 
@@ -41,6 +52,14 @@ impl Counters {
                 .unwrap_or_else(|e| e.into_inner())
                 .iter()
                 .map(|(&errno, &count)| (errno, count))
+                .collect(),
+            proxy_headers: self.proxy_headers.load(Relaxed),
+            proxy_failures: self
+                .proxy_failures
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|(&reason, &count)| (reason, count))
                 .collect(),
         }
     }
@@ -74,4 +93,10 @@ pub struct Stats {
     pub panics: u64,
     /// Accept errors by errno (`EMFILE`, `ECONNABORTED`, ...), counted, never fatal.
     pub accept_errors: Vec<(i32, u64)>,
+    /// PROXY protocol headers accepted.
+    pub proxy_headers: u64,
+    /// Connections refused on PROXY protocol listeners, by reason: `untrusted` (source not
+    /// trusted), `not_proxy` (no header), `malformed`, `unsupported_version`,
+    /// `unsupported_command`, `timeout`, `closed` (gone before a complete header), `io`.
+    pub proxy_failures: Vec<(&'static str, u64)>,
 }

@@ -540,12 +540,21 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
     return this.#error
   }
 
-  /** The client's address. */
+  /** The client's address (on `proxyProtocol` listeners: the one the PROXY header named). */
   get remoteAddress(): AddressInfo | null {
     return (this.#fetchInfo()?.remote as AddressInfo | undefined) ?? null
   }
 
-  /** The server-side address the client connected to. */
+  /**
+   * On `proxyProtocol` listeners: the load balancer that sent the PROXY header (the socket's
+   * peer); `null` elsewhere. Known while the connection is open.
+   */
+  get proxiedBy(): AddressInfo | null {
+    const info = this.#fetchInfo()
+    return info && 'proxiedBy' in info ? ((info.proxiedBy as AddressInfo | undefined) ?? null) : null
+  }
+
+  /** The server-side address the client connected to (the PROXY header's, behind a balancer). */
   get localAddress(): AddressInfo | null {
     return (this.#fetchInfo()?.local as AddressInfo | undefined) ?? null
   }

@@ -39,6 +39,9 @@ function toBindingOptions(o: ListenOptions): BindingListenOptions {
     writeTimeout: o.writeTimeout,
     readTimeout: o.readTimeout,
     tls: o.tls ? toBindingTls(o.tls) : undefined,
+    proxyProtocol: o.proxyProtocol
+      ? { trusted: o.proxyProtocol.trusted, timeout: o.proxyProtocol.timeout }
+      : undefined,
   }
 }
 

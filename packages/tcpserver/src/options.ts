@@ -206,6 +206,17 @@ export interface ListenOptions {
    * connection: `conn.writeTimeout`. 0 turns it off. @default 0 (off)
    */
   writeTimeout?: number
+  /**
+   * Expect a PROXY protocol header (v1 or v2, as sent by HAProxy's `send-proxy` /
+   * `send-proxy-v2`, nginx or cloud load balancers) at the start of every connection, before
+   * TLS. Connections from sources outside `trusted` (CIDRs such as `'10.0.0.0/8'`,
+   * `'::1/128'`, or single addresses) are refused at once; a trusted source that sends no
+   * valid header within `timeout` ms (default 5000) is refused too. Refusals never reach
+   * `handler` and are counted by reason in `stats().proxyProtocol.failures`. The header's
+   * client becomes `conn.remoteAddress` (the balancer is `conn.proxiedBy`), and
+   * `maxConnectionsPerIp` counts real clients.
+   */
+  proxyProtocol?: { trusted: string[]; timeout?: number }
   /** Aborting this signal shuts the server down gracefully. */
   signal?: AbortSignal
   /** Serve TLS on every connection. */
@@ -257,6 +268,13 @@ export interface ServerStats {
     maxConnectionsPerIp: number
     /** `maxAcceptConnections` had been reached. */
     maxAcceptConnections: number
+  }
+  /** PROXY protocol listeners: headers accepted, and refused connections by reason. */
+  proxyProtocol: {
+    /** Headers accepted. */
+    headers: number
+    /** Refusals by reason: `untrusted` (source not in `trusted`), `not_proxy` (no header), `malformed`, `unsupported_version`, `unsupported_command`, `timeout`, `closed` (gone before a complete header), `shutdown`, `io`. */
+    failures: Record<string, number>
   }
   /** Timeouts by kind. */
   timeouts: {

@@ -197,6 +197,8 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
     const tls = this.#native.tlsStats()
     const failures: Record<string, number> = {}
     for (const { code, count } of tls.failures) failures[code] = count
+    const proxyFailures: Record<string, number> = {}
+    for (const { code, count } of s.proxyFailures) proxyFailures[code] = count
     return {
       accepted: s.accepted,
       active: s.active,
@@ -206,6 +208,7 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
         maxConnectionsPerIp: s.refusedPerIp,
         maxAcceptConnections: s.refusedMaxAccept,
       },
+      proxyProtocol: { headers: s.proxyHeaders, failures: proxyFailures },
       timeouts: {
         handshake: failures.timeout ?? 0,
         idle: s.idleTimeouts,

@@ -24,6 +24,7 @@ const KNOWN: ReadonlySet<string> = new Set([
   'readTimeout',
   'writeTimeout',
   'signal',
+  'proxyProtocol',
   'tls',
   'onTlsError',
 ])
@@ -127,6 +128,17 @@ export function validateListenOptions(o: unknown, caller: Caller): asserts o is 
     }
     const k = ka as Record<string, unknown>
     for (const n of ['initialDelay', 'interval', 'count']) expectNumber(`keepAlive.${n}`, k[n], caller)
+  }
+  const pp = opts.proxyProtocol
+  if (pp !== undefined) {
+    if (pp === null || typeof pp !== 'object' || Array.isArray(pp)) {
+      throw invalidArg('proxyProtocol', `must be { trusted, timeout? }, got ${kind(pp)}`, caller)
+    }
+    const trusted = (pp as Record<string, unknown>).trusted
+    if (!Array.isArray(trusted) || trusted.some((c) => typeof c !== 'string')) {
+      throw invalidArg('proxyProtocol.trusted', 'must be an array of CIDR strings', caller)
+    }
+    expectNumber('proxyProtocol.timeout', (pp as Record<string, unknown>).timeout, caller)
   }
   expectFunction('onTlsError', opts.onTlsError, caller)
   if (opts.tls !== undefined) validateTls(opts.tls, caller)

@@ -1,0 +1,421 @@
+//! The PROXY protocol (HAProxy's, versions 1 and 2) on listeners behind a load balancer:
+//! every connection starts with a header naming the real client, read before the handler (and
+//! before TLS) runs. Only trusted sources may send one; everything else is refused and
+//! counted by reason. Spec: <https://www.haproxy.org/download/2.9/doc/proxy-protocol.txt>.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::str::FromStr;
+use std::time::Duration;
+
+use socket2::SockRef;
+use tokio::io::{AsyncReadExt, Interest};
+use tokio::net::TcpStream;
+
+use crate::addr::network_of;
+use crate::error::{Error, Result};
+
+/// Version 2's signature: the first 12 bytes of every v2 header.
+const V2_SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
+/// The longest version 1 header, CRLF included (spec, section 2.1).
+const V1_MAX: usize = 107;
+/// Default time a trusted source has to send its header.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An IP network such as `10.0.0.0/8` or `::1/128` (a bare address is a single host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` is inside this network (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        ip.is_ipv4() == self.network.is_ipv4() && network_of(ip, self.prefix) == self.network
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |why: &str| {
+            Error::value(
+                "proxyProtocol.trusted",
+                format!("`{s}` is not an IP network like 10.0.0.0/8 or ::1/128: {why}"),
+            )
+        };
+        let (ip, prefix) = match s.split_once('/') {
+            Some((ip, p)) => (ip, Some(p)),
+            None => (s, None),
+        };
+        let ip: IpAddr = ip.parse().map_err(|_| bad("bad address"))?;
+        let ip = ip.to_canonical();
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|&p| p <= max)
+                .ok_or_else(|| bad("bad prefix length"))?,
+        };
+        let network = Self {
+            network: ip,
+            prefix,
+        };
+        // Host bits set (10.0.0.1/8) usually means a typo: refuse instead of guessing.
+        if network_of(ip, prefix) != ip {
+            return Err(bad("host bits are set"));
+        }
+        Ok(network)
+    }
+}
+
+/// PROXY protocol settings of a listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyProtocol {
+    /// Sources allowed to connect (and whose header is believed); others are refused.
+    pub trusted: Vec<Cidr>,
+    /// Time a trusted source has to send its complete header.
+    pub header_timeout: Duration,
+}
+
+impl ProxyProtocol {
+    /// Parses `trusted` networks (`10.0.0.0/8`, `::1/128`, `192.0.2.7`).
+    pub fn new<S: AsRef<str>>(trusted: &[S]) -> Result<Self> {
+        if trusted.is_empty() {
+            return Err(Error::value(
+                "proxyProtocol.trusted",
+                "name at least one trusted network (the load balancers' addresses)",
+            ));
+        }
+        Ok(Self {
+            trusted: trusted
+                .iter()
+                .map(|s| s.as_ref().parse())
+                .collect::<Result<_>>()?,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+        })
+    }
+
+    /// Whether connections from `ip` may send headers.
+    pub fn trusts(&self, ip: IpAddr) -> bool {
+        self.trusted.iter().any(|c| c.contains(ip))
+    }
+}
+
+/// What a header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Header {
+    /// A proxied connection: the client's address and the address it connected to.
+    Proxy {
+        source: SocketAddr,
+        dest: SocketAddr,
+    },
+    /// The proxy's own connection (health checks, `LOCAL`), or an address family the
+    /// protocol carries but TCP servers cannot use (`UNKNOWN`, UNIX, UDP): the socket's own
+    /// addresses stay.
+    Local,
+}
+
+/// How much of the header the first bytes announce.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// Too few bytes to tell yet.
+    NeedMore,
+    /// A header of this many bytes.
+    Complete(usize),
+}
+
+/// Why a connection was refused; stable names for the counters.
+pub(crate) type Reason = &'static str;
+
+/// Finds the header's length in the first bytes of a connection (without consuming them).
+pub(crate) fn framing(peeked: &[u8]) -> std::result::Result<Framing, Reason> {
+    let sig = &V2_SIGNATURE[..peeked.len().min(12)];
+    if peeked.starts_with(sig) {
+        if peeked.len() < 16 {
+            return Ok(Framing::NeedMore);
+        }
+        let len = u16::from_be_bytes([peeked[14], peeked[15]]) as usize;
+        return Ok(Framing::Complete(16 + len));
+    }
+    let proxy = &b"PROXY "[..peeked.len().min(6)];
+    if peeked.starts_with(proxy) {
+        return match peeked.windows(2).position(|w| w == b"\r\n") {
+            Some(pos) if pos + 2 <= V1_MAX => Ok(Framing::Complete(pos + 2)),
+            Some(_) => Err("malformed"),
+            None if peeked.len() >= V1_MAX => Err("malformed"),
+            None => Ok(Framing::NeedMore),
+        };
+    }
+    Err("not_proxy")
+}
+
+/// Parses a complete header (as framed by [`framing`]).
+pub(crate) fn parse(header: &[u8]) -> std::result::Result<Header, Reason> {
+    if header.starts_with(V2_SIGNATURE) {
+        parse_v2(header)
+    } else {
+        parse_v1(header)
+    }
+}
+
+fn parse_v1(header: &[u8]) -> std::result::Result<Header, Reason> {
+    let line = header
+        .strip_suffix(b"\r\n")
+        .and_then(|l| std::str::from_utf8(l).ok())
+        .ok_or("malformed")?;
+    let mut parts = line.split(' ');
+    if parts.next() != Some("PROXY") {
+        return Err("malformed");
+    }
+    let family = parts.next().ok_or("malformed")?;
+    if family == "UNKNOWN" {
+        // The rest of the line is to be ignored (spec 2.1).
+        return Ok(Header::Local);
+    }
+    let fields: Vec<&str> = parts.collect();
+    let [src, dst, sport, dport] = fields[..] else {
+        return Err("malformed");
+    };
+    let ip = |s: &str| -> std::result::Result<IpAddr, Reason> {
+        let ip = match family {
+            "TCP4" => IpAddr::V4(s.parse().map_err(|_| "malformed")?),
+            "TCP6" => IpAddr::V6(s.parse().map_err(|_| "malformed")?),
+            _ => return Err("malformed"),
+        };
+        Ok(ip)
+    };
+    // Ports are decimal without leading zeros or signs (spec 2.1).
+    let port = |s: &str| -> std::result::Result<u16, Reason> {
+        if s.is_empty()
+            || (s.len() > 1 && s.starts_with('0'))
+            || !s.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err("malformed");
+        }
+        s.parse().map_err(|_| "malformed")
+    };
+    Ok(Header::Proxy {
+        source: SocketAddr::new(ip(src)?, port(sport)?),
+        dest: SocketAddr::new(ip(dst)?, port(dport)?),
+    })
+}
+
+fn parse_v2(header: &[u8]) -> std::result::Result<Header, Reason> {
+    let ver_cmd = header[12];
+    if ver_cmd >> 4 != 2 {
+        return Err("unsupported_version");
+    }
+    let body = &header[16..];
+    match ver_cmd & 0x0f {
+        0 => return Ok(Header::Local),
+        1 => {}
+        _ => return Err("unsupported_command"),
+    }
+    let addr =
+        |ip: IpAddr, port: &[u8]| SocketAddr::new(ip, u16::from_be_bytes([port[0], port[1]]));
+    // The family byte: address family in the high nibble, transport in the low one. Only
+    // TCP over IPv4/IPv6 gives addresses a TCP server can use; TLVs after them are skipped.
+    match header[13] {
+        0x11 => {
+            let b = body.get(..12).ok_or("malformed")?;
+            let ip = |o: usize| IpAddr::V4(Ipv4Addr::new(b[o], b[o + 1], b[o + 2], b[o + 3]));
+            Ok(Header::Proxy {
+                source: addr(ip(0), &b[8..10]),
+                dest: addr(ip(4), &b[10..12]),
+            })
+        }
+        0x21 => {
+            let b = body.get(..36).ok_or("malformed")?;
+            let ip = |o: usize| {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(&b[o..o + 16]);
+                IpAddr::V6(Ipv6Addr::from(a))
+            };
+            Ok(Header::Proxy {
+                source: addr(ip(0), &b[32..34]),
+                dest: addr(ip(16), &b[34..36]),
+            })
+        }
+        // UNSPEC, UDP and UNIX sockets: accepted, addresses ignored (spec 2.2).
+        0x00 | 0x12 | 0x22 | 0x31 | 0x32 => Ok(Header::Local),
+        _ => Err("malformed"),
+    }
+}
+
+/// Reads exactly the header from `stream` (bytes after it stay in the socket for the
+/// handler): peeks until the header's length is known, then reads that many bytes.
+pub(crate) async fn read_header(stream: &mut TcpStream) -> std::result::Result<Header, Reason> {
+    let mut peek = [MaybeUninit::<u8>::uninit(); V1_MAX];
+    let total = loop {
+        if stream.readable().await.is_err() {
+            return Err("io");
+        }
+        let res = stream.try_io(Interest::READABLE, || {
+            let n = SockRef::from(&*stream).peek(&mut peek)?;
+            // SAFETY: `peek` (recv with MSG_PEEK) initialised the first `n` bytes.
+            let peeked = unsafe { std::slice::from_raw_parts(peek.as_ptr().cast::<u8>(), n) };
+            match (n, framing(peeked)) {
+                (0, _) => Ok(Err("closed")),
+                (_, Ok(Framing::Complete(total))) => Ok(Ok(total)),
+                (_, Err(reason)) => Ok(Err(reason)),
+                // Reporting WouldBlock clears readiness: the next `readable()` waits for
+                // more bytes instead of spinning on the ones already here.
+                (_, Ok(Framing::NeedMore)) => Err(io::ErrorKind::WouldBlock.into()),
+            }
+        });
+        match res {
+            Ok(Ok(total)) => break total,
+            Ok(Err(reason)) => return Err(reason),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return Err("io"),
+        }
+    };
+    let mut header = vec![0u8; total];
+    match stream.read_exact(&mut header).await {
+        Ok(_) => parse(&header),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err("closed"),
+        Err(_) => Err("io"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn cidrs_parse_and_match() {
+        let c: Cidr = "10.0.0.0/8".parse().unwrap();
+        assert!(c.contains("10.1.2.3".parse().unwrap()));
+        assert!(c.contains("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!c.contains("11.0.0.1".parse().unwrap()));
+        let h: Cidr = "::1".parse().unwrap();
+        assert!(h.contains("::1".parse().unwrap()));
+        assert!(!h.contains("::2".parse().unwrap()));
+        let all: Cidr = "::/0".parse().unwrap();
+        assert!(all.contains("2001:db8::1".parse().unwrap()));
+        assert!(
+            !all.contains("127.0.0.1".parse().unwrap()),
+            "v6 nets hold no v4 clients"
+        );
+        for bad in [
+            "10.0.0.1/8",
+            "10.0.0.0/33",
+            "::1/129",
+            "x/8",
+            "10.0.0.0/",
+            "",
+            "/8",
+        ] {
+            let e = bad.parse::<Cidr>().unwrap_err();
+            assert_eq!(e.option(), Some("proxyProtocol.trusted"), "{bad}");
+        }
+        assert!(ProxyProtocol::new::<&str>(&[]).is_err());
+    }
+
+    #[test]
+    fn v1_headers() {
+        let h = b"PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\r\n";
+        assert_eq!(framing(&h[..10]), Ok(Framing::NeedMore));
+        assert_eq!(framing(h), Ok(Framing::Complete(h.len())));
+        assert_eq!(
+            parse(h),
+            Ok(Header::Proxy {
+                source: sa("192.0.2.1:56324"),
+                dest: sa("198.51.100.2:443")
+            })
+        );
+        let h6 = b"PROXY TCP6 2001:db8::1 2001:db8::2 1 65535\r\nGET /";
+        let Ok(Framing::Complete(n)) = framing(h6) else {
+            panic!()
+        };
+        assert_eq!(
+            parse(&h6[..n]),
+            Ok(Header::Proxy {
+                source: sa("[2001:db8::1]:1"),
+                dest: sa("[2001:db8::2]:65535")
+            })
+        );
+        assert_eq!(parse(b"PROXY UNKNOWN whatever\r\n"), Ok(Header::Local));
+        for bad in [
+            &b"PROXY TCP4 192.0.2.1 198.51.100.2 056324 443\r\n"[..],
+            b"PROXY TCP4 2001:db8::1 198.51.100.2 1 2\r\n",
+            b"PROXY TCP4 192.0.2.1 198.51.100.2 1 65536\r\n",
+            b"PROXY TCP4 192.0.2.1 198.51.100.2 1\r\n",
+            b"PROXY TCP5 192.0.2.1 198.51.100.2 1 2\r\n",
+            b"PROXY  TCP4 192.0.2.1 198.51.100.2 1 2\r\n",
+        ] {
+            assert_eq!(
+                parse(bad),
+                Err("malformed"),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(framing(&[b'P'; 200][..]), Err("not_proxy"));
+        let mut long = b"PROXY ".to_vec();
+        long.resize(200, b'x');
+        assert_eq!(framing(&long), Err("malformed"));
+        assert_eq!(framing(b"GET / HTTP/1.1\r\n"), Err("not_proxy"));
+        assert_eq!(framing(b"\x16\x03\x01"), Err("not_proxy"));
+    }
+
+    fn v2(cmd: u8, fam: u8, body: &[u8]) -> Vec<u8> {
+        let mut h = V2_SIGNATURE.to_vec();
+        h.push(0x20 | cmd);
+        h.push(fam);
+        h.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        h.extend_from_slice(body);
+        h
+    }
+
+    #[test]
+    fn v2_headers() {
+        let mut body = vec![192, 0, 2, 1, 198, 51, 100, 2];
+        body.extend_from_slice(&56324u16.to_be_bytes());
+        body.extend_from_slice(&443u16.to_be_bytes());
+        body.extend_from_slice(&[0x04, 0, 1, 0xaa]); // a TLV (NOOP) to skip
+        let h = v2(1, 0x11, &body);
+        assert_eq!(framing(&h[..5]), Ok(Framing::NeedMore));
+        assert_eq!(framing(&h[..15]), Ok(Framing::NeedMore));
+        assert_eq!(framing(&h[..16]), Ok(Framing::Complete(h.len())));
+        assert_eq!(
+            parse(&h),
+            Ok(Header::Proxy {
+                source: sa("192.0.2.1:56324"),
+                dest: sa("198.51.100.2:443")
+            })
+        );
+        let mut body6 = vec![0u8; 36];
+        body6[15] = 1;
+        body6[31] = 2;
+        body6[32..34].copy_from_slice(&7u16.to_be_bytes());
+        body6[34..36].copy_from_slice(&8u16.to_be_bytes());
+        assert_eq!(
+            parse(&v2(1, 0x21, &body6)),
+            Ok(Header::Proxy {
+                source: sa("[::1]:7"),
+                dest: sa("[::2]:8")
+            })
+        );
+        assert_eq!(parse(&v2(0, 0x00, &[])), Ok(Header::Local));
+        assert_eq!(parse(&v2(1, 0x31, &[0; 216])), Ok(Header::Local));
+        assert_eq!(parse(&v2(1, 0x11, &[1, 2, 3])), Err("malformed"));
+        assert_eq!(parse(&v2(1, 0x21, &[0; 12])), Err("malformed"));
+        assert_eq!(parse(&v2(2, 0x11, &[0; 12])), Err("unsupported_command"));
+        assert_eq!(parse(&v2(1, 0x41, &[0; 12])), Err("malformed"));
+        let mut v3 = v2(1, 0x11, &[0; 12]);
+        v3[12] = 0x31;
+        assert_eq!(parse(&v3), Err("unsupported_version"));
+    }
+}
