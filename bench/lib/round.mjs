@@ -26,6 +26,7 @@ const SOCKET_SETTLE_MS = 2_000
 export async function runRound({ test, variant, round, duration, warmup, upstream, file, downloadBytes }) {
   const options = {
     bodySize: test.server?.bodySize,
+    delay: test.server?.delay,
     upstream: upstream ? `127.0.0.1:${upstream.port}` : null,
     file,
   }

@@ -6,15 +6,16 @@
 //   reports bytes/s (req/s × bodySize).
 // kind 'download': one big download through the server under test by clients/download.mjs,
 //   `download.bytes` long (`download.quickBytes` with --quick), after one of `warmupBytes`.
-// `server` is passed to every variant (today `bodySize`). `upstream` is a fixed server the
-//   variants forward to (node:net, started once per round, on the client core). `file` is a
-//   file of `size` pattern bytes the harness writes once per run and passes with --file.
+// `server` is passed to every variant: `bodySize`, and `delay` (ms of async sleep before each
+//   answer). `upstream` is a fixed server the variants forward to (node:net, started once per
+//   round, on the client core). `file` is a file of `size` pattern bytes the harness writes once
+//   per run and passes with --file.
 // `variants` maps variant ids to the script (and a note on how it does the job) for this test;
 //   without it every variant runs its default script. Variants without a script here skip it.
 //
 // Ids are the project plan's. t2 is the Go model's 1 kB keep-alive test (its seed README calls
 // it "Test #1: Static 1kB content throughput test"; its later table row "1kB, keep-alive on").
-// proxy-rps, proxy-gbps and static-1m are issue 5's forwarding tests.
+// proxy-rps, proxy-gbps and static-1m are issue 5's forwarding tests; t5 and t6 are on its list too.
 
 const MiB = 2 ** 20
 
@@ -69,6 +70,25 @@ export const tests = [
     bodySize: 1024,
     server: { bodySize: 1024 },
     variants: TLS,
+  },
+  {
+    id: 't5',
+    name: '128 B keep-alive, 1 ms async work',
+    description:
+      '100 concurrent keep-alive connections, 128 B body, the handler awaits a 1 ms setTimeout promise before each answer',
+    kind: 'wrk',
+    wrk: ['-t1', '-c100'],
+    bodySize: 128,
+    server: { bodySize: 128, delay: 1 },
+  },
+  {
+    id: 't6',
+    name: '16 kB, new connection per request',
+    description: 'as t1 with a 16 kB body: 100 concurrent clients, each request on a new connection',
+    kind: 'wrk',
+    wrk: ['-t1', '-c100', '-H', 'Connection: close'],
+    bodySize: 16 * 1024,
+    server: { bodySize: 16 * 1024 },
   },
   {
     id: 'proxy-rps',
