@@ -6,6 +6,10 @@
 //   reports bytes/s (req/s × bodySize).
 // kind 'download': one big download through the server under test by clients/download.mjs,
 //   `download.bytes` long (`download.quickBytes` with --quick), after one of `warmupBytes`.
+// kind 'echo': clients/echo.mjs sends 64 KiB chunks on `echo.connections` connections for the
+//   run's duration (after a warm-up as long as wrk's) and checks every byte echoed back; GB/s.
+// kind 'idle': clients/idle.mjs opens `idle.connections` connections, one checked request each,
+//   and holds them idle; the server's RSS growth over its settled baseline, per connection.
 // `server` is passed to every variant: `bodySize`, and `delay` (ms of async sleep before each
 //   answer). `upstream` is a fixed server the variants forward to (node:net, started once per
 //   round, on the client core). `file` is a file of `size` pattern bytes the harness writes once
@@ -15,7 +19,8 @@
 //
 // Ids are the project plan's. t2 is the Go model's 1 kB keep-alive test (its seed README calls
 // it "Test #1: Static 1kB content throughput test"; its later table row "1kB, keep-alive on").
-// proxy-rps, proxy-gbps and static-1m are issue 5's forwarding tests; t5 and t6 are on its list too.
+// proxy-rps, proxy-gbps and static-1m are issue 5's forwarding tests; t5, t6, echo and idle-rss
+// the rest of its list.
 
 const MiB = 2 ** 20
 
@@ -23,6 +28,12 @@ const MiB = 2 ** 20
 const TLS = {
   tcpserver: { script: 'servers/tcpserver-tls.mjs', how: '(rustls)' },
   'node-net': { script: 'servers/node-tls.mjs', label: 'node:tls' },
+}
+
+// Only our library and node:net: node:http closes idle keep-alive connections after 5 s.
+const PLAIN = {
+  tcpserver: { script: 'servers/tcpserver.mjs' },
+  'node-net': { script: 'servers/node-net.mjs' },
 }
 
 const PROXIES = {
@@ -125,5 +136,28 @@ export const tests = [
       tcpserver: { script: 'servers/static-tcpserver.mjs', how: 'sendFile()' },
       'node-net': { script: 'servers/static-node-net.mjs', how: 'createReadStream().pipe()' },
     },
+  },
+  {
+    id: 'echo',
+    name: 'echo, 64 KiB chunks',
+    description:
+      '4 connections, each sending 64 KiB chunks of pattern bytes as fast as the socket takes them and reading the echo back; every byte checked',
+    kind: 'echo',
+    echo: { connections: 4 },
+    variants: {
+      tcpserver: { script: 'servers/echo-tcpserver.mjs', how: 'await write()' },
+      'node-net': { script: 'servers/echo-node-net.mjs', how: 'socket.pipe(socket)' },
+    },
+  },
+  {
+    id: 'idle-rss',
+    name: '10,000 idle connections',
+    description:
+      'server RSS growth per connection while 10,000 keep-alive connections, each answered once (1 kB, checked), sit idle',
+    kind: 'idle',
+    idle: { connections: 10_000 },
+    bodySize: 1024,
+    server: { bodySize: 1024 },
+    variants: PLAIN,
   },
 ]
