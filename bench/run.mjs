@@ -35,23 +35,31 @@ if (missing.length) {
 
 const downloadBytes = (test) => (opts.quick ? test.download.quickBytes : test.download.bytes)
 const downloadTest = opts.tests.find((t) => t.kind === 'download')
+const echoTest = opts.tests.find((t) => t.kind === 'echo')
+const idleTest = opts.tests.find((t) => t.kind === 'idle')
 const method = {
   rounds: opts.rounds,
   duration: opts.duration,
   warmup: opts.warmup,
   downloadBytes: downloadTest ? downloadBytes(downloadTest) : undefined,
   downloadWarmupBytes: downloadTest?.download.warmupBytes,
+  echoConnections: echoTest?.echo.connections,
+  idleConnections: idleTest?.idle.connections,
   serverCore: SERVER_CORE,
   clientCore: CLIENT_CORE,
   pinning: `the server under test (for proxy tests: the proxy) alone on core ${SERVER_CORE}; wrk or the download client, and the proxy tests' fixed upstream, together on core ${CLIENT_CORE}`,
   serverCommand: `taskset -c ${SERVER_CORE} node <script> 0 <bodySize> [--upstream 127.0.0.1:<port>] [--file <path>]`,
   clientCommand: `taskset -c ${CLIENT_CORE} wrk --latency -s lib/wrk-report.lua <test.wrk> -d<duration>s http://127.0.0.1:<port>/`,
   downloadCommand: `taskset -c ${CLIENT_CORE} node clients/download.mjs <port> <bytes>`,
+  echoCommand: `taskset -c ${CLIENT_CORE} node clients/echo.mjs <port> <connections> <duration>`,
+  idleCommand: `taskset -c ${CLIENT_CORE} node clients/idle.mjs <port> <connections> <bodySize> (soft open-files limit raised to the hard limit, like the servers')`,
   upstreamCommand: `taskset -c ${CLIENT_CORE} node <test.upstream.script> 0 <bodySize>, started once per test and round, shared by the round's variants`,
   order: 'per test, per round: every variant once in the listed order',
   cpu: 'server-under-test utime+stime from /proc/PID/stat (all threads) around the measured client run; for proxy tests that is the proxy',
+  memory:
+    'idle: server VmRSS (/proc/PID/status) once settled (4 readings 250 ms apart within 1%), before and while the idle connections are open; (loaded - before) / connections',
   checks:
-    'wrk: socket errors, non-2xx, exact bytes read vs requests × body; then a 3-request keep-alive probe checking every body byte. download: status, Content-Length, byte count, every byte against the pattern',
+    'wrk: socket errors, non-2xx, exact bytes read vs requests × body; then a 3-request keep-alive probe checking every body byte. download: status, Content-Length, byte count, every byte against the pattern. echo: per connection, bytes echoed = bytes sent, every byte against the pattern, closed by the server after the FIN. idle: every connection answered (status, Content-Length, body) and held by the server, none closed while idle, all closed after the FIN, probes before and after',
   summary: 'medians over valid rounds; a round that failed any check is invalid',
 }
 const machine = machineInfo()
@@ -60,10 +68,15 @@ const unavailable = new Map() // script → reason; tried once, then skipped
 
 const plan = opts.tests.map((test) => ({ test, variants: variantsFor(test, opts.variants) }))
 const runs = plan.reduce((n, p) => n + p.variants.length * opts.rounds, 0)
-const seconds = plan.reduce((s, { test, variants }) => {
-  const perRun = test.kind === 'download' ? 4 + downloadBytes(test) / 2e8 : opts.duration + opts.warmup + 2
-  return s + variants.length * opts.rounds * perRun
-}, 0)
+const secondsPerRun = (test) => {
+  if (test.kind === 'download') return 4 + downloadBytes(test) / 2e8
+  if (test.kind === 'idle') return 10 + test.idle.connections / 2000
+  return opts.duration + opts.warmup + 2
+}
+const seconds = plan.reduce(
+  (s, { test, variants }) => s + variants.length * opts.rounds * secondsPerRun(test),
+  0,
+)
 console.error(`${runs} runs, about ${Math.ceil(seconds / 60)} min`)
 
 const files = writeTestFiles(opts.tests) // test id → path of its static file
@@ -129,6 +142,10 @@ async function runOne(test, variant, round, upstream) {
 }
 
 function progress(r) {
+  if (r.bytesPerConn !== undefined) {
+    const mb = (bytes) => (bytes / 1e6).toFixed(1)
+    return `${Math.round(r.bytesPerConn)} B/conn  (RSS ${mb(r.rssBaseline)} → ${mb(r.rssLoaded)} MB)`
+  }
   if (r.cpuSecPerGB !== undefined) {
     return `${r.gbps?.toFixed(2) ?? '–'} GB/s  ${r.cpuSecPerGB?.toFixed(3) ?? '–'} CPU s/GB`
   }

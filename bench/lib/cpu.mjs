@@ -1,5 +1,5 @@
 // From /proc: a process's CPU time (utime+stime, all its threads), its reaped children's, per-core
-// busy time, and a process's open sockets.
+// busy time, a process's open sockets and its resident memory.
 
 import { execFileSync } from 'node:child_process'
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
@@ -76,4 +76,16 @@ export function socketCount(pid) {
     }
   }
   return n
+}
+
+/** Resident set size of `pid` in bytes (VmRSS of /proc/PID/status), or null if it is gone. */
+export function rssBytes(pid) {
+  let text
+  try {
+    text = readFileSync(`/proc/${pid}/status`, 'utf8')
+  } catch {
+    return null
+  }
+  const kb = /^VmRSS:\s+(\d+) kB$/m.exec(text)
+  return kb ? Number(kb[1]) * 1024 : null
 }

@@ -1,9 +1,5 @@
 // Runs the download client (clients/download.mjs) pinned to a core and checks what it got.
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
-import { fileURLToPath } from 'node:url'
-
-const CLIENT = fileURLToPath(new URL('../clients/download.mjs', import.meta.url))
+import { runClient } from './client-process.mjs'
 
 /**
  * `taskset -c CORE node clients/download.mjs PORT BYTES`; resolves to the client's result
@@ -11,28 +7,9 @@ const CLIENT = fileURLToPath(new URL('../clients/download.mjs', import.meta.url)
  * download is not clean (empty when valid).
  */
 export async function runDownload({ core, port, bytes }) {
-  const child = spawn(
-    'taskset',
-    ['-c', String(core), process.execPath, CLIENT, String(port), String(bytes)],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  )
-  let out = ''
-  let err = ''
-  child.stdout.setEncoding('utf8').on('data', (s) => (out += s))
-  child.stderr.setEncoding('utf8').on('data', (s) => (err += s))
   // Generous: 50 MB/s would already be a broken proxy.
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000 + bytes / 50_000)
-  const [code, signal] = await once(child, 'close')
-  clearTimeout(timer)
-  let result
-  try {
-    result = JSON.parse(out)
-  } catch {
-    const why = signal ? `killed by ${signal} (timeout?)` : `exited with code ${code}`
-    throw new Error(`download client ${why}: ${(err || out).trim().slice(0, 500)}`)
-  }
+  const timeoutMs = 30_000 + bytes / 50_000
+  const result = await runClient({ core, script: 'download.mjs', args: [port, bytes], timeoutMs })
   return { ...result, errors: checkDownload(result, bytes) }
 }
 

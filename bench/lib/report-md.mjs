@@ -1,4 +1,5 @@
 // The Markdown summary: one table plus the rounds that did not count.
+import { perGB } from './stats.mjs'
 
 export function markdownReport({ machine, method, summary, rounds, baselineLabel }) {
   const kinds = new Set(summary.map((r) => r.kind))
@@ -6,16 +7,27 @@ export function markdownReport({ machine, method, summary, rounds, baselineLabel
   const measure = [
     kinds.has('wrk') ? `${method.duration} s of wrk` : null,
     kinds.has('download') ? `one ${mib(method.downloadBytes)} download` : null,
+    kinds.has('echo') ? `${method.duration} s of echo` : null,
+    kinds.has('idle') ? `one RSS reading with ${fmtInt(method.idleConnections)} idle connections` : null,
+  ].filter(Boolean)
+  const clients = [
+    'wrk',
+    kinds.has('download') && 'the download client',
+    kinds.has('echo') && 'the echo client',
+    kinds.has('idle') && 'the idle client',
   ].filter(Boolean)
   const lines = [
     `# Benchmark results`,
     '',
     `${machine.date} · ${machine.cpuModel} (${machine.cores} cores) · Node ${machine.node} · ${machine.kernel}`,
     '',
-    `Server under test pinned to core ${method.serverCore}; the client (wrk${kinds.has('download') ? ', the download client' : ''})` +
+    `Server under test pinned to core ${method.serverCore}; the client (${clients.join(', ')})` +
       `${proxied ? ' and the proxies’ upstream' : ''} on core ${method.clientCore}. ${method.rounds} rounds × ` +
       `${measure.join(' or ')} per variant, interleaved, after a warm-up; medians over valid rounds. ` +
-      `CPU is the server under test's${proxied ? ' (the proxy’s, for proxy tests)' : ''}. GB = 10⁹ bytes.`,
+      `CPU is the server under test's${proxied ? ' (the proxy’s, for proxy tests)' : ''}. GB = 10⁹ bytes.` +
+      (kinds.has('idle')
+        ? ' Idle: server RSS growth over its settled baseline per connection (lower is better).'
+        : ''),
     '',
     `| test | variant | throughput (median) | server CPU | p99 ms | ratio vs Node (${baselineLabel}; node:tls for TLS rows) | valid rounds |`,
     '| --- | --- | ---: | ---: | ---: | --- | ---: |',
@@ -46,20 +58,24 @@ export function markdownReport({ machine, method, summary, rounds, baselineLabel
 }
 
 function throughput(row) {
-  if (row.kind === 'download') return row.gbps == null ? '–' : `${fmt(row.gbps, 2)} GB/s`
+  if (row.kind === 'idle') return row.bytesPerConn == null ? '–' : `${fmtInt(row.bytesPerConn)} B/conn`
+  if (perGB(row)) return row.gbps == null ? '–' : `${fmt(row.gbps, 2)} GB/s`
   if (row.rps == null) return '–'
   const rps = `${fmtInt(row.rps)} req/s`
   return row.gbps == null ? rps : `${rps} = ${fmt(row.gbps, 2)} GB/s`
 }
 
 function cpu(row) {
-  if (row.kind === 'download') return row.cpuSecPerGB == null ? '–' : `${fmt(row.cpuSecPerGB, 3)} s/GB`
+  if (row.kind === 'idle')
+    return row.rssBaseline == null ? '–' : `RSS ${fmt(row.rssBaseline / 1e6, 0)} MB before`
+  if (perGB(row)) return row.cpuSecPerGB == null ? '–' : `${fmt(row.cpuSecPerGB, 3)} s/GB`
   return row.cpuUsPerReq == null ? '–' : `${fmt(row.cpuUsPerReq, 2)} µs/req`
 }
 
 function ratios(row) {
+  if (row.kind === 'idle') return row.memRatio == null ? '' : `${fmt(row.memRatio, 2)}× memory/conn`
   if (row.cpuRatio == null) return ''
-  if (row.kind === 'download') return `${fmt(row.gbpsRatio, 2)}× GB/s, ${fmt(row.cpuRatio, 2)}× CPU/GB`
+  if (perGB(row)) return `${fmt(row.gbpsRatio, 2)}× GB/s, ${fmt(row.cpuRatio, 2)}× CPU/GB`
   return `${fmt(row.rpsRatio, 2)}× req/s, ${fmt(row.cpuRatio, 2)}× CPU/req`
 }
 

@@ -1,6 +1,7 @@
 // Small multiples: one panel per test, each with its own scale (req/s for wrk tests, GB/s for
-// download tests), one bar per variant (same colour in every panel), the server's CPU per unit of
-// work inside the bars. Plain SVG text.
+// download and echo tests, bytes per connection for the idle test), one bar per variant (same
+// colour in every panel), the server's CPU per unit of work inside the bars. Plain SVG text.
+import { perGB } from './stats.mjs'
 import { variantsFor } from './variants.mjs'
 
 const COLORS = ['#d95f02', '#1b9e77', '#7570b3', '#e7298a', '#66a61e', '#e6ab02']
@@ -41,7 +42,7 @@ export function svgChart({ summary, tests, variants, title }) {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="13">`,
     `<rect width="100%" height="100%" fill="#fff"/>`,
     `<text x="${width / 2}" y="24" text-anchor="middle" font-size="16" font-weight="bold">${esc(title)}</text>`,
-    `<text x="${width / 2}" y="42" text-anchor="middle" font-size="11" fill="#666">median per test, each panel on its own scale; in bars: CPU of the server under test per request or per GB</text>`,
+    `<text x="${width / 2}" y="42" text-anchor="middle" font-size="11" fill="#666">median per test, each panel on its own scale; in bars: CPU of the server under test per request or per GB; B/conn: lower is better</text>`,
   ]
   rows.forEach((row, r) => {
     let x = M.left
@@ -64,9 +65,37 @@ export function svgChart({ summary, tests, variants, title }) {
   return `${out.join('\n')}\n`
 }
 
+/** What a panel plots: the value of a row, its unit, how ticks and bar tops read, the in-bar text. */
+function measure(test) {
+  if (test.kind === 'idle') {
+    return {
+      value: (row) => row?.bytesPerConn,
+      unit: 'B/conn',
+      tick: kilo,
+      title: (v) => `${Math.round(v)} B/conn`,
+      inside: () => null,
+    }
+  }
+  if (perGB({ kind: test.kind })) {
+    return {
+      value: (row) => row?.gbps,
+      unit: 'GB/s',
+      tick: (v) => `${+v.toFixed(2)}`,
+      title: (v) => `${v.toFixed(2)} GB/s`,
+      inside: (row) => row.cpuSecPerGB != null && `${row.cpuSecPerGB.toFixed(2)} s/GB`,
+    }
+  }
+  return {
+    value: (row) => row?.rps,
+    unit: 'req/s',
+    tick: kilo,
+    title: (v) => `${Math.round(v)} req/s`,
+    inside: (row) => row.cpuUsPerReq != null && `${row.cpuUsPerReq.toFixed(1)} µs`,
+  }
+}
+
 function panel({ test, bars, width }, x0, y0, summary, color) {
-  const download = test.kind === 'download'
-  const value = (row) => (download ? row?.gbps : row?.rps)
+  const { value, unit, tick, title, inside } = measure(test)
   const rows = bars.map((v) => summary.find((r) => r.test === test.id && r.variant === v.id))
   const max = niceMax(1.15 * Math.max(1e-9, ...rows.map((r) => value(r) ?? 0))) // room for the labels
   const top = y0 + HEAD
@@ -75,13 +104,13 @@ function panel({ test, bars, width }, x0, y0, summary, color) {
   const out = [
     `<text x="${x0 + width / 2}" y="${y0 + 14}" text-anchor="middle" font-weight="bold">${esc(test.id)}</text>`,
     `<text x="${x0 + width / 2}" y="${y0 + 30}" text-anchor="middle" font-size="12">${esc(test.name)}</text>`,
-    `<text x="${axisX - 8}" y="${top - 6}" text-anchor="end" font-size="11" fill="#666">${download ? 'GB/s' : 'req/s'}</text>`,
+    `<text x="${axisX - 8}" y="${top - 6}" text-anchor="end" font-size="11" fill="#666">${unit}</text>`,
   ]
   for (let i = 0; i <= 4; i++) {
     const v = (max / 4) * i
     out.push(
       `<line x1="${axisX}" x2="${x0 + width}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/>`,
-      `<text x="${axisX - 6}" y="${y(v) + 4}" text-anchor="end" font-size="11">${download ? +v.toFixed(2) : kilo(v)}</text>`,
+      `<text x="${axisX - 6}" y="${y(v) + 4}" text-anchor="end" font-size="11">${tick(v)}</text>`,
     )
   }
   bars.forEach((variant, i) => {
@@ -93,19 +122,16 @@ function panel({ test, bars, width }, x0, y0, summary, color) {
       out.push(`<text x="${cx}" y="${y(0) - 6}" text-anchor="middle" fill="#999" font-size="11">n/a</text>`)
       return
     }
-    const label = download ? `${v.toFixed(2)} GB/s` : `${Math.round(v)} req/s`
     out.push(
-      `<rect x="${x}" y="${y(v)}" width="${BAR}" height="${y(0) - y(v)}" fill="${color.get(variant.id)}"><title>${esc(`${variant.label}: ${label}`)}</title></rect>`,
-      `<text x="${cx}" y="${y(v) - 6}" text-anchor="middle" font-size="12">${download ? v.toFixed(2) : kilo(v)}</text>`,
+      `<rect x="${x}" y="${y(v)}" width="${BAR}" height="${y(0) - y(v)}" fill="${color.get(variant.id)}"><title>${esc(`${variant.label}: ${title(v)}`)}</title></rect>`,
+      `<text x="${cx}" y="${y(v) - 6}" text-anchor="middle" font-size="12">${unit === 'GB/s' ? v.toFixed(2) : tick(v)}</text>`,
     )
-    if (!download && row.gbps != null) {
+    if (unit === 'req/s' && row.gbps != null) {
       out.push(
         `<text x="${cx}" y="${y(v) - 20}" text-anchor="middle" font-size="10" fill="#666">${row.gbps.toFixed(2)} GB/s</text>`,
       )
     }
-    const cpu = download
-      ? row.cpuSecPerGB != null && `${row.cpuSecPerGB.toFixed(2)} s/GB`
-      : row.cpuUsPerReq != null && `${row.cpuUsPerReq.toFixed(1)} µs`
+    const cpu = inside(row)
     if (cpu && y(0) - y(v) > 24) {
       out.push(
         `<text x="${cx}" y="${y(0) - 8}" text-anchor="middle" font-size="11" fill="#fff">${cpu}</text>`,

@@ -3,13 +3,15 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { patternBytes } from '../servers/pattern.mjs'
 import { busyPercent, coreTicks, processCpuSeconds, reapedChildrenCpuSeconds, socketCount } from './cpu.mjs'
 import { runDownload } from './download.mjs'
+import { runEcho } from './echo.mjs'
+import { measureIdle } from './idle.mjs'
 import { probe } from './probe.mjs'
 import { startServer } from './server-process.mjs'
 import { checkBytes, parseWrk, runWrk, wrkConnections } from './wrk.mjs'
 
 /** The server under test runs here. */
 export const SERVER_CORE = 0
-/** The load generator (wrk, the download client) and the fixed upstream of proxy tests run here. */
+/** The load generator (wrk, the download, echo and idle clients) and the fixed upstream of proxy tests run here. */
 export const CLIENT_CORE = 1
 /** Busy % of a core not spent by the processes pinned to it, above which a round is flagged. */
 const OTHER_LOAD_LIMIT = 10
@@ -26,6 +28,7 @@ const SOCKET_SETTLE_MS = 2_000
 export async function runRound({ test, variant, round, duration, warmup, upstream, file, downloadBytes }) {
   const options = {
     bodySize: test.server?.bodySize,
+    delay: test.server?.delay,
     upstream: upstream ? `127.0.0.1:${upstream.port}` : null,
     file,
   }
@@ -34,9 +37,9 @@ export async function runRound({ test, variant, round, duration, warmup, upstrea
   try {
     const socketsAtStart = socketCount(server.pid)
     const ctx = { test, server, upstream, duration, warmup, downloadBytes }
-    Object.assign(record, test.kind === 'download' ? await downloadRound(ctx) : await wrkRound(ctx))
+    Object.assign(record, await ROUNDS[test.kind ?? 'wrk'](ctx))
     record.leftoverSockets = await leftoverSockets(server.pid, socketsAtStart)
-    record.warnings = warnings(record, test.kind === 'download' ? 'download client' : 'wrk')
+    record.warnings = warnings(record, CLIENTS[test.kind ?? 'wrk'])
   } catch (err) {
     record.errors.push(err.message)
   } finally {
@@ -88,17 +91,54 @@ async function downloadRound({ test, server, upstream, downloadBytes }) {
   if (warm.errors.length) throw new Error(`warm-up download: ${warm.errors.join('; ')}`)
   const m = await measured(server, upstream, () => get(downloadBytes))
   const { errors, ...download } = m.result
-  const gb = download.bytes / 1e9
+  return { ...perGB(download, m.cpu), errors, download }
+}
+
+/** Warm-up echo, then the measured one; the client checks every byte on every connection. */
+async function echoRound({ test, server, upstream, duration, warmup }) {
+  const { connections } = test.echo
+  const run = (seconds) => runEcho({ core: CLIENT_CORE, port: server.port, connections, seconds })
+  const warm = await run(warmup)
+  if (warm.errors.length) throw new Error(`warm-up echo: ${warm.errors.join('; ')}`)
+  const m = await measured(server, upstream, () => run(duration))
+  const { errors, ...echo } = m.result
+  return { ...perGB(echo, m.cpu), errors, echo }
+}
+
+/** GB/s and the server's CPU s/GB of `bytes` moved in `seconds`, with the CPU readings. */
+function perGB({ bytes, seconds }, cpu) {
+  const gb = bytes / 1e9
   return {
-    bytes: download.bytes,
-    seconds: download.seconds,
-    gbps: download.seconds ? gb / download.seconds : null,
-    ...m.cpu,
-    cpuSecPerGB: gb > 0 ? m.cpu.serverCpuSeconds / gb : null,
-    errors,
-    download,
+    bytes,
+    seconds,
+    gbps: seconds ? gb / seconds : null,
+    ...cpu,
+    cpuSecPerGB: gb > 0 ? cpu.serverCpuSeconds / gb : null,
   }
 }
+
+/**
+ * A probe (it also warms the request path, so that its first-use memory is in the baseline),
+ * the RSS measurement around N idle connections, then another probe: the server still answers.
+ */
+async function idleRound({ test, server }) {
+  const body = expectedBody(test)
+  const errors = await probe(server.port, body)
+  if (errors.length) throw new Error(errors.join('; '))
+  const idle = await measureIdle({
+    core: CLIENT_CORE,
+    pid: server.pid,
+    port: server.port,
+    connections: test.idle.connections,
+    bodySize: test.bodySize,
+  })
+  idle.errors.push(...(await probe(server.port, body)))
+  const { errors: idleErrors, ...result } = idle
+  return { ...result, errors: idleErrors }
+}
+
+const ROUNDS = { wrk: wrkRound, download: downloadRound, echo: echoRound, idle: idleRound }
+const CLIENTS = { wrk: 'wrk', download: 'download client', echo: 'echo client', idle: 'idle client' }
 
 /**
  * Runs `run()` (the measured client) and reads, around it: the server's and the upstream's CPU
@@ -167,6 +207,13 @@ function warnings(record, client) {
   const { coreBusy, coreSoftirq, serverCpuPercent, clientCpuPercent, upstreamCpuPercent, leftoverSockets } =
     record
   const out = []
+  if (leftoverSockets > 0) {
+    out.push(
+      `${leftoverSockets} server sockets still open ${SOCKET_SETTLE_MS / 1000} s after the run (leak?)`,
+    )
+  }
+  if (record.settled === false) out.push('server RSS still moving after 10 s (bytes/conn approximate)')
+  if (!coreBusy) return out // the idle test times nothing
   const clientSide = clientCpuPercent + (upstreamCpuPercent ?? 0)
   const clientName = upstreamCpuPercent == null ? client : `${client} + upstream`
   const serverOther = coreBusy.server - serverCpuPercent
@@ -178,10 +225,5 @@ function warnings(record, client) {
   if (clientOther > OTHER_LOAD_LIMIT) out.push(other('client', clientOther))
   if (clientSide > CLIENT_BUSY_LIMIT)
     out.push(`${clientName} used ${clientSide.toFixed(0)}% of its core (client-bound?)`)
-  if (leftoverSockets > 0) {
-    out.push(
-      `${leftoverSockets} server sockets still open ${SOCKET_SETTLE_MS / 1000} s after the run (leak?)`,
-    )
-  }
   return out
 }

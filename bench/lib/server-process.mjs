@@ -13,16 +13,21 @@ const STOP_TIMEOUT_MS = 3_000
 export class UnavailableError extends Error {}
 
 /**
- * Runs `taskset -c CORE node SCRIPT 0 BODY_SIZE [--upstream host:port] [--file path]` and
- * resolves to { pid, port, alive, stop, stderr, stats } once the server printed
- * `{"ready":true,...}`. `options` is { bodySize, upstream, file } (see servers/options.mjs).
+ * Runs `taskset -c CORE node SCRIPT 0 BODY_SIZE [--upstream host:port] [--file path] [--delay ms]`
+ * (with the open-files soft limit raised to the hard one) and resolves to
+ * { pid, port, alive, stop, stderr, stats } once the server printed `{"ready":true,...}`.
+ * `options` is { bodySize, upstream, file, delay } (see servers/options.mjs).
  * `stats()` is the last `{"stats":…}` line the server printed (servers print one when stopped).
  */
 export async function startServer({ id, script }, options, core) {
   const args = ['-c', String(core), process.execPath, script, '0', String(options.bodySize ?? 1024)]
   if (options.upstream) args.push('--upstream', options.upstream)
   if (options.file) args.push('--file', options.file)
-  const child = spawn('taskset', args, { cwd: BENCH_DIR, stdio: ['ignore', 'pipe', 'pipe'] })
+  if (options.delay) args.push('--delay', String(options.delay))
+  const child = spawn(...withOpenFileLimit('taskset', args), {
+    cwd: BENCH_DIR,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   let stderr = ''
   child.stderr.setEncoding('utf8')
   child.stderr.on('data', (s) => {
@@ -63,13 +68,22 @@ export async function startServer({ id, script }, options, core) {
     throw new UnavailableError(`${id}: ${err.message}${stderr ? `\n${stderr.trim()}` : ''}`)
   }
   return {
-    pid: ready.pid, // taskset execs node, so this is child.pid too
+    pid: ready.pid, // sh and taskset exec node, so this is child.pid too
     port: ready.port,
     stderr: () => stderr,
     stats: () => stats,
     alive: () => child.exitCode === null && child.signalCode === null,
     stop: () => kill(child, exited),
   }
+}
+
+/**
+ * [command, args] that run `command ARGS` with the soft limit on open files raised to the hard
+ * limit (the idle test holds 10,000 connections; Node cannot raise it itself). `exec` keeps the
+ * pid: sh → taskset → node is one process.
+ */
+export function withOpenFileLimit(command, args) {
+  return ['sh', ['-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"', 'sh', command, ...args]]
 }
 
 function parseReady(line) {

@@ -11,8 +11,9 @@ export function median(values) {
 /**
  * Summary over the valid rounds of each (test, variant); ratios against the baseline variant.
  * wrk tests have req/s, CPU µs/request and latencies (and GB/s of bodies when the test asks);
- * download tests have GB/s and CPU seconds per GB. `cpuRatio` compares CPU per unit of work:
- * per request, or per GB.
+ * download and echo tests have GB/s and CPU seconds per GB; the idle test has RSS bytes per
+ * connection. `cpuRatio` compares CPU per unit of work: per request, or per GB; `memRatio`
+ * bytes per idle connection.
  */
 export function summarize(rounds, tests, variants, baselineId) {
   const rows = []
@@ -34,6 +35,8 @@ export function summarize(rounds, tests, variants, baselineId) {
         gbps: med((r) => r.gbps),
         cpuUsPerReq: med((r) => r.cpuUsPerReq),
         cpuSecPerGB: med((r) => r.cpuSecPerGB),
+        bytesPerConn: med((r) => r.bytesPerConn),
+        rssBaseline: med((r) => r.rssBaseline),
         p50Ms: med((r) => r.latency?.p50),
         p99Ms: med((r) => r.latency?.p99),
         serverCpuPercent: med((r) => r.serverCpuPercent),
@@ -46,13 +49,18 @@ export function summarize(rounds, tests, variants, baselineId) {
     for (const row of rows.filter((r) => r.test === test.id)) {
       row.rpsRatio = ratio(row.rps, base?.rps)
       row.gbpsRatio = ratio(row.gbps, base?.gbps)
-      row.cpuRatio =
-        row.kind === 'download'
-          ? ratio(row.cpuSecPerGB, base?.cpuSecPerGB)
-          : ratio(row.cpuUsPerReq, base?.cpuUsPerReq)
+      row.cpuRatio = perGB(row)
+        ? ratio(row.cpuSecPerGB, base?.cpuSecPerGB)
+        : ratio(row.cpuUsPerReq, base?.cpuUsPerReq)
+      row.memRatio = ratio(row.bytesPerConn, base?.bytesPerConn)
     }
   }
   return rows
+}
+
+/** Is this row's work counted in GB (download, echo) rather than in requests? */
+export function perGB(row) {
+  return row.kind === 'download' || row.kind === 'echo'
 }
 
 function ratio(a, b) {

@@ -6,15 +6,21 @@
 //   reports bytes/s (req/s × bodySize).
 // kind 'download': one big download through the server under test by clients/download.mjs,
 //   `download.bytes` long (`download.quickBytes` with --quick), after one of `warmupBytes`.
-// `server` is passed to every variant (today `bodySize`). `upstream` is a fixed server the
-//   variants forward to (node:net, started once per round, on the client core). `file` is a
-//   file of `size` pattern bytes the harness writes once per run and passes with --file.
+// kind 'echo': clients/echo.mjs sends 64 KiB chunks on `echo.connections` connections for the
+//   run's duration (after a warm-up as long as wrk's) and checks every byte echoed back; GB/s.
+// kind 'idle': clients/idle.mjs opens `idle.connections` connections, one checked request each,
+//   and holds them idle; the server's RSS growth over its settled baseline, per connection.
+// `server` is passed to every variant: `bodySize`, and `delay` (ms of async sleep before each
+//   answer). `upstream` is a fixed server the variants forward to (node:net, started once per
+//   round, on the client core). `file` is a file of `size` pattern bytes the harness writes once
+//   per run and passes with --file.
 // `variants` maps variant ids to the script (and a note on how it does the job) for this test;
 //   without it every variant runs its default script. Variants without a script here skip it.
 //
 // Ids are the project plan's. t2 is the Go model's 1 kB keep-alive test (its seed README calls
 // it "Test #1: Static 1kB content throughput test"; its later table row "1kB, keep-alive on").
-// proxy-rps, proxy-gbps and static-1m are issue 5's forwarding tests.
+// proxy-rps, proxy-gbps and static-1m are issue 5's forwarding tests; t5, t6, echo and idle-rss
+// the rest of its list.
 
 const MiB = 2 ** 20
 
@@ -22,6 +28,12 @@ const MiB = 2 ** 20
 const TLS = {
   tcpserver: { script: 'servers/tcpserver-tls.mjs', how: '(rustls)' },
   'node-net': { script: 'servers/node-tls.mjs', label: 'node:tls' },
+}
+
+// Only our library and node:net: node:http closes idle keep-alive connections after 5 s.
+const PLAIN = {
+  tcpserver: { script: 'servers/tcpserver.mjs' },
+  'node-net': { script: 'servers/node-net.mjs' },
 }
 
 const PROXIES = {
@@ -71,6 +83,25 @@ export const tests = [
     variants: TLS,
   },
   {
+    id: 't5',
+    name: '128 B keep-alive, 1 ms async work',
+    description:
+      '100 concurrent keep-alive connections, 128 B body, the handler awaits a 1 ms setTimeout promise before each answer',
+    kind: 'wrk',
+    wrk: ['-t1', '-c100'],
+    bodySize: 128,
+    server: { bodySize: 128, delay: 1 },
+  },
+  {
+    id: 't6',
+    name: '16 kB, new connection per request',
+    description: 'as t1 with a 16 kB body: 100 concurrent clients, each request on a new connection',
+    kind: 'wrk',
+    wrk: ['-t1', '-c100', '-H', 'Connection: close'],
+    bodySize: 16 * 1024,
+    server: { bodySize: 16 * 1024 },
+  },
+  {
     id: 'proxy-rps',
     name: 'proxied 1 kB keep-alive',
     description:
@@ -105,5 +136,28 @@ export const tests = [
       tcpserver: { script: 'servers/static-tcpserver.mjs', how: 'sendFile()' },
       'node-net': { script: 'servers/static-node-net.mjs', how: 'createReadStream().pipe()' },
     },
+  },
+  {
+    id: 'echo',
+    name: 'echo, 64 KiB chunks',
+    description:
+      '4 connections, each sending 64 KiB chunks of pattern bytes as fast as the socket takes them and reading the echo back; every byte checked',
+    kind: 'echo',
+    echo: { connections: 4 },
+    variants: {
+      tcpserver: { script: 'servers/echo-tcpserver.mjs', how: 'await write()' },
+      'node-net': { script: 'servers/echo-node-net.mjs', how: 'socket.pipe(socket)' },
+    },
+  },
+  {
+    id: 'idle-rss',
+    name: '10,000 idle connections',
+    description:
+      'server RSS growth per connection while 10,000 keep-alive connections, each answered once (1 kB, checked), sit idle',
+    kind: 'idle',
+    idle: { connections: 10_000 },
+    bodySize: 1024,
+    server: { bodySize: 1024 },
+    variants: PLAIN,
   },
 ]

@@ -1,5 +1,6 @@
-// Loads our library for the tcpserver variants, or tells the harness it is not built.
-import { announceUnavailable } from './options.mjs'
+// Loads our library for the tcpserver variants, or tells the harness it is not built; serves with
+// the harness's ready and stats lines.
+import { announceReady, announceUnavailable, reportStatsOnExit } from './options.mjs'
 
 const LIBRARY = '../../packages/tcpserver/dist/index.js'
 
@@ -21,4 +22,21 @@ export function errorCounter() {
     counts[code] = (counts[code] ?? 0) + 1
   }
   return { counts, onError }
+}
+
+/**
+ * `library.listen()` on host:port with `options` (handler, tls, ...), handler errors counted by
+ * code (peer resets at the end of a run are expected), the stats line on SIGTERM (the server's
+ * counters, those errors, RSS), then the ready line.
+ */
+export async function serve(library, { host, port, ...options }) {
+  const errors = errorCounter()
+  const server = await library.listen({ address: `${host}:${port}`, onError: errors.onError, ...options })
+  reportStatsOnExit(() => ({
+    ...server.stats(),
+    handlerErrors: errors.counts,
+    rss: process.memoryUsage().rss,
+  }))
+  announceReady(server.addresses[0].port)
+  return server
 }

@@ -1,21 +1,24 @@
 // Command line of every server variant: `node servers/X.mjs [port] [bodySize] [--upstream host:port]
-// [--file path]` (or PORT / BODY_SIZE / UPSTREAM / FILE in the environment). Port 0 lets the OS
-// pick; the ready line tells. Proxies read `upstream`, static file servers read `file`.
+// [--file path] [--delay ms]` (or PORT / BODY_SIZE / UPSTREAM / FILE / DELAY in the environment).
+// Port 0 lets the OS pick; the ready line tells. Proxies read `upstream`, static file servers read
+// `file`, the responders read `delay` (ms of async sleep before each answer; 0 = none).
 import { parseArgs } from 'node:util'
 
 export function serverOptions(argv = process.argv.slice(2), env = process.env) {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { upstream: { type: 'string' }, file: { type: 'string' } },
+    options: { upstream: { type: 'string' }, file: { type: 'string' }, delay: { type: 'string' } },
   })
   const port = Number(positionals[0] ?? env.PORT ?? 0)
   const bodySize = Number(positionals[1] ?? env.BODY_SIZE ?? 1024)
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`bad port: ${positionals[0]}`)
   if (!Number.isInteger(bodySize) || bodySize < 0) throw new RangeError(`bad body size: ${positionals[1]}`)
+  const delay = Number(values.delay ?? env.DELAY ?? 0)
+  if (!Number.isFinite(delay) || delay < 0) throw new RangeError(`bad delay: ${values.delay}`)
   const upstream = values.upstream ?? env.UPSTREAM ?? null
   const file = values.file ?? env.FILE ?? null
-  return { host: '127.0.0.1', port, bodySize, upstream, file }
+  return { host: '127.0.0.1', port, bodySize, upstream, file, delay }
 }
 
 /** `host:port` → { host, port }, as node:net's connect() takes it. */

@@ -1,17 +1,18 @@
 // TCP proxy on our library: one outbound connection per client, forwarded both ways by pipe()
 // (splice(2) in Rust on Linux). Reads `--upstream host:port`.
-import { errorCounter, loadLibrary } from './library.mjs'
-import { announceReady, reportStatsOnExit, serverOptions } from './options.mjs'
+import { loadLibrary, serve } from './library.mjs'
+import { serverOptions } from './options.mjs'
 
 const { host, port, upstream } = serverOptions()
 if (!upstream) throw new Error('proxy needs --upstream host:port')
 
 const library = await loadLibrary()
 if (library) {
-  const { connect, listen } = library
-  const errors = errorCounter() // the handler's errors (peer resets at the end of a run) by code
-  const server = await listen({
-    address: `${host}:${port}`,
+  const { connect } = library
+  // Handler errors (peer resets at the end of a run) are counted by serve().
+  await serve(library, {
+    host,
+    port,
     handler: async (conn) => {
       const up = await connect(upstream)
       try {
@@ -20,12 +21,5 @@ if (library) {
         up.close()
       }
     },
-    onError: errors.onError,
   })
-  reportStatsOnExit(() => ({
-    ...server.stats(),
-    handlerErrors: errors.counts,
-    rss: process.memoryUsage().rss,
-  }))
-  announceReady(server.addresses[0].port)
 }

@@ -1,8 +1,8 @@
 // Static file server on our library: each request gets the head by write(), then the file by
 // sendFile() (sendfile(2) on Linux), awaited before the next answer. Reads `--file path`.
 import { statSync } from 'node:fs'
-import { errorCounter, loadLibrary } from './library.mjs'
-import { announceReady, reportStatsOnExit, serverOptions } from './options.mjs'
+import { loadLibrary, serve } from './library.mjs'
+import { serverOptions } from './options.mjs'
 import { buildHead, createRequestSplitter } from './responder.mjs'
 
 const { host, port, file } = serverOptions()
@@ -21,14 +21,6 @@ async function handler(conn) {
   }
 }
 
+// Handler errors are counted by serve(): peer resets mid-file at the end of a run are expected.
 const library = await loadLibrary()
-if (library) {
-  const errors = errorCounter() // peer resets mid-file at the end of a run are expected
-  const server = await library.listen({ address: `${host}:${port}`, handler, onError: errors.onError })
-  reportStatsOnExit(() => ({
-    ...server.stats(),
-    handlerErrors: errors.counts,
-    rss: process.memoryUsage().rss,
-  }))
-  announceReady(server.addresses[0].port)
-}
+if (library) await serve(library, { host, port, handler })

@@ -1,6 +1,6 @@
 // Our library with TLS terminated in Rust (rustls) + the shared responder.
-import { errorCounter, loadLibrary } from './library.mjs'
-import { announceReady, reportStatsOnExit, serverOptions } from './options.mjs'
+import { loadLibrary, serve } from './library.mjs'
+import { serverOptions } from './options.mjs'
 import { buildResponse, createResponder } from './responder.mjs'
 import { certPath, keyPath } from './tls-credentials.mjs'
 
@@ -22,14 +22,4 @@ async function handler(conn) {
 }
 
 const library = await loadLibrary()
-if (library) {
-  const errors = errorCounter()
-  const server = await library.listen({
-    address: `${host}:${port}`,
-    tls: { cert: certPath, key: keyPath },
-    handler,
-    onError: errors.onError,
-  })
-  reportStatsOnExit(() => ({ ...server.stats(), handlerErrors: errors.counts }))
-  announceReady(server.addresses[0].port)
-}
+if (library) await serve(library, { host, port, tls: { cert: certPath, key: keyPath }, handler })

@@ -1,10 +1,11 @@
 // Our library's transport + the shared responder.
 
+import { setTimeout as sleep } from 'node:timers/promises'
 import { loadLibrary } from './library.mjs'
 import { announceReady, serverOptions } from './options.mjs'
 import { buildResponse, createResponder } from './responder.mjs'
 
-const { host, port, bodySize } = serverOptions()
+const { host, port, bodySize, delay } = serverOptions()
 const response = buildResponse(bodySize)
 
 // Writes are not awaited in the hot loop; a write that fails after the peer left must not crash
@@ -20,6 +21,7 @@ async function handler(conn) {
   try {
     for await (const chunk of conn) {
       const { out, close } = respond(chunk)
+      if (delay > 0 && out !== null) await sleep(delay) // t5: async work before answering
       if (close) {
         if (out !== null) await conn.write(out) // flushed before the handler returns and closes
         return
