@@ -205,7 +205,9 @@ pub(crate) struct Shared {
     mode: AtomicU8,
     /// The TLS session, for connections that negotiated one.
     /// Set once: at accept, at connect, or by a StartTLS upgrade.
-    tls: OnceLock<Mutex<rustls::Connection>>,
+    /// Boxed: a rustls session is over a kilobyte, and plain connections should not carry
+    /// its space.
+    tls: OnceLock<Box<Mutex<rustls::Connection>>>,
     tls_info: OnceLock<TlsInfo>,
     /// Set (and `gone_notify` woken) when the driver ended: pipe and file tasks stop then.
     gone: AtomicBool,
@@ -247,7 +249,7 @@ impl Shared {
 
     /// The TLS session, if this connection has one.
     pub(crate) fn tls(&self) -> Option<&Mutex<rustls::Connection>> {
-        self.tls.get()
+        self.tls.get().map(|t| &**t)
     }
 
     /// TLS records waiting for the socket.
@@ -579,29 +581,22 @@ impl Connections {
         // TLS first: a failed or timed-out handshake never reaches the consumer.
         let tls = match tls {
             TlsStart::None => None,
-            TlsStart::Session(session) => Some(*session),
+            TlsStart::Session(session) => Some(Box::new(Mutex::new(*session))),
             TlsStart::Accept(acceptor) => {
-                // A graceful shutdown does not wait for clients still shaking hands.
-                let handshake = tokio::select! {
-                    r = acceptor.accept(&stream) => r,
-                    () = abort.cancelled() => return,
-                    () = draining.cancelled() => return,
-                };
-                match handshake {
-                    Ok(session) => {
-                        let mut session = rustls::Connection::Server(session);
-                        // Bounds the plaintext rustls accepts from write() like the queue's.
-                        session.set_buffer_limit(Some(opts.high_water_mark));
-                        Some(session)
-                    }
-                    Err(e) => {
+                // Boxed: inline, the handshake's state would make every connection's task
+                // (plain ones too) kilobytes larger.
+                let handshake = Box::pin(accept_tls(&acceptor, &stream, &abort, &draining, opts));
+                match handshake.await {
+                    None => return,
+                    Some(Ok(session)) => Some(session),
+                    Some(Err(e)) => {
                         sink.tls_error(info.peer_addr, &e);
                         return;
                     }
                 }
             }
         };
-        let tls_info = tls.as_ref().map(crate::tls::info);
+        let tls_info = tls.as_ref().map(|t| crate::tls::info(&lock_tls(t)));
         // Ids are the low 32 bits of the server's connection counter: unique among live
         // connections unless four billion connections separate two of them.
         let id = info.id as u32;
@@ -612,9 +607,7 @@ impl Connections {
             sink: sink.clone(),
             abort,
             mode: AtomicU8::new(READING),
-            tls: tls
-                .map(Mutex::new)
-                .map_or_else(OnceLock::new, OnceLock::from),
+            tls: tls.map_or_else(OnceLock::new, OnceLock::from),
             tls_info: tls_info.map_or_else(OnceLock::new, OnceLock::from),
             gone: AtomicBool::new(false),
             gone_notify: Notify::new(),
@@ -974,6 +967,28 @@ async fn run(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
     }
 }
 
+/// The server side of a TLS handshake; `None` when the server is shutting down (a graceful
+/// shutdown does not wait for clients still shaking hands).
+async fn accept_tls(
+    acceptor: &TlsAcceptor,
+    stream: &TcpStream,
+    abort: &CancellationToken,
+    draining: &CancellationToken,
+    opts: DriveOptions,
+) -> Option<Result<Box<Mutex<rustls::Connection>>>> {
+    let handshake = tokio::select! {
+        r = acceptor.accept(stream) => r,
+        () = abort.cancelled() => return None,
+        () = draining.cancelled() => return None,
+    };
+    Some(handshake.map(|session| {
+        let mut session = rustls::Connection::Server(session);
+        // Bounds the plaintext rustls accepts from write() like the queue's.
+        session.set_buffer_limit(Some(opts.high_water_mark));
+        Box::new(Mutex::new(session))
+    }))
+}
+
 async fn upgrade(sh: &Shared, head: &[u8], acceptor: &TlsAcceptor, ticket: u64) -> Result<()> {
     sh.begin_job(ticket).await?;
     let session = tokio::select! {
@@ -984,7 +999,7 @@ async fn upgrade(sh: &Shared, head: &[u8], acceptor: &TlsAcceptor, ticket: u64) 
     let mut session = rustls::Connection::Server(session);
     session.set_buffer_limit(Some(sh.high_water_mark));
     let _ = sh.tls_info.set(crate::tls::info(&session));
-    let _ = sh.tls.set(Mutex::new(session));
+    let _ = sh.tls.set(Box::new(Mutex::new(session)));
     Ok(())
 }
 
@@ -1149,7 +1164,8 @@ async fn linger_close(sh: &Shared, read_open: bool) -> Result<()> {
         return Ok(());
     }
     sh.stream_shutdown_write();
-    let mut scratch = [0u8; 4096];
+    // On the heap, and only now: in the future's state it would cost every connection 4 KiB.
+    let mut scratch = vec![0u8; 4096];
     let drain = async {
         loop {
             match sh.stream.try_read(&mut scratch) {
