@@ -52,13 +52,29 @@ fn assert_address_error(err: &Error, input: &str) {
     assert!(!err.to_string().is_empty());
 }
 
-/// A host name as `split_host_port` admits it (RFC 1123 characters, at most 253 bytes).
+/// A host name as `split_host_port` admits it: RFC 1123 characters, at most 253 bytes, and
+/// not ending in a number (which the resolver would read as a legacy IPv4 form).
 fn is_name_shaped(host: &str) -> bool {
     !host.is_empty()
         && host.len() <= 253
         && host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && !ends_in_number(host)
+}
+
+/// The URL standard's "ends in a number": the last label (one trailing dot ignored) is
+/// decimal digits, or `0x` and hex digits.
+fn ends_in_number(host: &str) -> bool {
+    let mut labels: Vec<&str> = host.split('.').collect();
+    if labels.len() > 1 && labels.last() == Some(&"") {
+        labels.pop();
+    }
+    let last = labels.last().copied().unwrap_or("");
+    if let Some(hex) = last.strip_prefix("0x").or(last.strip_prefix("0X")) {
+        return hex.chars().all(|c| c.is_ascii_hexdigit());
+    }
+    !last.is_empty() && last.chars().all(|c| c.is_ascii_digit())
 }
 
 /// True when `parse_address(input)` would go to the resolver: the input is not a socket
@@ -304,8 +320,13 @@ proptest! {
     ) {
         // A dotted-number name is an IPv4 literal, checked elsewhere.
         prop_assume!(name.parse::<IpAddr>().is_err());
-        prop_assert_eq!(split_host_port(&format!("{name}:{port}")).unwrap(), (name.clone(), port));
-        prop_assert_eq!(split_host_port(&format!("[{name}]:{port}")).unwrap(), (name.clone(), port));
+        for text in [format!("{name}:{port}"), format!("[{name}]:{port}")] {
+            if ends_in_number(&name) {
+                assert_address_error(&split_host_port(&text).unwrap_err(), &text);
+            } else {
+                prop_assert_eq!(split_host_port(&text).unwrap(), (name.clone(), port));
+            }
+        }
 
         let long = format!("{}:{port}", format!("{name}.").repeat(254 / (name.len() + 1) + 1));
         assert_address_error(&split_host_port(&long).unwrap_err(), &long);
@@ -314,6 +335,39 @@ proptest! {
         let bad = format!("{}{junk}{}:{port}", &name[..i], &name[i..]);
         assert_address_error(&split_host_port(&bad).unwrap_err(), &bad);
         assert_address_error(&parse_address(&bad).unwrap_err(), &bad);
+    }
+
+    /// Hosts the resolver would take for IPv4 in a legacy form (`1`, `127.1`, `0x7f.1`,
+    /// octal `017.0.0.1`, `2130706433`) or names ending in a number are refused, not rewritten.
+    #[test]
+    fn numeric_hosts_refused(
+        parts in prop::collection::vec(
+            prop_oneof![
+                any::<u32>().prop_map(|n| n.to_string()),
+                any::<u8>().prop_map(|n| format!("0{n:o}")),
+                any::<u32>().prop_map(|n| format!("0x{n:x}")),
+                any::<u16>().prop_map(|n| format!("0X{n:X}")),
+                Just("0x".to_owned()),
+            ],
+            1..=4,
+        ),
+        name in prop::option::of(r"[a-z][a-z0-9\-]{0,10}"),
+        trailing_dot in any::<bool>(),
+        port in any::<u16>(),
+    ) {
+        let mut host = parts.join(".");
+        if let Some(name) = name {
+            host = format!("{name}.{host}");
+        }
+        if trailing_dot {
+            host.push('.');
+        }
+        // Four plain decimal octets can be a real IPv4 literal.
+        prop_assume!(host.parse::<IpAddr>().is_err());
+        let text = format!("{host}:{port}");
+        assert_address_error(&split_host_port(&text).unwrap_err(), &text);
+        assert_address_error(&parse_address(&text).unwrap_err(), &text);
+        assert_address_error(&address_from_parts(&host, port.into()).unwrap_err(), &text);
     }
 
     /// `address_from_parts` with any host and port: without a name to resolve, it succeeds
