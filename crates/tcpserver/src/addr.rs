@@ -6,7 +6,8 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use crate::error::{Error, Result};
 
 /// Parses `host:port`. IPv6 literals must be bracketed. An empty host (`":5000"`) means every
-/// interface (`[::]`, dual-stack unless `ipv6Only`). Host names are resolved once, here.
+/// interface (`[::]`, dual-stack unless `ipv6Only`). Host names are resolved once, here;
+/// names ending in a number (`127.1`, `017.0.0.1`) are refused, not read as IPv4.
 pub fn parse_address(input: &str) -> Result<SocketAddr> {
     if let Ok(addr) = input.parse::<SocketAddr>() {
         return Ok(addr);
@@ -44,13 +45,7 @@ pub fn split_host_port(input: &str) -> Result<(String, u16)> {
         ));
     }
     let port = parse_port(port).map_err(bad)?;
-    if !host.is_empty()
-        && host.parse::<IpAddr>().is_err()
-        && (host.len() > 253
-            || !host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'))
-    {
+    if !host.is_empty() && host.parse::<IpAddr>().is_err() && !is_host_name(host) {
         return Err(bad("not an IP address or a valid host name"));
     }
     Ok((host.to_owned(), port))
@@ -77,6 +72,27 @@ pub fn address_from_parts(host: &str, port: u32) -> Result<SocketAddr> {
     })
 }
 
+/// A name worth resolving: RFC 1123 characters, at most 253 bytes, and a last label that is
+/// not a number. The resolver would read `1`, `127.1`, `0x7f.1` or `017.0.0.1` as IPv4 in
+/// the legacy `inet_aton` forms (the last one octal: 15.0.0.1), and no DNS name ends in a
+/// number (RFC 3696), so such hosts are refused rather than silently rewritten.
+fn is_host_name(host: &str) -> bool {
+    if host.len() > 253
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        return false;
+    }
+    let last = host.strip_suffix('.').unwrap_or(host);
+    let last = last.rsplit('.').next().unwrap_or(last);
+    let numeric = match last.strip_prefix("0x").or_else(|| last.strip_prefix("0X")) {
+        Some(hex) => hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        None => !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()),
+    };
+    !numeric
+}
+
 fn parse_port(port: &str) -> std::result::Result<u16, &'static str> {
     if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
         return Err("port must be a number between 0 and 65535");
@@ -92,11 +108,7 @@ fn resolve_host(host: &str, port: u16) -> std::result::Result<SocketAddr, String
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, port));
     }
-    if host.len() > 253
-        || !host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-    {
+    if !is_host_name(host) {
         return Err("not an IP address or a valid host name".to_owned());
     }
     (host, port)
@@ -164,6 +176,15 @@ mod tests {
             "host name:1",
             "127.0.0.1:5x",
             "a\0b:1",
+            // Legacy numeric IPv4 forms the resolver would rewrite (found writing fuzz_parsing).
+            "1:80",
+            "127.1:80",
+            "0x7f.1:80",
+            "0x7f000001:80",
+            "017.0.0.1:80",
+            "2130706433:80",
+            "127.0.0.1.:80",
+            "host.123:80",
         ] {
             let err = parse_address(bad).unwrap_err();
             assert!(
@@ -172,5 +193,16 @@ mod tests {
             );
         }
         assert!(address_from_parts("127.0.0.1", 70000).is_err());
+        assert!(address_from_parts("127.1", 80).is_err());
+        assert!(split_host_port("[017.0.0.1]:80").is_err());
+        // Names that merely contain digits are names.
+        assert_eq!(
+            split_host_port("h1.example-2.com:80").unwrap(),
+            ("h1.example-2.com".to_owned(), 80)
+        );
+        assert_eq!(
+            split_host_port("1x.0xg:80").unwrap(),
+            ("1x.0xg".to_owned(), 80)
+        );
     }
 }
