@@ -1,106 +1,12 @@
 // The `tcpserver` command line: spawns `node packages/tcpserver/dist/cli.js` with real clients
 // (node:net, and curl when installed). Every child is killed at teardown; every wait is bounded.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import net from 'node:net'
 import { fileURLToPath } from 'node:url'
-import test, { type ExecutionContext } from 'ava'
+import test from 'ava'
+import { firstPort, hasCurl, listening, rawExchange, run, runToExit } from './helpers/cli.ts'
 import { collect, connect, roundTrip, sha256, within } from './helpers/index.ts'
-
-const CLI = fileURLToPath(new URL('../packages/tcpserver/dist/cli.js', import.meta.url))
-const hasCurl = spawnSync('curl', ['--version'], { stdio: 'ignore' }).status === 0
-
-interface Cli {
-  child: ChildProcess
-  /** Every stdout line so far. */
-  lines: string[]
-  stderr(): string
-  /** Resolves with the first stdout line (already printed or to come) matching `re`. */
-  line(re: RegExp, ms?: number): Promise<RegExpMatchArray>
-  /** Resolves with the exit code (or the signal's name). */
-  exited: Promise<number | string>
-}
-
-function run(t: ExecutionContext, args: string[]): Cli {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-  const lines: string[] = []
-  let err = ''
-  let partial = ''
-  const waiters: Array<() => void> = []
-  child.stdout!.setEncoding('utf8').on('data', (s: string) => {
-    const parts = (partial + s).split('\n')
-    partial = parts.pop() ?? ''
-    lines.push(...parts)
-    for (const w of waiters.splice(0)) w()
-  })
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => {
-    err += s
-  })
-  const exited = new Promise<number | string>((resolve) =>
-    child.once('exit', (code, signal) => {
-      for (const w of waiters.splice(0)) w()
-      resolve(code ?? signal ?? -1)
-    }),
-  )
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-  })
-  const line = async (re: RegExp, ms = 10_000): Promise<RegExpMatchArray> => {
-    const deadline = Date.now() + ms
-    for (;;) {
-      for (const l of lines) {
-        const m = re.exec(l)
-        if (m) return m
-      }
-      if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
-        throw new Error(
-          `no line matching ${re} (stdout: ${JSON.stringify(lines)}, stderr: ${JSON.stringify(err)})`,
-        )
-      }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()) + 1)
-        waiters.push(() => {
-          clearTimeout(timer)
-          resolve()
-        })
-      })
-    }
-  }
-  return { child, lines, stderr: () => err, line, exited: within(exited, 20_000, 'cli exit') }
-}
-
-/** The addresses of the "listening on" line: `[{ host, port }]`. */
-async function listening(cli: Cli, command: string): Promise<Array<{ host: string; port: number }>> {
-  const m = await cli.line(new RegExp(`^tcpserver ${command} listening on (.+)$`))
-  return m[1]!.split(', ').map((a) => {
-    const at = a.lastIndexOf(':')
-    return { host: a.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(a.slice(at + 1)) }
-  })
-}
-
-/** The first port of the "listening on" line. */
-async function firstPort(cli: Cli, command: string): Promise<number> {
-  const [first] = await listening(cli, command)
-  if (first === undefined) throw new Error('no address in the listening line')
-  return first.port
-}
-
-/** Runs the CLI to completion (for commands that exit by themselves). */
-function runToExit(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 20_000 })
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr }
-}
-
-/** Sends raw bytes and returns everything the server sends until it closes. */
-async function rawExchange(port: number, writes: string[]): Promise<string> {
-  const socket = await connect(port)
-  const received = collect(socket)
-  for (const w of writes) {
-    socket.write(w)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-  return (await within(received, 10_000, 'server close')).toString('latin1')
-}
 
 const count = (s: string, sub: string): number => s.split(sub).length - 1
 
@@ -108,31 +14,33 @@ test('--help: the program and each subcommand, exit 0', (t) => {
   const main = runToExit(['--help'])
   t.is(main.status, 0)
   t.regex(main.stdout, /Usage: tcpserver <command>/)
-  t.regex(main.stdout, /echo/)
-  t.regex(main.stdout, /http/)
-  t.notRegex(main.stdout, /proxy|static/)
-
-  const echo = runToExit(['echo', '--help'])
-  t.is(echo.status, 0)
-  for (const flag of [
-    '--listen',
-    '--loops',
-    '--reuse-port',
-    '--no-reuse-port',
-    '--fast-open',
-    '--defer-accept',
-    '--max-connections',
-    '--stats',
-    '--shutdown-timeout',
-  ]) {
-    t.true(echo.stdout.includes(flag), flag)
+  const common = ['--listen', '--loops', '--reuse-port', '--no-reuse-port', '--fast-open', '--defer-accept']
+  const more = ['--max-connections', '--stats', '--shutdown-timeout']
+  const tls = ['--tls-cert', '--tls-key']
+  const proxy = ['--upstream', '--upstream-tls', '--upstream-ca', '--connect-timeout']
+  // Each command's help: its usage line, its flags and no other command's.
+  const helps: Array<[string, string, string[], string[]]> = [
+    ['echo', 'echo [options]', [...common, ...more], ['--body-size', ...tls, ...proxy]],
+    ['http', 'http [options]', [...common, ...more, '--body-size'], [...tls, ...proxy]],
+    [
+      'proxy',
+      'proxy --upstream HOST:PORT [options]',
+      [...common, ...more, ...tls, ...proxy],
+      ['--body-size'],
+    ],
+    ['static', 'static DIR [options]', [...common, ...more, ...tls], ['--body-size', ...proxy]],
+  ]
+  for (const [command, usage, present, absent] of helps) {
+    t.regex(main.stdout, new RegExp(`^  ${command} `, 'm'))
+    const help = runToExit([command, command === 'http' ? '-h' : '--help'])
+    t.is(help.status, 0, command)
+    t.true(help.stdout.startsWith(`Usage: tcpserver ${usage}\n`), command)
+    for (const flag of present) t.true(help.stdout.includes(flag), `${command} ${flag}`)
+    for (const flag of absent) t.false(help.stdout.includes(flag), `${command} ${flag}`)
+    t.is(runToExit(['help', command]).stdout, help.stdout)
   }
-  t.false(echo.stdout.includes('--body-size'))
-
-  const http = runToExit(['http', '-h'])
-  t.is(http.status, 0)
-  t.true(http.stdout.includes('--body-size'))
-  t.is(runToExit(['help', 'http']).stdout, http.stdout)
+  // --help wins even over a missing DIR or --upstream, or a bad flag.
+  t.is(runToExit(['proxy', '--bogus', '--help']).status, 0)
   t.regex(runToExit(['--version']).stdout, /^\d+\.\d+\.\d+/)
 })
 
@@ -148,6 +56,22 @@ test('bad command lines exit 2 and name the problem with a code', (t) => {
     [['echo', '--stats', '-1'], 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE'],
     [['echo', '--body-size', '10'], 'ERR_PARSE_ARGS_UNKNOWN_OPTION'],
     [['echo', '--reuse-port', '--no-reuse-port'], 'ERR_USAGE'],
+    [['echo', '--tls-cert', 'c.pem', '--tls-key', 'k.pem'], 'ERR_PARSE_ARGS_UNKNOWN_OPTION'],
+    [['proxy'], 'ERR_USAGE'], // no --upstream
+    [['proxy', '--listen', '127.0.0.1:0'], 'ERR_USAGE'],
+    [['proxy', '--upstream', 'no-port'], 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE'],
+    [['proxy', '--upstream', '127.0.0.1:65536'], 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE'],
+    [['proxy', '--upstream', '::1:80'], 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE'],
+    [['proxy', '-u', '127.0.0.1:1', '--connect-timeout', 'soon'], 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE'],
+    [['proxy', '-u', '127.0.0.1:1', '--upstream-ca', 'ca.pem'], 'ERR_USAGE'], // without --upstream-tls
+    [['proxy', '-u', '127.0.0.1:1', '--tls-cert', 'c.pem'], 'ERR_USAGE'], // without --tls-key
+    [['proxy', '-u', '127.0.0.1:1', 'stray'], 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL'],
+    [['static'], 'ERR_USAGE'], // no DIR
+    [['static', '/no/such/dir'], 'ENOENT'],
+    [['static', fileURLToPath(import.meta.url)], 'ENOTDIR'],
+    [['static', '.', '.'], 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL'],
+    [['static', '.', '--tls-key', 'k.pem'], 'ERR_USAGE'],
+    [['static', '.', '--upstream', '127.0.0.1:1'], 'ERR_PARSE_ARGS_UNKNOWN_OPTION'],
   ]
   for (const [args, code] of cases) {
     const r = runToExit(args)
@@ -161,6 +85,19 @@ test('a value the library rejects exits 1 with its code', (t) => {
   const r = runToExit(['echo', '--listen', '127.0.0.1:0', '--loops', '0'])
   t.is(r.status, 1)
   t.true(r.stderr.includes('[ERR_INVALID_ARG_VALUE]'), r.stderr)
+})
+
+test('a file that cannot be read at the start exits 1 with its code', (t) => {
+  const missing = '/no/such/file.pem'
+  for (const args of [
+    ['static', '.', '--listen', '127.0.0.1:0', '--tls-cert', missing, '--tls-key', missing],
+    ['proxy', '-u', '127.0.0.1:1', '--listen', '127.0.0.1:0', '--upstream-tls', '--upstream-ca', missing],
+  ]) {
+    const r = runToExit(args)
+    t.is(r.status, 1, args.join(' '))
+    t.regex(r.stderr, /^tcpserver: error \[ENOENT\]: /, args.join(' '))
+    t.is(r.stdout, '')
+  }
 })
 
 test('echo on port 0, IPv4 and IPv6: real clients, 1 MiB intact; SIGTERM exits 0', async (t) => {

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import test from 'ava'
 import { type Connection, connect, type TlsInfo } from 'tcpserver'
-import { portOf, serve, sha256, until, within } from './helpers/index.ts'
+import { portOf, serve, sha256, tlsRoundTrip, until, within } from './helpers/index.ts'
 
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/tls/${name}`, import.meta.url))
 const pem = (name: string): Buffer => readFileSync(fixture(name))
@@ -270,23 +270,7 @@ test('TLS client → TLS-terminating proxy → plain upstream (pipe from a TLS c
     },
   })
   const payload = Buffer.alloc(8 << 20, 3)
-  const got = await within(
-    new Promise<Buffer>((resolve, reject) => {
-      const socket = tls.connect({
-        port: portOf(proxy),
-        host: '127.0.0.1',
-        ca: pem('ca.crt'),
-        servername: 'localhost',
-      })
-      const chunks: Buffer[] = []
-      socket.on('data', (d: Buffer) => chunks.push(d))
-      socket.on('secureConnect', () => socket.end(payload))
-      socket.on('close', () => resolve(Buffer.concat(chunks)))
-      socket.on('error', reject)
-    }),
-    20_000,
-    'TLS → plain proxied echo',
-  )
+  const got = await within(tlsRoundTrip(portOf(proxy), payload), 20_000, 'TLS → plain proxied echo')
   t.is(sha256(got), sha256(payload))
   t.deepEqual(
     { spliced: proxy.stats().dataPath.pipesSpliced, copied: proxy.stats().dataPath.pipesCopied },

@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto'
 import { readdirSync, readFileSync } from 'node:fs'
 import net from 'node:net'
+import tls from 'node:tls'
 import type { ExecutionContext } from 'ava'
 import { type ListenOptions, listen, type Server } from 'tcpserver'
 
@@ -66,6 +67,32 @@ export async function roundTrip(port: number, data: Buffer | string, host = '127
   const received = collect(socket)
   socket.end(data)
   return received
+}
+
+/**
+ * A node:tls client trusting the test CA (`localhost`, unless `options` say otherwise): sends
+ * `data` once the handshake is done, half-closes, and returns everything received until the
+ * server closes.
+ */
+export function tlsRoundTrip(
+  port: number,
+  data: Buffer | string,
+  options: tls.ConnectionOptions = {},
+): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    const socket = tls.connect({
+      port,
+      host: '127.0.0.1',
+      ca: readFileSync(new URL('../fixtures/tls/ca.crt', import.meta.url)),
+      servername: 'localhost',
+      ...options,
+    })
+    const chunks: Buffer[] = []
+    socket.on('data', (d: Buffer) => chunks.push(d))
+    socket.on('secureConnect', () => socket.end(data))
+    socket.on('close', () => resolve(Buffer.concat(chunks)))
+    socket.on('error', reject)
+  })
 }
 
 export const sha256 = (data: Buffer | Uint8Array): string => createHash('sha256').update(data).digest('hex')

@@ -3,11 +3,47 @@
 // Flags are parsed with `node:util` `parseArgs` (built in, strict mode rejects unknown flags and
 // stray positionals with `ERR_PARSE_ARGS_*` codes). This file turns strings into numbers and
 // booleans only; whether a value is in range is the library's call (`ERR_INVALID_ARG_VALUE`), so
-// no rule is checked twice.
+// no rule is checked twice. Two exceptions the library cannot check before the first client
+// arrives: the shape of `proxy --upstream` and whether the DIR of `static` is a directory.
+import { statSync } from 'node:fs'
 import { type ParseArgsConfig, parseArgs } from 'node:util'
 
 /** The subcommands this CLI has. */
-export type CommandName = 'echo' | 'http'
+export type CommandName = 'echo' | 'http' | 'proxy' | 'static'
+
+const COMMANDS: readonly CommandName[] = ['echo', 'http', 'proxy', 'static']
+
+/** TLS termination (`--tls-cert`, `--tls-key`): paths of PEM files, read by `listen()`. */
+export interface TlsFiles {
+  cert: string
+  key: string
+}
+
+/** What one subcommand needs beyond {@link CommonOptions}. */
+export type CommandOptions =
+  | { name: 'echo' }
+  | {
+      name: 'http'
+      /** Response body size, bytes. */
+      bodySize: number
+    }
+  | {
+      name: 'proxy'
+      /** `host:port` to forward every connection to. */
+      upstream: string
+      /** Speak TLS to the upstream (verified against `upstreamCa`, else the Mozilla roots). */
+      upstreamTls: boolean
+      /** PEM file of the CAs the upstream's certificate must chain to. */
+      upstreamCa: string | undefined
+      /** Milliseconds for resolving and connecting to the upstream; `undefined` = no limit. */
+      connectTimeout: number | undefined
+      // A future `--proxy-protocol` flag goes here (see cli-proxy.ts, `upstreamPreamble`).
+    }
+  | {
+      name: 'static'
+      /** The directory served (checked to be one; its realpath is taken at start). */
+      root: string
+    }
 
 /** Options every subcommand takes. `undefined` leaves the library default. */
 export interface CommonOptions {
@@ -22,15 +58,15 @@ export interface CommonOptions {
   stats: number
   /** Milliseconds a graceful shutdown waits before closing the remaining connections. */
   shutdownTimeout: number
-  /** Response body size of `http`, bytes. */
-  bodySize: number
+  /** TLS termination (`proxy` and `static` only). */
+  tls: TlsFiles | undefined
 }
 
 /** What the command line asks for. */
 export type Invocation =
   | { kind: 'help'; text: string }
   | { kind: 'version' }
-  | { kind: 'run'; command: CommandName; options: CommonOptions }
+  | { kind: 'run'; command: CommandOptions; options: CommonOptions }
 
 /** A command-line mistake: printed with its code and a hint, exit status 2. */
 export class UsageError extends Error {
@@ -50,11 +86,18 @@ export class UsageError extends Error {
 export const DEFAULT_SHUTDOWN_TIMEOUT = 10_000
 /** Default `http` body size, bytes (the benchmark's). */
 export const DEFAULT_BODY_SIZE = 1024
+/** Default `proxy --connect-timeout`, ms: a silent upstream must not hold clients for minutes. */
+export const DEFAULT_CONNECT_TIMEOUT = 5000
 
 /** setInterval's limit (a larger delay silently becomes 1 ms). */
 const MAX_TIMER_MS = 0x7fff_ffff
 
-const DEFAULT_LISTEN: Record<CommandName, string> = { echo: '127.0.0.1:7000', http: '127.0.0.1:8080' }
+const DEFAULT_LISTEN: Record<CommandName, string> = {
+  echo: '127.0.0.1:7000',
+  http: '127.0.0.1:8080',
+  proxy: '127.0.0.1:9000',
+  static: '127.0.0.1:8081',
+}
 
 const COMMON_FLAGS = {
   listen: { type: 'string', short: 'l', multiple: true },
@@ -70,10 +113,24 @@ const COMMON_FLAGS = {
   help: { type: 'boolean', short: 'h' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>
 
+const TLS_FLAGS = {
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+} as const satisfies NonNullable<ParseArgsConfig['options']>
+
 const FLAGS = {
   echo: COMMON_FLAGS,
   http: { ...COMMON_FLAGS, 'body-size': { type: 'string' } },
-} as const
+  proxy: {
+    ...COMMON_FLAGS,
+    ...TLS_FLAGS,
+    upstream: { type: 'string', short: 'u' },
+    'upstream-tls': { type: 'boolean' },
+    'upstream-ca': { type: 'string' },
+    'connect-timeout': { type: 'string' },
+  },
+  static: { ...COMMON_FLAGS, ...TLS_FLAGS },
+} as const satisfies Record<CommandName, NonNullable<ParseArgsConfig['options']>>
 
 const COMMON_HELP = `  -l, --listen ADDR            listen on ADDR; repeat for several addresses. Forms: 127.0.0.1:7000,
                                [::1]:7000, [::]:7000 (dual-stack), :7000 (every interface); port 0
@@ -92,12 +149,18 @@ const COMMON_HELP = `  -l, --listen ADDR            listen on ADDR; repeat for s
                                then close them; a second signal closes them at once
                                [default: ${DEFAULT_SHUTDOWN_TIMEOUT}]`
 
+const TLS_HELP = `      --tls-cert FILE          terminate TLS with this certificate chain (PEM, leaf first); needs
+                               --tls-key
+      --tls-key FILE           the certificate's private key (PEM)`
+
 const HELP: Record<CommandName | 'main', string> = {
   main: `Usage: tcpserver <command> [options]
 
 Commands:
   echo    echo server: every byte a client sends comes back
   http    minimal HTTP/1.1 responder (keep-alive, pipelining, Connection: close), fixed body
+  proxy   TCP proxy: forwards every connection to an upstream (splice(2) zero-copy), TLS optional
+  static  HTTP/1.1 file server for one directory (sendfile(2) zero-copy, GET/HEAD, Range)
 
 Run "tcpserver <command> --help" for the options of a command.
 
@@ -130,6 +193,44 @@ ${COMMON_HELP}
   -h, --help                   show this help
 
 Default address: ${DEFAULT_LISTEN.http}`,
+  proxy: `Usage: tcpserver proxy --upstream HOST:PORT [options]
+
+TCP proxy: every accepted connection gets its own connection to the upstream, and bytes flow both
+ways in the Rust core until both sides are done: splice(2), never entering JavaScript, when both
+sides are plain TCP; a copy loop when either speaks TLS. With --tls-cert/--tls-key it terminates
+TLS (clients speak TLS, the upstream gets plaintext unless --upstream-tls). An upstream that
+refuses or does not answer in time closes the client's connection and prints one warning line on
+stderr. Prints "tcpserver proxy listening on ADDR[, ADDR...]" once bound.
+
+Options:
+  -u, --upstream HOST:PORT     where to forward connections (required): 127.0.0.1:8080,
+                               [::1]:8080, backend.internal:8080
+      --upstream-tls           speak TLS to the upstream, verifying its certificate for HOST
+                               against the Mozilla roots (or --upstream-ca)
+      --upstream-ca FILE       PEM file of the CAs the upstream's certificate must chain to
+                               (needs --upstream-tls)
+      --connect-timeout MS     give up on an upstream connection after MS, and on its TLS
+                               handshake after MS more; 0 = no limit (the handshake's own 10 s
+                               still applies) [default: ${DEFAULT_CONNECT_TIMEOUT}]
+${TLS_HELP}
+${COMMON_HELP}
+  -h, --help                   show this help
+
+Default address: ${DEFAULT_LISTEN.proxy}`,
+  static: `Usage: tcpserver static DIR [options]
+
+HTTP/1.1 file server for DIR: GET and HEAD, keep-alive and pipelining, Content-Type from the file
+extension, single byte ranges ("Range: bytes=A-B", 206/416). Files go out with sendfile(2) on plain
+TCP. Paths that leave DIR ("..", encoded or not, or a symbolic link pointing outside) are refused
+with 403; a directory is served by its index.html. Prints "tcpserver static listening on
+ADDR[, ADDR...]" once bound.
+
+Options:
+${TLS_HELP}
+${COMMON_HELP}
+  -h, --help                   show this help
+
+Default address: ${DEFAULT_LISTEN.static}`,
 }
 
 /** The help text of a subcommand, or of the program. */
@@ -137,7 +238,7 @@ export function helpText(command?: CommandName): string {
   return HELP[command ?? 'main']
 }
 
-const isCommand = (s: string | undefined): s is CommandName => s === 'echo' || s === 'http'
+const isCommand = (s: string | undefined): s is CommandName => COMMANDS.includes(s as CommandName)
 
 /** A whole number written in decimal digits (what a count, port or millisecond flag takes). */
 function integer(flag: string, value: string | undefined, command: CommandName): number | undefined {
@@ -165,15 +266,58 @@ function decimal(flag: string, value: string | undefined, command: CommandName):
   return Number(value)
 }
 
+/** A `host:port` or `[v6]:port` to connect to (resolution and reachability are checked per connection). */
+function upstreamAddress(value: string | undefined, command: CommandName): string {
+  if (value === undefined) {
+    throw new UsageError('missing --upstream HOST:PORT (where to forward connections)', 'ERR_USAGE', command)
+  }
+  const m = /^(\[[0-9A-Fa-f:.]+\]|[^\s:[\]]+):(\d{1,5})$/.exec(value)
+  if (m === null || Number(m[2]) < 1 || Number(m[2]) > 65_535) {
+    throw new UsageError(
+      `option --upstream expects HOST:PORT with a port from 1 to 65535, got '${value}'`,
+      'ERR_PARSE_ARGS_INVALID_OPTION_VALUE',
+      command,
+    )
+  }
+  return value
+}
+
+/** The DIR argument of `static`: it must name a directory (the error code is the OS's). */
+function directory(positionals: readonly string[], command: CommandName): string {
+  const [dir, extra] = positionals
+  if (dir === undefined) throw new UsageError('missing DIR (the directory to serve)', 'ERR_USAGE', command)
+  if (extra !== undefined) {
+    throw new UsageError(
+      `unexpected argument '${extra}': static serves one DIR`,
+      'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL',
+      command,
+    )
+  }
+  let isDirectory: boolean
+  try {
+    isDirectory = statSync(dir).isDirectory()
+  } catch (e) {
+    const code = (e as { code?: unknown }).code
+    throw new UsageError(
+      `cannot serve '${dir}': ${(e as Error).message}`,
+      typeof code === 'string' ? code : 'ERR_USAGE',
+      command,
+    )
+  }
+  if (!isDirectory) throw new UsageError(`cannot serve '${dir}': not a directory`, 'ENOTDIR', command)
+  return dir
+}
+
 /**
  * Parses `argv` (without the node and script paths) into what to do.
  *
  * @throws {UsageError} for an unknown command, flag or a value that is not a number; `code` is
- * Node's `ERR_PARSE_ARGS_*` code or `ERR_USAGE`.
+ * Node's `ERR_PARSE_ARGS_*` code or `ERR_USAGE`; for `static`, the OS's code (`ENOENT`, `ENOTDIR`)
+ * when DIR is not a directory.
  */
 export function parseCommandLine(argv: readonly string[]): Invocation {
   const [first, ...rest] = argv
-  if (first === undefined) throw new UsageError('missing command (echo or http)', 'ERR_USAGE')
+  if (first === undefined) throw new UsageError(`missing command (${COMMANDS.join(', ')})`, 'ERR_USAGE')
   if (first === '-h' || first === '--help') return { kind: 'help', text: helpText() }
   if (first === '-v' || first === '--version') return { kind: 'version' }
   if (first === 'help') {
@@ -184,16 +328,22 @@ export function parseCommandLine(argv: readonly string[]): Invocation {
   }
   if (!isCommand(first)) {
     const what = first.startsWith('-') ? 'option' : 'command'
-    throw new UsageError(`unknown ${what} '${first}' (commands: echo, http)`, 'ERR_USAGE')
+    throw new UsageError(`unknown ${what} '${first}' (commands: ${COMMANDS.join(', ')})`, 'ERR_USAGE')
   }
   const command = first
   // --help wins over anything else on the line, even flags that would not parse.
   if (rest.includes('-h') || rest.includes('--help')) return { kind: 'help', text: helpText(command) }
 
   let values: Record<string, string | boolean | (string | boolean)[] | undefined>
+  let positionals: string[]
   try {
     const options: NonNullable<ParseArgsConfig['options']> = FLAGS[command]
-    ;({ values } = parseArgs({ args: [...rest], options, strict: true, allowPositionals: false }))
+    ;({ values, positionals } = parseArgs({
+      args: [...rest],
+      options,
+      strict: true,
+      allowPositionals: command === 'static', // DIR
+    }))
   } catch (e) {
     const code = (e as { code?: unknown }).code
     throw new UsageError((e as Error).message, typeof code === 'string' ? code : 'ERR_USAGE', command)
@@ -212,17 +362,14 @@ export function parseCommandLine(argv: readonly string[]): Invocation {
       command,
     )
   }
-  const bodySize = integer('body-size', str('body-size'), command) ?? DEFAULT_BODY_SIZE
-  if (!Number.isSafeInteger(bodySize) || bodySize > 0x7fff_ffff) {
-    throw new UsageError(
-      `option --body-size is too large: ${bodySize}`,
-      'ERR_PARSE_ARGS_INVALID_OPTION_VALUE',
-      command,
-    )
+  const cert = str('tls-cert')
+  const key = str('tls-key')
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new UsageError('--tls-cert and --tls-key go together', 'ERR_USAGE', command)
   }
   return {
     kind: 'run',
-    command,
+    command: commandOptions(command, str, values, positionals),
     options: {
       listen,
       loops: integer('loops', str('loops'), command),
@@ -233,7 +380,44 @@ export function parseCommandLine(argv: readonly string[]): Invocation {
       stats,
       shutdownTimeout:
         integer('shutdown-timeout', str('shutdown-timeout'), command) ?? DEFAULT_SHUTDOWN_TIMEOUT,
-      bodySize,
+      tls: cert !== undefined && key !== undefined ? { cert, key } : undefined,
     },
+  }
+}
+
+/** The options only `command` has. */
+function commandOptions(
+  command: CommandName,
+  str: (flag: string) => string | undefined,
+  values: Record<string, unknown>,
+  positionals: readonly string[],
+): CommandOptions {
+  switch (command) {
+    case 'echo':
+      return { name: 'echo' }
+    case 'http': {
+      const bodySize = integer('body-size', str('body-size'), command) ?? DEFAULT_BODY_SIZE
+      if (!Number.isSafeInteger(bodySize) || bodySize > 0x7fff_ffff) {
+        throw new UsageError(
+          `option --body-size is too large: ${bodySize}`,
+          'ERR_PARSE_ARGS_INVALID_OPTION_VALUE',
+          command,
+        )
+      }
+      return { name: 'http', bodySize }
+    }
+    case 'proxy': {
+      const upstream = upstreamAddress(str('upstream'), command)
+      const upstreamTls = values['upstream-tls'] === true
+      const upstreamCa = str('upstream-ca')
+      if (upstreamCa !== undefined && !upstreamTls) {
+        throw new UsageError('--upstream-ca needs --upstream-tls', 'ERR_USAGE', command)
+      }
+      const timeout = integer('connect-timeout', str('connect-timeout'), command) ?? DEFAULT_CONNECT_TIMEOUT
+      // 0 means no limit; connect() itself wants at least 1 ms.
+      return { name: 'proxy', upstream, upstreamTls, upstreamCa, connectTimeout: timeout || undefined }
+    }
+    case 'static':
+      return { name: 'static', root: directory(positionals, command) }
   }
 }

@@ -1,40 +1,15 @@
 // Runs a `tcpserver` subcommand: starts the server through the public API, prints the
 // "listening on" line, stats lines (timer and SIGUSR1), and shuts down gracefully on
 // SIGINT/SIGTERM with a deadline (a second signal closes everything at once).
-import type { CommandName, CommonOptions } from './cli-args.js'
+import { realpath } from 'node:fs/promises'
+import type { CommandOptions, CommonOptions } from './cli-args.js'
 import { buildResponses, HttpResponder } from './cli-http.js'
+import { formatAddress, type Output, stdio } from './cli-output.js'
+import { proxyHandler } from './cli-proxy.js'
+import { staticHandler } from './cli-static.js'
+import { type Counters, newCounters, StatsReporter } from './cli-stats.js'
 // Only the public API, like any user of the package.
-import {
-  type AddressInfo,
-  type Connection,
-  type Handler,
-  isTcpServerError,
-  listen,
-  type Server,
-} from './index.js'
-
-/** Byte and request counters the handlers keep (the server counts connections). */
-interface Counters {
-  bytesIn: number
-  bytesOut: number
-  requests: number
-}
-
-/** Where the CLI writes: stdout for its output lines, stderr for errors. */
-export interface Output {
-  out(line: string): void
-  err(line: string): void
-}
-
-const stdio: Output = {
-  out: (line) => process.stdout.write(`${line}\n`),
-  err: (line) => process.stderr.write(`${line}\n`),
-}
-
-/** `127.0.0.1:7000`, `[::1]:7000`. */
-export function formatAddress(a: AddressInfo): string {
-  return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`
-}
+import { type Connection, type Handler, isTcpServerError, listen, type Server } from './index.js'
 
 function echoHandler(c: Counters): Handler {
   return async (conn: Connection) => {
@@ -65,49 +40,18 @@ function httpHandler(c: Counters, bodySize: number): Handler {
   }
 }
 
-/** The stats line: totals, then rates over the time since the previous line. */
-class StatsReporter {
-  readonly #server: Server
-  readonly #counters: Counters
-  readonly #http: boolean
-  #at = performance.now()
-  #accepted = 0
-  #bytesIn = 0
-  #bytesOut = 0
-  #requests = 0
-
-  constructor(server: Server, counters: Counters, http: boolean) {
-    this.#server = server
-    this.#counters = counters
-    this.#http = http
-  }
-
-  line(): string {
-    const now = performance.now()
-    const seconds = Math.max((now - this.#at) / 1000, 1e-3)
-    const s = this.#server.stats()
-    const c = this.#counters
-    const rate = (n: number): string => (n / seconds).toFixed(1)
-    const parts = [
-      `accepted=${s.accepted}`,
-      `active=${s.active}`,
-      `bytes_in=${c.bytesIn}`,
-      `bytes_out=${c.bytesOut}`,
-      ...(this.#http ? [`requests=${c.requests}`] : []),
-      `conn_per_s=${rate(s.accepted - this.#accepted)}`,
-      `in_bytes_per_s=${rate(c.bytesIn - this.#bytesIn)}`,
-      `out_bytes_per_s=${rate(c.bytesOut - this.#bytesOut)}`,
-      ...(this.#http ? [`req_per_s=${rate(c.requests - this.#requests)}`] : []),
-      `interval_s=${seconds.toFixed(1)}`,
-    ]
-    const errors = Object.entries(s.acceptErrors)
-    if (errors.length > 0) parts.push(`accept_errors=${errors.map(([k, v]) => `${k}:${v}`).join(',')}`)
-    this.#at = now
-    this.#accepted = s.accepted
-    this.#bytesIn = c.bytesIn
-    this.#bytesOut = c.bytesOut
-    this.#requests = c.requests
-    return `tcpserver stats ${parts.join(' ')}`
+/** The connection handler of `command`. */
+async function handlerFor(command: CommandOptions, counters: Counters, io: Output): Promise<Handler> {
+  switch (command.name) {
+    case 'echo':
+      return echoHandler(counters)
+    case 'http':
+      return httpHandler(counters, command.bodySize)
+    case 'proxy':
+      return proxyHandler(command, counters, io)
+    case 'static':
+      // Resolved once: every request's realpath is compared with this one.
+      return staticHandler(await realpath(command.root), counters)
   }
 }
 
@@ -115,31 +59,32 @@ class StatsReporter {
  * Starts `command` with `options` and runs until a signal shuts it down.
  *
  * @returns the exit status: 0 after a shutdown, 1 when the server could not start (the error's
- * `code` is printed, e.g. `EADDRINUSE` or `ERR_INVALID_ARG_VALUE`).
+ * `code` is printed, e.g. `EADDRINUSE`, `ENOENT` for a TLS file, or `ERR_INVALID_ARG_VALUE`).
  */
 export async function runServer(
-  command: CommandName,
+  command: CommandOptions,
   options: CommonOptions,
   io: Output = stdio,
 ): Promise<number> {
-  const counters: Counters = { bytesIn: 0, bytesOut: 0, requests: 0 }
+  const counters = newCounters()
   let server: Server
   try {
     server = await listen({
       address: options.listen,
-      handler: command === 'http' ? httpHandler(counters, options.bodySize) : echoHandler(counters),
+      handler: await handlerFor(command, counters, io),
       loops: options.loops,
       reusePort: options.reusePort,
       fastOpen: options.fastOpen,
       deferAccept: options.deferAccept,
       maxConnections: options.maxConnections,
+      tls: options.tls,
     })
   } catch (e) {
     if (!isTcpServerError(e)) throw e
     io.err(`tcpserver: error [${e.code}]: ${e.message}`)
     return 1
   }
-  const stats = new StatsReporter(server, counters, command === 'http')
+  const stats = new StatsReporter(server, counters, command.name)
   const printStats = (): void => io.out(stats.line())
   const timer = options.stats > 0 ? setInterval(printStats, options.stats * 1000) : undefined
 
@@ -162,7 +107,7 @@ export async function runServer(
   // installed until the process exits (signal watchers do not keep it alive).
   if (process.platform !== 'win32') process.on('SIGUSR1', () => closed || printStats())
   // Printed only now: once a user or a script sees this line, the signals above are handled.
-  io.out(`tcpserver ${command} listening on ${server.addresses.map(formatAddress).join(', ')}`)
+  io.out(`tcpserver ${command.name} listening on ${server.addresses.map(formatAddress).join(', ')}`)
 
   const result = await server.closed
   if (timer) clearInterval(timer)

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `tcpserver` command: `tcpserver echo|http [options]`. See docs/cli.md.
+// The `tcpserver` command: `tcpserver echo|http|proxy|static [options]`. See docs/cli.md.
 // The library (and with it the native addon) loads only to run a server: `--help`, `--version`
 // and usage errors work even where no binary for this platform is installed.
 import { readFileSync } from 'node:fs'
