@@ -3,7 +3,7 @@
 # missing. Elsewhere it only names what is missing; tests that need a tool then skip.
 set -euo pipefail
 need=()
-for pair in cc:gcc curl:curl nstat:iproute2 ip:iproute2 unshare:util-linux taskset:util-linux wrk:wrk openssl:openssl nft:nftables haproxy:haproxy; do
+for pair in cc:gcc curl:curl nstat:iproute2 ip:iproute2 unshare:util-linux taskset:util-linux wrk:wrk openssl:openssl nft:nftables sysctl:procps haproxy:haproxy; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 [ ${#need[@]} -eq 0 ] && exit 0
