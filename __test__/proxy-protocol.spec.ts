@@ -10,7 +10,8 @@ import { join } from 'node:path'
 import tls from 'node:tls'
 import { fileURLToPath } from 'node:url'
 import test, { type ExecutionContext } from 'ava'
-import type { Connection, ListenOptions, Server } from 'tcpserver'
+import { type Connection, type ListenOptions, proxyHeader, type Server } from 'tcpserver'
+import { firstPort, run } from './helpers/cli.js'
 import { collect, connect, portOf, serve, sleep, until, within } from './helpers/index.js'
 
 const haveHaproxy = spawnSync('haproxy', ['-v']).status === 0
@@ -68,7 +69,10 @@ async function haproxy(t: ExecutionContext, backendPort: number, frontends: Fron
     for (;;) {
       if (child.exitCode !== null) throw new Error(`haproxy exited: ${stderr}`)
       const up = await connect(ports[i] as number, f.bind).then(
-        (s) => (s.destroy(), true),
+        (s) => {
+          s.destroy()
+          return true
+        },
         () => false,
       )
       if (up) break
@@ -251,4 +255,67 @@ test('proxyProtocol options are validated', async (t) => {
     t.is((err as { code?: string }).code, 'ERR_INVALID_ARG_VALUE')
     t.is((err as { option?: string }).option, option, JSON.stringify(pp))
   }
+})
+
+test('proxyHeader() v1 and v2 round-trip through a proxyProtocol listener (IPv4, IPv6, mapped, mixed)', async (t) => {
+  const server = await proxied(t, { proxyProtocol: { trusted: ['127.0.0.1'] } })
+  const port = portOf(server)
+  const a = (address: string, p: number) => ({
+    address,
+    port: p,
+    family: address.includes(':') ? ('IPv6' as const) : ('IPv4' as const),
+  })
+  for (const [src, dst, seen] of [
+    [a('192.0.2.1', 1), a('198.51.100.2', 443), '192.0.2.1 1'],
+    [a('2001:db8::1', 65535), a('2001:db8:0:0:1::2', 80), '2001:db8::1 65535'],
+    [a('::ffff:203.0.113.5', 7), a('::ffff:10.0.0.1', 8), '203.0.113.5 7'],
+    // Mixed families go as IPv6, the IPv4 side mapped (as a dual-stack socket shows it).
+    [a('203.0.113.5', 7), a('fd00::1', 8), '::ffff:203.0.113.5 7'],
+    [a('fe80::1:2:3:4', 9), a('::', 0), 'fe80::1:2:3:4 9'],
+  ] as const) {
+    for (const version of ['v1', 'v2'] as const) {
+      const reply = await raw(port, Buffer.concat([proxyHeader(version, src, dst), Buffer.from('hi')]))
+      t.is(reply, `${seen} via 127.0.0.1\n`, `${version} ${src.address} → ${dst.address}`)
+    }
+  }
+  // The spec's v1 example, byte for byte.
+  t.is(
+    proxyHeader('v1', a('192.168.0.1', 56324), a('192.168.0.11', 443)).toString(),
+    'PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\n',
+  )
+  t.is(
+    proxyHeader('v2', a('192.168.0.1', 56324), a('192.168.0.11', 443)).toString('hex'),
+    '0d0a0d0a000d0a515549540a2111000cc0a80001c0a8000bdc0401bb',
+  )
+  t.throws(() => proxyHeader('v3' as 'v1', src0, src0), { code: 'ERR_INVALID_ARG_VALUE' })
+  t.throws(() => proxyHeader('v1', a('example.com', 1), src0), { code: 'ERR_INVALID_ARG_VALUE' })
+  t.throws(() => proxyHeader('v1', a('1.2.3.4', 70000), src0), { code: 'ERR_INVALID_ARG_VALUE' })
+})
+const src0 = { address: '127.0.0.1', port: 1, family: 'IPv4' as const }
+
+test('CLI: proxy --proxy-protocol v2 tells the upstream the client; echo --accept-proxy sits behind HAProxy', async (t) => {
+  // The upstream is a proxyProtocol listener that reports who it thinks the client is.
+  const upstream = await proxied(t)
+  const cli = run(t, [
+    'proxy',
+    '--listen',
+    '127.0.0.1:0',
+    '--upstream',
+    `127.0.0.1:${portOf(upstream)}`,
+    '--proxy-protocol',
+    'v2',
+  ])
+  const port = await firstPort(cli, 'proxy')
+  const { reply, localPort } = await ask('127.0.0.1', port, '127.0.0.2')
+  t.is(reply, `127.0.0.2 ${localPort} via 127.0.0.1\n`)
+
+  if (!haveHaproxy) return t.pass('haproxy part skipped: haproxy is not installed')
+  const echo = run(t, ['echo', '--listen', '127.0.0.1:0', '--accept-proxy', '127.0.0.1/32'])
+  const echoPort = await firstPort(echo, 'echo')
+  const [front] = (await haproxy(t, echoPort, [{ bind: '127.0.0.1', sendProxy: 'send-proxy' }])) as [number]
+  const s = await connect(front)
+  const back = collect(s)
+  s.end('through haproxy')
+  t.is((await within(back, 5000, 'echo through haproxy')).toString(), 'through haproxy')
+  t.is(await raw(echoPort, 'direct'), '', 'a direct client sends no header: refused')
 })

@@ -37,7 +37,8 @@ export type CommandOptions =
       upstreamCa: string | undefined
       /** Milliseconds for resolving and connecting to the upstream; `undefined` = no limit. */
       connectTimeout: number | undefined
-      // A future `--proxy-protocol` flag goes here (see cli-proxy.ts, `upstreamPreamble`).
+      /** Send a PROXY protocol header of this version to the upstream first. */
+      proxyProtocol: 'v1' | 'v2' | undefined
     }
   | {
       name: 'static'
@@ -60,6 +61,8 @@ export interface CommonOptions {
   shutdownTimeout: number
   /** TLS termination (`proxy` and `static` only). */
   tls: TlsFiles | undefined
+  /** Expect PROXY protocol headers from these networks (and refuse other sources). */
+  acceptProxy: string[] | undefined
 }
 
 /** What the command line asks for. */
@@ -108,6 +111,7 @@ const COMMON_FLAGS = {
   'fast-open': { type: 'string' },
   'defer-accept': { type: 'string' },
   'max-connections': { type: 'string' },
+  'accept-proxy': { type: 'string', multiple: true },
   stats: { type: 'string' },
   'shutdown-timeout': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -128,6 +132,7 @@ const FLAGS = {
     'upstream-tls': { type: 'boolean' },
     'upstream-ca': { type: 'string' },
     'connect-timeout': { type: 'string' },
+    'proxy-protocol': { type: 'string' },
   },
   static: { ...COMMON_FLAGS, ...TLS_FLAGS },
 } as const satisfies Record<CommandName, NonNullable<ParseArgsConfig['options']>>
@@ -143,6 +148,9 @@ const COMMON_HELP = `  -l, --listen ADDR            listen on ADDR; repeat for s
       --defer-accept N         TCP_DEFER_ACCEPT: wait up to N s for the client's first bytes (Linux)
                                [default: off]
       --max-connections N      stop accepting while N connections are open [default: unlimited]
+      --accept-proxy CIDR      behind a load balancer: every connection starts with a PROXY
+                               protocol header (v1 or v2) naming the real client; only sources in
+                               CIDR (repeat for several: 10.0.0.0/8, ::1/128) may connect
       --stats SECONDS          print a stats line every SECONDS (fractions allowed) [default: off];
                                SIGUSR1 prints one at any time
       --shutdown-timeout MS    on SIGINT/SIGTERM stop accepting, wait up to MS for open connections,
@@ -212,6 +220,8 @@ Options:
       --connect-timeout MS     give up on an upstream connection after MS, and on its TLS
                                handshake after MS more; 0 = no limit (the handshake's own 10 s
                                still applies) [default: ${DEFAULT_CONNECT_TIMEOUT}]
+      --proxy-protocol v1|v2   send the upstream a PROXY protocol header naming the client first
+                               (for backends behind this proxy that accept it)
 ${TLS_HELP}
 ${COMMON_HELP}
   -h, --help                   show this help
@@ -381,6 +391,7 @@ export function parseCommandLine(argv: readonly string[]): Invocation {
       shutdownTimeout:
         integer('shutdown-timeout', str('shutdown-timeout'), command) ?? DEFAULT_SHUTDOWN_TIMEOUT,
       tls: cert !== undefined && key !== undefined ? { cert, key } : undefined,
+      acceptProxy: values['accept-proxy'] as string[] | undefined,
     },
   }
 }
@@ -414,8 +425,23 @@ function commandOptions(
         throw new UsageError('--upstream-ca needs --upstream-tls', 'ERR_USAGE', command)
       }
       const timeout = integer('connect-timeout', str('connect-timeout'), command) ?? DEFAULT_CONNECT_TIMEOUT
+      const proxyProtocol = str('proxy-protocol')
+      if (proxyProtocol !== undefined && proxyProtocol !== 'v1' && proxyProtocol !== 'v2') {
+        throw new UsageError(
+          `option --proxy-protocol expects v1 or v2, got '${proxyProtocol}'`,
+          'ERR_PARSE_ARGS_INVALID_OPTION_VALUE',
+          command,
+        )
+      }
       // 0 means no limit; connect() itself wants at least 1 ms.
-      return { name: 'proxy', upstream, upstreamTls, upstreamCa, connectTimeout: timeout || undefined }
+      return {
+        name: 'proxy',
+        upstream,
+        upstreamTls,
+        upstreamCa,
+        connectTimeout: timeout || undefined,
+        proxyProtocol,
+      }
     }
     case 'static':
       return { name: 'static', root: directory(positionals, command) }

@@ -4,20 +4,20 @@ import { readFileSync } from 'node:fs'
 import type { CommandOptions } from './cli-args.js'
 import { formatAddress, type Output } from './cli-output.js'
 import type { Counters } from './cli-stats.js'
-import { type Connection, type ConnectOptions, connect, type Handler } from './index.js'
+import { type Connection, type ConnectOptions, connect, type Handler, proxyHeader } from './index.js'
 
 /** The `proxy` command's options. */
 export type ProxyOptions = Extract<CommandOptions, { name: 'proxy' }>
 
 /**
- * Bytes the upstream gets before the client's own, passed to `pipe()` as `head`.
- *
- * The hook for a future `--proxy-protocol` flag: the PROXY protocol header (v1 text or v2
- * binary) that tells the upstream the client's real address is built here from
- * `client.remoteAddress` and `client.localAddress`. Until the library supports it, nothing.
+ * Bytes the upstream gets before the client's own, passed to `pipe()` as `head`: with
+ * `--proxy-protocol`, the PROXY header naming the client (and the address it connected to).
  */
-function upstreamPreamble(_options: ProxyOptions, _client: Connection): Uint8Array | undefined {
-  return undefined
+function upstreamPreamble(options: ProxyOptions, client: Connection): Uint8Array | undefined {
+  const remote = client.remoteAddress
+  const local = client.localAddress
+  if (options.proxyProtocol === undefined || remote === null || local === null) return undefined
+  return proxyHeader(options.proxyProtocol, remote, local)
 }
 
 /** The first line of an error's message, and its code. */

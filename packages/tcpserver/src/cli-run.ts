@@ -78,6 +78,7 @@ export async function runServer(
       deferAccept: options.deferAccept,
       maxConnections: options.maxConnections,
       tls: options.tls,
+      proxyProtocol: options.acceptProxy ? { trusted: options.acceptProxy } : undefined,
     })
   } catch (e) {
     if (!isTcpServerError(e)) throw e

@@ -28,5 +28,6 @@ export type {
   TlsInfo,
   TlsOptions,
 } from './options.js'
+export { proxyHeader } from './proxy-header.js'
 export { Server } from './server.js'
 export { ConnectionDuplex, type ConnectionDuplexOptions } from './streams.js'
