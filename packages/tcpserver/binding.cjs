@@ -838,3 +838,4 @@ module.exports = nativeBinding
 module.exports.BindingServer = nativeBinding.BindingServer
 module.exports.createHub = nativeBinding.createHub
 module.exports.listen = nativeBinding.listen
+module.exports.systemdListenFds = nativeBinding.systemdListenFds

@@ -211,10 +211,20 @@ export interface BindingError {
   option?: string
 }
 
+/** A listening socket systemd passed. */
+export interface BindingListenFd {
+  /** The descriptor. */
+  fd: number
+  /** Its name from `LISTEN_FDNAMES`, if given. */
+  name?: string
+}
+
 /** Listen options, flattened. `undefined` means "the core's default". */
 export interface BindingListenOptions {
   /** Addresses to listen on. */
   addresses: Array<BindingAddressInput>
+  /** Inherited listening sockets to accept on. */
+  fds?: Array<number>
   /** Accept loops per address. */
   loops?: number
   /** `SO_REUSEPORT`. */
@@ -369,3 +379,6 @@ export declare function createHub(onEvents: (arg0: Buffer, arg1: Buffer) => void
 
 /** Listens. `onEvents(events, payload)` receives every event batch of this server. */
 export declare function listen(options: BindingListenOptions, onEvents: (arg0: Buffer, arg1: Buffer) => void): BindingError | BindingServer
+
+/** The sockets of systemd socket activation (`LISTEN_PID`/`LISTEN_FDS`) meant for this process. */
+export declare function systemdListenFds(): Array<BindingListenFd> | BindingError

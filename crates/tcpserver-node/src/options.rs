@@ -27,6 +27,8 @@ pub struct BindingAddressInput {
 pub struct BindingListenOptions {
     /// Addresses to listen on.
     pub addresses: Vec<BindingAddressInput>,
+    /// Inherited listening sockets to accept on.
+    pub fds: Option<Vec<f64>>,
     /// Accept loops per address.
     pub loops: Option<f64>,
     /// `SO_REUSEPORT`.
@@ -272,6 +274,9 @@ pub(crate) fn to_config(o: &BindingListenOptions) -> Result<(ServerConfig, Drive
             }
         };
         c.address(addr);
+    }
+    for &fd in o.fds.iter().flatten() {
+        c.listener_fd(integer("fd", fd, 0.0, f64::from(i32::MAX))? as i32);
     }
     if let Some(v) = o.loops {
         c.loops(integer("loops", v, 0.0, U32)? as usize);

@@ -189,6 +189,28 @@ fn or_throw<T>(r: std::result::Result<T, Error>) -> Result<T, Code> {
     r.map_err(|e| throw(&e))
 }
 
+/// A listening socket systemd passed.
+#[napi(object)]
+pub struct BindingListenFd {
+    /// The descriptor.
+    pub fd: i32,
+    /// Its name from `LISTEN_FDNAMES`, if given.
+    pub name: Option<String>,
+}
+
+/// The sockets of systemd socket activation (`LISTEN_PID`/`LISTEN_FDS`) meant for this process.
+#[napi(catch_unwind)]
+pub fn systemd_listen_fds() -> Either<Vec<BindingListenFd>, BindingError> {
+    match tcpserver::systemd_listen_fds() {
+        Ok(fds) => Either::A(
+            fds.into_iter()
+                .map(|(fd, name)| BindingListenFd { fd, name })
+                .collect(),
+        ),
+        Err(e) => Either::B(to_binding(&e)),
+    }
+}
+
 /// Listens. `onEvents(events, payload)` receives every event batch of this server.
 #[napi(catch_unwind)]
 pub fn listen(

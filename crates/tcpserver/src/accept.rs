@@ -62,10 +62,13 @@ pub(crate) async fn run(listener: TcpListener, inner: Arc<Inner>) {
                 // holding the last slot while blocked in accept() on its own socket would starve
                 // a client the kernel queued on another one. So at most one accepted
                 // connection per loop waits here, unhandled, for a slot (`LimitPolicy::Hold`).
+                // A connection already accepted is served even if a shutdown began meanwhile
+                // (when there is room: admission is then immediate); dropping it would reset a
+                // client that a process taking over the same socket could have served.
                 let admission = tokio::select! {
                     biased;
-                    () = stop.cancelled() => return,
                     admission = inner.admit() => admission,
+                    () = stop.cancelled() => return,
                 };
                 // Refused clients are closed (dropped) at once; the counters say why. Behind
                 // the PROXY protocol the real client is known only after its header, so the

@@ -93,6 +93,7 @@ pub struct ServerConfig {
     pub(crate) per_ip: Option<PerIpLimit>,
     pub(crate) max_accept_connections: Option<u64>,
     pub(crate) proxy_protocol: Option<ProxyProtocol>,
+    pub(crate) inherited: Vec<i32>,
 }
 
 /// Default IPv6 grouping of [`ServerConfig::max_connections_per_ip`].
@@ -112,6 +113,17 @@ impl ServerConfig {
     /// Adds a listen address (port 0 picks a free port).
     pub fn address(&mut self, addr: SocketAddr) -> &mut Self {
         self.addresses.push(addr);
+        self
+    }
+
+    /// Also accepts on `fd`, a listening TCP socket this process inherited (from a process
+    /// manager, a parent handing over during a restart, or systemd: see
+    /// [`systemd_listen_fds`](crate::systemd_listen_fds)). The server owns it from
+    /// [`Server::bind`](crate::Server::bind) on and closes it at shutdown. Listener options
+    /// (`reuse_port`, `backlog`, `fast_open`...) are the creator's; one accept loop runs on it.
+    /// Unix only.
+    pub fn listener_fd(&mut self, fd: i32) -> &mut Self {
+        self.inherited.push(fd);
         self
     }
 
@@ -222,8 +234,11 @@ impl ServerConfig {
 
     /// Checks every value once; the Node binding relies on this too.
     pub fn validate(&self) -> Result<()> {
-        if self.addresses.is_empty() {
-            return Err(Error::value("address", "at least one address is required"));
+        if self.addresses.is_empty() && self.inherited.is_empty() {
+            return Err(Error::value(
+                "address",
+                "at least one address (or inherited descriptor) is required",
+            ));
         }
         let l = &self.listener;
         if let Some(loops) = l.loops {

@@ -34,6 +34,15 @@ pub(crate) fn open_all(config: &ServerConfig) -> Result<Vec<(SocketAddr, TcpList
             out.push((local, listener));
         }
     }
+    for &fd in &config.inherited {
+        let (local, std_listener) = crate::inherited::adopt(fd)?;
+        let listener = TcpListener::from_std(std_listener).map_err(|source| Error::Listen {
+            syscall: "epoll_ctl",
+            addr: local,
+            source,
+        })?;
+        out.push((local, listener));
+    }
     Ok(out)
 }
 

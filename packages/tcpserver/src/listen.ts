@@ -1,4 +1,4 @@
-import { fromBinding } from './errors.js'
+import { fromBinding, invalidArg } from './errors.js'
 import { binding } from './native.js'
 import type { AddressInput, ListenOptions } from './options.js'
 import { Server } from './server.js'
@@ -11,11 +11,30 @@ function toBindingAddress(a: AddressInput): BindingListenOptions['addresses'][nu
   return typeof a === 'string' ? { address: a } : { host: a.host ?? '', port: a.port }
 }
 
-function toBindingOptions(o: ListenOptions): BindingListenOptions {
-  const addresses = (Array.isArray(o.address) ? o.address : [o.address]) as AddressInput[]
+/** The descriptors of `fd`, systemd's looked up. */
+function inheritedFds(fd: ListenOptions['fd']): number[] | undefined {
+  if (fd === undefined) return undefined
+  if (fd !== 'systemd') return typeof fd === 'number' ? [fd] : [...fd]
+  const found = binding.systemdListenFds()
+  if (!Array.isArray(found)) throw fromBinding(found, listen)
+  if (found.length === 0) {
+    throw invalidArg(
+      'fd',
+      "is 'systemd' but no sockets were passed (LISTEN_PID/LISTEN_FDS name no socket for this process)",
+      listen,
+    )
+  }
+  return found.map((f) => f.fd)
+}
+
+function toBindingOptions(o: ListenOptions, fds: number[] | undefined): BindingListenOptions {
+  const addresses = (
+    o.address === undefined ? [] : Array.isArray(o.address) ? o.address : [o.address]
+  ) as AddressInput[]
   const ka = o.keepAlive
   return {
     addresses: addresses.map(toBindingAddress),
+    fds,
     loops: o.loops,
     reusePort: o.reusePort,
     fastOpen: o.fastOpen === true ? 256 : o.fastOpen === false ? 0 : o.fastOpen,
@@ -65,11 +84,18 @@ function toBindingOptions(o: ListenOptions): BindingListenOptions {
  */
 export async function listen(options: ListenOptions): Promise<Server> {
   validateListenOptions(options, listen)
+  const fds = inheritedFds(options.fd)
   let server: Server | undefined
-  const result = binding.listen(toBindingOptions(options), (events, payload) =>
+  const result = binding.listen(toBindingOptions(options, fds), (events, payload) =>
     server?.dispatch(events, payload),
   )
   if (!(result instanceof binding.BindingServer)) throw fromBinding(result, listen)
+  if (options.fd === 'systemd') {
+    // Taken: children of this process must not believe the sockets are theirs.
+    delete process.env.LISTEN_PID
+    delete process.env.LISTEN_FDS
+    delete process.env.LISTEN_FDNAMES
+  }
   server = new Server(result, {
     handler: options.handler,
     onError: options.onError,

@@ -126,10 +126,25 @@ export interface TlsInfo {
 /** A connection handler: the connection is closed when the returned promise settles. */
 export type Handler = (conn: Connection) => void | Promise<void>
 
-/** Options of {@link listen}. Every field but `address` is optional; `undefined` means the default. */
+/**
+ * Options of {@link listen}. Every field but `address` (or `fd`) is optional; `undefined` means
+ * the default.
+ */
 export interface ListenOptions {
-  /** One address or several; port 0 picks a free port (see `server.addresses`). */
-  address: AddressInput | readonly AddressInput[]
+  /** One address or several; port 0 picks a free port (see `server.addresses`). Optional with `fd`. */
+  address?: AddressInput | readonly AddressInput[]
+  /**
+   * Listening TCP sockets this process inherited, to accept on (with or without `address`):
+   * descriptor numbers, or `'systemd'` for the sockets of systemd socket activation
+   * (`LISTEN_PID`/`LISTEN_FDS`, removed from `process.env` afterwards so children do not
+   * inherit them). A process manager or a parent can so hand over its sockets and restart
+   * without refusing a connection. The server owns the descriptors from then on and closes
+   * them at shutdown; listener options (`backlog`, `reusePort`...) are the creator's, and one
+   * accept loop runs per descriptor. Unix only.
+   * @throws {TcpServerError} `ERR_INVALID_ARG_VALUE` (option `fd`) for a descriptor that is not
+   * a listening TCP socket, or `'systemd'` without sockets passed; `EBADF` for a closed one.
+   */
+  fd?: number | readonly number[] | 'systemd'
   /**
    * Called once per connection. When its promise settles the connection is closed: queued
    * writes are flushed first, then FIN. Without a handler, iterate the server instead.

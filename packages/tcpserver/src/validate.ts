@@ -5,6 +5,7 @@ import type { ListenOptions } from './options.js'
 
 const KNOWN: ReadonlySet<string> = new Set([
   'address',
+  'fd',
   'handler',
   'onError',
   'loops',
@@ -79,8 +80,16 @@ export function validateListenOptions(o: unknown, caller: Caller): asserts o is 
   }
   const opts = o as Record<string, unknown>
   const address = opts.address
-  if (address === undefined) throw invalidArg('address', 'is required', caller)
-  if (Array.isArray(address)) {
+  const fd = opts.fd
+  if (fd !== undefined && fd !== 'systemd') {
+    const fds = Array.isArray(fd) ? fd : [fd]
+    if (fds.length === 0 || fds.some((n) => typeof n !== 'number')) {
+      throw invalidArg('fd', `must be a descriptor number, an array of them, or 'systemd'`, caller)
+    }
+  }
+  if (address === undefined) {
+    if (fd === undefined) throw invalidArg('address', 'is required (or fd)', caller)
+  } else if (Array.isArray(address)) {
     if (address.length === 0) throw invalidArg('address', 'must name at least one address', caller)
     for (const a of address) checkAddress(a, caller)
   } else {
