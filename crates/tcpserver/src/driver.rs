@@ -5,6 +5,67 @@
 //! the [`EventSink`] provides (one buffer for many connections' events). Writes are
 //! synchronous calls from the consumer's thread: they try the socket at once and queue only
 //! the remainder, which the task flushes when the socket becomes writable.
+//!
+//! **Who it is for**: bindings and event loops that cannot `.await` on a connection, and
+//! programs that need what only lives here: server-side TLS ([`TlsStart::Accept`],
+//! [`Connections::start_tls`]), zero-copy forwarding ([`Connections::pipe`], `splice(2)` on
+//! Linux), file sending ([`Connections::send_file`], `sendfile(2)` on Linux), idle and write
+//! timeouts. A Rust program that is happy with `AsyncRead`/`AsyncWrite` should use the
+//! handler's [`Connection`] directly.
+//!
+//! The flow: a [`Server`](crate::Server) handler (or [`connect`](crate::connect)) hands its
+//! [`Connection`] to [`Connections::drive`], whose future is the connection's life. The
+//! driver reports [`Event::Open`], then data through [`EventSink::read`], [`Event::End`] at
+//! the peer's FIN, and exactly one [`Event::Closed`]. The consumer writes with
+//! [`Connections::write`], returns credit with [`Connections::ack`] as it consumes input, and
+//! ends with [`Connections::release`] (flush, FIN, close) or [`Connections::close`].
+//!
+//! ```
+//! use std::io;
+//! use std::sync::{Arc, Mutex};
+//! use tcpserver::driver::{Connections, DriveOptions, Event, EventSink, TlsStart};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! /// Upper-cases what it reads and sends it back.
+//! struct Shout(Arc<Connections>, Mutex<Vec<u8>>);
+//!
+//! impl EventSink for Shout {
+//!     fn read(&self, id: u32, _max: usize, read: &mut dyn FnMut(&mut Vec<u8>) -> io::Result<usize>)
+//!         -> io::Result<usize>
+//!     {
+//!         let mut buf = self.1.lock().unwrap();
+//!         buf.clear();
+//!         let n = read(&mut buf)?;
+//!         let _ = self.0.write(id, &buf.to_ascii_uppercase());
+//!         let _ = self.0.ack(id, n); // consumed: the driver may read that much more
+//!         Ok(n)
+//!     }
+//!
+//!     fn event(&self, id: u32, event: Event<'_>) {
+//!         if let Event::End = event {
+//!             let _ = self.0.release(id);
+//!         }
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let conns = Arc::new(Connections::new());
+//! let sink = Arc::new(Shout(conns.clone(), Mutex::new(Vec::new())));
+//! let config = tcpserver::ServerConfig::new("127.0.0.1:0".parse()?);
+//! let server = tcpserver::Server::bind(&config, move |conn| {
+//!     conns.clone().drive(conn, sink.clone(), DriveOptions::default(), 0, TlsStart::None)
+//! })?;
+//!
+//! let mut client = tokio::net::TcpStream::connect(server.local_addrs()[0]).await?;
+//! client.write_all(b"hello").await?;
+//! client.shutdown().await?;
+//! let mut reply = String::new();
+//! client.read_to_string(&mut reply).await?;
+//! assert_eq!(reply, "HELLO");
+//! server.shutdown(None).await;
+//! # Ok(()) }
+//! ```
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -366,7 +427,11 @@ pub struct DrivenInfo {
     pub tls: Option<TlsInfo>,
 }
 
-/// The registry of driven connections of one server, addressed by a `u32` id.
+/// The registry of driven connections of one server, addressed by a `u32` id (the low 32
+/// bits of [`ConnectionInfo::id`]). Keep it in an `Arc`: [`Connections::drive`] and the
+/// zero-copy jobs hold it. Every method taking an id fails with
+/// [`Error::ConnectionClosed`] once that connection is gone. See the [module docs](self) for
+/// a complete example.
 #[derive(Debug, Default)]
 pub struct Connections {
     map: Mutex<HashMap<u32, Arc<Shared>>>,

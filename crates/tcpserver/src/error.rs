@@ -19,6 +19,23 @@ pub enum InvalidKind {
 }
 
 /// Everything that can go wrong in the core.
+///
+/// Match on [`Error::kind`] (stable, coarse) and read the details with [`Error::option`],
+/// [`Error::os_error`], [`Error::address`] and [`Error::syscall`]; the message is for people.
+///
+/// ```
+/// use tcpserver::{ErrorKind, InvalidKind, ServerConfig};
+///
+/// let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap());
+/// config.backlog(0);
+/// let err = config.validate().unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::InvalidArgument(InvalidKind::Range));
+/// assert_eq!(err.option(), Some("backlog"));
+///
+/// // Names ending in a number are refused rather than read as legacy IPv4 forms.
+/// let err = tcpserver::parse_address("127.1:80").unwrap_err();
+/// assert!(matches!(err.kind(), ErrorKind::InvalidArgument(_)));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

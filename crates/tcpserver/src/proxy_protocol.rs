@@ -24,6 +24,15 @@ const V1_MAX: usize = 107;
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An IP network such as `10.0.0.0/8` or `::1/128` (a bare address is a single host).
+///
+/// ```
+/// let net: tcpserver::Cidr = "10.0.0.0/8".parse()?;
+/// assert!(net.contains("10.1.2.3".parse().unwrap()));
+/// assert!(net.contains("::ffff:10.1.2.3".parse().unwrap())); // IPv4-mapped counts as IPv4
+/// assert!(!net.contains("192.0.2.1".parse().unwrap()));
+/// assert!("10.0.0.0/33".parse::<tcpserver::Cidr>().is_err());
+/// # Ok::<(), tcpserver::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {
     network: IpAddr,
@@ -75,7 +84,37 @@ impl FromStr for Cidr {
     }
 }
 
-/// PROXY protocol settings of a listener.
+/// PROXY protocol settings of a listener, given to
+/// [`ServerConfig::proxy_protocol`](crate::ServerConfig::proxy_protocol).
+///
+/// ```
+/// use std::time::Duration;
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // Only the load balancers (here: this machine) may send headers; others are refused.
+/// let mut proxy = tcpserver::ProxyProtocol::new(&["127.0.0.1", "10.0.0.0/8"])?;
+/// proxy.header_timeout = Duration::from_secs(2);
+/// let mut config = tcpserver::ServerConfig::new("127.0.0.1:0".parse()?);
+/// config.proxy_protocol(proxy);
+/// let server = tcpserver::Server::bind(&config, |mut conn| async move {
+///     // The real client, from the header; the balancer is in `proxied_by`.
+///     let info = conn.info().clone();
+///     let reply = format!("{} via {}", info.peer_addr, info.proxied_by.unwrap().ip());
+///     let _ = conn.write_all(reply.as_bytes()).await;
+/// })?;
+///
+/// // What HAProxy's `send-proxy` would send before the client's bytes.
+/// let mut balancer = tokio::net::TcpStream::connect(server.local_addrs()[0]).await?;
+/// balancer.write_all(b"PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r\n").await?;
+/// let mut reply = String::new();
+/// balancer.read_to_string(&mut reply).await?;
+/// assert_eq!(reply, "203.0.113.7:56324 via 127.0.0.1");
+/// assert_eq!(server.stats().proxy_headers, 1);
+/// server.shutdown(None).await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyProtocol {
     /// Sources allowed to connect (and whose header is believed); others are refused.

@@ -72,7 +72,8 @@ impl Stats {
     }
 }
 
-/// A snapshot of the server's counters.
+/// A snapshot of the server's counters, from [`Server::stats`](crate::Server::stats). The
+/// fields are public; new ones may be added (`#[non_exhaustive]`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {

@@ -2,6 +2,60 @@
 //! default certificate, ALPN, TLS 1.2/1.3 only, a handshake deadline and a cap on concurrent
 //! handshakes, and a hot-swappable configuration (new handshakes use the new certificates,
 //! open connections keep theirs).
+//!
+//! - **Server side**: describe the certificates in [`TlsSettings`] and build a
+//!   [`TlsAcceptor`] once (every certificate problem is reported then, not at the first
+//!   client). The handshake runs in the event-mode driver: pass
+//!   [`TlsStart::Accept`](crate::driver::TlsStart::Accept) to
+//!   [`Connections::drive`](crate::driver::Connections::drive), or upgrade a plain connection
+//!   later with [`Connections::start_tls`](crate::driver::Connections::start_tls)
+//!   (`examples/tls_echo.rs` is a complete server). A program that wants TLS on the
+//!   `AsyncRead`/`AsyncWrite` [`Connection`](crate::Connection) instead can take the rustls
+//!   configuration from [`server_config`] to a rustls-on-Tokio adapter of its choice.
+//! - **Client side**: [`client_config`] from [`ClientTlsSettings`] (the Mozilla roots unless
+//!   a CA is given, optional client certificate), then [`connect`] runs the handshake on a
+//!   connected socket.
+//!
+//! Mozilla's roots come from `webpki-roots`; the crypto is rustls' `ring` provider.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tcpserver::tls::{ClientTlsSettings, PemIdentity, TlsAcceptor, TlsSettings};
+//!
+//! # let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../__test__/fixtures/tls");
+//! # let read = |name: &str| std::fs::read(format!("{dir}/{name}")).unwrap();
+//! # let (cert_pem, key_pem, ca_pem) = (read("server.crt"), read("server.key"), read("ca.crt"));
+//! # let (other_cert, other_key) = (read("other.crt"), read("other.key"));
+//! let mut settings = TlsSettings::new(PemIdentity { cert: cert_pem, key: key_pem });
+//! // Clients asking for `*.wild.test` (SNI) get another certificate.
+//! settings.sni.push(("*.wild.test".into(), PemIdentity { cert: other_cert, key: other_key }));
+//! settings.alpn = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+//! settings.handshake_timeout = Duration::from_secs(5);
+//! // Mutual TLS: ask for a client certificate chaining to this CA, and insist on one.
+//! settings.client_ca = Some(ca_pem.clone());
+//! settings.require_client_cert = true;
+//! let acceptor = TlsAcceptor::new(&settings)?;
+//!
+//! // Later (say on SIGHUP): new handshakes use new certificates, open connections keep theirs.
+//! settings.tls12 = false;
+//! acceptor.reload(&settings)?;
+//! assert_eq!(acceptor.counts(), (0, vec![])); // handshakes completed, failures by reason
+//!
+//! // The client side, trusting the test CA instead of the Mozilla roots.
+//! let client = tcpserver::tls::client_config(&ClientTlsSettings {
+//!     ca: Some(ca_pem),
+//!     alpn: vec![b"h2".to_vec()],
+//!     ..Default::default()
+//! })?;
+//! assert_eq!(client.alpn_protocols, [b"h2".to_vec()]);
+//!
+//! // A key that does not belong to the certificate is refused up front, naming the option.
+//! # let (cert_pem, other_key) = (read("server.crt"), read("other.key"));
+//! let err = TlsAcceptor::new(&TlsSettings::new(PemIdentity { cert: cert_pem, key: other_key }))
+//!     .unwrap_err();
+//! assert_eq!(err.option(), Some("tls.key"));
+//! # Ok::<(), tcpserver::Error>(())
+//! ```
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -169,7 +223,23 @@ impl ResolvesServerCert for SniResolver {
 }
 
 /// Builds a rustls server configuration; every problem is an error here, never at the first
-/// connection.
+/// connection. [`TlsAcceptor`] calls it; use it directly to run rustls on your own I/O.
+/// `ticketer` issues session tickets: keep one for the server's lifetime so that sessions
+/// survive certificate reloads.
+///
+/// ```
+/// use tcpserver::tls::{PemIdentity, TlsSettings};
+///
+/// # let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../__test__/fixtures/tls");
+/// # let (cert, key) = (
+/// #     std::fs::read(format!("{dir}/server.crt")).unwrap(),
+/// #     std::fs::read(format!("{dir}/server.key")).unwrap(),
+/// # );
+/// let ticketer = rustls::crypto::ring::Ticketer::new().unwrap();
+/// let config = tcpserver::tls::server_config(&TlsSettings::new(PemIdentity { cert, key }), ticketer)?;
+/// assert!(config.alpn_protocols.is_empty());
+/// # Ok::<(), tcpserver::Error>(())
+/// ```
 pub fn server_config(
     s: &TlsSettings,
     ticketer: Arc<dyn rustls::server::ProducesTickets>,
@@ -301,7 +371,24 @@ pub fn client_config(s: &ClientTlsSettings) -> Result<Arc<rustls::ClientConfig>>
     Ok(Arc::new(config))
 }
 
-/// The client side of a handshake on a connected `stream`.
+/// The client side of a handshake on a connected `stream`, within `timeout`. The returned
+/// session holds the negotiated state; drive it with rustls' `read_tls`/`write_tls`, or hand
+/// it to the driver as [`TlsStart::Session`](crate::driver::TlsStart::Session).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tcpserver::tls::{ClientTlsSettings, DEFAULT_HANDSHAKE_TIMEOUT};
+/// use tokio_util::sync::CancellationToken;
+///
+/// # async fn demo() -> tcpserver::Result<()> {
+/// let config = tcpserver::tls::client_config(&ClientTlsSettings::default())?;
+/// let conn = tcpserver::connect("example.com", 443, &Default::default(), 1, CancellationToken::new())
+///     .await?;
+/// let session =
+///     tcpserver::tls::connect(conn.stream(), config, "example.com", DEFAULT_HANDSHAKE_TIMEOUT).await?;
+/// println!("negotiated {:?}", session.protocol_version());
+/// # Ok(()) }
+/// ```
 pub async fn connect(
     stream: &TcpStream,
     config: Arc<rustls::ClientConfig>,
@@ -351,6 +438,8 @@ async fn handshake<D>(conn: &mut rustls::ConnectionCommon<D>, stream: &TcpStream
 type ConfigCache = HashMap<(Vec<u8>, Vec<u8>), Arc<rustls::ServerConfig>>;
 
 /// A server's TLS state: the current configuration (swappable) and the handshake limits.
+/// Share one per server (`Arc`) between all its connections; see the [module docs](self)
+/// for an example.
 #[derive(Debug)]
 pub struct TlsAcceptor {
     config: RwLock<Arc<rustls::ServerConfig>>,
