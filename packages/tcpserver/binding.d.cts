@@ -92,17 +92,17 @@ export declare class BindingServer {
 
 /** An address as Node reports it. */
 export interface BindingAddress {
-  /** IP address text. */
+  /** IP address text, or the Unix socket path (empty for an unnamed socket). */
   address: string
-  /** Port. */
+  /** Port (0 for Unix sockets). */
   port: number
-  /** `IPv4` or `IPv6`. */
+  /** `IPv4`, `IPv6` or `unix`. */
   family: string
 }
 
 /** One listen address: `address` (`"host:port"`) or `host` + `port`. */
 export interface BindingAddressInput {
-  /** `"127.0.0.1:5000"`, `"[::1]:0"`, `":8080"`. */
+  /** `"127.0.0.1:5000"`, `"[::1]:0"`, `":8080"`, `"unix:/path"`. */
   address?: string
   /** Host name or IP literal. */
   host?: string
@@ -148,7 +148,7 @@ export interface BindingConnectionInfo {
 
 /** Options of an outbound connection. */
 export interface BindingConnectOptions {
-  /** `"host:port"`. */
+  /** `"host:port"` or `"unix:/path"`. */
   address?: string
   /** Host name or IP literal. */
   host?: string
@@ -223,6 +223,8 @@ export interface BindingListenFd {
 export interface BindingListenOptions {
   /** Addresses to listen on. */
   addresses: Array<BindingAddressInput>
+  /** Permission bits of Unix socket files. */
+  unixPermissions?: number
   /** Inherited listening sockets to accept on. */
   fds?: Array<number>
   /** Accept loops per address. */

@@ -68,7 +68,10 @@ pub(crate) fn to_binding(e: &Error) -> BindingError {
         class: class.into(),
         syscall: e.syscall().map(Into::into),
         errno: e.os_error().and_then(std::io::Error::raw_os_error),
-        address: e.address().map(|a| a.ip().to_string()),
+        address: e
+            .address()
+            .map(|a| a.ip().to_string())
+            .or_else(|| e.path().map(|p| p.to_string_lossy().into_owned())),
         port: e.address().map(|a| u32::from(a.port())),
         option: e.option().map(Into::into),
     }

@@ -194,15 +194,25 @@ fn event_text(fields: &[&dyn std::fmt::Display], error: Option<&tcpserver::Error
     text
 }
 
+/// An address as event text fields: the IP and port, or `unix:<path>` and 0 (paths hold no
+/// newline: `parse_listen_address` refuses them, and peers of Unix sockets are unnamed).
+fn address_fields(a: &tcpserver::Address) -> (String, u16) {
+    match a.as_ip() {
+        Some(ip) => (ip.ip().to_string(), ip.port()),
+        None => (a.to_string().replace('\n', " "), 0),
+    }
+}
+
 fn clamp(n: u64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 impl EventSink for JsSink {
-    fn tls_error(&self, peer: std::net::SocketAddr, error: &tcpserver::Error) {
+    fn tls_error(&self, peer: &tcpserver::Address, error: &tcpserver::Error) {
         // Fields: address, port. For the onTlsError hook; the handler never sees it.
         let mut b = self.lock();
-        let text = event_text(&[&peer.ip(), &peer.port()], Some(error));
+        let (ip, port) = address_fields(peer);
+        let text = event_text(&[&ip, &port], Some(error));
         let words = append_text(&mut b, TLS_ERROR, 0, &text);
         self.push(b, words);
     }
@@ -250,8 +260,11 @@ impl EventSink for JsSink {
             // Fields: remote ip, port, local ip, port. JavaScript keeps the text and parses it
             // only if the addresses or the error are asked for.
             Event::Closed { error, info } => {
-                let (r, l) = (info.peer_addr, info.local_addr);
-                let text = event_text(&[&r.ip(), &r.port(), &l.ip(), &l.port()], error);
+                let ((rip, rport), (lip, lport)) = (
+                    address_fields(&info.peer_addr),
+                    address_fields(&info.local_addr),
+                );
+                let text = event_text(&[&rip, &rport, &lip, &lport], error);
                 append_text(&mut b, CLOSED, id, &text)
             }
             // The core and this binding ship together; nothing else exists.

@@ -7,14 +7,14 @@ use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
 use tcpserver::tls::{ClientTlsSettings, PemIdentity, TlsSettings};
 use tcpserver::{
-    Error, InvalidKind, KeepAlive, LimitPolicy, ProxyProtocol, ServerConfig, address_from_parts,
-    parse_address,
+    Address, Error, InvalidKind, KeepAlive, LimitPolicy, ProxyProtocol, ServerConfig,
+    address_from_parts, parse_listen_address,
 };
 
 /// One listen address: `address` (`"host:port"`) or `host` + `port`.
 #[napi(object)]
 pub struct BindingAddressInput {
-    /// `"127.0.0.1:5000"`, `"[::1]:0"`, `":8080"`.
+    /// `"127.0.0.1:5000"`, `"[::1]:0"`, `":8080"`, `"unix:/path"`.
     pub address: Option<String>,
     /// Host name or IP literal.
     pub host: Option<String>,
@@ -27,6 +27,8 @@ pub struct BindingAddressInput {
 pub struct BindingListenOptions {
     /// Addresses to listen on.
     pub addresses: Vec<BindingAddressInput>,
+    /// Permission bits of Unix socket files.
+    pub unix_permissions: Option<f64>,
     /// Inherited listening sockets to accept on.
     pub fds: Option<Vec<f64>>,
     /// Accept loops per address.
@@ -260,7 +262,13 @@ pub(crate) fn to_config(o: &BindingListenOptions) -> Result<(ServerConfig, Drive
     let mut c = ServerConfig::default();
     for a in &o.addresses {
         let addr = match (&a.address, &a.host, a.port) {
-            (Some(s), None, None) => parse_address(s)?,
+            (Some(s), None, None) => match parse_listen_address(s)? {
+                Address::Ip(a) => a,
+                Address::Unix(path) => {
+                    c.unix_address(path);
+                    continue;
+                }
+            },
             (None, host, Some(port)) => {
                 let port = integer("port", port, 0.0, 65535.0)?;
                 address_from_parts(host.as_deref().unwrap_or(""), port as u32)?
@@ -274,6 +282,9 @@ pub(crate) fn to_config(o: &BindingListenOptions) -> Result<(ServerConfig, Drive
             }
         };
         c.address(addr);
+    }
+    if let Some(mode) = o.unix_permissions {
+        c.unix_permissions(integer("unixPermissions", mode, 0.0, f64::from(0o7777))? as u32);
     }
     for &fd in o.fds.iter().flatten() {
         c.listener_fd(integer("fd", fd, 0.0, f64::from(i32::MAX))? as i32);

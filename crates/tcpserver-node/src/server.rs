@@ -26,12 +26,25 @@ use tcpserver::tls::TlsAcceptor;
 /// An address as Node reports it.
 #[napi(object)]
 pub struct BindingAddress {
-    /// IP address text.
+    /// IP address text, or the Unix socket path (empty for an unnamed socket).
     pub address: String,
-    /// Port.
+    /// Port (0 for Unix sockets).
     pub port: u32,
-    /// `IPv4` or `IPv6`.
+    /// `IPv4`, `IPv6` or `unix`.
     pub family: String,
+}
+
+impl From<&tcpserver::Address> for BindingAddress {
+    fn from(a: &tcpserver::Address) -> Self {
+        match a {
+            tcpserver::Address::Ip(a) => (*a).into(),
+            tcpserver::Address::Unix(p) => Self {
+                address: p.to_string_lossy().into_owned(),
+                port: 0,
+                family: "unix".into(),
+            },
+        }
+    }
 }
 
 impl From<std::net::SocketAddr> for BindingAddress {
@@ -126,7 +139,7 @@ pub struct BindingServer {
 /// Options of an outbound connection.
 #[napi(object)]
 pub struct BindingConnectOptions {
-    /// `"host:port"`.
+    /// `"host:port"` or `"unix:/path"`.
     pub address: Option<String>,
     /// Host name or IP literal.
     pub host: Option<String>,
@@ -326,10 +339,17 @@ impl BindingServer {
     /// The bound addresses (real ports).
     #[napi]
     pub fn addresses(&self) -> Vec<BindingAddress> {
-        self.server
+        let Some(s) = &self.server else {
+            return Vec::new();
+        };
+        let unix = s
+            .unix_paths()
             .iter()
-            .flat_map(|s| s.local_addrs())
+            .map(|p| (&tcpserver::Address::Unix(p.clone())).into());
+        s.local_addrs()
+            .iter()
             .map(|&a| a.into())
+            .chain(unix)
             .collect()
     }
 
@@ -498,8 +518,8 @@ impl BindingServer {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |t| t.as_secs_f64() * 1000.0);
         Some(BindingConnectionInfo {
-            remote: d.info.peer_addr.into(),
-            local: d.info.local_addr.into(),
+            remote: (&d.info.peer_addr).into(),
+            local: (&d.info.local_addr).into(),
             proxied_by: d.info.proxied_by.map(Into::into),
             start_time,
             bytes_read: d.bytes_read as f64,
@@ -707,15 +727,24 @@ impl BindingServer {
     #[napi(catch_unwind)]
     pub fn connect(&self, options: BindingConnectOptions, tag: u32) -> Option<BindingError> {
         type Prepared = (
-            String,
-            u16,
+            Target,
             ConnectOptions,
             Option<(Arc<rustls::ClientConfig>, String, Duration)>,
         );
         let prepare = || -> std::result::Result<Prepared, Error> {
-            let (host, port) = match (&options.address, &options.host, options.port) {
-                (Some(a), None, None) => tcpserver::split_host_port(a)?,
-                (None, Some(h), Some(p)) => (h.clone(), integer("port", p, 0.0, 65535.0)? as u16),
+            let target = match (&options.address, &options.host, options.port) {
+                (Some(a), None, None) => match a.strip_prefix(tcpserver::UNIX_PREFIX) {
+                    Some(path) => {
+                        Target::Unix(tcpserver::parse_listen_address(a).map(|_| path.into())?)
+                    }
+                    None => {
+                        let (host, port) = tcpserver::split_host_port(a)?;
+                        Target::Tcp(host, port)
+                    }
+                },
+                (None, Some(h), Some(p)) => {
+                    Target::Tcp(h.clone(), integer("port", p, 0.0, 65535.0)? as u16)
+                }
                 _ => {
                     return Err(Error::value(
                         "address",
@@ -740,16 +769,24 @@ impl BindingServer {
                 None => None,
                 Some(t) => {
                     let settings = to_client_tls(t)?;
-                    let name = settings.server_name.clone().unwrap_or_else(|| host.clone());
+                    // Unix sockets have no host name: certificates are checked for `localhost`
+                    // unless `servername` says otherwise.
+                    let name = settings
+                        .server_name
+                        .clone()
+                        .unwrap_or_else(|| match &target {
+                            Target::Tcp(host, _) => host.clone(),
+                            Target::Unix(_) => "localhost".into(),
+                        });
                     let timeout = settings
                         .handshake_timeout
                         .unwrap_or(tcpserver::tls::DEFAULT_HANDSHAKE_TIMEOUT);
                     Some((tcpserver::tls::client_config(&settings)?, name, timeout))
                 }
             };
-            Ok((host, port, opts, tls))
+            Ok((target, opts, tls))
         };
-        let (host, port, opts, tls) = match prepare() {
+        let (target, opts, tls) = match prepare() {
             Ok(p) => p,
             Err(e) => return Some(to_binding(&e)),
         };
@@ -761,7 +798,11 @@ impl BindingServer {
             self.drive,
         );
         runtime().spawn(async move {
-            let conn = match tcpserver::connect(&host, port, &opts, id, abort).await {
+            let connected = match &target {
+                Target::Tcp(host, port) => tcpserver::connect(host, *port, &opts, id, abort).await,
+                Target::Unix(path) => tcpserver::connect_unix(path, &opts, id, abort).await,
+            };
+            let conn = match connected {
                 Ok(conn) => conn,
                 Err(e) => return sink.connect_failed(tag, &e),
             };
@@ -780,4 +821,10 @@ impl BindingServer {
         });
         None
     }
+}
+
+/// Where an outbound connection goes.
+enum Target {
+    Tcp(String, u16),
+    Unix(std::path::PathBuf),
 }

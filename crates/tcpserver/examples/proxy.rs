@@ -30,7 +30,7 @@ async fn forward(mut client: Connection, upstream: Arc<(String, u16)>) {
         ..Default::default()
     };
     let (host, port) = &*upstream;
-    let peer = client.info().peer_addr;
+    let peer = client.info().peer_addr.clone();
     // The upstream connection shares the client's id and abort signal: a forced shutdown
     // aborts both.
     let id = client.info().id;

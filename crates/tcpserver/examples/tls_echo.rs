@@ -18,7 +18,6 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -80,7 +79,7 @@ impl EventSink for EchoSink {
         }
     }
 
-    fn tls_error(&self, peer: SocketAddr, error: &tcpserver::Error) {
+    fn tls_error(&self, peer: &tcpserver::Address, error: &tcpserver::Error) {
         println!("{peer}: TLS handshake failed: {error}");
     }
 }

@@ -6,8 +6,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-
+use crate::listener::Listener;
 use crate::server::Inner;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
@@ -40,7 +39,7 @@ pub(crate) fn next_backoff(current: Option<Duration>) -> Duration {
     current.map_or(BACKOFF_MIN, |d| (d * 2).min(BACKOFF_MAX))
 }
 
-pub(crate) async fn run(listener: TcpListener, inner: Arc<Inner>) {
+pub(crate) async fn run(listener: Listener, inner: Arc<Inner>) {
     let stop = inner.stop_accepting.clone();
     let mut backoff: Option<Duration> = None;
     loop {
@@ -74,8 +73,8 @@ pub(crate) async fn run(listener: TcpListener, inner: Arc<Inner>) {
                 // the PROXY protocol the real client is known only after its header, so the
                 // per-address share is taken then.
                 if let Some(mut admission) = admission
-                    && inner.proxy_trusts(peer)
-                    && (inner.has_proxy() || inner.admit_ip(&mut admission, peer))
+                    && inner.proxy_trusts(&peer)
+                    && (inner.has_proxy() || inner.admit_ip(&mut admission, &peer))
                 {
                     inner.dispatch(stream, peer, admission);
                 }

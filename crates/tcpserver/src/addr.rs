@@ -1,9 +1,122 @@
 //! Listen addresses: `"127.0.0.1:5000"`, `"[::1]:5000"`, `"[::]:5000"`, `":5000"`,
-//! `"localhost:5000"`, or a host and a port given separately.
+//! `"localhost:5000"`, or a host and a port given separately; `"unix:/path"` for a Unix
+//! domain socket.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+
+/// The prefix that marks a Unix domain socket path in address strings.
+pub const UNIX_PREFIX: &str = "unix:";
+
+/// A socket address: an IP address and port, or a Unix domain socket path.
+///
+/// ```
+/// use tcpserver::{Address, parse_listen_address};
+///
+/// let ip = parse_listen_address("127.0.0.1:80").unwrap();
+/// assert_eq!(ip.port(), Some(80));
+/// let unix = parse_listen_address("unix:/run/app.sock").unwrap();
+/// assert_eq!(unix, Address::Unix("/run/app.sock".into()));
+/// assert_eq!(unix.to_string(), "unix:/run/app.sock");
+/// assert_eq!(unix.ip(), None);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Address {
+    /// An IP address and port.
+    Ip(SocketAddr),
+    /// A Unix domain socket path; empty for an unnamed socket (typically a client's).
+    Unix(PathBuf),
+}
+
+impl Address {
+    /// The IP address and port, for IP addresses.
+    pub fn as_ip(&self) -> Option<SocketAddr> {
+        match self {
+            Self::Ip(a) => Some(*a),
+            Self::Unix(_) => None,
+        }
+    }
+
+    /// The IP address, for IP addresses.
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.as_ip().map(|a| a.ip())
+    }
+
+    /// The port, for IP addresses.
+    pub fn port(&self) -> Option<u16> {
+        self.as_ip().map(|a| a.port())
+    }
+
+    /// The path, for Unix domain socket addresses.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Self::Ip(_) => None,
+            Self::Unix(p) => Some(p),
+        }
+    }
+
+    /// A Unix socket address as seen by the OS (unnamed and abstract ones become empty paths).
+    #[cfg(unix)]
+    pub(crate) fn from_unix(a: &tokio::net::unix::SocketAddr) -> Self {
+        Self::Unix(a.as_pathname().map(Path::to_path_buf).unwrap_or_default())
+    }
+}
+
+impl From<SocketAddr> for Address {
+    fn from(a: SocketAddr) -> Self {
+        Self::Ip(a)
+    }
+}
+
+impl PartialEq<SocketAddr> for Address {
+    fn eq(&self, other: &SocketAddr) -> bool {
+        self.as_ip() == Some(*other)
+    }
+}
+
+/// `127.0.0.1:80`, `[::1]:80`, or `unix:/path`.
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ip(a) => a.fmt(f),
+            Self::Unix(p) => write!(f, "{UNIX_PREFIX}{}", p.display()),
+        }
+    }
+}
+
+/// Parses a listen address: `unix:/path` (absolute or relative) for a Unix domain socket,
+/// anything else as [`parse_address`] does. A path must be non-empty, shorter than the 108
+/// bytes `sockaddr_un` holds, and free of NUL and newline characters.
+pub fn parse_listen_address(input: &str) -> Result<Address> {
+    match input.strip_prefix(UNIX_PREFIX) {
+        Some(path) => unix_path(input, path).map(Address::Unix),
+        None => parse_address(input).map(Address::Ip),
+    }
+}
+
+/// Checks a Unix socket path (`input` is the whole address, for the error message).
+pub(crate) fn unix_path(input: &str, path: &str) -> Result<PathBuf> {
+    let bad = |reason: &str| Error::InvalidAddress {
+        input: input.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if path.is_empty() {
+        return Err(bad("a Unix socket path is required after `unix:`"));
+    }
+    if path.contains(['\0', '\n']) {
+        return Err(bad(
+            "a Unix socket path cannot contain NUL or newline characters",
+        ));
+    }
+    // sun_path is 108 bytes on Linux (104 on the BSDs), including the terminating NUL.
+    if path.len() >= 104 {
+        return Err(bad("a Unix socket path must be shorter than 104 bytes"));
+    }
+    Ok(PathBuf::from(path))
+}
 
 /// Parses `host:port`. IPv6 literals must be bracketed. An empty host (`":5000"`) means every
 /// interface (`[::]`, dual-stack unless `ipv6Only`). Host names are resolved once, here;
@@ -159,6 +272,35 @@ mod tests {
             "[::1]:7".parse().unwrap()
         );
         assert_eq!(address_from_parts("127.0.0.1", 0).unwrap().port(), 0);
+    }
+
+    #[test]
+    fn parses_unix_paths() {
+        assert_eq!(
+            parse_listen_address("unix:/tmp/a.sock").unwrap(),
+            Address::Unix("/tmp/a.sock".into())
+        );
+        assert_eq!(
+            parse_listen_address("unix:rel/a.sock").unwrap(),
+            Address::Unix("rel/a.sock".into())
+        );
+        assert_eq!(
+            parse_listen_address("[::1]:5").unwrap(),
+            Address::Ip("[::1]:5".parse().unwrap())
+        );
+        let long = format!("unix:/{}", "x".repeat(103));
+        for bad in ["unix:", "unix:/a\nb", "unix:/a\0b", long.as_str()] {
+            let err = parse_listen_address(bad).unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidAddress { .. }),
+                "{bad:?} gave {err:?}"
+            );
+        }
+        let a = Address::Unix("/x".into());
+        assert_eq!(
+            (a.to_string(), a.port(), a.path()),
+            ("unix:/x".into(), None, Some(Path::new("/x")))
+        );
     }
 
     #[test]

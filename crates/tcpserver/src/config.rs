@@ -2,6 +2,7 @@
 //! front end (Rust users and the Node binding alike) goes through.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -94,6 +95,8 @@ pub struct ServerConfig {
     pub(crate) max_accept_connections: Option<u64>,
     pub(crate) proxy_protocol: Option<ProxyProtocol>,
     pub(crate) inherited: Vec<i32>,
+    pub(crate) unix_paths: Vec<PathBuf>,
+    pub(crate) unix_permissions: Option<u32>,
 }
 
 /// Default IPv6 grouping of [`ServerConfig::max_connections_per_ip`].
@@ -114,6 +117,28 @@ impl ServerConfig {
     pub fn address(&mut self, addr: SocketAddr) -> &mut Self {
         self.addresses.push(addr);
         self
+    }
+
+    /// Adds a Unix domain socket to listen on (Unix only). A stale socket file at `path`
+    /// (one nobody accepts on) is replaced; a live socket or any other file is refused with
+    /// `EADDRINUSE`. The file is removed at shutdown. Of the listener options only `backlog`
+    /// applies: one accept loop runs per path, and the TCP options (`reuse_port`, `loops`,
+    /// `fast_open`, `defer_accept`, `no_delay`, `keep_alive`) concern TCP sockets only.
+    pub fn unix_address(&mut self, path: impl Into<PathBuf>) -> &mut Self {
+        self.unix_paths.push(path.into());
+        self
+    }
+
+    /// Permission bits (like `0o660`) given to Unix socket files after `bind` (connecting
+    /// needs write permission). Without it the process umask decides.
+    pub fn unix_permissions(&mut self, mode: u32) -> &mut Self {
+        self.unix_permissions = Some(mode);
+        self
+    }
+
+    /// The configured Unix domain socket paths.
+    pub fn unix_addresses(&self) -> &[PathBuf] {
+        &self.unix_paths
     }
 
     /// Also accepts on `fd`, a listening TCP socket this process inherited (from a process
@@ -234,10 +259,26 @@ impl ServerConfig {
 
     /// Checks every value once; the Node binding relies on this too.
     pub fn validate(&self) -> Result<()> {
-        if self.addresses.is_empty() && self.inherited.is_empty() {
+        if self.addresses.is_empty() && self.inherited.is_empty() && self.unix_paths.is_empty() {
             return Err(Error::value(
                 "address",
                 "at least one address (or inherited descriptor) is required",
+            ));
+        }
+        if !cfg!(unix) && !self.unix_paths.is_empty() {
+            return Err(Error::Unsupported { option: "address" });
+        }
+        if self.unix_permissions.is_some_and(|m| m > 0o7777) {
+            return Err(Error::range(
+                "unixPermissions",
+                "must be a file mode between 0 and 0o7777",
+            ));
+        }
+        if self.proxy_protocol.is_some() && !self.unix_paths.is_empty() {
+            // Its trust list and the client addresses it carries are IP addresses.
+            return Err(Error::value(
+                "proxyProtocol",
+                "applies to TCP listeners only; listen on the Unix sockets in another server",
             ));
         }
         let l = &self.listener;

@@ -2,6 +2,8 @@
 //! and hand back the same [`Connection`] type that accepted connections use.
 
 use std::net::{IpAddr, SocketAddr};
+#[cfg(unix)]
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::net::TcpSocket;
@@ -10,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::KeepAlive;
 use crate::connection::{Connection, ConnectionInfo};
 use crate::error::{Error, Result};
+use crate::stream::Stream;
 
 /// Options of [`connect`].
 #[derive(Debug, Clone)]
@@ -57,7 +60,7 @@ impl Default for ConnectOptions {
 /// };
 /// // A proxy would pass the client connection's id and `abort_signal()` here.
 /// let mut conn = tcpserver::connect("localhost", port, &opts, 1, CancellationToken::new()).await?;
-/// assert_eq!(conn.info().peer_addr.port(), port);
+/// assert_eq!(conn.info().peer_addr.port(), Some(port));
 /// assert_eq!(conn.read(&mut [0u8; 1]).await?, 0); // that server closes at once
 ///
 /// let err = tcpserver::connect("127.0.0.1", 0, &opts, 2, CancellationToken::new()).await;
@@ -116,12 +119,40 @@ pub async fn connect(
             .map_err(|_| Error::Io(std::io::Error::from_raw_os_error(libc::ETIMEDOUT)))??,
         None => attempt.await?,
     };
+    let stream = Stream::Tcp(stream);
     if opts.no_delay {
         let _ = stream.set_nodelay(true);
     }
     if let Some(k) = &opts.keep_alive {
         let _ = crate::server::set_keep_alive(&stream, k);
     }
+    outbound(stream, id, abort)
+}
+
+/// Connects to the Unix domain socket at `path`. Of `opts` only `timeout` applies.
+/// `id` becomes the connection's id and `abort` its abort signal.
+#[cfg(unix)]
+pub async fn connect_unix(
+    path: &Path,
+    opts: &ConnectOptions,
+    id: u64,
+    abort: CancellationToken,
+) -> Result<Connection> {
+    let attempt = tokio::net::UnixStream::connect(path);
+    let stream = match opts.timeout {
+        Some(t) => tokio::time::timeout(t, attempt)
+            .await
+            .map_err(|_| Error::Io(std::io::Error::from_raw_os_error(libc::ETIMEDOUT)))??,
+        None => attempt.await?,
+    };
+    let mut conn = outbound(Stream::Unix(stream), id, abort)?;
+    // The OS reports the listener's path only on some systems; the caller knows it anyway.
+    conn.info_mut().peer_addr = crate::Address::Unix(path.to_owned());
+    Ok(conn)
+}
+
+/// Wraps a connected outbound stream.
+fn outbound(stream: Stream, id: u64, abort: CancellationToken) -> Result<Connection> {
     let peer_addr = stream.peer_addr()?;
     let local_addr = stream.local_addr()?;
     let info = ConnectionInfo {

@@ -7,19 +7,22 @@ use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
+
+use crate::addr::Address;
+use crate::stream::Stream;
 
 /// Facts fixed at accept time.
 #[derive(Debug, Clone)]
 pub struct ConnectionInfo {
     /// Server-unique id, counting from 1.
     pub id: u64,
-    /// The client's address (from the PROXY protocol header, on such listeners).
-    pub peer_addr: SocketAddr,
+    /// The client's address (from the PROXY protocol header, on such listeners). Clients of
+    /// Unix domain sockets are usually unnamed: [`Address::Unix`] with an empty path.
+    pub peer_addr: Address,
     /// The server-side address the client connected to (the header's, on PROXY protocol
-    /// listeners).
-    pub local_addr: SocketAddr,
+    /// listeners); the socket's path on Unix domain sockets.
+    pub local_addr: Address,
     /// On PROXY protocol listeners: the load balancer's address, i.e. the socket's peer.
     pub proxied_by: Option<SocketAddr>,
     /// Wall-clock time of accept.
@@ -32,7 +35,7 @@ pub struct ConnectionInfo {
 /// completes (the future owns it) or when a forced shutdown aborts the handler.
 #[derive(Debug)]
 pub struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     info: ConnectionInfo,
     shutdown: CancellationToken,
     draining: CancellationToken,
@@ -40,7 +43,7 @@ pub struct Connection {
 
 impl Connection {
     pub(crate) fn new(
-        stream: TcpStream,
+        stream: Stream,
         info: ConnectionInfo,
         shutdown: CancellationToken,
         draining: CancellationToken,
@@ -64,13 +67,17 @@ impl Connection {
         &self.info
     }
 
-    /// The underlying stream.
-    pub fn stream(&self) -> &TcpStream {
+    pub(crate) fn info_mut(&mut self) -> &mut ConnectionInfo {
+        &mut self.info
+    }
+
+    /// The underlying stream: TCP or Unix domain socket.
+    pub fn stream(&self) -> &Stream {
         &self.stream
     }
 
     /// The underlying stream, mutably.
-    pub fn stream_mut(&mut self) -> &mut TcpStream {
+    pub fn stream_mut(&mut self) -> &mut Stream {
         &mut self.stream
     }
 
@@ -81,7 +88,7 @@ impl Connection {
     }
 
     /// Splits the connection into its parts.
-    pub fn into_parts(self) -> (TcpStream, ConnectionInfo, CancellationToken) {
+    pub fn into_parts(self) -> (Stream, ConnectionInfo, CancellationToken) {
         (self.stream, self.info, self.shutdown)
     }
 }

@@ -67,17 +67,17 @@
 //! # Ok(()) }
 //! ```
 
+use crate::addr::Address;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
+use crate::stream::Stream;
 use socket2::SockRef;
 use tokio::io::Interest;
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -155,7 +155,7 @@ pub trait EventSink: Send + Sync + 'static {
     fn event(&self, id: u32, event: Event<'_>);
 
     /// A TLS handshake failed: the connection never opened.
-    fn tls_error(&self, _peer: SocketAddr, _error: &Error) {}
+    fn tls_error(&self, _peer: &Address, _error: &Error) {}
 }
 
 /// How a driven connection starts TLS.
@@ -259,7 +259,7 @@ impl Outbox {
 
 pub(crate) struct Shared {
     pub(crate) id: u32,
-    pub(crate) stream: TcpStream,
+    pub(crate) stream: Stream,
     info: ConnectionInfo,
     pub(crate) sink: Arc<dyn EventSink>,
     pub(crate) abort: CancellationToken,
@@ -655,7 +655,7 @@ impl Connections {
                     None => return,
                     Some(Ok(session)) => Some(session),
                     Some(Err(e)) => {
-                        sink.tls_error(info.peer_addr, &e);
+                        sink.tls_error(&info.peer_addr, &e);
                         return;
                     }
                 }
@@ -856,8 +856,8 @@ impl Connections {
     }
 
     /// The peer's address.
-    pub fn peer_addr(&self, id: u32) -> Result<SocketAddr> {
-        Ok(self.get(id)?.info.peer_addr)
+    pub fn peer_addr(&self, id: u32) -> Result<Address> {
+        Ok(self.get(id)?.info.peer_addr.clone())
     }
 }
 
@@ -1036,7 +1036,7 @@ async fn run(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
 /// shutdown does not wait for clients still shaking hands).
 async fn accept_tls(
     acceptor: &TlsAcceptor,
-    stream: &TcpStream,
+    stream: &Stream,
     abort: &CancellationToken,
     draining: &CancellationToken,
     opts: DriveOptions,
@@ -1107,7 +1107,7 @@ pub(crate) fn lock_tls(tls: &Mutex<rustls::Connection>) -> MutexGuard<'_, rustls
 /// Plaintext from a TLS session: what rustls already decrypted, else ciphertext pulled from the
 /// socket and decrypted. Alerts, tickets and key updates rustls wants to send go out too.
 pub(crate) fn tls_read(
-    stream: &TcpStream,
+    stream: &Stream,
     tls: &Mutex<rustls::Connection>,
     buf: &mut Vec<u8>,
     max: usize,
@@ -1143,7 +1143,7 @@ pub(crate) fn tls_read(
 /// told so (by reporting `WouldBlock` to `try_io` after keeping the bytes), which saves the
 /// extra `recv` that would otherwise only return `EAGAIN`. Tokio's readiness tick makes this
 /// safe: data arriving meanwhile sets readiness again.
-fn read_drained(stream: &TcpStream, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+fn read_drained(stream: &Stream, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
     buf.reserve(max);
     let mut got = 0;
     let res = stream.try_io(Interest::READABLE, || {

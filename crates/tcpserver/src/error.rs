@@ -68,6 +68,18 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A system call on a listening Unix domain socket failed (`socket`, `bind`, `listen`,
+    /// `chmod`); `EADDRINUSE` also when the path is taken by a live socket or another file.
+    #[error("{syscall} unix:{} failed: {source}", path.display())]
+    ListenUnix {
+        /// The system call that failed.
+        syscall: &'static str,
+        /// The socket's path.
+        path: std::path::PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
     /// A socket option could not be applied.
     #[error("setting {option} on {addr} failed: {source}")]
     SocketOption {
@@ -189,7 +201,10 @@ impl Error {
         match self {
             Self::InvalidOption { invalid, .. } => ErrorKind::InvalidArgument(*invalid),
             Self::InvalidAddress { .. } => ErrorKind::InvalidArgument(InvalidKind::Value),
-            Self::Listen { .. } | Self::SocketOption { .. } | Self::Io(_) => ErrorKind::Os,
+            Self::Listen { .. }
+            | Self::ListenUnix { .. }
+            | Self::SocketOption { .. }
+            | Self::Io(_) => ErrorKind::Os,
             Self::Unsupported { .. } => ErrorKind::Unsupported,
             Self::ServerClosed => ErrorKind::ServerClosed,
             Self::ConnectionClosed => ErrorKind::ConnectionClosed,
@@ -210,6 +225,7 @@ impl Error {
     pub fn os_error(&self) -> Option<&io::Error> {
         match self {
             Self::Listen { source, .. }
+            | Self::ListenUnix { source, .. }
             | Self::SocketOption { source, .. }
             | Self::Resolve { source, .. } => Some(source),
             Self::Io(e) => Some(e),
@@ -237,10 +253,18 @@ impl Error {
         }
     }
 
+    /// The Unix domain socket path involved, if any.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            Self::ListenUnix { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+
     /// The system call that failed, if known.
     pub fn syscall(&self) -> Option<&'static str> {
         match self {
-            Self::Listen { syscall, .. } => Some(syscall),
+            Self::Listen { syscall, .. } | Self::ListenUnix { syscall, .. } => Some(syscall),
             Self::SocketOption { .. } => Some("setsockopt"),
             _ => None,
         }

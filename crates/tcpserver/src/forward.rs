@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use crate::stream::Stream;
 use socket2::SockRef;
 use tokio::io::Interest;
-use tokio::net::TcpStream;
 
 use crate::driver::{Connections, Event, Shared, lock_tls, tls_read};
 use crate::error::{Error, Result};
@@ -253,8 +253,8 @@ async fn flush_tls(sh: &Shared) -> io::Result<()> {
 /// Returns whether the pipe pair ended empty (reusable).
 #[cfg(target_os = "linux")]
 async fn splice_one_way(
-    src: &TcpStream,
-    dst: &TcpStream,
+    src: &Stream,
+    dst: &Stream,
     pipe: &sys::PipePair,
     moved: &AtomicU64,
     activity: [&AtomicU64; 2],
@@ -287,8 +287,8 @@ async fn splice_one_way(
 }
 
 async fn copy_one_way(
-    src: &TcpStream,
-    dst: &TcpStream,
+    src: &Stream,
+    dst: &Stream,
     moved: &AtomicU64,
     activity: [&AtomicU64; 2],
 ) -> io::Result<()> {
@@ -307,7 +307,7 @@ async fn copy_one_way(
 }
 
 /// Writes all of `data` with readiness, counting into `moved`.
-pub(crate) async fn write_all(dst: &TcpStream, data: &[u8], moved: &AtomicU64) -> io::Result<()> {
+pub(crate) async fn write_all(dst: &Stream, data: &[u8], moved: &AtomicU64) -> io::Result<()> {
     let mut off = 0;
     while off < data.len() {
         dst.writable().await?;

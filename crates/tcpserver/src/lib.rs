@@ -86,7 +86,7 @@
 //! // Port 0: the kernel picks a free port; `local_addrs` tells which.
 //! let config = tcpserver::ServerConfig::new("127.0.0.1:0".parse()?);
 //! let server = tcpserver::Server::bind(&config, |mut conn| async move {
-//!     let who = conn.info().peer_addr;
+//!     let who = conn.info().peer_addr.clone();
 //!     let _ = conn.write_all(format!("hello {who}\n").as_bytes()).await;
 //!     // Returning closes the connection.
 //! })?;
@@ -154,7 +154,7 @@
 //! };
 //! // `id` and the abort token are the caller's: outbound connections belong to no server.
 //! let conn = tcpserver::connect("127.0.0.1", port, &opts, 1, CancellationToken::new()).await?;
-//! assert_eq!(conn.info().peer_addr.port(), port);
+//! assert_eq!(conn.info().peer_addr.port(), Some(port));
 //! # Ok(()) }
 //! ```
 
@@ -175,13 +175,20 @@ mod per_ip;
 mod proxy_protocol;
 mod server;
 mod stats;
+mod stream;
 mod sys;
 pub mod tls;
+#[cfg(unix)]
+mod unix_listener;
 
-pub use addr::{address_from_parts, parse_address, split_host_port};
+pub use addr::{
+    Address, UNIX_PREFIX, address_from_parts, parse_address, parse_listen_address, split_host_port,
+};
 pub use config::{
     DEFAULT_IPV6_PREFIX, KeepAlive, LimitPolicy, MAX_LOOPS, PerIpLimit, ServerConfig, default_loops,
 };
+#[cfg(unix)]
+pub use connect::connect_unix;
 pub use connect::{ConnectOptions, connect};
 pub use connection::{Connection, ConnectionInfo};
 pub use error::{Error, ErrorKind, InvalidKind, Result};
@@ -191,3 +198,4 @@ pub use inherited::{SD_LISTEN_FDS_START, systemd_listen_fds};
 pub use proxy_protocol::{Cidr, DEFAULT_HEADER_TIMEOUT, ProxyProtocol};
 pub use server::{Server, ShutdownReport, set_keep_alive};
 pub use stats::Stats;
+pub use stream::Stream;

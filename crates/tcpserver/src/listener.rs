@@ -1,18 +1,43 @@
-//! Listening sockets: socket2 → options → bind → listen → tokio `TcpListener`.
+//! Listening sockets: socket2 → options → bind → listen → tokio `TcpListener` (or, for
+//! `unix:` paths, a `UnixListener` whose socket file is removed when it closes).
 
+use std::io;
 use std::net::SocketAddr;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 
+use crate::addr::Address;
 use crate::config::{ListenerOptions, ServerConfig};
 use crate::error::{Error, Result};
+use crate::stream::Stream;
 use crate::sys;
+
+/// A listening socket of either kind.
+#[derive(Debug)]
+pub(crate) enum Listener {
+    Tcp(TcpListener),
+    #[cfg(unix)]
+    Unix(crate::unix_listener::UnixListener),
+}
+
+impl Listener {
+    pub(crate) async fn accept(&self) -> io::Result<(Stream, Address)> {
+        match self {
+            Self::Tcp(l) => l
+                .accept()
+                .await
+                .map(|(s, peer)| (Stream::Tcp(s), Address::Ip(peer))),
+            #[cfg(unix)]
+            Self::Unix(l) => l.accept().await,
+        }
+    }
+}
 
 /// Opens every listening socket of `config`: `loops` sockets per address (one when
 /// `reusePort` is off). Port 0 is resolved on the first socket and reused by the others, so
 /// all loops of an address share the port the kernel picked. Must run inside a Tokio runtime.
-pub(crate) fn open_all(config: &ServerConfig) -> Result<Vec<(SocketAddr, TcpListener)>> {
+pub(crate) fn open_all(config: &ServerConfig) -> Result<Vec<(Address, Listener)>> {
     let loops = config.effective_loops();
     let per_address = if config.listener.reuse_port { loops } else { 1 };
     let mut out = Vec::with_capacity(config.addresses.len() * per_address);
@@ -31,8 +56,17 @@ pub(crate) fn open_all(config: &ServerConfig) -> Result<Vec<(SocketAddr, TcpList
                 addr,
                 source,
             })?;
-            out.push((local, listener));
+            out.push((Address::Ip(local), Listener::Tcp(listener)));
         }
+    }
+    #[cfg(unix)]
+    for path in &config.unix_paths {
+        let listener = crate::unix_listener::UnixListener::bind(
+            path,
+            config.listener.backlog,
+            config.unix_permissions,
+        )?;
+        out.push((Address::Unix(path.clone()), Listener::Unix(listener)));
     }
     for &fd in &config.inherited {
         let (local, std_listener) = crate::inherited::adopt(fd)?;
@@ -41,7 +75,7 @@ pub(crate) fn open_all(config: &ServerConfig) -> Result<Vec<(SocketAddr, TcpList
             addr: local,
             source,
         })?;
-        out.push((local, listener));
+        out.push((Address::Ip(local), Listener::Tcp(listener)));
     }
     Ok(out)
 }
@@ -93,7 +127,7 @@ pub(crate) fn bind(addr: SocketAddr, opts: &ListenerOptions) -> Result<std::net:
     unix,
     not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
 ))]
-fn set_reuse_port(socket: &Socket) -> std::io::Result<()> {
+fn set_reuse_port(socket: &Socket) -> io::Result<()> {
     socket.set_reuse_port(true)
 }
 
@@ -101,12 +135,12 @@ fn set_reuse_port(socket: &Socket) -> std::io::Result<()> {
     unix,
     not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
 )))]
-fn set_reuse_port(_socket: &Socket) -> std::io::Result<()> {
-    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+fn set_reuse_port(_socket: &Socket) -> io::Result<()> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
 }
 
-fn unsupported_or(option: &'static str, addr: SocketAddr, e: std::io::Error) -> Error {
-    if e.kind() == std::io::ErrorKind::Unsupported {
+fn unsupported_or(option: &'static str, addr: SocketAddr, e: io::Error) -> Error {
+    if e.kind() == io::ErrorKind::Unsupported {
         Error::Unsupported { option }
     } else {
         Error::SocketOption {

@@ -9,9 +9,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::stream::Stream;
 use socket2::SockRef;
 use tokio::io::{AsyncReadExt, Interest};
-use tokio::net::TcpStream;
 
 use crate::addr::network_of;
 use crate::error::{Error, Result};
@@ -290,7 +290,7 @@ fn parse_v2(header: &[u8]) -> std::result::Result<Header, Reason> {
 
 /// Reads exactly the header from `stream` (bytes after it stay in the socket for the
 /// handler): peeks until the header's length is known, then reads that many bytes.
-pub(crate) async fn read_header(stream: &mut TcpStream) -> std::result::Result<Header, Reason> {
+pub(crate) async fn read_header(stream: &mut Stream) -> std::result::Result<Header, Reason> {
     let mut peek = [MaybeUninit::<u8>::uninit(); V1_MAX];
     let total = loop {
         if stream.readable().await.is_err() {

@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
@@ -12,12 +13,12 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use socket2::{SockRef, TcpKeepalive};
-use tokio::net::TcpStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::accept;
+use crate::addr::Address;
 use crate::config::{LimitPolicy, ServerConfig, SocketOptions};
 use crate::connection::{Connection, ConnectionInfo};
 use crate::error::Result;
@@ -25,6 +26,7 @@ use crate::listener;
 use crate::per_ip::{IpSlot, PerIpTable};
 use crate::proxy_protocol::{self, Header, ProxyProtocol};
 use crate::stats::{Counters, Stats};
+use crate::stream::Stream;
 
 type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 type Handler = dyn Fn(Connection) -> BoxFuture + Send + Sync;
@@ -49,12 +51,14 @@ impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
             .field("addresses", &self.inner.addresses)
+            .field("unix_paths", &self.inner.unix_paths)
             .finish_non_exhaustive()
     }
 }
 
 pub(crate) struct Inner {
     addresses: Vec<SocketAddr>,
+    unix_paths: Vec<PathBuf>,
     pub(crate) counters: Counters,
     pub(crate) stop_accepting: CancellationToken,
     abort: CancellationToken,
@@ -101,13 +105,17 @@ impl Server {
         config.validate()?;
         let listeners = listener::open_all(config)?;
         let mut addresses: Vec<SocketAddr> = Vec::new();
+        let mut unix_paths: Vec<PathBuf> = Vec::new();
         for (addr, _) in &listeners {
-            if !addresses.contains(addr) {
-                addresses.push(*addr);
+            match addr {
+                Address::Ip(a) if !addresses.contains(a) => addresses.push(*a),
+                Address::Unix(p) => unix_paths.push(p.clone()),
+                Address::Ip(_) => {}
             }
         }
         let inner = Arc::new(Inner {
             addresses,
+            unix_paths,
             counters: Counters::default(),
             stop_accepting: CancellationToken::new(),
             abort: CancellationToken::new(),
@@ -133,9 +141,15 @@ impl Server {
         Ok(Self { inner })
     }
 
-    /// The bound addresses, with the real port where 0 was asked for.
+    /// The bound TCP addresses, with the real port where 0 was asked for.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.inner.addresses
+    }
+
+    /// The paths of the Unix domain sockets listened on. Their files are removed once
+    /// [`Server::stop_accepting`] (or a shutdown) closed the listeners.
+    pub fn unix_paths(&self) -> &[PathBuf] {
+        &self.inner.unix_paths
     }
 
     /// A snapshot of the counters.
@@ -278,27 +292,23 @@ impl Inner {
     }
 
     /// Takes `peer`'s share under `maxConnectionsPerIp`; `false` (the client is refused)
-    /// when its address already holds its share.
-    pub(crate) fn admit_ip(&self, admission: &mut Admission, peer: SocketAddr) -> bool {
+    /// when its address already holds its share. Unix socket clients have no IP address and
+    /// are not limited per address.
+    pub(crate) fn admit_ip(&self, admission: &mut Admission, peer: &Address) -> bool {
         if admission.ip_slot.is_some() {
             return true;
         }
-        let Some(table) = &self.per_ip else {
+        let (Some(table), Some(ip)) = (&self.per_ip, peer.ip()) else {
             return true;
         };
-        admission.ip_slot = table.try_acquire(peer.ip());
+        admission.ip_slot = table.try_acquire(ip);
         if admission.ip_slot.is_none() {
             self.counters.refused_per_ip.fetch_add(1, Relaxed);
         }
         admission.ip_slot.is_some()
     }
 
-    pub(crate) fn dispatch(
-        self: &Arc<Self>,
-        stream: TcpStream,
-        peer: SocketAddr,
-        admission: Admission,
-    ) {
+    pub(crate) fn dispatch(self: &Arc<Self>, stream: Stream, peer: Address, admission: Admission) {
         let id = match self.max_accept {
             None => {
                 self.counters.active.fetch_add(1, SeqCst);
@@ -327,7 +337,7 @@ impl Inner {
             }
         };
         apply_socket_options(&stream, &self.socket);
-        let local_addr = stream.local_addr().unwrap_or(peer);
+        let local_addr = stream.local_addr().unwrap_or_else(|_| peer.clone());
         let info = ConnectionInfo {
             id,
             peer_addr: peer,
@@ -347,12 +357,7 @@ impl Inner {
 
     /// Runs one connection: its PROXY protocol header if any, then the handler, until the
     /// handler completes, panics, or a forced shutdown aborts it.
-    async fn serve(
-        &self,
-        mut stream: TcpStream,
-        mut info: ConnectionInfo,
-        admission: &mut Admission,
-    ) {
+    async fn serve(&self, mut stream: Stream, mut info: ConnectionInfo, admission: &mut Admission) {
         // Calling the handler inside the future puts its synchronous part under CatchUnwind too.
         let future = std::pin::pin!(async {
             if !self.proxy_header(&mut stream, &mut info, admission).await {
@@ -383,9 +388,10 @@ impl Inner {
     }
 
     /// Whether a PROXY protocol listener takes connections from `peer` at all.
-    pub(crate) fn proxy_trusts(&self, peer: SocketAddr) -> bool {
+    pub(crate) fn proxy_trusts(&self, peer: &Address) -> bool {
         match &self.proxy {
-            Some(p) if !p.trusts(peer.ip()) => {
+            // Configurations with both are refused by `validate`; an IP-less peer is never trusted.
+            Some(p) if !peer.ip().is_some_and(|ip| p.trusts(ip)) => {
                 self.counters.proxy_failure("untrusted");
                 false
             }
@@ -398,7 +404,7 @@ impl Inner {
     /// `maxConnectionsPerIp`. `false`: the connection is to be closed (counted).
     async fn proxy_header(
         &self,
-        stream: &mut TcpStream,
+        stream: &mut Stream,
         info: &mut ConnectionInfo,
         admission: &mut Admission,
     ) -> bool {
@@ -413,18 +419,18 @@ impl Inner {
         };
         match header {
             Ok(Header::Proxy { source, dest }) => {
-                info.proxied_by = Some(info.peer_addr);
-                info.peer_addr = source;
-                info.local_addr = dest;
+                info.proxied_by = info.peer_addr.as_ip();
+                info.peer_addr = Address::Ip(source);
+                info.local_addr = Address::Ip(dest);
             }
-            Ok(Header::Local) => info.proxied_by = Some(info.peer_addr),
+            Ok(Header::Local) => info.proxied_by = info.peer_addr.as_ip(),
             Err(reason) => {
                 self.counters.proxy_failure(reason);
                 return false;
             }
         }
         self.counters.proxy_headers.fetch_add(1, Relaxed);
-        self.admit_ip(admission, info.peer_addr)
+        self.admit_ip(admission, &info.peer_addr)
     }
 }
 
@@ -437,8 +443,12 @@ pub(crate) struct Admission {
 }
 
 /// Failing to set `TCP_NODELAY` or keep-alive on an accepted socket is not worth dropping the
-/// client for (the peer may already be gone); the connection proceeds with OS defaults.
-fn apply_socket_options(stream: &TcpStream, opts: &SocketOptions) {
+/// client for (the peer may already be gone); the connection proceeds with OS defaults. Unix
+/// domain sockets have neither.
+fn apply_socket_options(stream: &Stream, opts: &SocketOptions) {
+    if !stream.is_tcp() {
+        return;
+    }
     if opts.no_delay {
         let _ = stream.set_nodelay(true);
     }
@@ -447,8 +457,9 @@ fn apply_socket_options(stream: &TcpStream, opts: &SocketOptions) {
     }
 }
 
-/// Applies keep-alive probe settings to a connected socket.
-pub fn set_keep_alive(stream: &TcpStream, k: &crate::config::KeepAlive) -> std::io::Result<()> {
+/// Applies keep-alive probe settings to a connected TCP socket (Unix domain sockets refuse
+/// them with an OS error).
+pub fn set_keep_alive(stream: &Stream, k: &crate::config::KeepAlive) -> std::io::Result<()> {
     let mut ka = TcpKeepalive::new();
     if let Some(t) = k.time {
         ka = ka.with_time(t);

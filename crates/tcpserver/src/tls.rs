@@ -65,13 +65,13 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use crate::stream::Stream;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert, ServerConnection};
 use rustls::sign::CertifiedKey;
 use tokio::io::Interest;
-use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
@@ -390,7 +390,7 @@ pub fn client_config(s: &ClientTlsSettings) -> Result<Arc<rustls::ClientConfig>>
 /// # Ok(()) }
 /// ```
 pub async fn connect(
-    stream: &TcpStream,
+    stream: &Stream,
     config: Arc<rustls::ClientConfig>,
     server_name: &str,
     timeout: Duration,
@@ -406,7 +406,7 @@ pub async fn connect(
 }
 
 /// Drives a handshake, either side, to its end on `stream`; a failure sends rustls' alert first.
-async fn handshake<D>(conn: &mut rustls::ConnectionCommon<D>, stream: &TcpStream) -> Result<()> {
+async fn handshake<D>(conn: &mut rustls::ConnectionCommon<D>, stream: &Stream) -> Result<()> {
     while conn.is_handshaking() {
         if conn.wants_write() {
             write_tls(conn, stream).await?;
@@ -509,7 +509,7 @@ impl TlsAcceptor {
     /// configuration for it (built once per certificate, cached) or the default one.
     async fn accept_dynamic(
         &self,
-        stream: &TcpStream,
+        stream: &Stream,
         head: &[u8],
         cb: &SniCallback,
         default: Arc<rustls::ServerConfig>,
@@ -593,14 +593,14 @@ impl TlsAcceptor {
     }
 
     /// Runs the server side of a handshake on `stream`, bounded by the deadline and the cap.
-    pub(crate) async fn accept(&self, stream: &TcpStream) -> Result<ServerConnection> {
+    pub(crate) async fn accept(&self, stream: &Stream) -> Result<ServerConnection> {
         self.accept_with(stream, &[]).await
     }
 
     /// Like `accept`, with `head` (bytes already read from the socket) fed to rustls first.
     pub(crate) async fn accept_with(
         &self,
-        stream: &TcpStream,
+        stream: &Stream,
         head: &[u8],
     ) -> Result<ServerConnection> {
         let config = self
@@ -747,7 +747,7 @@ pub(crate) fn info(conn: &rustls::Connection) -> TlsInfo {
 }
 
 /// `io::Read`/`io::Write` over a non-blocking socket, for rustls' `read_tls`/`write_tls`.
-pub(crate) struct SocketIo<'a>(pub(crate) &'a TcpStream);
+pub(crate) struct SocketIo<'a>(pub(crate) &'a Stream);
 
 // Raw syscalls: the callers run inside `try_io`, which owns Tokio's readiness bookkeeping.
 impl io::Read for SocketIo<'_> {
@@ -767,7 +767,7 @@ impl io::Write for SocketIo<'_> {
 }
 
 /// Writes every pending TLS record, waiting for writability.
-pub(crate) async fn write_tls(conn: &mut impl TlsSession, stream: &TcpStream) -> io::Result<()> {
+pub(crate) async fn write_tls(conn: &mut impl TlsSession, stream: &Stream) -> io::Result<()> {
     while conn.wants_write() {
         stream.writable().await?;
         match stream.try_io(Interest::WRITABLE, || conn.write_tls(&mut SocketIo(stream))) {
@@ -780,7 +780,7 @@ pub(crate) async fn write_tls(conn: &mut impl TlsSession, stream: &TcpStream) ->
 }
 
 /// Writes pending TLS records without waiting; returns whether some remain.
-pub(crate) fn try_write_tls(conn: &mut impl TlsSession, stream: &TcpStream) -> io::Result<bool> {
+pub(crate) fn try_write_tls(conn: &mut impl TlsSession, stream: &Stream) -> io::Result<bool> {
     while conn.wants_write() {
         match stream.try_io(Interest::WRITABLE, || conn.write_tls(&mut SocketIo(stream))) {
             Ok(_) => {}

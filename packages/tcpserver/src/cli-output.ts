@@ -1,6 +1,6 @@
 // Where and how the `tcpserver` command writes: stdout for its output lines, stderr for errors
-// and warnings, addresses as `127.0.0.1:7000` / `[::1]:7000`.
-import type { AddressInfo } from './index.js'
+// and warnings, addresses as `127.0.0.1:7000` / `[::1]:7000` / `unix:/path`.
+export { formatAddress } from './address.js'
 
 /** Where the CLI writes: stdout for its output lines, stderr for errors. */
 export interface Output {
@@ -12,9 +12,4 @@ export interface Output {
 export const stdio: Output = {
   out: (line) => process.stdout.write(`${line}\n`),
   err: (line) => process.stderr.write(`${line}\n`),
-}
-
-/** `127.0.0.1:7000`, `[::1]:7000`. */
-export function formatAddress(a: AddressInfo): string {
-  return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`
 }

@@ -3,6 +3,7 @@
 
 import { X509Certificate } from 'node:crypto'
 import type { ReadableStream, WritableStream } from 'node:stream/web'
+import { eventAddress } from './address.js'
 import { codedError, fromBinding, invalidArg, parseEventText, type TcpServerError } from './errors.js'
 import type { BindingConnectionInfo, BindingServer } from './native.js'
 import type {
@@ -77,14 +78,12 @@ interface ClosedInfo {
   local: AddressInfo
 }
 
-const family = (ip: string): 'IPv4' | 'IPv6' => (ip.includes(':') ? 'IPv6' : 'IPv4')
-
 /** A CLOSED event's fields: remote ip, port, local ip, port; then the error if any. */
 function parseClosed(text: string): [ClosedInfo, TcpServerError | null] {
   const [[rip = '', rport, lip = '', lport], error] = parseEventText(text, 4)
   const info = {
-    remote: { address: rip, port: Number(rport), family: family(rip) },
-    local: { address: lip, port: Number(lport), family: family(lip) },
+    remote: eventAddress(rip, rport),
+    local: eventAddress(lip, lport),
   }
   return [info, error]
 }

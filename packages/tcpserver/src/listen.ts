@@ -41,6 +41,7 @@ function toBindingOptions(o: ListenOptions, fds: number[] | undefined): BindingL
     deferAccept: o.deferAccept === true ? 1 : o.deferAccept === false ? 0 : o.deferAccept,
     backlog: o.backlog,
     ipv6Only: o.ipv6Only,
+    unixPermissions: o.unixPermissions,
     noDelay: o.noDelay,
     keepAlive: ka === undefined ? undefined : ka !== false,
     keepAliveInitialDelay: typeof ka === 'object' ? ka.initialDelay : undefined,

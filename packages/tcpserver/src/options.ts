@@ -1,6 +1,9 @@
 import type { Connection } from './connection.js'
 
-/** A listen address: `'127.0.0.1:5000'`, `'[::1]:5000'`, `'[::]:0'`, `':8080'`, or `{ host, port }`. */
+/**
+ * An address: `'127.0.0.1:5000'`, `'[::1]:5000'`, `'[::]:0'`, `':8080'`, `{ host, port }`, or
+ * `'unix:/path/to.sock'` (absolute or relative) for a Unix domain socket.
+ */
 export type AddressInput =
   | string
   | {
@@ -131,7 +134,15 @@ export type Handler = (conn: Connection) => void | Promise<void>
  * the default.
  */
 export interface ListenOptions {
-  /** One address or several; port 0 picks a free port (see `server.addresses`). Optional with `fd`. */
+  /**
+   * One address or several; port 0 picks a free port (see `server.addresses`). Optional with
+   * `fd`. A `unix:` address listens on a Unix domain socket: a stale socket file (nobody
+   * accepting on it) is replaced, a live socket or any other file is `EADDRINUSE`, and the
+   * file is removed at shutdown. One accept loop runs per Unix socket; `loops`, `reusePort`,
+   * `fastOpen`, `deferAccept`, `ipv6Only`, `noDelay` and `keepAlive` concern TCP only, and
+   * `maxConnectionsPerIp` does not count Unix clients (they have no IP address).
+   * `proxyProtocol` cannot be combined with `unix:` addresses.
+   */
   address?: AddressInput | readonly AddressInput[]
   /**
    * Listening TCP sockets this process inherited, to accept on (with or without `address`):
@@ -173,6 +184,11 @@ export interface ListenOptions {
   backlog?: number
   /** For IPv6 addresses: accept IPv6 only (no IPv4-mapped clients on `[::]`). @default false */
   ipv6Only?: boolean
+  /**
+   * Permission bits of the socket files of `unix:` addresses, applied after `bind` (before
+   * any client can connect), e.g. `0o660`: clients need write permission. @default the umask's
+   */
+  unixPermissions?: number
   /** `TCP_NODELAY` on accepted sockets. @default true */
   noDelay?: boolean
   /** TCP keep-alive on accepted sockets: `true` with OS probe settings, or the settings. @default false */
@@ -257,14 +273,17 @@ export interface ShutdownResult {
   forced: number
 }
 
-/** An address as Node reports it. */
+/** An address as Node reports it; for Unix domain sockets `family` is `'unix'`. */
 export interface AddressInfo {
-  /** IP address text (IPv6 without brackets). */
+  /**
+   * IP address text (IPv6 without brackets), or the Unix socket's path (empty for an unnamed
+   * socket, as Unix socket clients usually are).
+   */
   address: string
-  /** Port number. */
+  /** Port number (0 for Unix sockets). */
   port: number
   /** Address family. */
-  family: 'IPv4' | 'IPv6'
+  family: 'IPv4' | 'IPv6' | 'unix'
 }
 
 /** Counters of a server. */

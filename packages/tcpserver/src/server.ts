@@ -1,5 +1,6 @@
 // The server: owns the native handle, dispatches event batches in one tight loop, runs one
 // handler per connection and closes the connection when it settles.
+import { eventAddress, formatAddress } from './address.js'
 import { type Connection, releaseConnection } from './connection.js'
 import { codedError, fromBinding, parseEventText } from './errors.js'
 import type { BindingServer } from './native.js'
@@ -25,7 +26,7 @@ const ROUTINE = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_TCPSERVER_T
 function defaultOnError(error: unknown, conn: Connection): void {
   if (ROUTINE.has((error as { code?: string } | null)?.code ?? '')) return
   const a = conn.remoteAddress
-  const who = a ? `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}` : `#${conn.id}`
+  const who = a ? formatAddress(a) : `#${conn.id}`
   console.error(`tcpserver: handler for connection ${who} failed:`, error)
 }
 
@@ -39,7 +40,7 @@ export interface ServerInit {
 /** A TLS_ERROR event's fields: the peer's address and port; then the error. */
 function tlsFailure(text: string): [Error, AddressInfo] {
   const [[address = '', port = '0'], error] = parseEventText(text, 2)
-  const remote: AddressInfo = { address, port: Number(port), family: address.includes(':') ? 'IPv6' : 'IPv4' }
+  const remote = eventAddress(address, port)
   return [error ?? codedError('ERR_TCPSERVER_TLS_HANDSHAKE', 'TLS handshake failed'), remote]
 }
 

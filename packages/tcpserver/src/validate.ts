@@ -14,6 +14,7 @@ const KNOWN: ReadonlySet<string> = new Set([
   'deferAccept',
   'backlog',
   'ipv6Only',
+  'unixPermissions',
   'noDelay',
   'keepAlive',
   'maxConnections',
@@ -106,6 +107,7 @@ export function validateListenOptions(o: unknown, caller: Caller): asserts o is 
     'idleTimeout',
     'readTimeout',
     'writeTimeout',
+    'unixPermissions',
   ]) {
     expectNumber(n, opts[n], caller)
   }

@@ -1,0 +1,173 @@
+//! A connected stream socket: TCP, or (on Unix) a Unix domain socket. Everything above the
+//! socket (handlers, the driver, TLS, pipes, `sendfile`) works on either through this type.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::net::TcpStream;
+#[cfg(unix)]
+use tokio::net::UnixStream;
+
+use crate::addr::Address;
+
+/// A connected socket of a [`Connection`](crate::Connection).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Stream {
+    /// A TCP connection.
+    Tcp(TcpStream),
+    /// A Unix domain socket connection.
+    #[cfg(unix)]
+    Unix(UnixStream),
+}
+
+/// Calls `$body` with `$s` bound to the inner stream, whatever its kind.
+macro_rules! each {
+    ($self:expr, $s:ident => $body:expr) => {
+        match $self {
+            Stream::Tcp($s) => $body,
+            #[cfg(unix)]
+            Stream::Unix($s) => $body,
+        }
+    };
+}
+
+impl Stream {
+    /// Waits until the socket is readable (see [`TcpStream::readable`]).
+    pub async fn readable(&self) -> io::Result<()> {
+        each!(self, s => s.readable().await)
+    }
+
+    /// Waits until the socket is writable (see [`TcpStream::writable`]).
+    pub async fn writable(&self) -> io::Result<()> {
+        each!(self, s => s.writable().await)
+    }
+
+    /// Runs `f` as a non-blocking operation of `interest` (see [`TcpStream::try_io`]).
+    pub fn try_io<R>(
+        &self,
+        interest: Interest,
+        f: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
+        each!(self, s => s.try_io(interest, f))
+    }
+
+    /// Reads without waiting (see [`TcpStream::try_read`]).
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        each!(self, s => s.try_read(buf))
+    }
+
+    /// Writes without waiting (see [`TcpStream::try_write`]).
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        each!(self, s => s.try_write(buf))
+    }
+
+    /// Sets `TCP_NODELAY`; a no-op on Unix domain sockets, which have no Nagle algorithm.
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.set_nodelay(on),
+            #[cfg(unix)]
+            Self::Unix(_) => Ok(()),
+        }
+    }
+
+    /// `true` for TCP connections.
+    pub fn is_tcp(&self) -> bool {
+        matches!(self, Self::Tcp(_))
+    }
+
+    /// The peer's address (an unnamed Unix socket has an empty path).
+    pub fn peer_addr(&self) -> io::Result<Address> {
+        match self {
+            Self::Tcp(s) => s.peer_addr().map(Address::Ip),
+            #[cfg(unix)]
+            Self::Unix(s) => s.peer_addr().map(|a| Address::from_unix(&a)),
+        }
+    }
+
+    /// This side's address.
+    pub fn local_addr(&self) -> io::Result<Address> {
+        match self {
+            Self::Tcp(s) => s.local_addr().map(Address::Ip),
+            #[cfg(unix)]
+            Self::Unix(s) => s.local_addr().map(|a| Address::from_unix(&a)),
+        }
+    }
+}
+
+impl From<TcpStream> for Stream {
+    fn from(s: TcpStream) -> Self {
+        Self::Tcp(s)
+    }
+}
+
+#[cfg(unix)]
+impl From<UnixStream> for Stream {
+    fn from(s: UnixStream) -> Self {
+        Self::Unix(s)
+    }
+}
+
+#[cfg(unix)]
+impl std::os::fd::AsFd for Stream {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        each!(self, s => s.as_fd())
+    }
+}
+
+#[cfg(unix)]
+impl std::os::fd::AsRawFd for Stream {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        each!(self, s => s.as_raw_fd())
+    }
+}
+
+#[cfg(windows)]
+impl std::os::windows::io::AsSocket for Stream {
+    fn as_socket(&self) -> std::os::windows::io::BorrowedSocket<'_> {
+        each!(self, s => s.as_socket())
+    }
+}
+
+// Both inner streams are `Unpin`, so pinning simply reborrows.
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        each!(self.get_mut(), s => Pin::new(s).poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        each!(self.get_mut(), s => Pin::new(s).poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        each!(self.get_mut(), s => Pin::new(s).poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        each!(self, s => s.is_write_vectored())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        each!(self.get_mut(), s => Pin::new(s).poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        each!(self.get_mut(), s => Pin::new(s).poll_shutdown(cx))
+    }
+}
