@@ -138,8 +138,9 @@ const FLAGS = {
 } as const satisfies Record<CommandName, NonNullable<ParseArgsConfig['options']>>
 
 const COMMON_HELP = `  -l, --listen ADDR            listen on ADDR; repeat for several addresses. Forms: 127.0.0.1:7000,
-                               [::1]:7000, [::]:7000 (dual-stack), :7000 (every interface); port 0
-                               picks a free port (the "listening on" line names it)
+                               [::1]:7000, [::]:7000 (dual-stack), :7000 (every interface),
+                               unix:/path/to.sock (Unix domain socket); port 0 picks a free port
+                               (the "listening on" line names it)
       --loops N                accept loops per address, one SO_REUSEPORT socket each
                                [default: the CPUs this process may use]
       --reuse-port             SO_REUSEPORT on the listening sockets [default]
