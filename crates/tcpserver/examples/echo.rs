@@ -46,6 +46,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     tokio::signal::ctrl_c().await?;
+    // Stop accepting first: the report counts the connections open at this moment, so the
+    // line below must not race a client that finishes right after reading it.
+    server.stop_accepting().await;
     println!(
         "shutting down: {} open connection(s), {GRACE:?} grace",
         server.active_connections()
