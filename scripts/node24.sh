@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the ava suite under Node.js 24 (CI tests Node 20 and 24; this machine has 20).
+# Runs the ava suite under Node.js 24; `npm test` runs it after the Node 20 suite (scripts/test-js.sh).
 #
 # Node 24 comes from the npm package `node-<platform>-<arch>@24` (the official binaries, published
 # to npm by the Node.js project), installed once into node_modules/.cache/node24 and reused; set

@@ -1,8 +1,18 @@
 // Connection churn: 10,000 clients connect and reset (RST), a few hundred at a time. The server
 // keeps answering, its descriptors return to the baseline, stats().active returns to 0, and RSS
-// stops growing once warmed up (testing.md 3.2: fd baseline after 100 warm-up connections; RSS
-// growth measured from repetition 2 on, after a GC). The server runs in this process, so
-// fdCount() and rss() are the server's (plus the clients', which are all closed in between).
+// stops growing once warmed up (testing.md 3.2: fd baseline after 100 warm-up connections). The
+// server runs in this process, so fdCount() and rss() are the server's (plus the clients', which
+// are all closed in between).
+//
+// "RSS stops growing" is checked as: within MAX_REPS repetitions, RSS (after a GC) grows less than
+// RSS_LIMIT over some WINDOW consecutive repetitions. A fixed window from repetition 2 was enough
+// on Node 20, whose V8 (11.3) caps the young generation at 2 × 16 MB, reached during repetition 1.
+// Node 24's V8 (13.6) lets it grow to 2 × 64 MB (--scavenger-max-new-space-capacity-mb=32,
+// doubled without pointer compression), in steps, as the scavenger sees high survival rates; the
+// pages it touches stay resident, so RSS climbs ~25 MB per repetition for 3 or 4 repetitions and
+// is then flat (the used heap is flat throughout; the same happens with a node:net server and no addon).
+// That is a high-water mark, not a leak; a leak of 100 bytes per connection or more (1 MB per
+// repetition) never gives a flat window and fails.
 import { randomBytes } from 'node:crypto'
 import net from 'node:net'
 import v8 from 'node:v8'
@@ -14,8 +24,10 @@ import { fdCount, portOf, roundTrip, rss, serve, sha256, sleep, until, within } 
 const slow = process.env.TCPSERVER_SLOW === '1'
 const CONNECTIONS = 10_000
 const WAVE = 250
-/** Repetitions of the workload: the first warms up, RSS growth is measured over 2..REPS. */
-const REPS = slow ? 12 : 6
+/** RSS must grow less than RSS_LIMIT over WINDOW consecutive repetitions, within MAX_REPS. */
+const WINDOW = slow ? 10 : 5
+const MAX_REPS = slow ? 20 : 15
+const RSS_LIMIT = 5 << 20
 const WORKLOAD_LIMIT_MS = 30_000
 const MB = 1 << 20
 
@@ -68,7 +80,7 @@ async function churn(
 }
 
 test.serial(
-  `${CONNECTIONS} connect+reset clients × ${REPS}: the server still answers, fds and active return, RSS is flat`,
+  `${CONNECTIONS} connect+reset clients × up to ${MAX_REPS}: the server still answers, fds and active return, RSS plateaus`,
   async (t) => {
     const handlerErrors = new Map<string, number>()
     const server = await serve(t, {
@@ -89,7 +101,8 @@ test.serial(
 
     const rssAfter: number[] = []
     let accepted = server.stats().accepted
-    for (let rep = 1; rep <= REPS; rep++) {
+    let flatFrom = 0
+    for (let rep = 1; rep <= MAX_REPS && !flatFrom; rep++) {
       const started = Date.now()
       const { done, clientErrors } = await churn(port, CONNECTIONS)
       const took = Date.now() - started
@@ -114,14 +127,24 @@ test.serial(
       settle()
       rssAfter.push(rss())
       const heap = v8.getHeapStatistics().used_heap_size / MB
+      const young = v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0
       t.log(
-        `repetition ${rep}: ${took} ms, fds ${fdCount()}, rss ${(rss() / MB).toFixed(1)} MB, heap ${heap.toFixed(1)} MB`,
+        `repetition ${rep}: ${took} ms, fds ${fdCount()}, rss ${(rss() / MB).toFixed(1)} MB, heap ${heap.toFixed(1)} MB, young generation ${(young / MB).toFixed(0)} MB`,
       )
+      if (rep > WINDOW) {
+        const growth = (rssAfter[rep - 1] as number) - (rssAfter[rep - 1 - WINDOW] as number)
+        if (growth < RSS_LIMIT) {
+          flatFrom = rep - WINDOW
+          t.log(`RSS growth over repetitions ${flatFrom}..${rep}: ${(growth / MB).toFixed(2)} MB`)
+        }
+      }
     }
 
-    const growth = (rssAfter[REPS - 1] as number) - (rssAfter[1] as number)
-    t.log(`RSS growth over repetitions 2..${REPS}: ${(growth / MB).toFixed(2)} MB`)
-    t.true(growth < 5 * MB, `RSS grew ${(growth / MB).toFixed(2)} MB over repetitions 2..${REPS}`)
+    const series = rssAfter.map((r) => (r / MB).toFixed(1)).join(', ')
+    t.true(
+      flatFrom > 0,
+      `RSS grew ${RSS_LIMIT / MB} MB or more over every ${WINDOW} consecutive repetitions: ${series} MB`,
+    )
     t.is(server.stats().panics, 0)
     // Resets reach the handlers as typed errors only: ECONNRESET/EPIPE from read() or write(), or
     // ERR_SOCKET_CLOSED from a write() racing the close (or nothing, when only EOF was seen).

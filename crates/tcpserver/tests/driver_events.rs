@@ -335,13 +335,15 @@ async fn idle_timeout_closes_a_quiet_connection() {
     .await;
 
     // Traffic keeps it alive well past the timeout.
+    let mut quiet_since = Instant::now();
     for _ in 0..8 {
         client.write_all(b".").await.unwrap();
+        // The idle time runs from the last byte, not from the end of the sleep after it.
+        quiet_since = Instant::now();
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(h.sink.closed(), None, "closed although bytes kept moving");
 
-    let quiet_since = Instant::now();
     let closed = h.wait_closed().await;
     let after = quiet_since.elapsed();
     assert_eq!(closed, Ev::Closed(Some((ErrorKind::IdleTimeout, None))));
