@@ -1,8 +1,10 @@
 // `tcpserver proxy` end to end: the CLI in a child process between real node:net / node:tls
 // clients and real upstream servers on loopback. Every wait is bounded.
 import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import net from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import tls from 'node:tls'
 import test, { type ExecutionContext } from 'ava'
 import { type Cli, firstPort, run, terminate } from './helpers/cli.ts'
@@ -174,4 +176,20 @@ test('an upstream that accepts but never answers TLS: closed after --connect-tim
   )
   client.destroy()
   await terminate(t, cli)
+})
+
+test('a Unix domain socket upstream (--upstream unix:/path): 2 MiB echoed intact', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tcpserver-cli-unix-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const path = join(dir, 'up.sock')
+  const up = net.createServer(echo)
+  await new Promise<void>((resolve) => up.listen(path, resolve))
+  t.teardown(() => up.close())
+  const cli = run(t, ['proxy', '--listen', '127.0.0.1:0', '--upstream', `unix:${path}`])
+  const port = await firstPort(cli, 'proxy')
+  const data = randomBytes(2 << 20)
+  const client = await connect(port)
+  const back = collect(client)
+  client.end(data)
+  t.is(sha256(await within(back, 10_000, 'echo through the unix upstream')), sha256(data))
 })

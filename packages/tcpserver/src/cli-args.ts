@@ -213,7 +213,7 @@ stderr. Prints "tcpserver proxy listening on ADDR[, ADDR...]" once bound.
 
 Options:
   -u, --upstream HOST:PORT     where to forward connections (required): 127.0.0.1:8080,
-                               [::1]:8080, backend.internal:8080
+                               [::1]:8080, backend.internal:8080, or unix:/path/to.sock
       --upstream-tls           speak TLS to the upstream, verifying its certificate for HOST
                                against the Mozilla roots (or --upstream-ca)
       --upstream-ca FILE       PEM file of the CAs the upstream's certificate must chain to
@@ -282,6 +282,8 @@ function upstreamAddress(value: string | undefined, command: CommandName): strin
   if (value === undefined) {
     throw new UsageError('missing --upstream HOST:PORT (where to forward connections)', 'ERR_USAGE', command)
   }
+  // A Unix domain socket upstream; connect() checks the path itself.
+  if (value.startsWith('unix:') && value.length > 'unix:'.length) return value
   const m = /^(\[[0-9A-Fa-f:.]+\]|[^\s:[\]]+):(\d{1,5})$/.exec(value)
   if (m === null || Number(m[2]) < 1 || Number(m[2]) > 65_535) {
     throw new UsageError(
