@@ -6,6 +6,7 @@ import type { Connection } from 'tcpserver'
 import {
   collect,
   connect,
+  errCode,
   portOf,
   roundTrip,
   rss,
@@ -17,7 +18,6 @@ import {
 } from './helpers/index.js'
 
 const MiB = 1024 * 1024
-const errCode = (e: unknown): unknown => (e as { code?: unknown } | null)?.code
 
 /** Bound on what a non-reading client can absorb: both kernel socket buffers plus the queue. */
 const WRITE_BOUND = 16 * MiB

@@ -9,10 +9,9 @@ import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import test, { type ExecutionContext } from 'ava'
 import { type Connection, type ConnectOptions, connect as dial, listen } from 'tcpserver'
-import { channel, fdCount, sleep, until, within } from './helpers/index.js'
+import { channel, errCode, fdCount, sleep, until, within } from './helpers/index.js'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/zero-copy-connect-child.mjs', import.meta.url))
-const errCode = (e: unknown): unknown => (e as { code?: unknown } | null)?.code
 
 /** Resolves with the next value pushed; every wait is bounded. */
 

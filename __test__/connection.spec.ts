@@ -1,31 +1,21 @@
 // The Connection object as a handler sees it: reading (read() and for-await), half-close in
 // both directions, close(), closed/signal, addresses, counters, errors and timeouts.
 import { randomBytes } from 'node:crypto'
-import type net from 'node:net'
 import test from 'ava'
 import type { Connection } from 'tcpserver'
 import {
+  closedSocket,
   collect,
   connect,
   connectHalfOpen,
   deferred,
+  errCode,
   portOf,
   serve,
   sha256,
   sleep,
   within,
 } from './helpers/index.js'
-
-/** Resolves when the socket has closed (orderly or not); errors on it are expected. */
-function closedSocket(socket: net.Socket): Promise<void> {
-  socket.on('error', () => {})
-  return new Promise((resolve) => {
-    if (socket.destroyed && socket.closed) resolve()
-    else socket.once('close', () => resolve())
-  })
-}
-
-const errCode = (e: unknown): unknown => (e as { code?: unknown } | null)?.code
 
 test('read() returns Buffers, then null at the client FIN (and null again after)', async (t) => {
   const data = randomBytes(300 * 1024)

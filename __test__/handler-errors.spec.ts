@@ -1,22 +1,21 @@
 // What happens when a handler throws, rejects or returns early: onError, the default logger,
 // closing the client, and the server going on with the next client.
 import { randomBytes } from 'node:crypto'
-import type net from 'node:net'
 import test from 'ava'
 import { Connection, type Handler } from 'tcpserver'
-import { collect, connect, portOf, roundTrip, serve, sha256, sleep, until, within } from './helpers/index.js'
-
-const errCode = (e: unknown): unknown => (e as { code?: unknown } | null)?.code
-
-/** Resolves when the socket has closed (FIN or RST); errors on it are expected. */
-function closedSocket(socket: net.Socket): Promise<void> {
-  socket.on('error', () => {})
-  socket.resume()
-  return new Promise((resolve) => {
-    if (socket.closed) resolve()
-    else socket.once('close', () => resolve())
-  })
-}
+import {
+  closedSocket,
+  collect,
+  connect,
+  errCode,
+  portOf,
+  roundTrip,
+  serve,
+  sha256,
+  sleep,
+  until,
+  within,
+} from './helpers/index.js'
 
 /** Replaces console.error for the rest of the test; restored at teardown. */
 function stubConsoleError(t: { teardown: (fn: () => void) => void }): unknown[][] {
@@ -72,7 +71,7 @@ for (const [how, failing] of failures) {
     })
     const port = portOf(server)
     const socket = await connect(port)
-    const closed = closedSocket(socket)
+    const closed = closedSocket(socket, { resume: true })
     socket.write('trigger')
     await within(closed, 5000, 'client sees the close')
     await until(() => reported.length > 0, 5000, 'onError call')
@@ -103,7 +102,7 @@ for (const [how, failing] of failures) {
           Array.from({ length: CLIENTS }, async () => {
             const socket = await connect(port)
             const address = `127.0.0.1:${socket.localPort}`
-            const closed = closedSocket(socket)
+            const closed = closedSocket(socket, { resume: true })
             socket.write('trigger')
             await closed
             return address
@@ -150,7 +149,7 @@ test.serial("the default onError names the client even if the error's code is sl
   })
   const socket = await connect(portOf(server))
   const address = `127.0.0.1:${socket.localPort}`
-  await within(closedSocket(socket), 5000, 'client sees the close')
+  await within(closedSocket(socket, { resume: true }), 5000, 'client sees the close')
   await until(() => calls.length > 0, 5000, 'console.error call')
   const line = text(calls[0] ?? [])
   t.true(line.includes('boom (slow code)'), 'the error is logged')

@@ -3,9 +3,7 @@
 import { execFileSync } from 'node:child_process'
 import net from 'node:net'
 import test from 'ava'
-import { inPrivateNetns, isRoot, portOf, serve, sleep, until, within } from './helpers/index.js'
-
-const errCode = (e: unknown): unknown => (e as { code?: unknown } | null)?.code
+import { errCode, inPrivateNetns, isRoot, portOf, serve, sleep, until, within } from './helpers/index.js'
 
 /** Connects from `localAddress`; resolves with the socket once connected. */
 function connectFrom(host: string, port: number, localAddress: string): Promise<net.Socket> {

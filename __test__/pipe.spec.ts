@@ -4,7 +4,7 @@
 // idleTimeout, descriptor counts, argument/busy errors, and proof that splice(2) moved the
 // bytes (stats counters; strace on a child process when available) or the copy fallback did.
 // Serial: the descriptor counts and the timing checks must not share the process with others.
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { rmSync } from 'node:fs'
 import net from 'node:net'
@@ -15,9 +15,13 @@ import test, { type ExecutionContext } from 'ava'
 import { type Connection, connect as dial, type PipeOptions, type PipeResult, type Server } from 'tcpserver'
 import {
   channel,
+  closedSocket,
+  errCode,
   fdCount,
   isRoot,
+  type JsonChildRun,
   portOf,
+  runJsonChild,
   serve,
   sleep,
   straceCalls,
@@ -33,7 +37,6 @@ const ZERO_COPY = process.platform === 'linux' && process.env.TCPSERVER_ZERO_COP
 const FIXTURE = fileURLToPath(new URL('./fixtures/zero-copy-pipe.mjs', import.meta.url))
 const hasStrace = spawnSync('strace', ['-V'], { stdio: 'ignore' }).status === 0
 
-const errCode = (e: unknown): unknown => (e as { code?: unknown } | null)?.code
 const hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 
 // ---------------------------------------------------------------------------------------------
@@ -110,15 +113,6 @@ function gone(socket: net.Socket): Promise<void> {
     if (socket.closed) return resolve()
     socket.once('close', () => resolve())
     socket.once('end', () => socket.destroy())
-  })
-}
-
-/** Resolves once the socket is fully closed. */
-function closedSocket(socket: net.Socket): Promise<void> {
-  socket.on('error', () => {})
-  return new Promise((resolve) => {
-    if (socket.closed) resolve()
-    else socket.once('close', () => resolve())
   })
 }
 
@@ -744,50 +738,20 @@ test.serial(
 // ---------------------------------------------------------------------------------------------
 // Child processes: strace, and the TCPSERVER_ZERO_COPY=0 fallback
 
-interface FixtureRun {
-  status: number | null
-  out: {
-    clientSent?: string
-    clientReceived?: { bytes: number; hash: string }
-    upstreamSent?: string
-    upstreamReceived?: { bytes: number; hash: string }
-    result?: PipeResult | null
-    dataPath?: { pipesSpliced: number; pipesCopied: number; bytesPiped: number }
-    code?: string
-  }
-  stderr: string
+interface FixtureOut {
+  clientSent?: string
+  clientReceived?: { bytes: number; hash: string }
+  upstreamSent?: string
+  upstreamReceived?: { bytes: number; hash: string }
+  result?: PipeResult | null
+  dataPath?: { pipesSpliced: number; pipesCopied: number; bytesPiped: number }
+  code?: string
 }
 
-function runFixture(argv: string[], env: NodeJS.ProcessEnv, ms = 25_000): Promise<FixtureRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0] as string, argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d
-    })
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d
-    })
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`fixture did not exit within ${ms} ms: ${stderr}`))
-    }, ms)
-    child.once('error', (e) => {
-      clearTimeout(timer)
-      reject(e)
-    })
-    child.once('close', (status) => {
-      clearTimeout(timer)
-      const line = stdout.trim().split('\n').at(-1) ?? ''
-      try {
-        resolve({ status, out: JSON.parse(line), stderr })
-      } catch {
-        reject(new Error(`fixture printed no JSON (status ${status}): ${stdout} ${stderr}`))
-      }
-    })
-  })
-}
+type FixtureRun = JsonChildRun<FixtureOut>
+
+const runFixture = (argv: string[], env: NodeJS.ProcessEnv): Promise<FixtureRun> =>
+  runJsonChild<FixtureOut>(argv, env)
 
 function assertHashes(t: ExecutionContext, run: FixtureRun, bytes: number): void {
   t.is(run.status, 0, run.stderr)
@@ -800,8 +764,6 @@ function assertHashes(t: ExecutionContext, run: FixtureRun, bytes: number): void
   t.deepEqual(o.result, { bytesIn: bytes, bytesOut: bytes })
   t.is(o.dataPath?.bytesPiped, 2 * bytes)
 }
-
-/** Calls of `syscall` in an `strace -c` summary file (0 when absent). */
 
 test.serial(
   'strace: the proxy in a child process moves the bytes with splice(2), and not with TCPSERVER_ZERO_COPY=0',

@@ -4,7 +4,7 @@
 // errors by code; the client vanishing mid-file (no descriptor leak); and proof that
 // sendfile(2) moved the bytes (stats; strace on a child process) or the copy fallback did.
 // Serial: descriptor counts must not share the process with other tests.
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import {
   chmodSync,
@@ -28,9 +28,12 @@ import test, { type ExecutionContext } from 'ava'
 import type { Connection, SendFileOptions, Server } from 'tcpserver'
 import {
   channel,
+  errCode,
   fdCount,
   isRoot,
+  type JsonChildRun,
   portOf,
+  runJsonChild,
   serve,
   sleep,
   straceCalls,
@@ -46,7 +49,6 @@ const ZERO_COPY = process.platform === 'linux' && process.env.TCPSERVER_ZERO_COP
 const FIXTURE = fileURLToPath(new URL('./fixtures/zero-copy-sendfile.mjs', import.meta.url))
 const hasStrace = spawnSync('strace', ['-V'], { stdio: 'ignore' }).status === 0
 
-const errCode = (e: unknown): unknown => (e as { code?: unknown } | null)?.code
 const hex = (...parts: Uint8Array[]): string => {
   const h = createHash('sha256')
   for (const p of parts) h.update(p)
@@ -543,55 +545,21 @@ test.serial(
 // ---------------------------------------------------------------------------------------------
 // Child processes: strace, and the TCPSERVER_ZERO_COPY=0 fallback
 
-interface FixtureRun {
-  status: number | null
-  out: {
-    bytes?: number
-    hash?: string
-    sent?: number
-    code?: string
-    dataPath?: { filesSent: number; fileBytesZeroCopy: number; fileBytesCopied: number }
-  }
-  stderr: string
+interface FixtureOut {
+  bytes?: number
+  hash?: string
+  sent?: number
+  code?: string
+  dataPath?: { filesSent: number; fileBytesZeroCopy: number; fileBytesCopied: number }
 }
 
-function runFixture(
+type FixtureRun = JsonChildRun<FixtureOut>
+
+const runFixture = (
   argv: string[],
   env: NodeJS.ProcessEnv,
-  ids: { uid?: number; gid?: number } = {},
-  ms = 25_000,
-): Promise<FixtureRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0] as string, argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'], ...ids })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d
-    })
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d
-    })
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`fixture did not exit within ${ms} ms: ${stderr}`))
-    }, ms)
-    child.once('error', (e) => {
-      clearTimeout(timer)
-      reject(e)
-    })
-    child.once('close', (status) => {
-      clearTimeout(timer)
-      const line = stdout.trim().split('\n').at(-1) ?? ''
-      try {
-        resolve({ status, out: JSON.parse(line), stderr })
-      } catch {
-        reject(new Error(`fixture printed no JSON (status ${status}): ${stdout} ${stderr}`))
-      }
-    })
-  })
-}
-
-/** Calls of `syscall` in an `strace -c` summary file (0 when absent). */
+  ids?: { uid?: number; gid?: number },
+): Promise<FixtureRun> => runJsonChild<FixtureOut>(argv, env, { ids })
 
 const envWithout = (): NodeJS.ProcessEnv => {
   const env = { ...process.env }

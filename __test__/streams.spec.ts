@@ -18,6 +18,7 @@ import {
   connect,
   connectHalfOpen,
   deferred,
+  errCode,
   portOf,
   serve,
   sha256,
@@ -47,8 +48,6 @@ function textLike(bytes: number): Buffer {
   }
   return Buffer.from(parts.join(' ')).subarray(0, bytes)
 }
-
-const errCode = (e: unknown): unknown => (e as { code?: unknown } | null)?.code
 
 /** A sink that keeps everything written to it. */
 function sink(): { stream: Writable; data: () => Buffer } {

@@ -9,9 +9,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import test from 'ava'
 import type { Connection } from 'tcpserver'
-import { channel, collect, connect, portOf, serve, sleep, until, within } from './helpers/index.js'
+import { channel, collect, connect, errCode, portOf, serve, sleep, until, within } from './helpers/index.js'
 
-const errCode = (e: unknown): unknown => (e as { code?: unknown } | null)?.code
 const settle = <T>(p: Promise<T>): Promise<T | unknown> =>
   p.then(
     (v) => v,

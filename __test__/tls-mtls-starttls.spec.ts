@@ -8,13 +8,12 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import test from 'ava'
 import { type Connection, connect, type TlsInfo } from 'tcpserver'
-import { portOf, serve, sha256, tlsRoundTrip, until, within } from './helpers/index.ts'
+import { errCode, portOf, serve, sha256, tlsRoundTrip, until, within } from './helpers/index.ts'
 
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/tls/${name}`, import.meta.url))
 const pem = (name: string): Buffer => readFileSync(fixture(name))
 const SERVER = { cert: fixture('server.crt'), key: fixture('server.key') }
 const hasOpenssl = spawnSync('openssl', ['version'], { stdio: 'ignore' }).status === 0
-const errCode = (e: unknown): unknown => (e as { code?: unknown } | null)?.code
 
 /** node:tls client; resolves with everything received until the server closes. */
 function tlsExchange(port: number, options: tls.ConnectionOptions, send: string): Promise<string> {

@@ -12,15 +12,13 @@ import tls from 'node:tls'
 import { fileURLToPath } from 'node:url'
 import test from 'ava'
 import { type Connection, connect as dial, listen } from 'tcpserver'
-import { collect, serve, sha256, within } from './helpers/index.js'
+import { collect, errCode, serve, sha256, within } from './helpers/index.js'
 
 const MiB = 1 << 20
 const dir = mkdtempSync(join(tmpdir(), 'tcpserver-unix-'))
 let n = 0
 const sockPath = (): string => join(dir, `s${++n}.sock`)
 test.after.always(() => rmSync(dir, { recursive: true, force: true }))
-
-const errCode = (e: unknown): unknown => (e as { code?: unknown } | null)?.code
 
 async function echo(conn: Connection): Promise<void> {
   for await (const chunk of conn) await conn.write(chunk)

@@ -1,5 +1,6 @@
 // Shared helpers for the ava specs: servers that always shut down, real node:net clients,
 // hashes, and bounded waits (every wait has a deadline; nothing can hang a test run).
+import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { readdirSync, readFileSync } from 'node:fs'
 import net from 'node:net'
@@ -18,6 +19,22 @@ export async function serve(t: ExecutionContext, options: Partial<ListenOptions>
 
 /** The first bound port. */
 export const portOf = (server: Server): number => (server.addresses[0] as { port: number }).port
+
+/** An error's `code`, or `undefined` (for assertions on anything a promise rejected with). */
+export const errCode = (e: unknown): unknown => (e as { code?: unknown } | null)?.code
+
+/**
+ * Resolves when the socket has closed (orderly or not); errors on it are expected. With
+ * `resume`, unread data is drained so that the peer's FIN is seen.
+ */
+export function closedSocket(socket: net.Socket, { resume = false } = {}): Promise<void> {
+  socket.on('error', () => {})
+  if (resume) socket.resume()
+  return new Promise((resolve) => {
+    if (socket.closed) resolve()
+    else socket.once('close', () => resolve())
+  })
+}
 
 /** A connected node:net client. */
 export function connect(port: number, host = '127.0.0.1'): Promise<net.Socket> {
@@ -158,4 +175,50 @@ export function straceCalls(file: string, syscall: string): number {
     if (cols.at(-1) === syscall) return Number(cols[3])
   }
   return 0
+}
+
+/** A child process's exit status, the JSON object of its last stdout line, and its stderr. */
+export interface JsonChildRun<T> {
+  status: number | null
+  out: T
+  stderr: string
+}
+
+/**
+ * Runs `argv` (optionally as another user: `ids`) to its exit, killed after `ms`, and parses the
+ * last line it printed as JSON: the fixtures report that way.
+ */
+export function runJsonChild<T>(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  { ids = {}, ms = 25_000 }: { ids?: { uid?: number; gid?: number }; ms?: number } = {},
+): Promise<JsonChildRun<T>> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0] as string, argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'], ...ids })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d
+    })
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d
+    })
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`fixture did not exit within ${ms} ms: ${stderr}`))
+    }, ms)
+    child.once('error', (e) => {
+      clearTimeout(timer)
+      reject(e)
+    })
+    child.once('close', (status) => {
+      clearTimeout(timer)
+      const line = stdout.trim().split('\n').at(-1) ?? ''
+      try {
+        resolve({ status, out: JSON.parse(line) as T, stderr })
+      } catch {
+        reject(new Error(`fixture printed no JSON (status ${status}): ${stdout} ${stderr}`))
+      }
+    })
+  })
 }

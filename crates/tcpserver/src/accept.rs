@@ -69,12 +69,9 @@ pub(crate) async fn run(listener: Listener, inner: Arc<Inner>) {
                     admission = inner.admit() => admission,
                     () = stop.cancelled() => return,
                 };
-                // Refused clients are closed (dropped) at once; the counters say why. Behind
-                // the PROXY protocol the real client is known only after its header, so the
-                // per-address share is taken then.
+                // Refused clients are closed (dropped) at once; the counters say why.
                 if let Some(mut admission) = admission
-                    && inner.proxy_trusts(&peer)
-                    && (inner.has_proxy() || inner.admit_ip(&mut admission, &peer))
+                    && inner.admit_peer(&mut admission, &peer)
                 {
                     inner.dispatch(stream, peer, admission);
                 }

@@ -294,10 +294,7 @@ impl Inner {
     /// Takes `peer`'s share under `maxConnectionsPerIp`; `false` (the client is refused)
     /// when its address already holds its share. Unix socket clients have no IP address and
     /// are not limited per address.
-    pub(crate) fn admit_ip(&self, admission: &mut Admission, peer: &Address) -> bool {
-        if admission.ip_slot.is_some() {
-            return true;
-        }
+    fn admit_ip(&self, admission: &mut Admission, peer: &Address) -> bool {
         let (Some(table), Some(ip)) = (&self.per_ip, peer.ip()) else {
             return true;
         };
@@ -383,19 +380,18 @@ impl Inner {
         }
     }
 
-    pub(crate) fn has_proxy(&self) -> bool {
-        self.proxy.is_some()
-    }
-
-    /// Whether a PROXY protocol listener takes connections from `peer` at all.
-    pub(crate) fn proxy_trusts(&self, peer: &Address) -> bool {
+    /// The checks on an accepted client's socket address; `false`: refused (counted). A
+    /// PROXY protocol listener takes only trusted sources, and counts a client under
+    /// `maxConnectionsPerIp` once its header named it (in [`Inner::proxy_header`]).
+    pub(crate) fn admit_peer(&self, admission: &mut Admission, peer: &Address) -> bool {
         match &self.proxy {
             // Configurations with both are refused by `validate`; an IP-less peer is never trusted.
             Some(p) if !peer.ip().is_some_and(|ip| p.trusts(ip)) => {
                 self.counters.proxy_failure("untrusted");
                 false
             }
-            _ => true,
+            Some(_) => true,
+            None => self.admit_ip(admission, peer),
         }
     }
 

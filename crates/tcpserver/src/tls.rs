@@ -412,17 +412,8 @@ async fn handshake<D>(conn: &mut rustls::ConnectionCommon<D>, stream: &Stream) -
             write_tls(conn, stream).await?;
             continue;
         }
-        stream.readable().await?;
-        match stream.try_io(Interest::READABLE, || conn.read_tls(&mut SocketIo(stream))) {
-            Ok(0) => {
-                return Err(handshake_failed(
-                    "peer_closed",
-                    "peer closed during the handshake",
-                ));
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(Error::Io(e)),
+        if !read_handshake_bytes(stream, |io| conn.read_tls(io)).await? {
+            continue;
         }
         if let Err(e) = conn.process_new_packets() {
             // The alert (protocol_version, no_application_protocol...) goes out before failing.
@@ -432,6 +423,25 @@ async fn handshake<D>(conn: &mut rustls::ConnectionCommon<D>, stream: &Stream) -
     }
     write_tls(conn, stream).await?;
     Ok(())
+}
+
+/// Waits until `stream` is readable and feeds what arrived to `read_tls` (a session, or an
+/// `Acceptor` still waiting for the ClientHello). `Ok(false)`: the readiness was stale and
+/// nothing came; wait again. The peer closing mid-handshake is a `peer_closed` failure.
+async fn read_handshake_bytes(
+    stream: &Stream,
+    mut read_tls: impl FnMut(&mut SocketIo<'_>) -> io::Result<usize>,
+) -> Result<bool> {
+    stream.readable().await?;
+    match stream.try_io(Interest::READABLE, || read_tls(&mut SocketIo(stream))) {
+        Ok(0) => Err(handshake_failed(
+            "peer_closed",
+            "peer closed during the handshake",
+        )),
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+        Err(e) => Err(Error::Io(e)),
+    }
 }
 
 /// Configurations built for certificates an SNI callback chose, by (certificate, key) PEM.
@@ -518,19 +528,8 @@ impl TlsAcceptor {
         let mut head = head;
         let accepted = loop {
             if head.is_empty() {
-                stream.readable().await?;
-                match stream.try_io(Interest::READABLE, || {
-                    acceptor.read_tls(&mut SocketIo(stream))
-                }) {
-                    Ok(0) => {
-                        return Err(handshake_failed(
-                            "peer_closed",
-                            "peer closed during the handshake",
-                        ));
-                    }
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(e) => return Err(Error::Io(e)),
+                if !read_handshake_bytes(stream, |io| acceptor.read_tls(io)).await? {
+                    continue;
                 }
             } else {
                 acceptor.read_tls(&mut head)?;

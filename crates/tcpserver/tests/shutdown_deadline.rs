@@ -224,17 +224,21 @@ async fn max_accept_connections_report_counts_every_connection() {
     assert_eq!(within("closed", server.closed()).await, expected(3, 0));
 }
 
-#[tokio::test]
-async fn max_connections_holds_the_next_client_back() {
-    // The handler greets, then echoes until EOF.
+/// `loops` accept loops and `max_connections(1)`; the handler greets, then echoes until EOF.
+fn greeting_server(loops: usize) -> Server {
     let mut config = tcpserver::ServerConfig::new(v4());
-    config.loops(1).max_connections(1);
-    let server = Server::bind(&config, |mut conn| async move {
+    config.loops(loops).max_connections(1);
+    Server::bind(&config, |mut conn| async move {
         if conn.write_all(b"hi").await.is_ok() {
             support::echo(conn).await;
         }
     })
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn max_connections_holds_the_next_client_back() {
+    let server = greeting_server(1);
     let addr = server.local_addrs()[0];
 
     let mut first = connect(addr).await;
@@ -262,14 +266,7 @@ async fn max_connections_holds_the_next_client_back() {
 /// `accept` on an empty socket starved the clients queued on the other loop's socket.
 #[tokio::test]
 async fn max_connections_with_two_loops_serves_every_waiting_client() {
-    let mut config = tcpserver::ServerConfig::new(v4());
-    config.loops(2).max_connections(1);
-    let server = Server::bind(&config, |mut conn| async move {
-        if conn.write_all(b"hi").await.is_ok() {
-            support::echo(conn).await;
-        }
-    })
-    .unwrap();
+    let server = greeting_server(2);
     let addr = server.local_addrs()[0];
 
     let mut first = connect(addr).await;
