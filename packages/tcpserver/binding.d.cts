@@ -44,6 +44,11 @@ export declare class BindingServer {
   write(id: number, data: Uint8Array): number
   /** Writes a string (UTF-8) to connection `id`. */
   writeString(id: number, data: string): number
+  /**
+   * Reads what the socket of connection `id` already holds into `buf`, on this thread;
+   * `delivered` is the bytes the connection has received so far. 0: wait for events.
+   */
+  readNow(id: number, delivered: number, buf: Uint8Array): number
   /** Returns `n` bytes of read credit to connection `id`. */
   ack(id: number, n: number): void
   /** Half-close after flushing. */
@@ -186,6 +191,8 @@ export interface BindingDataStats {
   fileBytesZeroCopy: number
   /** File bytes sent with a read/write loop. */
   fileBytesCopied: number
+  /** Chunks read on the JavaScript thread (`readNow`). */
+  directReads: number
 }
 
 /**

@@ -196,6 +196,8 @@ pub struct BindingDataStats {
     pub file_bytes_zero_copy: f64,
     /// File bytes sent with a read/write loop.
     pub file_bytes_copied: f64,
+    /// Chunks read on the JavaScript thread (`readNow`).
+    pub direct_reads: f64,
 }
 
 fn or_throw<T>(r: std::result::Result<T, Error>) -> Result<T, Code> {
@@ -483,6 +485,21 @@ impl BindingServer {
             .map(|q| u32::try_from(q).unwrap_or(u32::MAX))
     }
 
+    /// Reads what the socket of connection `id` already holds into `buf`, on this thread;
+    /// `delivered` is the bytes the connection has received so far. 0: wait for events.
+    #[napi]
+    pub fn read_now(&self, id: u32, delivered: f64, mut buf: Uint8ArraySlice<'_>) -> u32 {
+        // SAFETY: this runs synchronously on the JavaScript thread, the only one that can
+        // touch `buf`, and the slice does not outlive the call.
+        let bytes = unsafe { buf.as_mut() };
+        // A connection that is already gone has nothing to read now; its events tell the rest.
+        let n = self
+            .conns
+            .read_now(id, delivered as u64, bytes)
+            .unwrap_or(0);
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
     /// Returns `n` bytes of read credit to connection `id`.
     #[napi]
     pub fn ack(&self, id: u32, n: u32) {
@@ -634,6 +651,7 @@ impl BindingServer {
             files_sent: d.files_sent as f64,
             file_bytes_zero_copy: d.file_bytes_zero_copy as f64,
             file_bytes_copied: d.file_bytes_copied as f64,
+            direct_reads: d.direct_reads as f64,
         }
     }
 

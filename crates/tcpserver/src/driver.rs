@@ -220,6 +220,9 @@ struct Outbox {
     /// first and everything queued before `mark` is flushed; writes made after it wait for it.
     reservations: VecDeque<(u64, u64)>,
     next_ticket: u64,
+    /// A read error met by [`Connections::read_now`]: the kernel reports it once, so it is
+    /// kept here for the driver, which ends the connection with it.
+    read_error: Option<io::Error>,
 }
 
 /// Reading states of a driven connection (`Shared::mode`).
@@ -230,6 +233,9 @@ const PAUSING: u8 = 1;
 const PAUSED: u8 = 2;
 /// The input was consumed to its end by a pipe: nothing more to read.
 const INPUT_DONE: u8 = 3;
+/// The consumer reads on its own thread ([`Connections::read_now`]); the driver does not read
+/// until the consumer finds the socket empty and hands reading back.
+const CONSUMER_READING: u8 = 4;
 
 impl Outbox {
     fn pending(&self) -> usize {
@@ -278,6 +284,9 @@ pub(crate) struct Shared {
     out: Mutex<Outbox>,
     wake: Notify,
     credit: AtomicI64,
+    /// Held across a read and its report (the driver's and `read_now`'s): bytes reach the
+    /// consumer in socket order.
+    read_lock: Mutex<()>,
     high_water_mark: usize,
     idle_ms: AtomicU64,
     write_timeout_ms: AtomicU64,
@@ -442,6 +451,7 @@ pub struct Connections {
 #[derive(Debug, Default)]
 pub(crate) struct DataCounters {
     pub(crate) pipes_spliced: AtomicU64,
+    pub(crate) direct_reads: AtomicU64,
     pub(crate) pipes_copied: AtomicU64,
     pub(crate) bytes_piped: AtomicU64,
     pub(crate) files_sent: AtomicU64,
@@ -485,6 +495,9 @@ pub struct DataStats {
     pub file_bytes_zero_copy: u64,
     /// File bytes sent with a read/write loop.
     pub file_bytes_copied: u64,
+    /// Reads made by the consumer on its own thread ([`Connections::read_now`]), each of them
+    /// a chunk that needed no driver read and no event.
+    pub direct_reads: u64,
 }
 
 impl Connections {
@@ -506,6 +519,7 @@ impl Connections {
         let c = &self.counters;
         DataStats {
             pipes_spliced: c.pipes_spliced.load(Relaxed),
+            direct_reads: c.direct_reads.load(Relaxed),
             pipes_copied: c.pipes_copied.load(Relaxed),
             bytes_piped: c.bytes_piped.load(Relaxed),
             files_sent: c.files_sent.load(Relaxed),
@@ -610,11 +624,12 @@ impl Connections {
     /// read before has been reported.
     pub fn pause_reading(&self, id: u32) -> Result<()> {
         let sh = self.get(id)?;
-        if sh
-            .mode
-            .compare_exchange(READING, PAUSING, Relaxed, Relaxed)
-            .is_err()
-        {
+        let paused = [READING, CONSUMER_READING].into_iter().any(|from| {
+            sh.mode
+                .compare_exchange(from, PAUSING, Relaxed, Relaxed)
+                .is_ok()
+        });
+        if !paused {
             return Err(Error::Busy);
         }
         sh.wake.notify_one();
@@ -689,9 +704,11 @@ impl Connections {
                 flushed: 0,
                 reservations: VecDeque::new(),
                 next_ticket: 0,
+                read_error: None,
             }),
             wake: Notify::new(),
             credit: AtomicI64::new(opts.high_water_mark as i64),
+            read_lock: Mutex::new(()),
             high_water_mark: opts.high_water_mark,
             idle_ms: AtomicU64::new(millis(opts.idle_timeout)),
             write_timeout_ms: AtomicU64::new(millis(opts.write_timeout)),
@@ -772,6 +789,60 @@ impl Connections {
             sh.wake.notify_one();
         }
         Ok(())
+    }
+
+    /// Reads into `buf` on the caller's thread when the socket already holds bytes, skipping
+    /// the driver's read and the event that would carry it: a consumer that streams input
+    /// (uploads, echo, a proxy in user code) then reads like a single-threaded event loop,
+    /// with no thread hop per chunk. `delivered` is how many bytes the consumer has received
+    /// so far (events and earlier `read_now` calls): while bytes reported by the driver are
+    /// still on their way, it reads nothing, so input always arrives in order.
+    ///
+    /// Returns the bytes read. After a read, the driver stops reading until a call returns 0
+    /// (the consumer takes the bytes it wants itself); 0 means "wait for events": the socket
+    /// is empty, at its end, failed (the driver reports the end or the error as events), or
+    /// reading is not the consumer's to do now (TLS, a pause, bytes in flight). Read credit
+    /// is not used: the bytes are consumed by the time they are returned.
+    pub fn read_now(&self, id: u32, delivered: u64, buf: &mut [u8]) -> Result<usize> {
+        let sh = self.get(id)?;
+        // Held by the driver only across one read and its report.
+        let _order = sh.read_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mode = sh.mode.load(Relaxed);
+        let mut failed = false;
+        if (mode == READING || mode == CONSUMER_READING)
+            && sh.tls().is_none()
+            && sh.bytes_read.load(Relaxed) == delivered
+        {
+            let max = buf.len().min(READ_CHUNK);
+            match sh.stream.try_read(&mut buf[..max]) {
+                Ok(n) if n > 0 => {
+                    sh.mode.store(CONSUMER_READING, Relaxed);
+                    sh.bytes_read.fetch_add(n as u64, Relaxed);
+                    sh.activity.fetch_add(1, Relaxed);
+                    self.counters.direct_reads.fetch_add(1, Relaxed);
+                    return Ok(n);
+                }
+                // The end: the driver reads it again (a FIN stays readable) and reports it.
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => {
+                    sh.out().read_error = Some(e);
+                    failed = true;
+                }
+            }
+        }
+        // Reading goes back to the driver, which waits for the socket (or reports the error).
+        if mode == CONSUMER_READING {
+            sh.mode.store(READING, Relaxed);
+        }
+        if mode == CONSUMER_READING || failed {
+            sh.wake.notify_one();
+        }
+        Ok(0)
     }
 
     /// Half-closes: FIN after the queue is flushed; reading goes on.
@@ -916,7 +987,10 @@ async fn run(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
     tokio::pin!(aborted);
     loop {
         let (flushable, idle_out, closing, write_shut, job, flushed) = {
-            let out = sh.out();
+            let mut out = sh.out();
+            if let Some(e) = out.read_error.take() {
+                return Err(Error::Io(e));
+            }
             let idle_out = out.pending() == 0 && out.reservations.is_empty() && !out.job;
             (
                 out.flushable(),
@@ -1071,6 +1145,10 @@ async fn upgrade(sh: &Shared, head: &[u8], acceptor: &TlsAcceptor, ticket: u64) 
 /// One read into the sink (plaintext for TLS). Returns whether something happened (bytes or
 /// end of input), `false` when there was nothing to read.
 fn read_once(sh: &Shared, sink: &dyn EventSink, read_open: &mut bool) -> Result<bool> {
+    let _order = sh.read_lock.lock().unwrap_or_else(|e| e.into_inner());
+    if sh.mode.load(Relaxed) != READING {
+        return Ok(false); // the consumer took reading over since the loop looked
+    }
     let max = (sh.credit.load(Relaxed).max(0) as usize).min(READ_CHUNK);
     let read = match sh.tls() {
         None => sink.read(sh.id, max, &mut |buf| read_drained(&sh.stream, buf, max)),

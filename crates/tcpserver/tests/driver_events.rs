@@ -406,6 +406,110 @@ async fn write_timeout_closes_when_the_peer_stops_reading() {
     assert!(h.conns.is_empty());
 }
 
+/// Direct reads (`read_now`) on a consumer thread, mixed with the driver's reads: the bytes come
+/// once and in order, both paths serve, and the end still comes as an event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_now_and_driver_reads_interleave_in_order() {
+    const TOTAL: usize = 16 * 1024 * 1024;
+    let (h, client) = Harness::new(DriveOptions::default()).await;
+    let sent = support::random_bytes(11, TOTAL);
+    let (_rd, mut wr) = client.into_split();
+    let writer = tokio::spawn({
+        let sent = sent.clone();
+        async move {
+            // Bursts of uneven sizes with pauses: the socket runs empty and reading passes back
+            // to the driver again and again.
+            let mut at = 0;
+            let mut x: usize = 1;
+            while at < sent.len() {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345) % (1 << 31);
+                let size = (1 + x % (256 * 1024)).min(sent.len() - at);
+                wr.write_all(&sent[at..at + size]).await?;
+                at += size;
+                if x.is_multiple_of(8) {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+            wr.shutdown().await.map(|()| wr)
+        }
+    });
+    let (conns, sink, id) = (h.conns.clone(), h.sink.clone(), h.id);
+    let consumer = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::with_capacity(TOTAL);
+        let (mut taken, mut direct) = (0, 0);
+        let mut buf = vec![0u8; 64 * 1024];
+        let started = Instant::now();
+        while out.len() < TOTAL && started.elapsed() < Duration::from_secs(30) {
+            {
+                // What the driver read, as events: consumed at once, credit returned.
+                let log = sink.log();
+                out.extend_from_slice(&log.data[taken..]);
+                conns.ack(id, log.data.len() - taken).unwrap();
+                taken = log.data.len();
+            }
+            let n = conns.read_now(id, out.len() as u64, &mut buf).unwrap();
+            if n > 0 {
+                out.extend_from_slice(&buf[..n]);
+                direct += 1;
+            } else {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+        (out, direct, taken)
+    });
+    let (out, direct, via_events) = within("consumer", consumer).await.unwrap();
+    let _wr = within("client writer", writer).await.unwrap().unwrap();
+    assert_eq!(out.len(), TOTAL);
+    assert!(out == sent, "bytes arrived altered or out of order");
+    assert!(direct > 0, "no direct read");
+    assert!(via_events > 0, "no read by the driver");
+    assert_eq!(h.conns.data_stats().direct_reads, direct);
+    // At the end read_now hands reading back; the driver reports it.
+    assert_eq!(
+        h.conns
+            .read_now(h.id, TOTAL as u64, &mut [0u8; 16])
+            .unwrap(),
+        0
+    );
+    wait_until("End", || h.sink.events().contains(&Ev::End)).await;
+    assert_eq!(h.conns.info(h.id).unwrap().bytes_read, TOTAL as u64);
+    h.conns.release(h.id).unwrap();
+    assert_eq!(h.wait_closed().await, Ev::Closed(None));
+}
+
+/// A reset met by a direct read is reported by the driver as the connection's error, as if
+/// the driver had met it: the kernel reports it only once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_met_by_read_now_closes_with_econnreset() {
+    let (h, mut client) = Harness::new(DriveOptions::default()).await;
+    client.write_all(&[1u8; 100_000]).await.unwrap();
+    h.wait_received(1).await;
+    // Without acks the driver stops at one high-water mark (64 KiB): the rest can only be read
+    // directly, so reading is the consumer's when the reset comes.
+    let mut delivered = h.sink.received() as u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    while delivered < 100_000 {
+        let n = h.conns.read_now(h.id, delivered, &mut buf).unwrap();
+        delivered += n as u64;
+        if n == 0 {
+            // The driver read more meanwhile: count it as delivered.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            delivered = delivered.max(h.sink.received() as u64);
+        }
+    }
+    socket2::SockRef::from(&client)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(client);
+    assert!(h.conns.data_stats().direct_reads > 0);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(h.conns.read_now(h.id, delivered, &mut buf).unwrap(), 0);
+    assert_eq!(
+        h.wait_closed().await,
+        Ev::Closed(Some((ErrorKind::Os, Some(libc::ECONNRESET))))
+    );
+}
+
 #[tokio::test]
 async fn peer_reset_is_reported_as_an_io_error() {
     let (h, client) = Harness::new(DriveOptions::default()).await;

@@ -1,5 +1,6 @@
 // One client connection. Reads come from the server's event batches (no native call per
-// chunk); writes are one synchronous native call that tries the socket at once.
+// chunk), or, while the peer streams, from one synchronous native call that reads what the
+// socket already holds; writes are one synchronous native call that tries the socket at once.
 
 import { X509Certificate } from 'node:crypto'
 import type { ReadableStream, WritableStream } from 'node:stream/web'
@@ -22,6 +23,17 @@ import { expectNumber, validateTls } from './validate.js'
 const RESOLVED: Promise<void> = Promise.resolve()
 const DONE: IteratorResult<Buffer> = Object.freeze({ value: undefined, done: true }) as IteratorResult<Buffer>
 const noop = (): void => {}
+
+/**
+ * A chunk at least this big means the peer is streaming: the next read first asks the socket
+ * directly (`readNow`), which saves the worker's read and a thread hop per chunk. Smaller
+ * chunks (requests that each wait for their answer) would mostly find the socket empty.
+ */
+const STREAMING_CHUNK = 16 * 1024
+/** The buffer size of a direct read: the driver's largest read (or `highWaterMark` if smaller, which bounds chunks). */
+const READ_NOW_SIZE = 64 * 1024
+/** A full-size direct-read buffer that came back empty (or whose few bytes were copied out), for the next one. */
+let spareReadBuffer: Buffer | null = null
 
 /** A rejected promise that never counts as unhandled: errors also surface through `read()`. */
 function quietReject(err: Error): Promise<never> {
@@ -118,6 +130,8 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   #chunks: Buffer[] = []
   #head = 0
   #unacked = 0
+  /** The last chunk was big: try `readNow` before waiting for an event. */
+  #streaming = false
   #ended = false
   #closed = false
   #writeClosed = false
@@ -189,6 +203,8 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
     if (this.#head < this.#chunks.length) return Promise.resolve(this.#take())
     if (this.#error) return Promise.reject(this.#error)
     if (this.#ended || this.#closed) return Promise.resolve(null)
+    const chunk = this.#streaming ? this.#readNow() : null
+    if (chunk !== null) return Promise.resolve(chunk)
     return this.#wait(Reader.Read)
   }
 
@@ -200,6 +216,8 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
         if (this.#head < this.#chunks.length) return Promise.resolve({ value: this.#take(), done: false })
         if (this.#error) return Promise.reject(this.#error)
         if (this.#ended || this.#closed) return Promise.resolve(DONE)
+        const chunk = this.#streaming ? this.#readNow() : null
+        if (chunk !== null) return Promise.resolve({ value: chunk, done: false })
         return this.#wait(Reader.Iterate)
       },
       return: (): Promise<IteratorResult<Buffer>> => Promise.resolve(DONE),
@@ -670,6 +688,25 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
     }
   }
 
+  // Only with nothing buffered and no read pending: `bytesRead` is then everything delivered,
+  // which the native side compares with what it has read, so no chunk can overtake another.
+  #readNow(): Buffer | null {
+    // No chunk is bigger than the high-water mark, direct or not. (Computed here, not kept per
+    // connection: idle connections should not pay for it.)
+    const size = Math.min(READ_NOW_SIZE, this.#highWaterMark)
+    const buf =
+      size === READ_NOW_SIZE && spareReadBuffer !== null ? spareReadBuffer : Buffer.allocUnsafeSlow(size)
+    if (buf === spareReadBuffer) spareReadBuffer = null
+    const n = this.#native.readNow(this.id, this.bytesRead, buf)
+    this.bytesRead += n
+    if (n >= Math.min(STREAMING_CHUNK, size)) return n === buf.length ? buf : buf.subarray(0, n)
+    // After bytes, reading stays ours until a call returns 0 (which hands it back to the
+    // driver): only then may a read wait for events.
+    if (n === 0) this.#streaming = false
+    if (size === READ_NOW_SIZE) spareReadBuffer = buf // a few bytes are copied out: it serves the next call
+    return n === 0 ? null : Buffer.from(buf.subarray(0, n))
+  }
+
   #wait<T>(reader: Reader): Promise<T> {
     if (this.#reader !== Reader.None) {
       return Promise.reject(codedError('ERR_TCPSERVER_CONCURRENT_READ', 'another read() is already pending'))
@@ -724,6 +761,8 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   }
 
   #onData(chunk: Buffer): void {
+    // Set here, cleared only by a readNow() that returns 0 (see #readNow).
+    if (chunk.length >= Math.min(STREAMING_CHUNK, this.#highWaterMark)) this.#streaming = true
     if (this.#reader !== Reader.None) {
       this.#consumed(chunk.length)
       this.#settle(chunk)

@@ -374,7 +374,7 @@ export interface ConnectOptions {
   tls?: boolean | ConnectTlsOptions
 }
 
-/** Counters of the zero-copy paths: whether `splice`/`sendfile` were used. */
+/** Counters of the data paths: whether `splice`/`sendfile` and direct reads were used. */
 export interface DataPathStats {
   /** Pipes forwarded with `splice(2)` (Linux): the bytes never entered user space. */
   pipesSpliced: number
@@ -388,4 +388,10 @@ export interface DataPathStats {
   fileBytesZeroCopy: number
   /** File bytes sent with a read/write loop. */
   fileBytesCopied: number
+  /**
+   * Chunks read straight from the socket on the JavaScript thread: while a client streams
+   * (chunks of 16 KiB or more), the next read takes what the socket already holds instead of
+   * waiting for the Rust worker to read it and send it over. Plain TCP only.
+   */
+  directReads: number
 }

@@ -193,8 +193,6 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
     const s = this.#native.stats()
     const acceptErrors: Record<string, number> = {}
     for (const { code, count } of s.acceptErrors) acceptErrors[code] = count
-    const { pipesSpliced, pipesCopied, bytesPiped, filesSent, fileBytesZeroCopy, fileBytesCopied } =
-      this.#native.dataStats()
     const tls = this.#native.tlsStats()
     const failures: Record<string, number> = {}
     for (const { code, count } of tls.failures) failures[code] = count
@@ -219,7 +217,7 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
       forced: s.forced,
       panics: s.panics,
       acceptErrors,
-      dataPath: { pipesSpliced, pipesCopied, bytesPiped, filesSent, fileBytesZeroCopy, fileBytesCopied },
+      dataPath: this.#native.dataStats(),
       tls: { handshakes: tls.handshakes, failures },
     }
   }
