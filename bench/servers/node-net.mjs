@@ -2,14 +2,13 @@
 import net from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { announceReady, serverOptions } from './options.mjs'
-import { buildResponse, createResponder } from './responder.mjs'
+import { createResponder } from './responder.mjs'
 
 const { host, port, bodySize, delay } = serverOptions()
-const response = buildResponse(bodySize)
 
 // TCP_NODELAY like node:http and tcpserver (both default to it).
 const server = net.createServer({ noDelay: true }, (socket) => {
-  const respond = createResponder(bodySize, response)
+  const respond = createResponder(bodySize)
   const answer = ({ out, close }) => {
     if (close) socket.end(out ?? undefined)
     else if (out !== null) socket.write(out)

@@ -1,14 +1,13 @@
 // node:tls transport + the shared responder (what a Node user would pick for TLS).
 import tls from 'node:tls'
 import { announceReady, serverOptions } from './options.mjs'
-import { buildResponse, createResponder } from './responder.mjs'
+import { createResponder } from './responder.mjs'
 import { cert, key } from './tls-credentials.mjs'
 
 const { host, port, bodySize } = serverOptions()
-const response = buildResponse(bodySize)
 
 const server = tls.createServer({ cert, key, noDelay: true }, (socket) => {
-  const respond = createResponder(bodySize, response)
+  const respond = createResponder(bodySize)
   socket.on('data', (chunk) => {
     const { out, close } = respond(chunk)
     if (close) socket.end(out ?? undefined)

@@ -1,16 +1,15 @@
 // Our library with TLS terminated in Rust (rustls) + the shared responder.
 import { loadLibrary, serve } from './library.mjs'
 import { serverOptions } from './options.mjs'
-import { buildResponse, createResponder } from './responder.mjs'
+import { createResponder } from './responder.mjs'
 import { certPath, keyPath } from './tls-credentials.mjs'
 
 const { host, port, bodySize } = serverOptions()
-const response = buildResponse(bodySize)
 
 process.on('unhandledRejection', () => {}) // writes to peers that left; counted by onError
 
 async function handler(conn) {
-  const respond = createResponder(bodySize, response)
+  const respond = createResponder(bodySize)
   for await (const chunk of conn) {
     const { out, close } = respond(chunk)
     if (close) {

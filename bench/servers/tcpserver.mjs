@@ -3,10 +3,9 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { loadLibrary } from './library.mjs'
 import { announceReady, serverOptions } from './options.mjs'
-import { buildResponse, createResponder } from './responder.mjs'
+import { createResponder } from './responder.mjs'
 
 const { host, port, bodySize, delay } = serverOptions()
-const response = buildResponse(bodySize)
 
 // Writes are not awaited in the hot loop; a write that fails after the peer left must not crash
 // the server, so rejections are counted here instead of handled per write.
@@ -17,7 +16,7 @@ process.on('unhandledRejection', (err) => {
 })
 
 async function handler(conn) {
-  const respond = createResponder(bodySize, response)
+  const respond = createResponder(bodySize)
   try {
     for await (const chunk of conn) {
       const { out, close } = respond(chunk)

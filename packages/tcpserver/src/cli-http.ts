@@ -1,5 +1,5 @@
-// The HTTP/1.1 responder of `tcpserver http`: the semantics of the benchmark's responder
-// (bench/servers/responder.mjs), written again here so the package does not depend on bench/.
+// The HTTP/1.1 responder of `tcpserver http`, and of every variant of the benchmark
+// (bench/servers/responder.mjs uses this one): no imports, no native code.
 //
 // It is not an HTTP parser. It finds request ends ("\r\n\r\n"), answers each request with the same
 // precomputed response, and honours `Connection: close`. It handles pipelining (many requests in

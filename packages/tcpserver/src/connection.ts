@@ -808,15 +808,24 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
       const e = err ?? codedError('ERR_SOCKET_CLOSED', 'connection closed before the queue drained')
       for (const [, reject] of waiters) reject(e)
     }
-    const gone = err ?? codedError('ERR_SOCKET_CLOSED', 'connection closed')
-    this.#paused?.[1](gone)
-    this.#paused = null
-    for (const [, reject] of this.#filesDone.splice(0)) reject(gone)
-    this.#pipeDone?.[1](gone)
-    this.#pipeDone = null
-    this.#tlsStarted?.[1](gone)
-    this.#tlsStarted = null
-    this.#abort?.abort(gone)
+    // An Error costs a stack capture: made only when something still waits for the connection.
+    if (
+      this.#paused !== null ||
+      this.#filesDone.length > 0 ||
+      this.#pipeDone !== null ||
+      this.#tlsStarted !== null ||
+      this.#abort !== null
+    ) {
+      const gone = err ?? codedError('ERR_SOCKET_CLOSED', 'connection closed')
+      this.#paused?.[1](gone)
+      this.#paused = null
+      for (const [, reject] of this.#filesDone.splice(0)) reject(gone)
+      this.#pipeDone?.[1](gone)
+      this.#pipeDone = null
+      this.#tlsStarted?.[1](gone)
+      this.#tlsStarted = null
+      this.#abort?.abort(gone)
+    }
     this.#closedResolve?.()
   }
 
