@@ -38,6 +38,8 @@ pub(crate) const TLS_SNI: u32 = 13;
 /// Batches smaller than this are copied into a fresh JS buffer; bigger ones are handed over
 /// as an external buffer (no copy, one finalizer).
 const EXTERNAL_MIN: usize = 64 * 1024;
+/// The most a batch buffer keeps between batches (room for one full read and then some).
+const RETAINED_MAX: usize = 256 * 1024;
 
 /// A server's wake-up function keeps the process alive while the server runs.
 pub(crate) type EventsFn = ThreadsafeFunction<(), (), FnArgs<(JsBytes, JsBytes)>, Status, false>;
@@ -118,10 +120,7 @@ impl JsSink {
     pub(crate) fn take(&self) -> (Vec<u8>, Vec<u8>) {
         let mut b = self.lock();
         b.scheduled = false;
-        (
-            std::mem::take(&mut b.events),
-            std::mem::take(&mut b.payload),
-        )
+        (take_bytes(&mut b.events), take_bytes(&mut b.payload))
     }
 
     fn push(&self, mut b: MutexGuard<'_, Batch>, words: [u32; 4]) {
@@ -201,6 +200,22 @@ fn address_fields(a: &tcpserver::Address) -> (String, u16) {
         Some(ip) => (ip.ip().to_string(), ip.port()),
         None => (a.to_string().replace('\n', " "), 0),
     }
+}
+
+/// A batch buffer's bytes for JavaScript. Small ones are copied out and the buffer keeps its
+/// capacity. Each read reserves a whole read's room (64 KiB) in the batch, and a buffer that
+/// started empty every batch was reallocated (and copied) by the second read. Big ones are
+/// handed over whole, as JavaScript gets them without a copy anyway.
+fn take_bytes(buf: &mut Vec<u8>) -> Vec<u8> {
+    if buf.len() >= EXTERNAL_MIN {
+        return std::mem::take(buf);
+    }
+    let out = buf.clone();
+    buf.clear();
+    if buf.capacity() > RETAINED_MAX {
+        buf.shrink_to(RETAINED_MAX);
+    }
+    out
 }
 
 fn clamp(n: u64) -> u32 {

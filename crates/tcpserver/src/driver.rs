@@ -872,6 +872,20 @@ impl Connections {
         if rank(how) > rank(out.closing) {
             out.closing = how;
         }
+        // Nothing left to send: the FIN goes out now, from the caller's thread, right behind
+        // the last write (as `socket.end()` does). Left to the driver, it would leave a thread
+        // hop later, after the peer had often reacted to the answer already, and the close
+        // handshake would then run in the server's time.
+        if matches!(how, Closing::End | Closing::Release)
+            && !out.write_shut
+            && out.pending() == 0
+            && !out.job
+            && out.reservations.is_empty()
+            && sh.tls().is_none()
+        {
+            out.write_shut = true;
+            sh.stream_shutdown_write();
+        }
         drop(out);
         sh.wake.notify_one();
         Ok(())
@@ -1045,7 +1059,7 @@ async fn run(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
                     sh.out().write_shut = true;
                     sh.stream_shutdown_write();
                 }
-                Closing::Release => return linger_close(sh, read_open).await,
+                Closing::Release => return linger_close(sh, read_open, write_shut).await,
                 _ => {}
             }
         }
@@ -1301,12 +1315,14 @@ fn flush(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
 /// that receives input after the close, makes the kernel send RST, which can destroy our last
 /// bytes before the peer reads them. So, like Node's `end()`: send FIN, then read and discard
 /// until the peer's FIN (bounded by [`LINGER`], cut short by an abort), then close.
-async fn linger_close(sh: &Shared, read_open: bool) -> Result<()> {
+async fn linger_close(sh: &Shared, read_open: bool, write_shut: bool) -> Result<()> {
     if !read_open {
         // The peer already finished sending: nothing more can arrive.
         return Ok(());
     }
-    sh.stream_shutdown_write();
+    if !write_shut {
+        sh.stream_shutdown_write();
+    }
     // On the heap, and only now: in the future's state it would cost every connection 4 KiB.
     let mut scratch = vec![0u8; 4096];
     let drain = async {

@@ -510,6 +510,43 @@ async fn a_reset_met_by_read_now_closes_with_econnreset() {
     );
 }
 
+/// With nothing queued, `release` and `end` send the FIN themselves, on the caller's thread:
+/// the peer sees its end while the driver has not run (this single-threaded runtime is blocked
+/// in the client's read), as after `socket.end()`.
+#[tokio::test]
+async fn release_and_end_send_the_fin_at_once_when_nothing_is_queued() {
+    use std::io::Read;
+    for release in [true, false] {
+        let (h, client) = Harness::new(DriveOptions::default()).await;
+        assert_eq!(h.conns.write(h.id, b"bye").unwrap(), 0);
+        if release {
+            h.conns.release(h.id).unwrap();
+        } else {
+            h.conns.end(h.id).unwrap();
+        }
+        let mut client = client.into_std().unwrap();
+        client.set_nonblocking(false).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let mut got = Vec::new();
+        // Blocks this thread, and with it the runtime: only a FIN already sent ends the read.
+        client
+            .read_to_end(&mut got)
+            .expect("the FIN came before the driver ran");
+        assert_eq!(got, b"bye");
+        if !release {
+            assert!(
+                h.conns.write(h.id, b"more").is_err(),
+                "no writes after end()"
+            );
+            h.conns.release(h.id).unwrap();
+        }
+        drop(client);
+        assert!(matches!(h.wait_closed().await, Ev::Closed(_)));
+    }
+}
+
 #[tokio::test]
 async fn peer_reset_is_reported_as_an_io_error() {
     let (h, client) = Harness::new(DriveOptions::default()).await;
