@@ -6,6 +6,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::addr::Address;
 use crate::listener::Listener;
 use crate::server::Inner;
 
@@ -39,8 +40,13 @@ pub(crate) fn next_backoff(current: Option<Duration>) -> Duration {
     current.map_or(BACKOFF_MIN, |d| (d * 2).min(BACKOFF_MAX))
 }
 
-pub(crate) async fn run(listener: Listener, inner: Arc<Inner>) {
+pub(crate) async fn run(listener: Listener, addr: Address, inner: Arc<Inner>) {
     let stop = inner.stop_accepting.clone();
+    // A listener on a wildcard address accepts on whichever local address the client chose.
+    let local = match &addr {
+        Address::Ip(a) if a.ip().is_unspecified() => None,
+        _ => Some(addr),
+    };
     let mut backoff: Option<Duration> = None;
     loop {
         tokio::select! {
@@ -73,7 +79,7 @@ pub(crate) async fn run(listener: Listener, inner: Arc<Inner>) {
                 if let Some(mut admission) = admission
                     && inner.admit_peer(&mut admission, &peer)
                 {
-                    inner.dispatch(stream, peer, admission);
+                    inner.dispatch(stream, peer, local.as_ref(), admission);
                 }
             }
             Err(e) => {

@@ -134,8 +134,8 @@ impl Server {
             active_at_shutdown: AtomicU64::new(0),
             shutdown_started: AtomicBool::new(false),
         });
-        for (_, l) in listeners {
-            inner.loops.spawn(accept::run(l, inner.clone()));
+        for (addr, l) in listeners {
+            inner.loops.spawn(accept::run(l, addr, inner.clone()));
         }
         inner.loops.close();
         Ok(Self { inner })
@@ -305,7 +305,15 @@ impl Inner {
         admission.ip_slot.is_some()
     }
 
-    pub(crate) fn dispatch(self: &Arc<Self>, stream: Stream, peer: Address, admission: Admission) {
+    /// Serves an accepted connection. `local` is its local address when the listener's own
+    /// says it (a specific IP or a path), which saves a `getsockname` per connection.
+    pub(crate) fn dispatch(
+        self: &Arc<Self>,
+        stream: Stream,
+        peer: Address,
+        local: Option<&Address>,
+        admission: Admission,
+    ) {
         let id = match self.max_accept {
             None => {
                 self.counters.active.fetch_add(1, SeqCst);
@@ -334,7 +342,10 @@ impl Inner {
             }
         };
         apply_socket_options(&stream, &self.socket);
-        let local_addr = stream.local_addr().unwrap_or_else(|_| peer.clone());
+        let local_addr = match local {
+            Some(local) => local.clone(),
+            None => stream.local_addr().unwrap_or_else(|_| peer.clone()),
+        };
         let info = ConnectionInfo {
             id,
             peer_addr: peer,

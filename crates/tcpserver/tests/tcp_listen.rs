@@ -337,3 +337,31 @@ fn keep_alive(time: Option<u64>, interval: Option<u64>, retries: Option<u32>) ->
         retries,
     })
 }
+
+/// The handler's local address: the listener's own for a specific address (no `getsockname`
+/// per connection), the one the client reached for a wildcard listener.
+#[tokio::test]
+async fn local_addr_is_the_address_the_client_reached() {
+    async fn reported_local(reach: SocketAddr) -> String {
+        let mut s = connect(reach).await;
+        let mut line = String::new();
+        within("local address", s.read_to_string(&mut line))
+            .await
+            .unwrap();
+        line
+    }
+    let report = |mut conn: tcpserver::Connection| async move {
+        let local = conn.info().local_addr.to_string();
+        let _ = conn.write_all(local.as_bytes()).await;
+    };
+    let specific = Server::bind(&config(v4()), report).unwrap();
+    let addr = specific.local_addrs()[0];
+    assert_eq!(reported_local(addr).await, addr.to_string());
+
+    let wildcard = Server::bind(&config("0.0.0.0:0".parse().unwrap()), report).unwrap();
+    let port = wildcard.local_addrs()[0].port();
+    let reached: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    assert_eq!(reported_local(reached).await, reached.to_string());
+    specific.halt().await;
+    wildcard.halt().await;
+}
