@@ -110,6 +110,21 @@ export let deliverPaused: (c: Connection) => void
 export let deliverPipeDone: (c: Connection, text: string) => void
 export let deliverFileDone: (c: Connection, text: string) => void
 export let deliverTlsStarted: (c: Connection, text: string) => void
+let iterateNext: (c: Connection) => Promise<IteratorResult<Buffer>>
+
+/** `for await` over a connection: one small object, where two closures and their context cost every connection more. */
+class ConnectionIterator implements AsyncIterator<Buffer> {
+  readonly #conn: Connection
+  constructor(conn: Connection) {
+    this.#conn = conn
+  }
+  next(): Promise<IteratorResult<Buffer>> {
+    return iterateNext(this.#conn)
+  }
+  return(): Promise<IteratorResult<Buffer>> {
+    return Promise.resolve(DONE)
+  }
+}
 
 /**
  * A TCP connection handed to a handler. Read with `await conn.read()` or
@@ -157,7 +172,7 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   #paused: Settle<void> | null = null
   #pipeDone: Settle<PipeResult> | null = null
   /** Pending sendFile() calls, in call order: the native side finishes them in that order. */
-  #filesDone: Settle<number>[] = []
+  #filesDone: Settle<number>[] | null = null
   #tlsStarted: Settle<void> | null = null
   /** Set once toDuplex() or `readable` owns the input: direct reads are refused from then on. */
   #inputOwner: 'toDuplex()' | 'conn.readable' | null = null
@@ -177,6 +192,7 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   }
 
   static {
+    iterateNext = (c) => c.#next()
     deliverData = (c, chunk) => c.#onData(chunk)
     deliverEnd = (c) => c.#onEnd()
     deliverDrain = (c) => c.#onDrain()
@@ -210,18 +226,17 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
 
   /** `for await (const chunk of conn)`: the chunks `read()` would return, until the peer finished. */
   [Symbol.asyncIterator](): AsyncIterator<Buffer> {
-    return {
-      next: (): Promise<IteratorResult<Buffer>> => {
-        if (this.#inputOwner !== null) return Promise.reject(this.#lockedError())
-        if (this.#head < this.#chunks.length) return Promise.resolve({ value: this.#take(), done: false })
-        if (this.#error) return Promise.reject(this.#error)
-        if (this.#ended || this.#closed) return Promise.resolve(DONE)
-        const chunk = this.#streaming ? this.#readNow() : null
-        if (chunk !== null) return Promise.resolve({ value: chunk, done: false })
-        return this.#wait(Reader.Iterate)
-      },
-      return: (): Promise<IteratorResult<Buffer>> => Promise.resolve(DONE),
-    }
+    return new ConnectionIterator(this)
+  }
+
+  #next(): Promise<IteratorResult<Buffer>> {
+    if (this.#inputOwner !== null) return Promise.reject(this.#lockedError())
+    if (this.#head < this.#chunks.length) return Promise.resolve({ value: this.#take(), done: false })
+    if (this.#error) return Promise.reject(this.#error)
+    if (this.#ended || this.#closed) return Promise.resolve(DONE)
+    const chunk = this.#streaming ? this.#readNow() : null
+    if (chunk !== null) return Promise.resolve({ value: chunk, done: false })
+    return this.#wait(Reader.Iterate)
   }
 
   /**
@@ -407,6 +422,7 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
           ? this.#native.sendFile(this.id, file, undefined, options.offset, options.length)
           : this.#native.sendFile(this.id, undefined, file, options.offset, options.length)
       if (err) reject(fromBinding(err))
+      else if (this.#filesDone === null) this.#filesDone = [[resolve, reject]]
       else this.#filesDone.push([resolve, reject])
     })
   }
@@ -505,7 +521,7 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   #onFileDone(text: string): void {
     const [[bytes = 0], err] = splitDone(text, 1)
     this.bytesWritten += bytes
-    const done = this.#filesDone.shift()
+    const done = this.#filesDone?.shift()
     if (err) done?.[1](err)
     else done?.[0](bytes)
   }
@@ -811,7 +827,7 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
     // An Error costs a stack capture: made only when something still waits for the connection.
     if (
       this.#paused !== null ||
-      this.#filesDone.length > 0 ||
+      (this.#filesDone?.length ?? 0) > 0 ||
       this.#pipeDone !== null ||
       this.#tlsStarted !== null ||
       this.#abort !== null
@@ -819,7 +835,7 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
       const gone = err ?? codedError('ERR_SOCKET_CLOSED', 'connection closed')
       this.#paused?.[1](gone)
       this.#paused = null
-      for (const [, reject] of this.#filesDone.splice(0)) reject(gone)
+      for (const [, reject] of this.#filesDone?.splice(0) ?? []) reject(gone)
       this.#pipeDone?.[1](gone)
       this.#pipeDone = null
       this.#tlsStarted?.[1](gone)
