@@ -18,7 +18,9 @@
 //! driver reports [`Event::Open`], then data through [`EventSink::read`], [`Event::End`] at
 //! the peer's FIN, and exactly one [`Event::Closed`]. The consumer writes with
 //! [`Connections::write`], returns credit with [`Connections::ack`] as it consumes input, and
-//! ends with [`Connections::release`] (flush, FIN, close) or [`Connections::close`].
+//! ends with [`Connections::release`] (flush, FIN, close) or [`Connections::close`]. While the
+//! peer streams, the consumer may also take what the socket holds on its own thread with
+//! [`Connections::read_now`], which saves the driver's read and a thread hop per chunk.
 //!
 //! ```
 //! use std::io;
@@ -451,12 +453,12 @@ pub struct Connections {
 #[derive(Debug, Default)]
 pub(crate) struct DataCounters {
     pub(crate) pipes_spliced: AtomicU64,
-    pub(crate) direct_reads: AtomicU64,
     pub(crate) pipes_copied: AtomicU64,
     pub(crate) bytes_piped: AtomicU64,
     pub(crate) files_sent: AtomicU64,
     pub(crate) file_bytes_zero_copy: AtomicU64,
     pub(crate) file_bytes_copied: AtomicU64,
+    pub(crate) direct_reads: AtomicU64,
     pub(crate) idle_timeouts: AtomicU64,
     pub(crate) read_timeouts: AtomicU64,
     pub(crate) write_timeouts: AtomicU64,
@@ -519,12 +521,12 @@ impl Connections {
         let c = &self.counters;
         DataStats {
             pipes_spliced: c.pipes_spliced.load(Relaxed),
-            direct_reads: c.direct_reads.load(Relaxed),
             pipes_copied: c.pipes_copied.load(Relaxed),
             bytes_piped: c.bytes_piped.load(Relaxed),
             files_sent: c.files_sent.load(Relaxed),
             file_bytes_zero_copy: c.file_bytes_zero_copy.load(Relaxed),
             file_bytes_copied: c.file_bytes_copied.load(Relaxed),
+            direct_reads: c.direct_reads.load(Relaxed),
         }
     }
 
