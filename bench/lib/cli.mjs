@@ -10,7 +10,12 @@ export const usage = `usage: node bench/run.mjs [--quick] [--rounds N] [--durati
   --duration   seconds per measured wrk run
 Only a full run (none of these options) rewrites the README's benchmark section.`
 
-export function parseCli(args = process.argv.slice(2)) {
+/**
+ * `npm run bench --quick` (without `--`) gives npm the flag, not this script; npm passes it on
+ * as `npm_config_quick=true` in the environment, so that form works too.
+ */
+export function parseCli(args = process.argv.slice(2), env = process.env) {
+  if (env.npm_config_quick === 'true' && !args.includes('--quick')) args = [...args, '--quick']
   const { values } = parseArgs({
     args,
     options: {
