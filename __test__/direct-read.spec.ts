@@ -10,7 +10,18 @@ import tls from 'node:tls'
 import { fileURLToPath } from 'node:url'
 import test from 'ava'
 import { type Connection, connect as dial, type Server } from 'tcpserver'
-import { channel, connect, errCode, portOf, serve, sha256, sleep, until, within } from './helpers/index.ts'
+import {
+  channel,
+  collect,
+  connect,
+  errCode,
+  portOf,
+  serve,
+  sha256,
+  sleep,
+  until,
+  within,
+} from './helpers/index.ts'
 
 const MiB = 1 << 20
 const directReads = (server: Server): number => server.stats().dataPath.directReads
@@ -29,19 +40,6 @@ async function streamInBursts(socket: net.Socket, data: Buffer, seed: number): P
     if (!flushed) await new Promise((r) => socket.once('drain', r))
     if (next(8) === 0) await sleep(next(3))
   }
-}
-
-/** Everything the peer sends until its end, as text. */
-function textUntilEnd(socket: net.Socket): Promise<string> {
-  return new Promise<string>((resolve, reject) => {
-    let text = ''
-    socket.setEncoding('utf8')
-    socket.on('data', (s: string) => {
-      text += s
-    })
-    socket.once('end', () => resolve(text))
-    socket.once('error', reject)
-  })
 }
 
 /** Hashes what a handler reads with `read()` or `for await`, counting chunks, then answers with the hash. */
@@ -70,10 +68,10 @@ for (const useIterator of [false, true]) {
     const server = await serve(t, { handler: hashingHandler(useIterator, chunks) })
     const data = randomBytes(48 * MiB)
     const socket = await connect(portOf(server))
-    const answer = textUntilEnd(socket)
+    const answer = collect(socket)
     await within(streamInBursts(socket, data, useIterator ? 7 : 11), 60_000, 'streaming')
     socket.end()
-    t.is(await within(answer, 30_000, 'the hash'), sha256(data), 'every byte once, in order')
+    t.is((await within(answer, 30_000, 'the hash')).toString(), sha256(data), 'every byte once, in order')
     const direct = directReads(server)
     t.true(direct > 0, 'some chunks were read directly')
     t.true(direct < chunks.count, `some chunks came as events too (${direct} of ${chunks.count} direct)`)
@@ -89,16 +87,10 @@ test('an echo of 32 MiB through direct reads and writes: the same bytes come bac
   })
   const data = randomBytes(32 * MiB)
   const socket = await connect(portOf(server))
-  const back: Buffer[] = []
-  const ended = new Promise<void>((resolve, reject) => {
-    socket.on('data', (c: Buffer) => back.push(c))
-    socket.once('end', resolve)
-    socket.once('error', reject)
-  })
+  const back = collect(socket)
   await within(streamInBursts(socket, data, 3), 60_000, 'streaming')
   socket.end()
-  await within(ended, 30_000, 'the echo')
-  t.is(sha256(Buffer.concat(back)), sha256(data))
+  t.is(sha256(await within(back, 30_000, 'the echo')), sha256(data))
   t.true(directReads(server) > 0)
   socket.destroy()
 })
@@ -196,10 +188,10 @@ test('TLS connections never read directly (rustls owns the socket): big uploads 
   const data = randomBytes(16 * MiB)
   const socket = tls.connect({ port: portOf(server), host: '127.0.0.1', ca, servername: 'localhost' })
   await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject))
-  const answer = textUntilEnd(socket)
+  const answer = collect(socket)
   await within(streamInBursts(socket, data, 9), 60_000, 'streaming over TLS')
   socket.end()
-  t.is(await within(answer, 30_000, 'the hash'), sha256(data))
+  t.is((await within(answer, 30_000, 'the hash')).toString(), sha256(data))
   t.is(directReads(server), 0)
   socket.destroy()
 })

@@ -240,6 +240,12 @@ const INPUT_DONE: u8 = 3;
 const CONSUMER_READING: u8 = 4;
 
 impl Outbox {
+    /// Nothing queued, no job running or waiting: writes may go straight to the socket, and
+    /// (TLS records aside) nothing is left to send before a FIN.
+    fn idle(&self) -> bool {
+        self.pending() == 0 && !self.job && self.reservations.is_empty()
+    }
+
     fn pending(&self) -> usize {
         self.buf.len() - self.pos
     }
@@ -744,7 +750,7 @@ impl Connections {
             return Err(Error::WriteAfterEnd);
         }
         let mut written = 0;
-        let direct = out.pending() == 0 && !out.job && out.reservations.is_empty();
+        let direct = out.idle();
         if direct && let Some(tls) = sh.tls() {
             // Into rustls (up to its buffer limit), then as many records as the socket takes;
             // records left over are flushed by the driver when the socket is writable.
@@ -880,9 +886,7 @@ impl Connections {
         // handshake would then run in the server's time.
         if matches!(how, Closing::End | Closing::Release)
             && !out.write_shut
-            && out.pending() == 0
-            && !out.job
-            && out.reservations.is_empty()
+            && out.idle()
             && sh.tls().is_none()
         {
             out.write_shut = true;
@@ -1007,7 +1011,7 @@ async fn run(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
             if let Some(e) = out.read_error.take() {
                 return Err(Error::Io(e));
             }
-            let idle_out = out.pending() == 0 && out.reservations.is_empty() && !out.job;
+            let idle_out = out.idle();
             (
                 out.flushable(),
                 idle_out,
