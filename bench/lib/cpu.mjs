@@ -78,6 +78,31 @@ export function socketCount(pid) {
   return n
 }
 
+/**
+ * Context switches (voluntary + involuntary) of all of `pid`'s threads so far, summed over
+ * /proc/PID/task/TID/status (the process's own status counts its main thread only), or null if
+ * it is gone. Threads that exited meanwhile are not counted.
+ */
+export function contextSwitches(pid) {
+  let tasks
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`)
+  } catch {
+    return null
+  }
+  let n = 0
+  for (const tid of tasks) {
+    let text
+    try {
+      text = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8')
+    } catch {
+      continue // exited while we looked
+    }
+    for (const m of text.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)$/gm)) n += Number(m[1])
+  }
+  return n
+}
+
 /** Resident set size of `pid` in bytes (VmRSS of /proc/PID/status), or null if it is gone. */
 export function rssBytes(pid) {
   let text

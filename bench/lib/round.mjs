@@ -1,7 +1,14 @@
 // One measured round of one (test, variant): start, warm up, measure, check, stop.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { patternBytes } from '../servers/pattern.mjs'
-import { busyPercent, coreTicks, processCpuSeconds, reapedChildrenCpuSeconds, socketCount } from './cpu.mjs'
+import {
+  busyPercent,
+  contextSwitches,
+  coreTicks,
+  processCpuSeconds,
+  reapedChildrenCpuSeconds,
+  socketCount,
+} from './cpu.mjs'
 import { runDownload } from './download.mjs'
 import { runEcho } from './echo.mjs'
 import { measureIdle } from './idle.mjs'
@@ -79,6 +86,10 @@ async function wrkRound({ test, server, upstream, duration, warmup }) {
     non2xx: wrk.non2xx,
     ...m.cpu,
     cpuUsPerReq: wrk.requests ? (m.cpu.serverCpuSeconds * 1e6) / wrk.requests : null,
+    ctxPer1kReq:
+      wrk.requests && m.cpu.serverCtxSwitches != null
+        ? (1000 * m.cpu.serverCtxSwitches) / wrk.requests
+        : null,
     errors,
     wrkOutput: m.result,
   }
@@ -147,6 +158,7 @@ const CLIENTS = { wrk: 'wrk', download: 'download client', echo: 'echo client', 
 async function measured(server, upstream, run) {
   const upstreamCpu = () => (upstream ? processCpuSeconds(upstream.pid) : 0)
   const cpuBefore = processCpuSeconds(server.pid)
+  const ctxBefore = contextSwitches(server.pid)
   const upstreamBefore = upstreamCpu()
   const clientBefore = reapedChildrenCpuSeconds()
   const coresBefore = coreTicks()
@@ -155,6 +167,7 @@ async function measured(server, upstream, run) {
   const wall = Number(process.hrtime.bigint() - t0) / 1e9
   const coresAfter = coreTicks()
   const serverCpuSeconds = processCpuSeconds(server.pid) - cpuBefore
+  const ctxAfter = contextSwitches(server.pid)
   const upstreamCpuSeconds = upstreamCpu() - upstreamBefore
   const clientCpuSeconds = reapedChildrenCpuSeconds() - clientBefore
   return {
@@ -162,6 +175,7 @@ async function measured(server, upstream, run) {
     cpu: {
       wallSeconds: wall,
       serverCpuSeconds,
+      serverCtxSwitches: ctxBefore != null && ctxAfter != null ? ctxAfter - ctxBefore : null,
       serverCpuPercent: (100 * serverCpuSeconds) / wall,
       clientCpuPercent: (100 * clientCpuSeconds) / wall,
       upstreamCpuSeconds: upstream ? upstreamCpuSeconds : undefined,

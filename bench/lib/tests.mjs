@@ -25,15 +25,20 @@
 const MiB = 2 ** 20
 
 // TLS: our server terminates TLS in Rust; Node's own choice is node:tls (the ratio's baseline).
+// Bun and uWS terminate TLS on their event loop (BoringSSL / OpenSSL).
 const TLS = {
   tcpserver: { script: 'servers/tcpserver-tls.mjs', how: '(rustls)' },
   'node-net': { script: 'servers/node-tls.mjs', label: 'node:tls' },
+  bun: { script: 'servers/bun-listen-tls.mjs', how: '(tls)' },
+  uws: { script: 'servers/uws-tls.mjs', label: 'uWS.js SSLApp' },
 }
 
-// Only our library and node:net: node:http closes idle keep-alive connections after 5 s.
+// Not node:http: it closes idle keep-alive connections after 5 s.
 const PLAIN = {
   tcpserver: { script: 'servers/tcpserver.mjs' },
   'node-net': { script: 'servers/node-net.mjs' },
+  bun: { script: 'servers/bun-listen.mjs' },
+  uws: { script: 'servers/uws.mjs' },
 }
 
 const PROXIES = {
