@@ -899,6 +899,15 @@ impl Connections {
         self.set_closing(id, Closing::Now)
     }
 
+    /// Closes every registered connection now, dropping queued output: for a consumer that is
+    /// gone (the thread that handled them ended). Returns how many were open.
+    pub fn close_all(&self) -> usize {
+        let ids: Vec<u32> = self.lock().keys().copied().collect();
+        ids.into_iter()
+            .filter(|&id| self.set_closing(id, Closing::Now).is_ok())
+            .count()
+    }
+
     fn set_closing(&self, id: u32, how: Closing) -> Result<()> {
         let sh = self.get(id)?;
         let mut out = sh.out();

@@ -4,6 +4,7 @@ import type { AddressInput, ListenOptions } from './options.js'
 import { Server } from './server.js'
 import { toBindingTls } from './tls.js'
 import { validateListenOptions } from './validate.js'
+import { handlerModule, WorkerPool, workerCount } from './workers.js'
 
 type BindingListenOptions = Parameters<typeof binding.listen>[0]
 
@@ -27,13 +28,18 @@ function inheritedFds(fd: ListenOptions['fd']): number[] | undefined {
   return found.map((f) => f.fd)
 }
 
-function toBindingOptions(o: ListenOptions, fds: number[] | undefined): BindingListenOptions {
+function toBindingOptions(
+  o: ListenOptions,
+  fds: number[] | undefined,
+  workers: boolean,
+): BindingListenOptions {
   const addresses = (
     o.address === undefined ? [] : Array.isArray(o.address) ? o.address : [o.address]
   ) as AddressInput[]
   const ka = o.keepAlive
   return {
     addresses: addresses.map(toBindingAddress),
+    workers,
     fds,
     loops: o.loops,
     reusePort: o.reusePort,
@@ -85,9 +91,11 @@ function toBindingOptions(o: ListenOptions, fds: number[] | undefined): BindingL
  */
 export async function listen(options: ListenOptions): Promise<Server> {
   validateListenOptions(options, listen)
+  const workers = workerCount(options.workers, listen)
+  const module = workers === undefined ? undefined : handlerModule(options.handler, listen)
   const fds = inheritedFds(options.fd)
   let server: Server | undefined
-  const result = binding.listen(toBindingOptions(options, fds), (events, payload) =>
+  const result = binding.listen(toBindingOptions(options, fds, workers !== undefined), (events, payload) =>
     server?.dispatch(events, payload),
   )
   if (!(result instanceof binding.BindingServer)) throw fromBinding(result, listen)
@@ -97,12 +105,22 @@ export async function listen(options: ListenOptions): Promise<Server> {
     delete process.env.LISTEN_FDS
     delete process.env.LISTEN_FDNAMES
   }
+  const pool = module === undefined ? undefined : new WorkerPool(result.workersKey, workers as number, module)
   server = new Server(result, {
-    handler: options.handler,
+    handler: typeof options.handler === 'function' ? options.handler : undefined,
     onError: options.onError,
     onTlsError: options.onTlsError,
     sniCallback: options.tls?.sniCallback,
+    pool,
   })
+  if (pool) {
+    try {
+      await pool.start()
+    } catch (e) {
+      await server.halt()
+      throw e
+    }
+  }
   const signal = options.signal
   if (signal) {
     const s = server

@@ -16,6 +16,7 @@ import type {
 import { EventRouter } from './router.js'
 import { pem, toBindingTls } from './tls.js'
 import { expectNumber, validateTls } from './validate.js'
+import type { WorkerPool } from './workers.js'
 
 /** Connections waiting in the iterator queue before accepting pauses. */
 const QUEUE_LIMIT = 128
@@ -35,6 +36,8 @@ export interface ServerInit {
   onError: ((error: unknown, connection: Connection) => void) | undefined
   onTlsError: ((error: Error, remote: AddressInfo) => void) | undefined
   sniCallback: TlsOptions['sniCallback']
+  /** The worker threads that run the handler (`listen({ workers })`). */
+  pool?: WorkerPool | undefined
 }
 
 /** A TLS_ERROR event's fields: the peer's address and port; then the error. */
@@ -58,6 +61,7 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
   #queue: Connection[] = []
   #waiters: Array<(r: IteratorResult<Connection>) => void> = []
   #paused = false
+  readonly #pool: WorkerPool | undefined
 
   /** @internal Created by `listen()`. */
   constructor(native: BindingServer, init: ServerInit) {
@@ -65,6 +69,7 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
     this.#handler = init.handler
     this.#onError = init.onError ?? defaultOnError
     this.#sniCallback = init.sniCallback
+    this.#pool = init.pool
     this.#router = new EventRouter(native, {
       open: (conn) => this.#open(conn),
       serverClosed: (result) => this.#onServerClosed(result),
@@ -170,7 +175,9 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
   #onServerClosed(result: ShutdownResult): void {
     this.#isClosed = true
     for (const w of this.#waiters.splice(0)) w({ value: undefined, done: true })
-    this.#resolveClosed(result)
+    // Every connection has closed: the workers have nothing left to serve.
+    if (this.#pool) this.#pool.close().then(() => this.#resolveClosed(result))
+    else this.#resolveClosed(result)
   }
 
   /** The bound addresses, with real ports where 0 was asked for. */
@@ -219,6 +226,7 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
       acceptErrors,
       dataPath: this.#native.dataStats(),
       tls: { handshakes: tls.handshakes, failures },
+      ...(this.#pool ? { workers: this.#pool.stats(this.#native.workerStats()) } : {}),
     }
   }
 

@@ -7,6 +7,7 @@ const KNOWN: ReadonlySet<string> = new Set([
   'address',
   'fd',
   'handler',
+  'workers',
   'onError',
   'loops',
   'reusePort',
@@ -96,7 +97,8 @@ export function validateListenOptions(o: unknown, caller: Caller): asserts o is 
   } else {
     checkAddress(address, caller)
   }
-  expectFunction('handler', opts.handler, caller)
+  // With workers the handler is a module (checked by workers.ts), else a function.
+  if (opts.workers === undefined) expectFunction('handler', opts.handler, caller)
   expectFunction('onError', opts.onError, caller)
   for (const n of [
     'loops',
