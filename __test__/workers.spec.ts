@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import tls from 'node:tls'
 import test from 'ava'
 import { listen, type Server } from 'tcpserver'
+import { run } from './helpers/cli.ts'
 import {
   closedSocket,
   connect,
@@ -270,3 +271,41 @@ test('TLS, sendFile() and pipe() inside workers, hash-checked', async (t) => {
   t.is(sha256(echoed.subarray(start)), sha256(payload))
   t.true(server.stats().tls.handshakes >= 2)
 })
+
+test('the CLI with --workers: http and echo serve from worker threads, one stats line adds them up', async (t) => {
+  const http = run(t, ['http', '--listen', '127.0.0.1:0', '--workers', '2', '--body-size', '16'])
+  const [, address] = await http.line(/listening on (\S+)/)
+  const port = Number(address?.split(':').pop())
+  const get = async (): Promise<string> => {
+    const s = await connect(port)
+    const body = collectText(s)
+    s.end('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+    return body
+  }
+  const answers = await Promise.all(Array.from({ length: 8 }, get))
+  for (const a of answers) t.regex(a, /^HTTP\/1\.1 200 OK[\s\S]*\r\n\r\nx{16}$/)
+  http.child.kill('SIGUSR1')
+  await http.line(/requests=8 /)
+  http.child.kill('SIGTERM')
+  t.is(await within(http.exited, 10_000, 'CLI exit'), 0)
+
+  const echo = run(t, ['echo', '--listen', '127.0.0.1:0', '--workers', 'auto'])
+  const [, echoAddress] = await echo.line(/listening on (\S+)/)
+  const data = Buffer.alloc(256 * 1024, 7)
+  const s = await connect(Number(echoAddress?.split(':').pop()))
+  const back = collectBytes(s)
+  s.end(data)
+  t.is(sha256(await within(back, 10_000, 'echo')), sha256(data))
+  echo.child.kill('SIGTERM')
+  t.is(await within(echo.exited, 10_000, 'CLI exit'), 0)
+})
+
+function collectBytes(s: net.Socket): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  s.on('data', (c: Buffer) => chunks.push(c))
+  return closedSocket(s).then(() => Buffer.concat(chunks))
+}
+
+async function collectText(s: net.Socket): Promise<string> {
+  return (await collectBytes(s)).toString('latin1')
+}

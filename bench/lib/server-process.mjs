@@ -27,6 +27,7 @@ export async function startServer({ id, script, runtime = 'node' }, options, cor
   if (options.upstream) args.push('--upstream', options.upstream)
   if (options.file) args.push('--file', options.file)
   if (options.delay) args.push('--delay', String(options.delay))
+  if (options.sha) args.push('--sha', String(options.sha))
   const child = spawn(...withOpenFileLimit('taskset', args), {
     cwd: BENCH_DIR,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -46,7 +46,7 @@ export function summarize(rounds, tests, variants, baselineId, anchorId = null) 
         warnedRounds: valid.filter((r) => r.warnings.length).length,
       })
     }
-    const base = rows.find((r) => r.test === test.id && r.variant === baselineId)
+    const base = rows.find((r) => r.test === test.id && r.variant === (test.baseline ?? baselineId))
     const anchor = anchorId ? rows.find((r) => r.test === test.id && r.variant === anchorId) : undefined
     for (const row of rows.filter((r) => r.test === test.id)) {
       row.rpsRatio = ratio(row.rps, base?.rps)

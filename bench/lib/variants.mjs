@@ -9,6 +9,14 @@ export const variants = [
   { id: 'node-http', label: 'node:http', script: 'servers/node-http.mjs' },
   { id: 'bun', label: 'Bun.listen', script: 'servers/bun-listen.mjs', runtime: 'bun', anchor: true },
   { id: 'uws', label: 'uWS.js', script: 'servers/uws.mjs' },
+  // Several cores (issue 14): only in the tests that list them (`explicit`).
+  {
+    id: 'tcpserver-workers',
+    label: 'tcpserver workers: 2',
+    script: 'servers/tcpserver-workers.mjs',
+    explicit: true,
+  },
+  { id: 'node-cluster', label: 'node:cluster 2', script: 'servers/node-cluster.mjs', explicit: true },
 ]
 
 export const baselineId = variants.find((v) => v.baseline).id
@@ -21,7 +29,9 @@ export const anchorId = variants.find((v) => v.anchor).id
  */
 export function variantsFor(test, selected = variants) {
   if (!test.variants) {
-    return selected.map(({ id, label, script, runtime = 'node' }) => ({ id, label, script, runtime }))
+    return selected
+      .filter((v) => !v.explicit)
+      .map(({ id, label, script, runtime = 'node' }) => ({ id, label, script, runtime }))
   }
   return selected
     .filter((v) => test.variants[v.id])

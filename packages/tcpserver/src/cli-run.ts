@@ -2,12 +2,20 @@
 // "listening on" line, stats lines (timer and SIGUSR1), and shuts down gracefully on
 // SIGINT/SIGTERM with a deadline (a second signal closes everything at once).
 import { realpath } from 'node:fs/promises'
+import { availableParallelism } from 'node:os'
 import type { CommandOptions, CommonOptions } from './cli-args.js'
 import { buildResponses, HttpResponder } from './cli-http.js'
 import { formatAddress, type Output, stdio } from './cli-output.js'
 import { proxyHandler } from './cli-proxy.js'
 import { staticHandler } from './cli-static.js'
-import { type Counters, newCounters, StatsReporter } from './cli-stats.js'
+import {
+  type Counters,
+  newCounters,
+  StatsReporter,
+  sharedCounterBuffer,
+  summedCounters,
+} from './cli-stats.js'
+import type { CliWorkerData } from './cli-worker.js'
 // Only the public API, like any user of the package.
 import { type Connection, type Handler, isTcpServerError, listen, type Server } from './index.js'
 
@@ -41,7 +49,7 @@ function httpHandler(c: Counters, bodySize: number): Handler {
 }
 
 /** The connection handler of `command`. */
-async function handlerFor(command: CommandOptions, counters: Counters, io: Output): Promise<Handler> {
+export async function handlerFor(command: CommandOptions, counters: Counters, io: Output): Promise<Handler> {
   switch (command.name) {
     case 'echo':
       return echoHandler(counters)
@@ -66,12 +74,22 @@ export async function runServer(
   options: CommonOptions,
   io: Output = stdio,
 ): Promise<number> {
-  const counters = newCounters()
+  // With --workers the handlers run in worker threads (cli-worker.ts), each counting into its
+  // own slot of a shared buffer; the stats line adds the slots up.
+  const workers = options.workers === 'auto' ? availableParallelism() : options.workers
+  const shared = workers === undefined ? undefined : sharedCounterBuffer(workers)
+  const counters = shared ? summedCounters(shared) : newCounters()
   let server: Server
   try {
     server = await listen({
       address: options.listen,
-      handler: await handlerFor(command, counters, io),
+      ...(shared
+        ? {
+            workers,
+            handler: new URL('./cli-worker.js', import.meta.url),
+            workerData: { command, counters: shared } satisfies CliWorkerData,
+          }
+        : { handler: await handlerFor(command, counters, io) }),
       loops: options.loops,
       reusePort: options.reusePort,
       fastOpen: options.fastOpen,

@@ -105,7 +105,10 @@ export async function listen(options: ListenOptions): Promise<Server> {
     delete process.env.LISTEN_FDS
     delete process.env.LISTEN_FDNAMES
   }
-  const pool = module === undefined ? undefined : new WorkerPool(result.workersKey, workers as number, module)
+  const pool =
+    module === undefined
+      ? undefined
+      : new WorkerPool(result.workersKey, workers as number, module, options.workerData)
   server = new Server(result, {
     handler: typeof options.handler === 'function' ? options.handler : undefined,
     onError: options.onError,

@@ -181,6 +181,13 @@ export interface ListenOptions {
    */
   workers?: number | 'auto'
   /**
+   * With `workers`: a value every worker receives (structured-cloned, so a
+   * `SharedArrayBuffer` is shared) through the handler module's optional `setup` export,
+   * `export async function setup(workerData, { index, threadId })`, awaited before the
+   * worker serves. For configuration, and counters the main thread can read.
+   */
+  workerData?: unknown
+  /**
    * Receives errors thrown or rejected by `handler` (the connection is then closed at once),
    * including `ECONNRESET`/`EPIPE` from a peer that went away.
    * @default logs with `console.error`, naming the connection's address; peer disconnects

@@ -8,6 +8,7 @@ const KNOWN: ReadonlySet<string> = new Set([
   'fd',
   'handler',
   'workers',
+  'workerData',
   'onError',
   'loops',
   'reusePort',

@@ -1,7 +1,7 @@
 // The main module of a worker thread of `listen({ workers })`: loads the handler module,
 // attaches to the server's native worker set, and serves the connections the server hands
 // this thread, exactly as a single-threaded server runs its handler. See workers.ts.
-import { parentPort, workerData } from 'node:worker_threads'
+import { parentPort, threadId, workerData } from 'node:worker_threads'
 import { fromBinding } from './errors.js'
 import { binding } from './native.js'
 import type { Handler, ListenOptions } from './options.js'
@@ -19,6 +19,7 @@ function report(r: WorkerReport): void {
 try {
   const mod = (await import(init.module)) as {
     default?: unknown
+    setup?: (data: unknown, info: { index: number; threadId: number }) => unknown
     onError?: ListenOptions['onError']
     onTlsError?: ListenOptions['onTlsError']
   }
@@ -26,6 +27,7 @@ try {
   if (typeof handler !== 'function') {
     throw new TypeError(`its default export must be the handler function, got ${typeof handler}`)
   }
+  if (typeof mod.setup === 'function') await mod.setup(init.data, { index: init.index, threadId })
   let server: Server | undefined
   const native = binding.attachWorker(init.key, init.index, (events, payload) =>
     server?.dispatch(events, payload),

@@ -22,6 +22,8 @@ export interface WorkerInit {
   index: number
   /** The handler module's URL. */
   module: string
+  /** `listen({ workerData })`, for the module's `setup` export. */
+  data: unknown
 }
 
 // biome-ignore lint/complexity/noBannedTypes: the caller is only used to trim the stack
@@ -86,8 +88,8 @@ export class WorkerPool {
   #pause: number[] // per index: the pause before its next restart, ms
   #closing = false
 
-  constructor(key: number, count: number, module: string) {
-    this.#init = { key, module }
+  constructor(key: number, count: number, module: string, data: unknown) {
+    this.#init = { key, module, data }
     this.#running = new Array(count).fill(null)
     this.#pause = new Array(count).fill(0)
   }
