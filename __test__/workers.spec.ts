@@ -309,3 +309,30 @@ function collectBytes(s: net.Socket): Promise<Buffer> {
 async function collectText(s: net.Socket): Promise<string> {
   return (await collectBytes(s)).toString('latin1')
 }
+
+test('setTlsConfig() on the main thread reaches every worker’s new connections', async (t) => {
+  const server = await serve(t, {
+    handler: SERVE,
+    workers: 2,
+    tls: { cert: fixture('server.crt'), key: fixture('server.key') },
+  })
+  /** The certificate's CN and the serving thread of a new connection. */
+  const hello = (): Promise<[string, number]> =>
+    new Promise((resolve, reject) => {
+      const s = tls.connect({ port: portOf(server), host: '127.0.0.1', rejectUnauthorized: false }, () => {
+        const cn = String(s.getPeerCertificate().subject?.CN)
+        s.once('data', (d: Buffer) => {
+          resolve([cn, Number(d.toString().split('\n')[0])])
+          s.destroy()
+        })
+      })
+      s.once('error', reject)
+    })
+  const before = await Promise.all([hello(), hello(), hello(), hello()])
+  t.deepEqual(new Set(before.map(([cn]) => cn)), new Set(['localhost']))
+  server.setTlsConfig({ cert: fixture('other.crt'), key: fixture('other.key') })
+  const after = await Promise.all([hello(), hello(), hello(), hello()])
+  t.deepEqual(new Set(after.map(([cn]) => cn)), new Set(['other.test']))
+  t.true(new Set(after.map(([, thread]) => thread)).size >= 1)
+  t.is(new Set([...before, ...after].map(([, thread]) => thread)).size, 2, 'both workers served')
+})
