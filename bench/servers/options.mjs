@@ -48,10 +48,15 @@ export function announceUnavailable(reason) {
 
 /**
  * On SIGTERM (how the harness stops a server), prints `{"stats":…}` with `collect()`'s counters
- * and exits. The harness keeps the last such line with the round.
+ * and exits. The harness keeps the last such line with the round. With `settled`, waits (up to
+ * 1 s) until it holds first: a connection the client saw close may still be finishing its close
+ * on the server's side (the FIN went out first), and must not be counted as left open.
  */
-export function reportStatsOnExit(collect) {
-  process.once('SIGTERM', () => {
+export function reportStatsOnExit(collect, settled = () => true) {
+  process.once('SIGTERM', async () => {
+    for (const deadline = Date.now() + 1000; !settled() && Date.now() < deadline; ) {
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
     let stats
     try {
       stats = collect()
