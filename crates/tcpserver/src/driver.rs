@@ -86,7 +86,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::KeepAlive;
 use crate::connection::{Connection, ConnectionInfo};
 use crate::error::{Error, Result};
-use crate::server::{CatchUnwind, panic_message};
+use crate::panic::{CatchUnwind, panic_message};
 use crate::tls::{SocketIo, TlsAcceptor, TlsInfo, try_write_tls};
 
 /// Largest single read.
@@ -959,7 +959,7 @@ impl Connections {
     pub fn set_keep_alive(&self, id: u32, keep_alive: Option<&KeepAlive>) -> Result<()> {
         let sh = self.get(id)?;
         match keep_alive {
-            Some(k) => crate::server::set_keep_alive(&sh.stream, k)?,
+            Some(k) => crate::socket::set_keep_alive(&sh.stream, k)?,
             None => SockRef::from(&sh.stream).set_keepalive(false)?,
         }
         Ok(())

@@ -2,8 +2,8 @@
 // handler as the single-threaded CLI (cli-run.ts), counting into its own slot of the counters
 // the main thread reports.
 import type { CommandOptions } from './cli-args.js'
+import { handlerFor } from './cli-handlers.js'
 import { stdio } from './cli-output.js'
-import { handlerFor } from './cli-run.js'
 import { slotCounters } from './cli-stats.js'
 import type { Connection, Handler } from './index.js'
 
