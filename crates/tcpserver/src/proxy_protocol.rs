@@ -332,26 +332,23 @@ fn tlvs(area: &[u8]) -> impl Iterator<Item = std::result::Result<Tlv<'_>, Reason
 }
 
 /// Walks the TLVs of a version 2 `header` from `offset` (the end of the addresses): they
-/// must fill the header exactly; a CRC32C one must hold the checksum of the whole header
-/// (`bad_checksum` otherwise: the spec says to drop such a connection); a unique ID is at
-/// most 128 bytes; an SSL one's sub-TLVs must fill it exactly. ALPN, authority, NETNS,
-/// NOOP and unknown types are skipped: nothing here uses them.
+/// must fill the header exactly; a unique ID is at most 128 bytes; an SSL one's sub-TLVs
+/// must fill it exactly; a CRC32C one (at most one) must hold the checksum of the whole
+/// header (`bad_checksum` otherwise: the spec says to drop such a connection). ALPN,
+/// authority, NETNS, NOOP and unknown types are skipped: nothing here uses them.
 fn check_tlvs(header: &[u8], offset: usize) -> std::result::Result<(), Reason> {
     let mut at = offset;
+    let mut checksum = None;
     for tlv in tlvs(&header[offset..]) {
         let (kind, value) = tlv?;
         match kind {
             PP2_TYPE_CRC32C => {
-                let Ok(sent) = <[u8; 4]>::try_from(value) else {
+                let sent = <[u8; 4]>::try_from(value).map_err(|_| "malformed")?;
+                if checksum
+                    .replace((at + 3, u32::from_be_bytes(sent)))
+                    .is_some()
+                {
                     return Err("malformed");
-                };
-                // The checksum covers the whole header with its own 4 bytes as zeroes.
-                let field = at + 3;
-                let crc = crc32c_update(!0, &header[..field]);
-                let crc = crc32c_update(crc, &[0; 4]);
-                let crc = !crc32c_update(crc, &header[field + 4..]);
-                if crc != u32::from_be_bytes(sent) {
-                    return Err("bad_checksum");
                 }
             }
             PP2_TYPE_UNIQUE_ID if value.len() > UNIQUE_ID_MAX => return Err("malformed"),
@@ -363,6 +360,17 @@ fn check_tlvs(header: &[u8], offset: usize) -> std::result::Result<(), Reason> {
             _ => {}
         }
         at += 3 + value.len();
+    }
+    // Checked once the whole header is known to be well formed, so that a malformed one is
+    // `malformed` whatever its checksum (found by the fuzz target `proxy_tlv`).
+    if let Some((field, sent)) = checksum {
+        // The checksum covers the whole header with its own 4 bytes as zeroes.
+        let crc = crc32c_update(!0, &header[..field]);
+        let crc = crc32c_update(crc, &[0; 4]);
+        let crc = !crc32c_update(crc, &header[field + 4..]);
+        if crc != sent {
+            return Err("bad_checksum");
+        }
     }
     Ok(())
 }
@@ -723,8 +731,15 @@ mod tests {
             parse(&v4_with(&tlv(0x20, &[0, 0, 0, 0, 0, 0x22, 0, 9, b'x']))),
             Err("malformed")
         );
-        // A CRC32C TLV must be 4 bytes.
+        // A CRC32C TLV must be 4 bytes, and there is at most one.
         assert_eq!(parse(&v4_with(&tlv(0x03, &[0; 3]))), Err("malformed"));
+        let mut two = tlv(PP2_TYPE_CRC32C, &[0; 4]);
+        two.extend(tlv(PP2_TYPE_CRC32C, &[0; 4]));
+        assert_eq!(parse(&seal(v4_with(&two), 28)), Err("malformed"));
+        // A wrong checksum before an overrun: malformed comes first (a fuzzer's finding).
+        let mut t = tlv(PP2_TYPE_CRC32C, &[1; 4]);
+        t.extend([0x01, 0, 10]);
+        assert_eq!(parse(&v4_with(&t)), Err("malformed"));
     }
 
     #[test]
