@@ -332,7 +332,9 @@ test('HAProxy send-proxy-v2 with proxy-v2-options crc32c: its checksum verifies,
         chunks.push(d)
         const all = Buffer.concat(chunks)
         if (all.length >= 16 && all.length >= 16 + all.readUInt16BE(14)) {
-          resolve(all.subarray(0, 16 + all.readUInt16BE(14)))
+          // The client's (from 127.0.0.4), not one of the readiness probes' (from 127.0.0.1).
+          if (all.subarray(16, 20).equals(Buffer.from([127, 0, 0, 4])))
+            resolve(all.subarray(0, 16 + all.readUInt16BE(14)))
           s.destroy()
         }
       })
