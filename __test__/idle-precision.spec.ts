@@ -1,8 +1,9 @@
 // idleTimeout is precise: the close comes at the last byte + the timeout (not up to a whole
 // timeout later, as a once-per-period check gave: 1,979–2,001 ms for idleTimeout 1000).
 // readTimeout and writeTimeout stay precise beside it.
-import type net from 'node:net'
+import net from 'node:net'
 import test from 'ava'
+import { connect as dial } from 'tcpserver'
 import {
   channel,
   closedSocket,
@@ -119,4 +120,48 @@ test('readTimeout and writeTimeout 1000 stay precise beside idleTimeout (read wi
   )
   t.is(write.code, 'ERR_TCPSERVER_WRITE_TIMEOUT')
   await until(() => server.stats().timeouts.write === 1, 5000, 'write timeout counted')
+})
+
+test('pipe idleTimeout 1000: bytes at 0 and 600 ms end the pipe at ~1600 ms (within [1500, 1900]) with ERR_TCPSERVER_IDLE_TIMEOUT', async (t) => {
+  // An upstream that takes bytes and never answers.
+  const upstream = net.createServer((s) => {
+    s.resume()
+    s.on('error', () => {})
+  })
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => {
+    upstream.close()
+  })
+  const upPort = (upstream.address() as net.AddressInfo).port
+  const events = channel<{ what: 'piping' | 'ended'; code?: unknown; at: number }>(10000)
+  const server = await serve(t, {
+    onError() {},
+    async handler(conn) {
+      const up = await dial(`127.0.0.1:${upPort}`)
+      events.push({ what: 'piping', at: performance.now() })
+      try {
+        await conn.pipe(up, { idleTimeout: IDLE })
+        events.push({ what: 'ended', at: performance.now() })
+      } catch (e) {
+        events.push({ what: 'ended', code: errCode(e), at: performance.now() })
+      } finally {
+        up.close()
+      }
+    },
+  })
+  const socket = await connect(portOf(server))
+  socket.on('error', () => {})
+  const piping = await events.next(5000, 'pipe started')
+  socket.write('a')
+  await sleep(600)
+  socket.write('b')
+  const ended = await events.next(10000, 'pipe ended')
+  const ms = ended.at - piping.at
+  t.log(`pipe ended after ${Math.round(ms)} ms`)
+  t.is(ended.code, 'ERR_TCPSERVER_IDLE_TIMEOUT')
+  t.true(
+    ms >= 1500 && ms <= 1900,
+    `pipe ended after ${Math.round(ms)} ms (bytes at 0 and 600 ms, idleTimeout 1000)`,
+  )
+  socket.destroy()
 })

@@ -364,7 +364,7 @@ impl Activity {
     }
 
     /// When bytes last moved.
-    fn last(&self) -> tokio::time::Instant {
+    pub(crate) fn last(&self) -> tokio::time::Instant {
         self.since + Duration::from_micros(self.micros.load(Relaxed))
     }
 }

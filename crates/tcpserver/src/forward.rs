@@ -89,18 +89,22 @@ async fn pipe(
             both_ways(a, b, moved, false).await
         }
     };
+    // Like the driver's idle timeout: a deadline re-armed from the ends' last activity, so
+    // the pipe ends at last byte + timeout (a check once per period ended it up to a whole
+    // period late).
     let idle = async {
         let Some(period) = opts.idle_timeout else {
             return std::future::pending().await;
         };
-        let mut seen = u64::MAX;
+        let started = tokio::time::Instant::now();
+        let mut deadline = started + period;
         loop {
-            tokio::time::sleep(period).await;
-            let now = moved[0].load(Relaxed) + moved[1].load(Relaxed);
-            if now == seen {
+            tokio::time::sleep_until(deadline).await;
+            let last = a.activity.last().max(b.activity.last()).max(started);
+            deadline = last + period;
+            if deadline <= tokio::time::Instant::now() {
                 return Error::IdleTimeout;
             }
-            seen = now;
         }
     };
     tokio::select! {
