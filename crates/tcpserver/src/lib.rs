@@ -181,6 +181,7 @@ mod stats;
 mod stream;
 mod sys;
 pub mod tls;
+mod tls_io;
 #[cfg(unix)]
 mod unix_listener;
 
