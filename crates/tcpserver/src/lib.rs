@@ -168,7 +168,6 @@ mod connection;
 pub mod driver;
 mod error;
 mod file;
-mod forward;
 mod gate;
 mod inherited;
 mod listener;
@@ -195,9 +194,9 @@ pub use config::{
 pub use connect::connect_unix;
 pub use connect::{ConnectOptions, connect};
 pub use connection::{Connection, ConnectionInfo};
+pub use driver::PipeOptions;
 pub use error::{Error, ErrorKind, InvalidKind, Result};
 pub use file::{dup_for_send, open_for_send};
-pub use forward::PipeOptions;
 pub use inherited::{SD_LISTEN_FDS_START, systemd_listen_fds};
 pub use proxy_protocol::{Cidr, DEFAULT_HEADER_TIMEOUT, ProxyProtocol};
 // For the fuzz targets in `crates/tcpserver/fuzz` only; not part of the API.

@@ -75,6 +75,7 @@ use tokio::io::Interest;
 use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
+use crate::tls_io::{SocketIo, write_tls};
 
 /// Default time a client has to finish its handshake.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -766,74 +767,5 @@ pub(crate) fn info(conn: &rustls::Connection) -> TlsInfo {
             .peer_certificates()
             .map(|chain| chain.iter().map(|c| c.to_vec()).collect())
             .unwrap_or_default(),
-    }
-}
-
-/// `io::Read`/`io::Write` over a non-blocking socket, for rustls' `read_tls`/`write_tls`.
-pub(crate) struct SocketIo<'a>(pub(crate) &'a Stream);
-
-// Raw syscalls: the callers run inside `try_io`, which owns Tokio's readiness bookkeeping.
-impl io::Read for SocketIo<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        io::Read::read(&mut &*socket2::SockRef::from(self.0), buf)
-    }
-}
-
-impl io::Write for SocketIo<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        io::Write::write(&mut &*socket2::SockRef::from(self.0), buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Writes every pending TLS record, waiting for writability.
-pub(crate) async fn write_tls(conn: &mut impl TlsSession, stream: &Stream) -> io::Result<()> {
-    while conn.wants_write() {
-        stream.writable().await?;
-        match stream.try_io(Interest::WRITABLE, || conn.write_tls(&mut SocketIo(stream))) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Writes pending TLS records without waiting; returns whether some remain.
-pub(crate) fn try_write_tls(conn: &mut impl TlsSession, stream: &Stream) -> io::Result<bool> {
-    while conn.wants_write() {
-        match stream.try_io(Interest::WRITABLE, || conn.write_tls(&mut SocketIo(stream))) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(false)
-}
-
-/// What the socket helpers need from a rustls session (server, client, or either).
-pub(crate) trait TlsSession {
-    fn wants_write(&self) -> bool;
-    fn write_tls(&mut self, wr: &mut dyn io::Write) -> io::Result<usize>;
-}
-
-impl<D> TlsSession for rustls::ConnectionCommon<D> {
-    fn wants_write(&self) -> bool {
-        rustls::CommonState::wants_write(self)
-    }
-    fn write_tls(&mut self, wr: &mut dyn io::Write) -> io::Result<usize> {
-        rustls::ConnectionCommon::write_tls(self, wr)
-    }
-}
-
-impl TlsSession for rustls::Connection {
-    fn wants_write(&self) -> bool {
-        rustls::CommonState::wants_write(self)
-    }
-    fn write_tls(&mut self, wr: &mut dyn io::Write) -> io::Result<usize> {
-        rustls::Connection::write_tls(self, wr)
     }
 }

@@ -72,7 +72,9 @@
 mod conn;
 mod counters;
 mod event;
+mod file;
 mod outbox;
+mod pipe;
 mod run;
 
 use std::collections::HashMap;
@@ -90,15 +92,16 @@ use crate::connection::ConnectionInfo;
 use crate::error::{Error, Result};
 use crate::tls::{TlsAcceptor, TlsInfo};
 
+pub(crate) use crate::tls_io::lock_tls;
 use crate::tls_io::try_write_tls;
-pub(crate) use crate::tls_io::{lock_tls, tls_read};
-pub(crate) use conn::{Activity, Shared};
+pub(crate) use conn::Shared;
 use conn::{CONSUMER_READING, PAUSED, PAUSING, READING};
 pub(crate) use counters::DataCounters;
 use counters::millis;
 pub use counters::{DataStats, TimeoutStats};
 pub use event::{DriveOptions, Event, EventSink, READ_CHUNK, TlsStart};
 use outbox::Closing;
+pub use pipe::PipeOptions;
 use run::upgrade;
 
 /// Counters and addresses of one driven connection.
@@ -124,7 +127,7 @@ pub struct DrivenInfo {
 #[derive(Debug, Default)]
 pub struct Connections {
     map: Mutex<HashMap<u32, Arc<Shared>>>,
-    pub(crate) counters: DataCounters,
+    pub(crate) counters: Arc<DataCounters>,
 }
 
 impl Connections {
@@ -175,7 +178,7 @@ impl Connections {
         id: u32,
         other: &Connections,
         other_id: u32,
-        opts: crate::forward::PipeOptions,
+        opts: PipeOptions,
     ) -> Result<impl Future<Output = ()> + Send + 'static> {
         let a = self.get(id)?;
         let b = other.get(other_id)?;
@@ -183,7 +186,7 @@ impl Connections {
             return Err(Error::Busy);
         }
         let tickets = (a.reserve(), b.reserve());
-        Ok(crate::forward::run_pipe(self.clone(), a, b, opts, tickets))
+        Ok(pipe::run_pipe(self.counters.clone(), a, b, opts, tickets))
     }
 
     /// Sends `length` bytes (default: to the end) of `file` from `offset` on connection `id`,
@@ -197,10 +200,10 @@ impl Connections {
         length: Option<u64>,
     ) -> Result<impl Future<Output = ()> + Send + 'static> {
         let sh = self.get(id)?;
-        let (offset, length) = crate::file::range(&file, offset, length)?;
+        let (offset, length) = file::range(&file, offset, length)?;
         let ticket = sh.reserve();
-        Ok(crate::file::run_send(
-            self.clone(),
+        Ok(file::run_send(
+            self.counters.clone(),
             sh,
             file,
             offset,

@@ -7,14 +7,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::stream::Stream;
 use socket2::SockRef;
 use tokio::io::Interest;
 
-use crate::driver::{Activity, Connections, Event, Shared, lock_tls, tls_read};
+#[cfg(doc)]
+use super::Connections;
+use super::conn::{Activity, Shared};
+use super::counters::DataCounters;
+use super::event::{Event, READ_CHUNK};
 use crate::error::{Error, Result};
+use crate::stream::Stream;
 use crate::sys;
-use crate::tls::try_write_tls;
+use crate::tls_io::{flush_tls, lock_tls, read_plain, write_all, write_plain};
 
 /// Options of [`Connections::pipe`].
 #[derive(Debug, Default, Clone)]
@@ -33,16 +37,16 @@ fn use_splice() -> bool {
 }
 
 pub(crate) async fn run_pipe(
-    conns: Arc<Connections>,
+    counters: Arc<DataCounters>,
     a: Arc<Shared>,
     b: Arc<Shared>,
     opts: PipeOptions,
     tickets: (u64, u64),
 ) {
     let moved = [AtomicU64::new(0), AtomicU64::new(0)];
-    let result = pipe(&conns, &a, &b, opts, &moved, tickets).await;
+    let result = pipe(&counters, &a, &b, opts, &moved, tickets).await;
     let (ab, ba) = (moved[0].load(Relaxed), moved[1].load(Relaxed));
-    conns.counters.bytes_piped.fetch_add(ab + ba, Relaxed);
+    counters.bytes_piped.fetch_add(ab + ba, Relaxed);
     // Reported before the connections close, so the consumer sees the result first.
     a.sink.event(
         a.id,
@@ -67,7 +71,7 @@ pub(crate) async fn run_pipe(
 }
 
 async fn pipe(
-    conns: &Connections,
+    counters: &DataCounters,
     a: &Shared,
     b: &Shared,
     opts: PipeOptions,
@@ -77,15 +81,15 @@ async fn pipe(
     let work = async {
         a.begin_job(tickets.0).await?;
         b.begin_job(tickets.1).await?;
-        write_plain(b, &opts.head_to_other).await?;
+        write_plain(&b.stream, b.tls(), &opts.head_to_other).await?;
         moved[0].fetch_add(opts.head_to_other.len() as u64, Relaxed);
-        write_plain(a, &opts.head_to_this).await?;
+        write_plain(&a.stream, a.tls(), &opts.head_to_this).await?;
         moved[1].fetch_add(opts.head_to_this.len() as u64, Relaxed);
         if use_splice() && a.tls().is_none() && b.tls().is_none() {
-            conns.counters.pipes_spliced.fetch_add(1, Relaxed);
+            counters.pipes_spliced.fetch_add(1, Relaxed);
             both_ways(a, b, moved, true).await
         } else {
-            conns.counters.pipes_copied.fetch_add(1, Relaxed);
+            counters.pipes_copied.fetch_add(1, Relaxed);
             both_ways(a, b, moved, false).await
         }
     };
@@ -171,7 +175,7 @@ async fn finish(dst: &Shared) -> Result<()> {
     dst.mark_write_shut();
     if let Some(tls) = dst.tls() {
         lock_tls(tls).send_close_notify();
-        flush_tls(dst).await?;
+        flush_tls(&dst.stream, dst.tls()).await?;
     }
     // ENOTCONN: the peer is gone; the other direction reports what matters.
     let _ = SockRef::from(&dst.stream).shutdown(std::net::Shutdown::Write);
@@ -180,78 +184,18 @@ async fn finish(dst: &Shared) -> Result<()> {
 
 /// Copies plaintext `src` → `dst`, either side possibly TLS.
 async fn copy_plain(src: &Shared, dst: &Shared, moved: &AtomicU64) -> io::Result<()> {
-    let mut buf = Vec::with_capacity(crate::driver::READ_CHUNK);
+    let mut buf = Vec::with_capacity(READ_CHUNK);
     loop {
         buf.clear();
-        if read_plain(src, &mut buf, crate::driver::READ_CHUNK).await? == 0 {
+        if read_plain(&src.stream, src.tls(), &mut buf, READ_CHUNK).await? == 0 {
             return Ok(());
         }
-        write_plain(dst, &buf).await?;
+        write_plain(&dst.stream, dst.tls(), &buf).await?;
         moved.fetch_add(buf.len() as u64, Relaxed);
         // Both ends moved bytes: neither is idle for its own idle timeout.
         src.activity.touch();
         dst.activity.touch();
     }
-}
-
-/// Appends up to `max` plaintext bytes of `sh` to `buf`, waiting for the socket; 0 at the end.
-pub(crate) async fn read_plain(sh: &Shared, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
-    loop {
-        let r = match sh.tls() {
-            Some(tls) => tls_read(&sh.stream, tls, buf, max),
-            None => {
-                let start = buf.len();
-                buf.resize(start + max, 0);
-                let r = sh.stream.try_read(&mut buf[start..]);
-                buf.truncate(start + *r.as_ref().unwrap_or(&0));
-                r
-            }
-        };
-        match r {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => sh.stream.readable().await?,
-            other => return other,
-        }
-    }
-}
-
-/// Writes all of `data` as plaintext of `sh` (encrypted for TLS), waiting for the socket.
-pub(crate) async fn write_plain(sh: &Shared, data: &[u8]) -> io::Result<()> {
-    let Some(tls) = sh.tls() else {
-        return write_all(&sh.stream, data, &AtomicU64::new(0)).await;
-    };
-    let mut off = 0;
-    loop {
-        // The lock is never held across an await.
-        let blocked = {
-            let mut t = lock_tls(tls);
-            loop {
-                if try_write_tls(&mut *t, &sh.stream)? {
-                    break true;
-                }
-                if off == data.len() {
-                    break false;
-                }
-                let n = io::Write::write(&mut t.writer(), &data[off..])?;
-                off += n;
-                if n == 0 {
-                    break true;
-                }
-            }
-        };
-        if !blocked {
-            return Ok(());
-        }
-        sh.stream.writable().await?;
-    }
-}
-
-/// Sends every pending TLS record of `sh`.
-async fn flush_tls(sh: &Shared) -> io::Result<()> {
-    let Some(tls) = sh.tls() else { return Ok(()) };
-    while try_write_tls(&mut *lock_tls(tls), &sh.stream)? {
-        sh.stream.writable().await?;
-    }
-    Ok(())
 }
 
 /// Returns whether the pipe pair ended empty (reusable).
@@ -308,21 +252,4 @@ async fn copy_one_way(
         write_all(dst, &buf[..n], moved).await?;
         activity.iter().for_each(|a| a.touch());
     }
-}
-
-/// Writes all of `data` with readiness, counting into `moved`.
-pub(crate) async fn write_all(dst: &Stream, data: &[u8], moved: &AtomicU64) -> io::Result<()> {
-    let mut off = 0;
-    while off < data.len() {
-        dst.writable().await?;
-        match dst.try_write(&data[off..]) {
-            Ok(n) => {
-                off += n;
-                moved.fetch_add(n as u64, Relaxed);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
