@@ -108,6 +108,41 @@ test('conn.end() half-closes: client sees the data then end; the server still re
   await within(closedSocket(socket), 5000, 'client close')
 })
 
+test("conn.end('bye') writes 'bye', then half-closes: the client sees 'bye' before EOF, and end() returns conn", async (t) => {
+  const afterEnd = deferred<string>()
+  const returned = deferred<boolean>()
+  const server = await serve(t, {
+    async handler(conn) {
+      returned.resolve(conn.end('bye') === conn)
+      const chunks: Buffer[] = []
+      for await (const chunk of conn) chunks.push(chunk)
+      afterEnd.resolve(Buffer.concat(chunks).toString())
+    },
+  })
+  const socket = await connectHalfOpen(portOf(server))
+  const received: Buffer[] = []
+  socket.on('data', (c: Buffer) => received.push(c))
+  await within(new Promise((resolve) => socket.once('end', resolve)), 5000, "client 'end' after end('bye')")
+  t.is(Buffer.concat(received).toString(), 'bye')
+  t.true(await returned.promise)
+  socket.end('half-open still')
+  t.is(await within(afterEnd.promise, 5000, 'server read after end(data)'), 'half-open still')
+})
+
+test('conn.end(bytes) with 1 MiB over highWaterMark: every byte arrives before EOF', async (t) => {
+  const data = randomBytes(1024 * 1024)
+  const server = await serve(t, {
+    async handler(conn) {
+      conn.end(data)
+      await conn.closed
+    },
+  })
+  const socket = await connect(portOf(server))
+  const got = await within(collect(socket), 10_000, 'client EOF')
+  t.is(got.length, data.length)
+  t.is(sha256(got), sha256(data))
+})
+
 test('end() after a large un-awaited write flushes it all before the FIN', async (t) => {
   const data = randomBytes(2 * 1024 * 1024)
   const afterEnd = deferred<string>()

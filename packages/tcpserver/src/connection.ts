@@ -526,15 +526,23 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
     else done?.[0](bytes)
   }
 
-  /** Half-closes: FIN after queued bytes are flushed. Reading goes on. */
-  end(): void {
-    if (this.#closed || this.#writeClosed) return
+  /**
+   * Half-closes: writes `data` if given (like `net.Socket#end(data)`), then sends FIN after
+   * the queued bytes are flushed. Reading goes on. Returns the connection, as Node does.
+   * `data` is written even over `highWaterMark`: end() does not wait, the FIN follows it.
+   */
+  end(data?: Uint8Array | string): this {
+    if (this.#closed || this.#writeClosed) return this
+    // write() queues synchronously, so the FIN below always follows `data`; its failure
+    // (a reset) also reaches read(), `error` and `signal`.
+    if (data !== undefined) void this.write(data)
     this.#writeClosed = true
     try {
       this.#native.end(this.id)
     } catch {
       // Already closed: the CLOSED event settles everything.
     }
+    return this
   }
 
   /** Closes now; bytes still queued in the process are dropped. */
