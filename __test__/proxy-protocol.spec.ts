@@ -20,9 +20,8 @@ const tlsDir = fileURLToPath(new URL('./fixtures/tls/', import.meta.url))
 /** Replies with who the server thinks the client is, then closes. */
 async function whoAmI(conn: Connection): Promise<void> {
   await conn.read()
-  const r = conn.remoteAddress
   const p = conn.proxiedBy
-  await conn.write(`${r?.address} ${r?.port} via ${p?.address ?? 'none'}\n`)
+  await conn.write(`${conn.remoteAddress} ${conn.remotePort} via ${p?.address ?? 'none'}\n`)
 }
 
 /** A free TCP port on `host` (closed again; HAProxy binds it next). */

@@ -581,9 +581,57 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
     return this.#error
   }
 
-  /** The client's address (on `proxyProtocol` listeners: the one the PROXY header named). */
-  get remoteAddress(): AddressInfo | null {
+  /**
+   * The client's address as an object (on `proxyProtocol` listeners: the one the PROXY
+   * header named); `null` if the connection closed before it was known. The string and number
+   * forms are {@link Connection.remoteAddress}, {@link Connection.remotePort},
+   * {@link Connection.remoteFamily}.
+   */
+  get remote(): AddressInfo | null {
     return (this.#fetchInfo()?.remote as AddressInfo | undefined) ?? null
+  }
+
+  /** The server-side address the client connected to, as an object (the PROXY header's, behind a balancer). */
+  get local(): AddressInfo | null {
+    return (this.#fetchInfo()?.local as AddressInfo | undefined) ?? null
+  }
+
+  /**
+   * The client's IP address as text, like `net.Socket#remoteAddress` (`'::1'`,
+   * `'127.0.0.1'`); a Unix socket's peer path (usually `''`). Known after close too.
+   */
+  get remoteAddress(): string | undefined {
+    return this.remote?.address
+  }
+
+  /** The client's port, like `net.Socket#remotePort` (0 for Unix sockets). */
+  get remotePort(): number | undefined {
+    return this.remote?.port
+  }
+
+  /** `'IPv4'`, `'IPv6'` (as `net.Socket#remoteFamily`), or `'unix'` for Unix domain sockets. */
+  get remoteFamily(): AddressInfo['family'] | undefined {
+    return this.remote?.family
+  }
+
+  /** The local IP address as text, like `net.Socket#localAddress` (the socket file's path for Unix sockets). */
+  get localAddress(): string | undefined {
+    return this.local?.address
+  }
+
+  /** The local port, like `net.Socket#localPort` (0 for Unix sockets). */
+  get localPort(): number | undefined {
+    return this.local?.port
+  }
+
+  /** The local address's family: `'IPv4'`, `'IPv6'` or `'unix'`. */
+  get localFamily(): AddressInfo['family'] | undefined {
+    return this.local?.family
+  }
+
+  /** The local address as `net.Socket#address()` returns it (`{}` if never known). */
+  address(): AddressInfo | Record<string, never> {
+    return this.local ?? {}
   }
 
   /**
@@ -593,11 +641,6 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   get proxiedBy(): AddressInfo | null {
     const info = this.#fetchInfo()
     return info && 'proxiedBy' in info ? ((info.proxiedBy as AddressInfo | undefined) ?? null) : null
-  }
-
-  /** The server-side address the client connected to (the PROXY header's, behind a balancer). */
-  get localAddress(): AddressInfo | null {
-    return (this.#fetchInfo()?.local as AddressInfo | undefined) ?? null
   }
 
   /** What TLS negotiated, or `null` for plain TCP. */

@@ -244,7 +244,7 @@ export interface ListenOptions {
    * `'::1/128'`, or single addresses) are refused at once; a trusted source that sends no
    * valid header within `timeout` ms (default 5000) is refused too. Refusals never reach
    * `handler` and are counted by reason in `stats().proxyProtocol.failures`. The header's
-   * client becomes `conn.remoteAddress` (the balancer is `conn.proxiedBy`), and
+   * client becomes `conn.remoteAddress`/`conn.remote` (the balancer is `conn.proxiedBy`), and
    * `maxConnectionsPerIp` counts real clients.
    */
   proxyProtocol?: { trusted: string[]; timeout?: number }

@@ -35,7 +35,7 @@ function unmap(ip: string): string {
 /**
  * A PROXY protocol header (version 1 text or version 2 binary) announcing a connection from
  * `source` to `destination`, to send first on an upstream connection:
- * `await client.pipe(upstream, { head: proxyHeader('v2', client.remoteAddress, client.localAddress) })`.
+ * `await client.pipe(upstream, { head: proxyHeader('v2', client.remote, client.local) })`.
  * Addresses of different families (an IPv4 client on an IPv6 listener) are sent as IPv6.
  *
  * @throws {TcpServerError} `ERR_INVALID_ARG_VALUE` for an unknown version or a non-IP address.

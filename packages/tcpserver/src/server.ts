@@ -25,7 +25,7 @@ const ROUTINE = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_TCPSERVER_T
 
 function defaultOnError(error: unknown, conn: Connection): void {
   if (ROUTINE.has((error as { code?: string } | null)?.code ?? '')) return
-  const a = conn.remoteAddress
+  const a = conn.remote
   const who = a ? formatAddress(a) : `#${conn.id}`
   console.error(`tcpserver: handler for connection ${who} failed:`, error)
 }
