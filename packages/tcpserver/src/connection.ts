@@ -106,6 +106,8 @@ export let deliverEnd: (c: Connection) => void
 export let deliverDrain: (c: Connection) => void
 export let deliverClosed: (c: Connection, closedText: string) => void
 export let releaseConnection: (c: Connection) => void
+/** The handler settled (returned, resolved, threw or rejected): flush and close, or `close` now. */
+export let handlerSettled: (c: Connection, close: boolean) => void
 export let deliverPaused: (c: Connection) => void
 export let deliverPipeDone: (c: Connection, text: string) => void
 export let deliverFileDone: (c: Connection, text: string) => void
@@ -150,6 +152,8 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   #ended = false
   #closed = false
   #writeClosed = false
+  /** Output was closed because the handler settled (not by end()/close()): writes say so. */
+  #settled = false
   #error: TcpServerError | null = null
   #reader: Reader = Reader.None
   #resolve: ((v: never) => void) | null = null
@@ -198,6 +202,11 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
     deliverDrain = (c) => c.#onDrain()
     deliverClosed = (c, closedText) => c.#onClosed(closedText)
     releaseConnection = (c) => c.#release()
+    handlerSettled = (c, close) => {
+      if (!c.#writeClosed) c.#settled = true
+      if (close) c.close()
+      else c.#release()
+    }
     deliverPaused = (c) => c.#onPaused()
     deliverPipeDone = (c, text) => c.#onPipeDone(text)
     deliverFileDone = (c, text) => c.#onFileDone(text)
@@ -243,11 +252,13 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
    * Writes `data` (strings as UTF-8). Bytes go straight to the socket when it accepts them;
    * the rest is queued. Resolves at once while the queue is under `highWaterMark`, otherwise
    * when it has drained; so `await conn.write(x)` applies backpressure to a slow reader.
+   *
+   * Rejects with `ERR_STREAM_WRITE_AFTER_END` after `end()`, and with
+   * `ERR_TCPSERVER_HANDLER_SETTLED` once the handler has settled (the connection closes then:
+   * callback-style code must keep the handler's promise pending until it has written).
    */
   write(data: Uint8Array | string): Promise<void> {
-    if (this.#closed || this.#writeClosed) {
-      return quietReject(this.#error ?? codedError('ERR_STREAM_WRITE_AFTER_END', 'write after end'))
-    }
+    if (this.#closed || this.#writeClosed) return quietReject(this.#writeClosedError())
     let queued: number
     try {
       if (typeof data === 'string') {
@@ -269,6 +280,19 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
     // rejection when the peer goes away; the error also reaches read(), `error` and `signal`.
     drained.catch(noop)
     return drained
+  }
+
+  /** Why output is closed: the handler settled, the connection failed, or end()/close(). */
+  #writeClosedError(): TcpServerError {
+    if (this.#settled) {
+      return codedError(
+        'ERR_TCPSERVER_HANDLER_SETTLED',
+        `write after the handler settled: connection ${this.id} was closed when its handler's promise ` +
+          'settled. Keep it open by awaiting the work that writes inside the handler (return a promise ' +
+          'that settles when writing is done, e.g. `await once(emitter, "done")`)',
+      )
+    }
+    return this.#error ?? codedError('ERR_STREAM_WRITE_AFTER_END', 'write after end')
   }
 
   /**
@@ -413,8 +437,12 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
     }
     // The native call reserves the output now, so writes made after this call follow the file.
     return new Promise<number>((resolve, reject) => {
-      if (this.#closed) {
-        reject(this.#error ?? codedError('ERR_SOCKET_CLOSED', 'connection closed'))
+      if (this.#closed || this.#settled) {
+        reject(
+          this.#settled
+            ? this.#writeClosedError()
+            : (this.#error ?? codedError('ERR_SOCKET_CLOSED', 'connection closed')),
+        )
         return
       }
       const err =

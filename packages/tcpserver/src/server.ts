@@ -1,7 +1,7 @@
 // The server: owns the native handle, dispatches event batches in one tight loop, runs one
 // handler per connection and closes the connection when it settles.
 import { eventAddress, formatAddress } from './address.js'
-import { type Connection, releaseConnection } from './connection.js'
+import { type Connection, handlerSettled, releaseConnection } from './connection.js'
 import { codedError, fromBinding, parseEventText } from './errors.js'
 import type { BindingServer } from './native.js'
 import type {
@@ -108,16 +108,16 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
     }
     if (result != null && typeof (result as Promise<void>).then === 'function') {
       ;(result as Promise<void>).then(
-        () => releaseConnection(conn),
+        () => handlerSettled(conn, false),
         (e: unknown) => this.#fail(conn, e),
       )
     } else {
-      releaseConnection(conn)
+      handlerSettled(conn, false)
     }
   }
 
   #fail(conn: Connection, error: unknown): void {
-    conn.close()
+    handlerSettled(conn, true)
     // A forced shutdown ends connections on purpose; the handler seeing it is not a failure.
     if ((error as { code?: unknown } | null)?.code === 'ERR_TCPSERVER_SHUTDOWN') return
     try {
