@@ -242,16 +242,16 @@ test('hand-written headers: v1 and v2 accepted; untrusted, missing, garbage and 
 })
 
 test('proxyProtocol options are validated', async (t) => {
-  for (const [pp, option] of [
-    [{ trusted: [] }, 'proxyProtocol.trusted'],
-    [{ trusted: ['10.0.0.1/8'] }, 'proxyProtocol.trusted'],
-    [{ trusted: ['not-an-ip'] }, 'proxyProtocol.trusted'],
-    [{ trusted: 'x' }, 'proxyProtocol.trusted'],
-    [{ trusted: ['::1'], timeout: 0 }, 'proxyProtocol.timeout'],
-    [true, 'proxyProtocol'],
+  for (const [pp, option, code] of [
+    [{ trusted: [] }, 'proxyProtocol.trusted', 'ERR_INVALID_ARG_VALUE'],
+    [{ trusted: ['10.0.0.1/8'] }, 'proxyProtocol.trusted', 'ERR_INVALID_ARG_VALUE'],
+    [{ trusted: ['not-an-ip'] }, 'proxyProtocol.trusted', 'ERR_INVALID_ARG_VALUE'],
+    [{ trusted: 'x' }, 'proxyProtocol.trusted', 'ERR_INVALID_ARG_TYPE'],
+    [{ trusted: ['::1'], timeout: 0 }, 'proxyProtocol.timeout', 'ERR_OUT_OF_RANGE'],
+    [true, 'proxyProtocol', 'ERR_INVALID_ARG_TYPE'],
   ] as const) {
     const err = await t.throwsAsync(serve(t, { proxyProtocol: pp as never }))
-    t.is((err as { code?: string }).code, 'ERR_INVALID_ARG_VALUE')
+    t.is((err as { code?: string }).code, code, JSON.stringify(pp))
     t.is((err as { option?: string }).option, option, JSON.stringify(pp))
   }
 })
@@ -288,7 +288,10 @@ test('proxyHeader() v1 and v2 round-trip through a proxyProtocol listener (IPv4,
   )
   t.throws(() => proxyHeader('v3' as 'v1', src0, src0), { code: 'ERR_INVALID_ARG_VALUE' })
   t.throws(() => proxyHeader('v1', a('example.com', 1), src0), { code: 'ERR_INVALID_ARG_VALUE' })
-  t.throws(() => proxyHeader('v1', a('1.2.3.4', 70000), src0), { code: 'ERR_INVALID_ARG_VALUE' })
+  t.throws(() => proxyHeader('v1', a('1.2.3.4', 70000), src0), {
+    code: 'ERR_SOCKET_BAD_PORT',
+    instanceOf: RangeError,
+  })
 })
 const src0 = { address: '127.0.0.1', port: 1, family: 'IPv4' as const }
 

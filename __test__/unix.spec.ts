@@ -98,7 +98,7 @@ test.serial('unixPermissions sets the mode of the socket file', async (t) => {
   await serve(t, { address: `unix:${other}`, unixPermissions: 0o600, handler: echo })
   t.is(statSync(other).mode & 0o777, 0o600)
   const e = await listen({ address: `unix:${sockPath()}`, unixPermissions: 0o10000 }).catch((x: unknown) => x)
-  t.is(errCode(e), 'ERR_INVALID_ARG_VALUE')
+  t.is(errCode(e), 'ERR_OUT_OF_RANGE')
 })
 
 test.serial('a stale socket file is replaced; a live socket and a regular file are EADDRINUSE', async (t) => {

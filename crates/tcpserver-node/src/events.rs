@@ -175,8 +175,8 @@ fn append_text(b: &mut Batch, kind: u32, id: u32, text: &str) -> [u32; 4] {
     [kind, id, offset, text.len() as u32]
 }
 
-/// The one layout of every text event: its fields, then the error's code and message (both
-/// empty without an error), one per line. JavaScript parses it in one place
+/// The one layout of every text event: its fields, then the error's fields and message
+/// (`crate::error::event_fields`; one empty line without an error), one per line. JavaScript parses it in one place
 /// (`parseEventText` in packages/tcpserver/src/errors.ts).
 fn event_text(fields: &[&dyn std::fmt::Display], error: Option<&tcpserver::Error>) -> String {
     use std::fmt::Write;
@@ -186,7 +186,7 @@ fn event_text(fields: &[&dyn std::fmt::Display], error: Option<&tcpserver::Error
     }
     match error {
         Some(e) => {
-            let _ = write!(text, "{}\n{e}", crate::error::code(e));
+            text.push_str(&crate::error::event_fields(e));
         }
         None => text.push('\n'),
     }

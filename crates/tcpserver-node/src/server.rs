@@ -134,6 +134,9 @@ pub struct BindingServer {
     sni: SniBridge,
     /// New connections' read timeout, which JavaScript applies.
     read_timeout: Option<Duration>,
+    /// Outbound attempts not yet connected, by tag: `cancelConnect` stops one (an aborted
+    /// `signal` in JavaScript).
+    attempts: Arc<std::sync::Mutex<std::collections::HashMap<u32, CancellationToken>>>,
 }
 
 /// Options of an outbound connection.
@@ -300,6 +303,7 @@ pub fn listen(
         sink,
         next_id: AtomicU64::new(1),
         abort: CancellationToken::new(),
+        attempts: Arc::default(),
         tls,
         sni,
         read_timeout: settings.read_timeout,
@@ -330,6 +334,7 @@ pub fn create_hub(on_events: Function<'_, FnArgs<(Buffer, Buffer)>, ()>) -> Resu
         sink,
         next_id: AtomicU64::new(1),
         abort: CancellationToken::new(),
+        attempts: Arc::default(),
         tls: None,
         sni,
         read_timeout: None,
@@ -815,30 +820,55 @@ impl BindingServer {
             self.abort.clone(),
             self.drive,
         );
+        let cancel = CancellationToken::new();
+        lock(&self.attempts).insert(tag, cancel.clone());
+        let attempts = self.attempts.clone();
         runtime().spawn(async move {
-            let connected = match &target {
-                Target::Tcp(host, port) => tcpserver::connect(host, *port, &opts, id, abort).await,
-                Target::Unix(path) => tcpserver::connect_unix(path, &opts, id, abort).await,
-            };
-            let conn = match connected {
-                Ok(conn) => conn,
-                Err(e) => return sink.connect_failed(tag, &e),
-            };
-            let start = match tls {
-                None => TlsStart::None,
-                Some((config, name, timeout)) => {
-                    match tcpserver::tls::connect(conn.stream(), config, &name, timeout).await {
-                        Ok(session) => {
-                            TlsStart::Session(Box::new(rustls::Connection::Client(session)))
-                        }
-                        Err(e) => return sink.connect_failed(tag, &e),
+            let attempt = async {
+                let conn = match &target {
+                    Target::Tcp(host, port) => {
+                        tcpserver::connect(host, *port, &opts, id, abort).await?
                     }
-                }
+                    Target::Unix(path) => tcpserver::connect_unix(path, &opts, id, abort).await?,
+                };
+                let start = match tls {
+                    None => TlsStart::None,
+                    Some((config, name, timeout)) => {
+                        let session =
+                            tcpserver::tls::connect(conn.stream(), config, &name, timeout).await?;
+                        TlsStart::Session(Box::new(rustls::Connection::Client(session)))
+                    }
+                };
+                Ok::<_, Error>((conn, start))
             };
-            conns.drive(conn, sink, drive, tag, start).await;
+            // Cancelled: JavaScript already rejected the call; dropping the attempt closes
+            // its socket.
+            let outcome = tokio::select! {
+                () = cancel.cancelled() => None,
+                r = attempt => Some(r),
+            };
+            lock(&attempts).remove(&tag);
+            match outcome {
+                None => {}
+                Some(Ok((conn, start))) => conns.drive(conn, sink, drive, tag, start).await,
+                Some(Err(e)) => sink.connect_failed(tag, &e),
+            }
         });
         None
     }
+
+    /// Stops the outbound attempt `tag` if it has not connected yet (no event follows).
+    #[napi]
+    pub fn cancel_connect(&self, tag: u32) {
+        if let Some(cancel) = lock(&self.attempts).remove(&tag) {
+            cancel.cancel();
+        }
+    }
+}
+
+/// The attempts map, also after a panic elsewhere poisoned it (it holds plain tokens).
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Where an outbound connection goes.

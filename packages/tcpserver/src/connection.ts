@@ -5,7 +5,17 @@
 import { X509Certificate } from 'node:crypto'
 import type { ReadableStream, WritableStream } from 'node:stream/web'
 import { eventAddress } from './address.js'
-import { codedError, fromBinding, invalidArg, parseEventText, type TcpServerError } from './errors.js'
+import {
+  argType,
+  argValue,
+  codedError,
+  fromBinding,
+  fromNative,
+  inOptions,
+  type NativeContext,
+  parseEventText,
+  type TcpServerError,
+} from './errors.js'
 import type { BindingConnectionInfo, BindingServer } from './native.js'
 import type {
   AddressInfo,
@@ -18,9 +28,21 @@ import type {
 } from './options.js'
 import { ConnectionDuplex, type ConnectionDuplexOptions, createReadable, createWritable } from './streams.js'
 import { toBindingTls } from './tls.js'
-import { expectNumber, validateTls } from './validate.js'
+import {
+  expectBoolean,
+  expectData,
+  expectNumber,
+  expectPath,
+  optionsObject,
+  validateTls,
+} from './validate.js'
 
 const RESOLVED: Promise<void> = Promise.resolve()
+const DUPLEX_KEYS: ReadonlySet<string> = new Set([
+  'allowHalfOpen',
+  'readableHighWaterMark',
+  'writableHighWaterMark',
+])
 const DONE: IteratorResult<Buffer> = Object.freeze({ value: undefined, done: true }) as IteratorResult<Buffer>
 const noop = (): void => {}
 
@@ -261,6 +283,11 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
     if (this.#closed || this.#writeClosed) return quietReject(this.#writeClosedError())
     let queued: number
     try {
+      expectData('data', data, this.write)
+    } catch (e) {
+      return quietReject(e as Error)
+    }
+    try {
       if (typeof data === 'string') {
         queued = this.#native.writeString(this.id, data)
         this.bytesWritten += Buffer.byteLength(data)
@@ -269,7 +296,7 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
         this.bytesWritten += data.byteLength
       }
     } catch (e) {
-      return quietReject(e as Error)
+      return quietReject(fromNative(e, { caller: this.write, syscall: 'write' }))
     }
     if (queued < this.#highWaterMark) return RESOLVED
     const drained = new Promise<void>((resolve, reject) => {
@@ -323,8 +350,12 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
    */
   toDuplex(options?: ConnectionDuplexOptions): ConnectionDuplex {
     if (this.#duplex === null) {
+      const opts = optionsObject('options', options, DUPLEX_KEYS, this.toDuplex) as ConnectionDuplexOptions
+      expectBoolean('options.allowHalfOpen', opts.allowHalfOpen, this.toDuplex)
+      expectNumber('options.readableHighWaterMark', opts.readableHighWaterMark, this.toDuplex)
+      expectNumber('options.writableHighWaterMark', opts.writableHighWaterMark, this.toDuplex)
       this.#takeInput('toDuplex()')
-      this.#duplex = new ConnectionDuplex(this, () => this.#read(), options)
+      this.#duplex = new ConnectionDuplex(this, () => this.#read(), opts)
     }
     return this.#duplex
   }
@@ -389,14 +420,19 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
    * @throws {TcpServerError} `ERR_TCPSERVER_BUSY` if either connection is already piping,
    * sending a file or has a pending `read()`; the error that ended the pipe, e.g. `ECONNRESET`.
    */
-  async pipe(other: Connection, options: PipeOptions = {}): Promise<PipeResult> {
-    if (!(other instanceof Connection) || other === this) {
-      throw invalidArg('other', 'must be another Connection', this.pipe)
-    }
+  async pipe(other: Connection, pipeOptions?: PipeOptions): Promise<PipeResult> {
+    if (!(other instanceof Connection)) throw argType('other', 'an instance of Connection', other, this.pipe)
+    if (other === this) throw argValue('other', 'must be another connection than this one', other, this.pipe)
+    const options = optionsObject(
+      'options',
+      pipeOptions,
+      new Set(['head', 'idleTimeout']),
+      this.pipe,
+    ) as PipeOptions
     if (options.head !== undefined && !(options.head instanceof Uint8Array)) {
-      throw invalidArg('head', 'must be a Uint8Array', this.pipe)
+      throw argType('options.head', 'an instance of Buffer or Uint8Array', options.head, this.pipe)
     }
-    expectNumber('idleTimeout', options.idleTimeout, this.pipe)
+    expectNumber('options.idleTimeout', options.idleTimeout, this.pipe)
     for (const c of [this, other]) c.#assertIdle()
     this.#pipePeer = other
     other.#pipePeer = this
@@ -411,7 +447,7 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
       const err = this.#native.pipe(this.id, other.#native, other.id, toOther, toThis, options.idleTimeout)
       if (err) {
         this.#pipeDone = null
-        reject(fromBinding(err))
+        reject(fromBinding(err, undefined, inOptions(options)))
       }
     })
   }
@@ -425,13 +461,16 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
    * `RangeError` with `option: 'offset' | 'length'`) for a range outside the file;
    * `ERR_TCPSERVER_FILE_TRUNCATED` if the file shrank while it was sent.
    */
-  sendFile(file: string | number, options: SendFileOptions = {}): Promise<number> {
-    if (typeof file !== 'string' && typeof file !== 'number') {
-      return Promise.reject(invalidArg('file', 'must be a path or a file descriptor', this.sendFile))
-    }
+  sendFile(file: string | number, sendOptions?: SendFileOptions): Promise<number> {
+    let options: SendFileOptions
     try {
-      expectNumber('offset', options.offset, this.sendFile)
-      expectNumber('length', options.length, this.sendFile)
+      if (typeof file === 'string') expectPath('file', file, this.sendFile)
+      else if (typeof file !== 'number') {
+        throw argType('file', 'of type string (a path) or number (a descriptor)', file, this.sendFile)
+      }
+      options = optionsObject('options', sendOptions, new Set(['offset', 'length']), this.sendFile)
+      expectNumber('options.offset', options.offset, this.sendFile)
+      expectNumber('options.length', options.length, this.sendFile)
     } catch (e) {
       return Promise.reject(e)
     }
@@ -449,8 +488,12 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
         typeof file === 'string'
           ? this.#native.sendFile(this.id, file, undefined, options.offset, options.length)
           : this.#native.sendFile(this.id, undefined, file, options.offset, options.length)
-      if (err) reject(fromBinding(err))
-      else if (this.#filesDone === null) this.#filesDone = [[resolve, reject]]
+      if (err) {
+        const context = inOptions(options)
+        reject(
+          fromBinding(err, undefined, (o) => (o === 'file' ? { name: 'file', value: file } : context(o))),
+        )
+      } else if (this.#filesDone === null) this.#filesDone = [[resolve, reject]]
       else this.#filesDone.push([resolve, reject])
     })
   }
@@ -466,8 +509,11 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
    * `ERR_TCPSERVER_BUSY` with a pending `read()`, `ERR_INVALID_ARG_VALUE` for bad settings or
    * when the connection already speaks TLS.
    */
-  async startTls(options?: TlsOptions): Promise<void> {
-    if (options !== undefined) validateTls(options, this.startTls)
+  async startTls(tlsOptions?: TlsOptions): Promise<void> {
+    const options =
+      tlsOptions === undefined
+        ? undefined
+        : (validateTls(tlsOptions, this.startTls, 'options') as unknown as TlsOptions)
     this.#assertIdle()
     await this.#pauseReading()
     const head = this.#takeQueued()
@@ -476,7 +522,8 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
       const err = this.#native.startTls(this.id, head, options ? toBindingTls(options) : undefined)
       if (err) {
         this.#tlsStarted = null
-        reject(fromBinding(err))
+        const context = inOptions(options)
+        reject(fromBinding(err, undefined, (o) => context(o.replace(/^tls\./, ''))))
       }
     })
     this.#pipe = Pipe.None
@@ -560,6 +607,7 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
    * `data` is written even over `highWaterMark`: end() does not wait, the FIN follows it.
    */
   end(data?: Uint8Array | string): this {
+    if (data !== undefined) expectData('data', data, this.end)
     if (this.#closed || this.#writeClosed) return this
     // write() queues synchronously, so the FIN below always follows `data`; its failure
     // (a reset) also reaches read(), `error` and `signal`.
@@ -698,14 +746,33 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
 
   /** Sets `TCP_NODELAY`. */
   setNoDelay(noDelay = true): this {
-    if (!this.#closed) this.#native.setNoDelay(this.id, noDelay)
+    // Any value, taken for its truth, as net.Socket#setNoDelay does.
+    this.#setting(() => this.#native.setNoDelay(this.id, Boolean(noDelay)), { caller: this.setNoDelay })
     return this
   }
 
   /** Turns TCP keep-alive on or off; `initialDelay` in ms like `net.Socket#setKeepAlive`. */
   setKeepAlive(enable = false, initialDelay?: number): this {
-    if (!this.#closed) this.#native.setKeepAlive(this.id, enable, initialDelay || undefined)
+    expectNumber('initialDelay', initialDelay, this.setKeepAlive)
+    this.#setting(() => this.#native.setKeepAlive(this.id, Boolean(enable), initialDelay || undefined), {
+      caller: this.setKeepAlive,
+      arg: { name: 'initialDelay', value: initialDelay },
+    })
     return this
+  }
+
+  /**
+   * A setting's native call on a connection that may have closed meanwhile (then it is a
+   * no-op, as on a destroyed net.Socket); its argument errors in Node's words.
+   */
+  #setting(call: () => void, context: NativeContext): void {
+    if (this.#closed) return
+    try {
+      call()
+    } catch (e) {
+      const err = fromNative(e, context)
+      if ((err as TcpServerError).code !== 'ERR_SOCKET_CLOSED') throw err
+    }
   }
 
   /** Milliseconds without a byte moving either way before the connection is closed; 0 = off. */
@@ -715,7 +782,10 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
 
   /** Changes the idle timeout of this connection (ms; 0 turns it off). */
   set idleTimeout(ms: number) {
-    if (!this.#closed) this.#native.setIdleTimeout(this.id, ms)
+    if (typeof ms !== 'number') throw argType('conn.idleTimeout', 'of type number', ms)
+    this.#setting(() => this.#native.setIdleTimeout(this.id, ms), {
+      arg: { name: 'conn.idleTimeout', value: ms },
+    })
     this.#idleTimeout = ms
   }
 
@@ -728,9 +798,9 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   }
 
   set readTimeout(ms: number) {
-    if (typeof ms !== 'number') throw invalidArg('readTimeout', `must be a number, got ${typeof ms}`)
+    if (typeof ms !== 'number') throw argType('conn.readTimeout', 'of type number', ms)
     const err = this.#native.checkReadTimeout(ms)
-    if (err) throw fromBinding(err)
+    if (err) throw fromBinding(err, undefined, () => ({ name: 'conn.readTimeout', value: ms }))
     this.#readTimeout = ms
   }
 
@@ -743,7 +813,10 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   }
 
   set writeTimeout(ms: number) {
-    if (!this.#closed) this.#native.setWriteTimeout(this.id, ms)
+    if (typeof ms !== 'number') throw argType('conn.writeTimeout', 'of type number', ms)
+    this.#setting(() => this.#native.setWriteTimeout(this.id, ms), {
+      arg: { name: 'conn.writeTimeout', value: ms },
+    })
     this.#writeTimeout = ms
   }
 

@@ -372,6 +372,12 @@ export interface ConnectOptions {
   localAddress?: string
   /** Speak TLS (rustls, in Rust): `true` for defaults, or the settings. */
   tls?: boolean | ConnectTlsOptions
+  /**
+   * Aborting it stops an attempt that has not connected yet: the call rejects with an
+   * `AbortError` (`code: 'ABORT_ERR'`, `cause`: the signal's reason), as `net.connect({ signal })`
+   * does. It has no effect once the connection is open.
+   */
+  signal?: AbortSignal
 }
 
 /** Counters of the data paths: whether `splice`/`sendfile` and direct reads were used. */

@@ -2,7 +2,7 @@
 // handler per connection and closes the connection when it settles.
 import { eventAddress, formatAddress } from './address.js'
 import { type Connection, handlerSettled, releaseConnection } from './connection.js'
-import { codedError, fromBinding, parseEventText } from './errors.js'
+import { codedError, fromBinding, fromNative, inOptions, parseEventText } from './errors.js'
 import type { BindingServer } from './native.js'
 import type {
   AddressInfo,
@@ -15,7 +15,9 @@ import type {
 } from './options.js'
 import { EventRouter } from './router.js'
 import { pem, toBindingTls } from './tls.js'
-import { expectNumber, validateTls } from './validate.js'
+import { expectNumber, optionsObject, validateTls } from './validate.js'
+
+const SHUTDOWN_KEYS: ReadonlySet<string> = new Set(['timeout'])
 
 /** Connections waiting in the iterator queue before accepting pauses. */
 const QUEUE_LIMIT = 128
@@ -227,11 +229,28 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
    * handlers, and at `timeout` ms closes the connections still open. Resolves when every
    * connection has closed. Calling it again may shorten the deadline.
    */
-  shutdown(options: ShutdownOptions = {}): Promise<ShutdownResult> {
-    expectNumber('timeout', options.timeout, this.shutdown)
-    if (!this.#isClosed) {
-      this.#native.shutdown(options.timeout)
-      this.#drainQueue()
+  shutdown(shutdownOptions?: ShutdownOptions): Promise<ShutdownResult> {
+    try {
+      const options = optionsObject(
+        'options',
+        shutdownOptions,
+        SHUTDOWN_KEYS,
+        this.shutdown,
+      ) as ShutdownOptions
+      expectNumber('options.timeout', options.timeout, this.shutdown)
+      if (!this.#isClosed) {
+        try {
+          this.#native.shutdown(options.timeout)
+        } catch (e) {
+          throw fromNative(e, {
+            caller: this.shutdown,
+            arg: { name: 'options.timeout', value: options.timeout },
+          })
+        }
+        this.#drainQueue()
+      }
+    } catch (e) {
+      return Promise.reject(e)
     }
     return this.#closed
   }
@@ -241,10 +260,13 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
    * connection: open connections keep the session they have. For certificate renewal.
    * @throws {TcpServerError} `ERR_INVALID_ARG_VALUE` (bad PEM, key not matching), `ENOENT`.
    */
-  setTlsConfig(tls: TlsOptions): void {
-    validateTls(tls, this.setTlsConfig)
+  setTlsConfig(tlsOptions: TlsOptions): void {
+    const tls = validateTls(tlsOptions, this.setTlsConfig, 'tls') as unknown as TlsOptions
     const err = this.#native.setTls(toBindingTls(tls))
-    if (err) throw fromBinding(err, this.setTlsConfig)
+    if (err) {
+      const context = inOptions(tls, 'tls.')
+      throw fromBinding(err, this.setTlsConfig, (o) => context(o.replace(/^tls\./, '')))
+    }
     this.#sniCallback = tls.sniCallback
   }
 
