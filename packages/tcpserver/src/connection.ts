@@ -2,9 +2,9 @@
 // chunk), or, while the peer streams, from one synchronous native call that reads what the
 // socket already holds; writes are one synchronous native call that tries the socket at once.
 
-import { X509Certificate } from 'node:crypto'
 import type { ReadableStream, WritableStream } from 'node:stream/web'
-import { eventAddress } from './address.js'
+import { type ClosedInfo, ConnectionFacts, parseClosed } from './connection/facts.js'
+import { DONE, noop, Pipe, quietReject, Reader, type Settle, splitDone } from './connection/state.js'
 import {
   argType,
   argValue,
@@ -13,38 +13,22 @@ import {
   fromNative,
   inOptions,
   type NativeContext,
-  parseEventText,
   type TcpServerError,
 } from './errors.js'
 import type { BindingConnectionInfo, BindingServer } from './native.js'
-import type {
-  AddressInfo,
-  PeerCertificate,
-  PipeOptions,
-  PipeResult,
-  SendFileOptions,
-  TlsInfo,
-  TlsOptions,
-} from './options.js'
+import type { PipeOptions, PipeResult, SendFileOptions, TlsOptions } from './options.js'
 import { ConnectionDuplex, type ConnectionDuplexOptions, createReadable, createWritable } from './streams.js'
 import { toBindingTls } from './tls.js'
 import {
-  expectBoolean,
   expectData,
   expectNumber,
-  expectPath,
-  optionsObject,
+  validateDuplexOptions,
+  validatePipeOptions,
+  validateSendFileArgs,
   validateTls,
 } from './validate.js'
 
 const RESOLVED: Promise<void> = Promise.resolve()
-const DUPLEX_KEYS: ReadonlySet<string> = new Set([
-  'allowHalfOpen',
-  'readableHighWaterMark',
-  'writableHighWaterMark',
-])
-const DONE: IteratorResult<Buffer> = Object.freeze({ value: undefined, done: true }) as IteratorResult<Buffer>
-const noop = (): void => {}
 
 /**
  * A chunk at least this big means the peer is streaming: the next read first asks the socket
@@ -57,69 +41,12 @@ const READ_NOW_SIZE = 64 * 1024
 /** A full-size direct-read buffer that came back empty (or whose few bytes were copied out), for the next one. */
 let spareReadBuffer: Buffer | null = null
 
-/** A rejected promise that never counts as unhandled: errors also surface through `read()`. */
-function quietReject(err: Error): Promise<never> {
-  const p = Promise.reject(err)
-  p.catch(noop)
-  return p
-}
-
-function parseCertificate(der: Buffer): PeerCertificate {
-  const x = new X509Certificate(der)
-  return {
-    der,
-    subject: x.subject,
-    issuer: x.issuer,
-    validFrom: x.validFrom,
-    validTo: x.validTo,
-    fingerprint256: x.fingerprint256,
-  }
-}
-
-enum Pipe {
-  None = 0,
-  Pausing = 1,
-  Paused = 2,
-  Piping = 3,
-  Done = 4,
-}
-
-type Settle<T> = [(value: T) => void, (error: Error) => void]
-
-/** A PIPE_DONE / FILE_DONE / TLS_STARTED event: its byte counts, then the error if any. */
-function splitDone(text: string, numbers: number): [number[], TcpServerError | null] {
-  const [fields, error] = parseEventText(text, numbers)
-  return [fields.map(Number), error]
-}
-
-enum Reader {
-  None = 0,
-  Read = 1,
-  Iterate = 2,
-}
-
 /** A server's (or the outbound hub's) defaults for its connections, read once. */
 export interface ConnectionSettings {
   highWaterMark: number
   idleTimeout: number
   readTimeout: number
   writeTimeout: number
-}
-
-/** Addresses recovered from a CLOSED event (the native side forgets the connection then). */
-interface ClosedInfo {
-  remote: AddressInfo
-  local: AddressInfo
-}
-
-/** A CLOSED event's fields: remote ip, port, local ip, port; then the error if any. */
-function parseClosed(text: string): [ClosedInfo, TcpServerError | null] {
-  const [[rip = '', rport, lip = '', lport], error] = parseEventText(text, 4)
-  const info = {
-    remote: eventAddress(rip, rport),
-    local: eventAddress(lip, lport),
-  }
-  return [info, error]
 }
 
 /** Internal entry points for the server's event dispatch (not exported from the package). */
@@ -155,7 +82,7 @@ class ConnectionIterator implements AsyncIterator<Buffer> {
  * `for await (const chunk of conn)`; write with `conn.write()`. Closed automatically when the
  * handler settles.
  */
-export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
+export class Connection extends ConnectionFacts implements AsyncIterable<Buffer>, AsyncDisposable {
   /** Unique among the server's open connections. */
   readonly id: number
   /** Bytes delivered to the handler so far. */
@@ -165,7 +92,6 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
 
   readonly #native: BindingServer
   readonly #highWaterMark: number
-  readonly #openedAt: number
   #chunks: Buffer[] = []
   #head = 0
   #unacked = 0
@@ -183,7 +109,6 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   #drainWaiters: Array<[() => void, (e: Error) => void]> | null = null
   #info: BindingConnectionInfo | ClosedInfo | null = null
   #closedText: string | null = null
-  #tls: TlsInfo | null | undefined = undefined
   #closedPromise: Promise<void> | null = null
   #closedResolve: (() => void) | null = null
   #abort: AbortController | null = null
@@ -208,13 +133,13 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
 
   /** @internal Created by the server. */
   constructor(native: BindingServer, id: number, settings: ConnectionSettings) {
+    super()
     this.#native = native
     this.id = id
     this.#highWaterMark = settings.highWaterMark
     this.#idleTimeout = settings.idleTimeout
     this.#readTimeout = settings.readTimeout
     this.#writeTimeout = settings.writeTimeout
-    this.#openedAt = Date.now()
   }
 
   static {
@@ -350,10 +275,7 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
    */
   toDuplex(options?: ConnectionDuplexOptions): ConnectionDuplex {
     if (this.#duplex === null) {
-      const opts = optionsObject('options', options, DUPLEX_KEYS, this.toDuplex) as ConnectionDuplexOptions
-      expectBoolean('options.allowHalfOpen', opts.allowHalfOpen, this.toDuplex)
-      expectNumber('options.readableHighWaterMark', opts.readableHighWaterMark, this.toDuplex)
-      expectNumber('options.writableHighWaterMark', opts.writableHighWaterMark, this.toDuplex)
+      const opts = validateDuplexOptions(options, this.toDuplex)
       this.#takeInput('toDuplex()')
       this.#duplex = new ConnectionDuplex(this, () => this.#read(), opts)
     }
@@ -423,16 +345,7 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   async pipe(other: Connection, pipeOptions?: PipeOptions): Promise<PipeResult> {
     if (!(other instanceof Connection)) throw argType('other', 'an instance of Connection', other, this.pipe)
     if (other === this) throw argValue('other', 'must be another connection than this one', other, this.pipe)
-    const options = optionsObject(
-      'options',
-      pipeOptions,
-      new Set(['head', 'idleTimeout']),
-      this.pipe,
-    ) as PipeOptions
-    if (options.head !== undefined && !(options.head instanceof Uint8Array)) {
-      throw argType('options.head', 'an instance of Buffer or Uint8Array', options.head, this.pipe)
-    }
-    expectNumber('options.idleTimeout', options.idleTimeout, this.pipe)
+    const options = validatePipeOptions(pipeOptions, this.pipe)
     for (const c of [this, other]) c.#assertIdle()
     this.#pipePeer = other
     other.#pipePeer = this
@@ -464,13 +377,7 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   sendFile(file: string | number, sendOptions?: SendFileOptions): Promise<number> {
     let options: SendFileOptions
     try {
-      if (typeof file === 'string') expectPath('file', file, this.sendFile)
-      else if (typeof file !== 'number') {
-        throw argType('file', 'of type string (a path) or number (a descriptor)', file, this.sendFile)
-      }
-      options = optionsObject('options', sendOptions, new Set(['offset', 'length']), this.sendFile)
-      expectNumber('options.offset', options.offset, this.sendFile)
-      expectNumber('options.length', options.length, this.sendFile)
+      options = validateSendFileArgs(file, sendOptions, this.sendFile)
     } catch (e) {
       return Promise.reject(e)
     }
@@ -528,7 +435,7 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
     })
     this.#pipe = Pipe.None
     this.#info = null
-    this.#tls = undefined
+    this.forgetTls()
   }
 
   #onTlsStarted(text: string): void {
@@ -657,93 +564,6 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
     return this.#error
   }
 
-  /**
-   * The client's address as an object (on `proxyProtocol` listeners: the one the PROXY
-   * header named); `null` if the connection closed before it was known. The string and number
-   * forms are {@link Connection.remoteAddress}, {@link Connection.remotePort},
-   * {@link Connection.remoteFamily}.
-   */
-  get remote(): AddressInfo | null {
-    return (this.#fetchInfo()?.remote as AddressInfo | undefined) ?? null
-  }
-
-  /** The server-side address the client connected to, as an object (the PROXY header's, behind a balancer). */
-  get local(): AddressInfo | null {
-    return (this.#fetchInfo()?.local as AddressInfo | undefined) ?? null
-  }
-
-  /**
-   * The client's IP address as text, like `net.Socket#remoteAddress` (`'::1'`,
-   * `'127.0.0.1'`); a Unix socket's peer path (usually `''`). Known after close too.
-   */
-  get remoteAddress(): string | undefined {
-    return this.remote?.address
-  }
-
-  /** The client's port, like `net.Socket#remotePort` (0 for Unix sockets). */
-  get remotePort(): number | undefined {
-    return this.remote?.port
-  }
-
-  /** `'IPv4'`, `'IPv6'` (as `net.Socket#remoteFamily`), or `'unix'` for Unix domain sockets. */
-  get remoteFamily(): AddressInfo['family'] | undefined {
-    return this.remote?.family
-  }
-
-  /** The local IP address as text, like `net.Socket#localAddress` (the socket file's path for Unix sockets). */
-  get localAddress(): string | undefined {
-    return this.local?.address
-  }
-
-  /** The local port, like `net.Socket#localPort` (0 for Unix sockets). */
-  get localPort(): number | undefined {
-    return this.local?.port
-  }
-
-  /** The local address's family: `'IPv4'`, `'IPv6'` or `'unix'`. */
-  get localFamily(): AddressInfo['family'] | undefined {
-    return this.local?.family
-  }
-
-  /** The local address as `net.Socket#address()` returns it (`{}` if never known). */
-  address(): AddressInfo | Record<string, never> {
-    return this.local ?? {}
-  }
-
-  /**
-   * On `proxyProtocol` listeners: the load balancer that sent the PROXY header (the socket's
-   * peer); `null` elsewhere. Known while the connection is open.
-   */
-  get proxiedBy(): AddressInfo | null {
-    const info = this.#fetchInfo()
-    return info && 'proxiedBy' in info ? ((info.proxiedBy as AddressInfo | undefined) ?? null) : null
-  }
-
-  /** What TLS negotiated, or `null` for plain TCP. */
-  get tls(): TlsInfo | null {
-    if (this.#tls === undefined) {
-      const info = this.#fetchInfo()
-      const t = info && 'tls' in info ? info.tls : null
-      this.#tls = t
-        ? {
-            protocol: t.protocol,
-            cipher: t.cipher,
-            alpnProtocol: t.alpnProtocol ?? null,
-            serverName: t.serverName ?? null,
-            resumed: t.resumed,
-            peerCertificates: t.peerCertificates.map(parseCertificate),
-          }
-        : null
-    }
-    return this.#tls
-  }
-
-  /** When the connection was accepted (ms since the epoch). */
-  get startTime(): number {
-    const info = this.#fetchInfo()
-    return info && 'startTime' in info ? info.startTime : this.#openedAt
-  }
-
   /** Sets `TCP_NODELAY`. */
   setNoDelay(noDelay = true): this {
     // Any value, taken for its truth, as net.Socket#setNoDelay does.
@@ -824,6 +644,11 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     this.#release()
     return this.closed
+  }
+
+  /** @internal The facts the address and TLS getters read. */
+  protected override facts(): BindingConnectionInfo | ClosedInfo | null {
+    return this.#fetchInfo()
   }
 
   #fetchInfo(): BindingConnectionInfo | ClosedInfo | null {

@@ -6,7 +6,8 @@
 // copy is used afterwards: a getter cannot pass the checks with one value and reach the native
 // side with another.
 import { argType, argValue } from './errors.js'
-import type { ConnectOptions, ListenOptions } from './options.js'
+import type { ConnectOptions, ListenOptions, PipeOptions, SendFileOptions } from './options.js'
+import type { ConnectionDuplexOptions } from './streams.js'
 
 // biome-ignore lint/complexity/noBannedTypes: the caller is only used to trim the stack
 type Caller = Function
@@ -300,4 +301,40 @@ function validateClientTls(tls: unknown, caller: Caller): Record<string, unknown
   if (t.key !== undefined) checkPem(`${name}.key`, t.key, caller)
   expectNumber(`${name}.handshakeTimeout`, t.handshakeTimeout, caller)
   return t
+}
+
+/** `conn.pipe()`'s options, copied. */
+export function validatePipeOptions(o: unknown, caller: Caller): PipeOptions {
+  const options = optionsObject('options', o, new Set(['head', 'idleTimeout']), caller)
+  if (options.head !== undefined && !(options.head instanceof Uint8Array)) {
+    throw argType('options.head', 'an instance of Buffer or Uint8Array', options.head, caller)
+  }
+  expectNumber('options.idleTimeout', options.idleTimeout, caller)
+  return options as PipeOptions
+}
+
+/** `conn.sendFile()`'s file (a path without NUL bytes, or a descriptor) and options, copied. */
+export function validateSendFileArgs(file: unknown, o: unknown, caller: Caller): SendFileOptions {
+  if (typeof file === 'string') expectPath('file', file, caller)
+  else if (typeof file !== 'number') {
+    throw argType('file', 'of type string (a path) or number (a descriptor)', file, caller)
+  }
+  const options = optionsObject('options', o, new Set(['offset', 'length']), caller)
+  expectNumber('options.offset', options.offset, caller)
+  expectNumber('options.length', options.length, caller)
+  return options as SendFileOptions
+}
+
+/** `conn.toDuplex()`'s options, copied (their ranges are node:stream's to check). */
+export function validateDuplexOptions(o: unknown, caller: Caller): ConnectionDuplexOptions {
+  const options = optionsObject(
+    'options',
+    o,
+    new Set(['allowHalfOpen', 'readableHighWaterMark', 'writableHighWaterMark']),
+    caller,
+  )
+  expectBoolean('options.allowHalfOpen', options.allowHalfOpen, caller)
+  expectNumber('options.readableHighWaterMark', options.readableHighWaterMark, caller)
+  expectNumber('options.writableHighWaterMark', options.writableHighWaterMark, caller)
+  return options as ConnectionDuplexOptions
 }
