@@ -696,14 +696,17 @@ impl BindingServer {
         &self,
         id: u32,
         path: Option<String>,
-        fd: Option<i32>,
+        fd: Option<f64>,
         offset: Option<f64>,
         length: Option<f64>,
     ) -> Option<BindingError> {
         let start = || -> std::result::Result<(), Error> {
             let file = match (path, fd) {
                 (Some(p), None) => tcpserver::open_for_send(std::path::Path::new(&p))?,
-                (None, Some(fd)) => tcpserver::dup_for_send(fd)?,
+                // A number, not an i32: napi would truncate 1.5 to 1 (stdout) silently.
+                (None, Some(fd)) => {
+                    tcpserver::dup_for_send(integer("file", fd, 0.0, f64::from(i32::MAX))? as i32)?
+                }
                 _ => return Err(Error::value("file", "give a path or a file descriptor")),
             };
             let offset = offset

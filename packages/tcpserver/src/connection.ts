@@ -430,7 +430,11 @@ export class Connection extends ConnectionFacts implements AsyncIterable<Buffer>
       if (err) {
         this.#tlsStarted = null
         const context = inOptions(options)
-        reject(fromBinding(err, undefined, (o) => context(o.replace(/^tls\./, ''))))
+        reject(
+          fromBinding(err, undefined, (o) =>
+            o === 'tls' ? { name: 'options', value: options } : context(o.replace(/^tls\./, '')),
+          ),
+        )
       }
     })
     this.#pipe = Pipe.None

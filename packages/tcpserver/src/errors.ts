@@ -229,7 +229,8 @@ function argFromNative(
   if (code === 'ERR_INVALID_ARG_TYPE')
     return argType(name, reason.replace(/^must be /, ''), context?.value, caller)
   const err = argValue(name, reason, context?.value, caller)
-  if (context === undefined) err.message = `The ${noun(name)} '${name}' ${reason}`
+  // Without the caller's value (a check the native side made on its own), say only why.
+  if (context === undefined) err.message = err.message.slice(0, err.message.lastIndexOf('. Received '))
   return err
 }
 

@@ -265,7 +265,9 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
     const err = this.#native.setTls(toBindingTls(tls))
     if (err) {
       const context = inOptions(tls, 'tls.')
-      throw fromBinding(err, this.setTlsConfig, (o) => context(o.replace(/^tls\./, '')))
+      throw fromBinding(err, this.setTlsConfig, (o) =>
+        o === 'tls' ? { name: 'tls', value: tlsOptions } : context(o.replace(/^tls\./, '')),
+      )
     }
     this.#sniCallback = tls.sniCallback
   }
