@@ -170,6 +170,18 @@ const rows: Record<string, RowTest> = {
     const result = await within(server.shutdown({ timeout: 100 }), 5000, 'shutdown with a deadline')
     t.deepEqual(result, { completed: 0, forced: 1 })
     await within(closed, 5000, 'client closed by the deadline')
+    // server.close(cb) as in Node: waits for open connections, then calls back.
+    const other = await listen({ address: '127.0.0.1:0', handler: echo })
+    const called = deferred<unknown>()
+    other.close((err) => called.resolve(err))
+    t.is(await within(called.promise, 5000, 'close callback'), undefined)
+  },
+  '`server.address()`, `server.unref()`, `server.ref()`': async (t) => {
+    const server = await serve(t, { handler: echo })
+    t.deepEqual(server.address(), { address: '127.0.0.1', family: 'IPv4', port: portOf(server) })
+    t.is(server.unref(), server)
+    t.is(server.ref(), server)
+    t.is((await roundTrip(portOf(server), 'still serving')).toString(), 'still serving')
   },
   '`server.getConnections(cb)`': async (t) => {
     const server = await serve(t, {

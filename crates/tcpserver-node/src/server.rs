@@ -251,14 +251,17 @@ pub fn listen(
         Some(Err(e)) => return Ok(Either::A(to_binding(&e))),
     };
     let taker = sink.clone();
+    // Weak: JavaScript keeps the process alive while the server runs, with a timer that
+    // `server.unref()` lets go of.
     let wake = on_events
         .build_threadsafe_function::<()>()
         .callee_handled::<false>()
+        .weak::<true>()
         .build_callback(move |_ctx| {
             let (events, payload) = taker.take();
             Ok(FnArgs::from((JsBytes(events), JsBytes(payload))))
         })?;
-    sink.set_wake(wake);
+    sink.set_weak_wake(wake);
     let conns = Arc::new(Connections::new());
     let drive = DriveOptions {
         high_water_mark: settings.high_water_mark,

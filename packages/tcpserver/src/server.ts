@@ -2,7 +2,7 @@
 // handler per connection and closes the connection when it settles.
 import { eventAddress, formatAddress } from './address.js'
 import { type Connection, handlerSettled, releaseConnection } from './connection.js'
-import { codedError, fromBinding, fromNative, inOptions, parseEventText } from './errors.js'
+import { argType, codedError, fromBinding, fromNative, inOptions, parseEventText } from './errors.js'
 import type { BindingServer } from './native.js'
 import type {
   AddressInfo,
@@ -21,6 +21,7 @@ const SHUTDOWN_KEYS: ReadonlySet<string> = new Set(['timeout'])
 
 /** Connections waiting in the iterator queue before accepting pauses. */
 const QUEUE_LIMIT = 128
+const noop = (): void => {}
 
 /** Peer disconnects (and TLS violations by the peer) are routine; the default logger skips them. */
 const ROUTINE = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_TCPSERVER_TLS'])
@@ -60,6 +61,12 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
   #queue: Connection[] = []
   #waiters: Array<(r: IteratorResult<Connection>) => void> = []
   #paused = false
+  /** Stopped accepting (shutdown, halt, close): `address()` is `null` from then on. */
+  #stopped = false
+  /** `unref()` was called: only open connections keep the process alive. */
+  #unrefed = false
+  /** Keeps the event loop alive while the server runs (the native wake-up function does not). */
+  #keepAlive: NodeJS.Timeout | null = null
 
   /** @internal Created by `listen()`. */
   constructor(native: BindingServer, init: ServerInit) {
@@ -68,7 +75,13 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
     this.#onError = init.onError ?? defaultOnError
     this.#sniCallback = init.sniCallback
     this.#router = new EventRouter(native, {
-      open: (conn) => this.#open(conn),
+      open: (conn) => {
+        if (this.#unrefed) this.#updateRef()
+        this.#open(conn)
+      },
+      closed: () => {
+        if (this.#unrefed) this.#updateRef()
+      },
       serverClosed: (result) => this.#onServerClosed(result),
       sni: (token, name) => this.#resolveSni(token, name),
       tlsError: (text) => {
@@ -88,6 +101,50 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
     this.#closed = new Promise((resolve) => {
       this.#resolveClosed = resolve
     })
+    this.#updateRef()
+  }
+
+  // Like a net.Server: a running server keeps the process alive unless unref()'d; open
+  // connections keep it alive either way (each is a socket, as in Node).
+  #updateRef(): void {
+    const alive = !this.#isClosed && (!this.#unrefed || this.#router.conns.size > 0)
+    if (alive && this.#keepAlive === null) this.#keepAlive = setInterval(noop, 1 << 30)
+    else if (!alive && this.#keepAlive !== null) {
+      clearInterval(this.#keepAlive)
+      this.#keepAlive = null
+    }
+  }
+
+  /**
+   * Lets the process exit while this server has no open connection, like `net.Server#unref()`
+   * (a timer-like handle: the server keeps running while something else keeps the process
+   * alive). Open connections still keep it alive, as Node's sockets do. Returns the server.
+   */
+  unref(): this {
+    this.#unrefed = true
+    this.#updateRef()
+    return this
+  }
+
+  /** Undoes {@link Server.unref}: the running server keeps the process alive again. */
+  ref(): this {
+    this.#unrefed = false
+    this.#updateRef()
+    return this
+  }
+
+  /**
+   * The first bound address in `net.Server#address()`'s shape: `{ address, family, port }` for
+   * TCP, the path (a string) for a Unix domain socket, `null` once the server stopped
+   * accepting. A server listening on several addresses reports the first it was given
+   * (`server.addresses` lists them all, in that order).
+   */
+  address(): AddressInfo | string | null {
+    const first = this.#stopped ? undefined : this.#addresses[0]
+    if (first === undefined) return null
+    return first.family === 'unix'
+      ? first.address
+      : { address: first.address, family: first.family, port: first.port }
   }
 
   /** @internal The native event callback: one call per batch. */
@@ -171,6 +228,8 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
 
   #onServerClosed(result: ShutdownResult): void {
     this.#isClosed = true
+    this.#stopped = true
+    this.#updateRef()
     for (const w of this.#waiters.splice(0)) w({ value: undefined, done: true })
     this.#resolveClosed(result)
   }
@@ -239,6 +298,7 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
       ) as ShutdownOptions
       expectNumber('options.timeout', options.timeout, this.shutdown)
       if (!this.#isClosed) {
+        this.#stopped = true
         try {
           this.#native.shutdown(options.timeout)
         } catch (e) {
@@ -275,10 +335,31 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
   /** Stops accepting and closes every connection now. */
   halt(): Promise<ShutdownResult> {
     if (!this.#isClosed) {
+      this.#stopped = true
       this.#native.halt()
       this.#drainQueue()
     }
     return this.#closed
+  }
+
+  /**
+   * `net.Server#close()` for tcpserver: stops accepting at once and resolves when every
+   * connection has finished by itself, with no deadline (that is `shutdown()` without a
+   * `timeout`; use `shutdown({ timeout })` for one, `halt()` to stop now). As in Node, the
+   * optional callback gets `ERR_SERVER_NOT_RUNNING` when the server had already stopped; the
+   * promise resolves with the shutdown's counts either way.
+   */
+  close(callback?: (err?: Error) => void): Promise<ShutdownResult> {
+    if (callback !== undefined && typeof callback !== 'function') {
+      return Promise.reject(argType('callback', 'of type function', callback, this.close))
+    }
+    const running = !this.#stopped
+    const done = this.shutdown()
+    if (callback) {
+      const err = running ? undefined : codedError('ERR_SERVER_NOT_RUNNING', 'Server is not running.')
+      done.then(() => callback(err))
+    }
+    return done
   }
 
   /** Resolves once the server stopped (shutdown, halt, or `maxAcceptConnections`) and every connection closed. */
