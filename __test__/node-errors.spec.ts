@@ -146,3 +146,44 @@ test('connect() refuses unknown options and bad types as listen() does', async (
   t.like(signal, { code: 'ERR_INVALID_ARG_TYPE', option: 'signal' })
   t.true(signal instanceof TypeError)
 })
+
+test('a read past readTimeout is read ETIMEDOUT with errno, like a socket timeout error', async (t) => {
+  const seen = deferred<unknown>()
+  const server = await serve(t, {
+    readTimeout: 50,
+    async handler(conn) {
+      seen.resolve(await conn.read().catch((e: unknown) => e))
+    },
+  })
+  const socket = await connect(portOf(server))
+  t.teardown(() => socket.destroy())
+  const f = fields(await within(seen.promise, 5000, 'read() times out'))
+  t.like(f, { class: 'Error', code: 'ETIMEDOUT', errno: -110, syscall: 'read', message: 'read ETIMEDOUT' })
+})
+
+test("a write after the peer reset rejects with a system error in Node's shape (read ECONNRESET, or write EPIPE if the write met it)", async (t) => {
+  const seen = deferred<unknown>()
+  const server = await serve(t, {
+    async handler(conn) {
+      await conn.read()
+      await sleep(100) // the reset has arrived
+      let err: unknown
+      for (let i = 0; i < 100 && err === undefined; i++) {
+        err = await conn.write(Buffer.alloc(65536)).then(
+          () => undefined,
+          (e: unknown) => e,
+        )
+      }
+      seen.resolve(err)
+    },
+  })
+  const socket = await connect(portOf(server))
+  socket.write('x')
+  await sleep(20)
+  socket.resetAndDestroy()
+  const f = fields(await within(seen.promise, 5000, 'write fails'))
+  t.true(['EPIPE', 'ECONNRESET'].includes(f.code as string), String(f.code))
+  t.true(['read', 'write'].includes(f.syscall as string), String(f.syscall))
+  t.is(f.message, `${f.syscall} ${f.code}`)
+  t.is(typeof f.errno, 'number')
+})

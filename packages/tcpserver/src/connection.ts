@@ -13,6 +13,7 @@ import {
   fromNative,
   inOptions,
   type NativeContext,
+  systemError,
   type TcpServerError,
 } from './errors.js'
 import type { BindingConnectionInfo, BindingServer } from './native.js'
@@ -205,13 +206,13 @@ export class Connection extends ConnectionFacts implements AsyncIterable<Buffer>
    * callback-style code must keep the handler's promise pending until it has written).
    */
   write(data: Uint8Array | string): Promise<void> {
-    if (this.#closed || this.#writeClosed) return quietReject(this.#writeClosedError())
-    let queued: number
     try {
       expectData('data', data, this.write)
     } catch (e) {
       return quietReject(e as Error)
     }
+    if (this.#closed || this.#writeClosed) return quietReject(this.#writeClosedError())
+    let queued: number
     try {
       if (typeof data === 'string') {
         queued = this.#native.writeString(this.id, data)
@@ -740,11 +741,7 @@ export class Connection extends ConnectionFacts implements AsyncIterable<Buffer>
     this.#resolve = null
     this.#reject = null
     this.#native.countReadTimeout()
-    reject(
-      Object.assign(codedError('ETIMEDOUT', `read timed out after ${this.#readTimeout} ms`), {
-        syscall: 'read',
-      }),
-    )
+    reject(systemError('ETIMEDOUT', 'read'))
   }
 
   #settle(value: Buffer | null): void {

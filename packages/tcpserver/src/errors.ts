@@ -341,6 +341,15 @@ export function connectFailure(err: TcpServerError, host: string, port: number |
   return err
 }
 
+/** A system error made on this side (a read that timed out): Node's fields and message, `read ETIMEDOUT`. */
+export function systemError(code: ErrorCode, syscall: string): TcpServerError {
+  const err = make('Error', code, `${syscall} ${code}`)
+  err.syscall = syscall
+  const errno = errnoOf(code)
+  if (errno !== undefined) err.errno = errno
+  return err
+}
+
 /** An error with a code and no further fields. */
 export function codedError(code: ErrorCode, message: string): TcpServerError {
   return make('Error', code, message)
