@@ -187,3 +187,20 @@ test("a write after the peer reset rejects with a system error in Node's shape (
   t.is(f.message, `${f.syscall} ${f.code}`)
   t.is(typeof f.errno, 'number')
 })
+
+test("sendFile() of a missing file: ENOENT as node:fs words it (errno, syscall 'open', path)", async (t) => {
+  const seen = deferred<unknown>()
+  const missing = '/nonexistent/tcpserver-missing.bin'
+  const server = await serve(t, {
+    async handler(conn) {
+      seen.resolve(await conn.sendFile(missing).catch((e: unknown) => e))
+    },
+  })
+  const socket = await connect(portOf(server))
+  t.teardown(() => socket.destroy())
+  const ours = (await within(seen.promise, 5000, 'sendFile rejects')) as Record<string, unknown>
+  const theirs = (await import('node:fs/promises').then((fs) =>
+    fs.open(missing).catch((e: unknown) => e),
+  )) as Record<string, unknown>
+  for (const k of ['code', 'errno', 'syscall', 'path', 'message']) t.is(ours[k], theirs[k], k)
+})

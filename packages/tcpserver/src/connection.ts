@@ -9,6 +9,7 @@ import {
   argType,
   argValue,
   codedError,
+  fileError,
   fromBinding,
   fromNative,
   inOptions,
@@ -398,9 +399,10 @@ export class Connection extends ConnectionFacts implements AsyncIterable<Buffer>
           : this.#native.sendFile(this.id, undefined, file, options.offset, options.length)
       if (err) {
         const context = inOptions(options)
-        reject(
-          fromBinding(err, undefined, (o) => (o === 'file' ? { name: 'file', value: file } : context(o))),
+        const e = fromBinding(err, undefined, (o) =>
+          o === 'file' ? { name: 'file', value: file } : context(o),
         )
+        reject(typeof file === 'string' ? fileError(e, 'open', file) : e)
       } else if (this.#filesDone === null) this.#filesDone = [[resolve, reject]]
       else this.#filesDone.push([resolve, reject])
     })

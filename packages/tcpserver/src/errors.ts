@@ -1,6 +1,6 @@
 // The only TypeScript file that builds errors. `err.code` is the contract; messages may change.
 import { constants as osConstants } from 'node:os'
-import { getSystemErrorName, inspect } from 'node:util'
+import { getSystemErrorMap, getSystemErrorName, inspect } from 'node:util'
 import type { BindingError } from '../binding.cjs'
 
 /** Every `code` this package produces. OS errors keep Node's names. */
@@ -63,6 +63,8 @@ export interface TcpServerError extends Error {
   port?: number
   /** The option at fault, for argument errors (`backlog`, `keepAlive.count`). */
   option?: string
+  /** The file involved, for file system errors (`sendFile()`), as node:fs names it. */
+  path?: string
 }
 
 type ErrorClass = 'Error' | 'TypeError' | 'RangeError'
@@ -347,6 +349,20 @@ export function systemError(code: ErrorCode, syscall: string): TcpServerError {
   err.syscall = syscall
   const errno = errnoOf(code)
   if (errno !== undefined) err.errno = errno
+  return err
+}
+
+/**
+ * A file system error as node:fs words it: `ENOENT: no such file or directory, open '/x'`,
+ * with `syscall` and `path`. Errors that are not system errors, or already name their call,
+ * pass unchanged.
+ */
+export function fileError(err: TcpServerError, syscall: string, path: string): TcpServerError {
+  if (err.errno === undefined || err.syscall !== undefined) return err
+  const description = getSystemErrorMap().get(err.errno)?.[1] ?? err.message
+  err.syscall = syscall
+  err.path = path
+  err.message = `${err.code}: ${description}, ${syscall} '${path}'`
   return err
 }
 
