@@ -376,3 +376,32 @@ test.serial('Server methods and proxyHeader() with hostile values', async (t) =>
   t.true(portOf(tlsServer) > 0)
   report(t, tally)
 })
+
+test.serial(
+  'issue 16 item 7, the reported instances: write(5), idleTimeout = "x", a NUL path, an over-long path',
+  async (t) => {
+    const seen: unknown[] = []
+    const server = await serve(t, {
+      async handler(conn) {
+        const c = (e: unknown): unknown[] => [(e as { code?: unknown }).code, (e as Error).constructor.name]
+        seen.push(c(await conn.write(5 as unknown as string).catch((e: unknown) => e)))
+        try {
+          conn.idleTimeout = 'x' as unknown as number
+        } catch (e) {
+          seen.push(c(e))
+        }
+        seen.push(c(await conn.sendFile('/tmp/a\0b').catch((e: unknown) => e)))
+        seen.push(c(await conn.sendFile(`/${'d'.repeat(5000)}`).catch((e: unknown) => e)))
+      },
+    })
+    const s = netConnect(portOf(server), '127.0.0.1')
+    s.on('error', () => {})
+    await within(new Promise((r) => s.once('close', r)), 5000, 'handler done')
+    t.deepEqual(seen, [
+      ['ERR_INVALID_ARG_TYPE', 'TypeError'], // was InvalidArg
+      ['ERR_INVALID_ARG_TYPE', 'TypeError'], // was NumberExpected
+      ['ERR_INVALID_ARG_VALUE', 'TypeError'], // was EIO
+      ['ENAMETOOLONG', 'Error'], // was E36
+    ])
+  },
+)
