@@ -55,12 +55,14 @@ const substitutions = (upstreamPort: number): Array<[string, string]> => [
   ["'10.0.0.5:80'", `'127.0.0.1:${upstreamPort}'`],
 ]
 
-/** The sample as a runnable module file. */
-function materialize(sample: Sample, upstreamPort = 0): string {
+/** The sample as a runnable module file (in `dir`, as `name`, when another sample imports it). */
+function materialize(sample: Sample, upstreamPort = 0, dir?: string, name?: string): string {
   let code = sample.code.replaceAll(/from 'tcpserver'/g, `from '${PACKAGE}'`)
   for (const [from, to] of substitutions(upstreamPort)) code = code.replaceAll(from, to)
-  const dir = mkdtempSync(join(tmpdir(), 'docs-sample-'))
-  const file = join(dir, `${sample.name || 'unnamed'}.mjs`)
+  const into = dir ?? mkdtempSync(join(tmpdir(), 'docs-sample-'))
+  // ES modules also under a .js name, as the samples write them.
+  writeFileSync(join(into, 'package.json'), '{ "type": "module" }\n')
+  const file = join(into, name ?? `${sample.name || 'unnamed'}.mjs`)
   writeFileSync(file, code)
   return file
 }
@@ -85,8 +87,10 @@ function run(t: ExecutionContext, file: string): Run {
   const exited = new Promise<number | string>((resolve) =>
     child.once('exit', (c, s) => resolve(c ?? s ?? -1)),
   )
-  t.teardown(() => {
+  // Killed, and gone, before the next sample binds the same port.
+  t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    await within(exited, 5000, 'sample process exit')
   })
   return { child, stdout: () => out, stderr: () => err, exited }
 }
@@ -137,6 +141,18 @@ async function runsToEnd(t: ExecutionContext, sample: Sample, lines: string[]): 
 }
 
 type Driver = (t: ExecutionContext, sample: Sample) => Promise<void>
+
+/** The workers sample with its handler module (`handler.js` beside it), answering a client. */
+const workersPair: Driver = async (t) => {
+  const all = samples()
+  const main = all.find((s) => s.name === 'workers') as Sample
+  const handler = all.find((s) => s.name === 'workers-handler') as Sample
+  const dir = mkdtempSync(join(tmpdir(), 'docs-sample-'))
+  materialize(handler, 0, dir, 'handler.js')
+  const r = run(t, materialize(main, 0, dir, 'main.mjs'))
+  await listening(r, 8080)
+  t.regex((await exchange(8080, '')).toString(), /^hello from worker \d+ \(thread \d+\)\n$/)
+}
 
 const drivers: Record<string, Driver> = {
   'quick-start': async (t, sample) => {
@@ -205,6 +221,11 @@ const drivers: Record<string, Driver> = {
     t.regex(check.stderr, /SyntaxError/)
   },
   'try-finally': (t, sample) => runsToEnd(t, sample, ['hi', 'done']),
+  workers: workersPair,
+  // Imported by the workers sample, and run there.
+  'workers-handler': async (t) => {
+    t.truthy(drivers.workers && samples().some((s) => s.name === 'workers'), 'run by the workers sample')
+  },
 }
 
 test('every sample of README.md and docs/ is named and has a driver here (and every driver a sample)', (t) => {

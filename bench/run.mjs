@@ -3,6 +3,7 @@
 // See README.md for the method.
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { ensureAnchors } from './lib/anchors.mjs'
 import { parseCli, usage } from './lib/cli.mjs'
 import { writeTestFiles } from './lib/files.mjs'
 import { machineInfo, missingTools } from './lib/machine.mjs'
@@ -12,7 +13,7 @@ import { svgChart } from './lib/report-svg.mjs'
 import { CLIENT_CORE, runRound, SERVER_CORE } from './lib/round.mjs'
 import { startServer, UnavailableError } from './lib/server-process.mjs'
 import { summarize } from './lib/stats.mjs'
-import { variants as allVariants, baselineId, variantsFor } from './lib/variants.mjs'
+import { variants as allVariants, anchorId, baselineId, variantsFor } from './lib/variants.mjs'
 
 const RESULTS = fileURLToPath(new URL('results/', import.meta.url))
 
@@ -62,9 +63,17 @@ const method = {
     'wrk: socket errors, non-2xx, exact bytes read vs requests × body; then a 3-request keep-alive probe checking every body byte. download: status, Content-Length, byte count, every byte against the pattern. echo: per connection, bytes echoed = bytes sent, every byte against the pattern, closed by the server after the FIN. idle: every connection answered (status, Content-Length, body) and held by the server, none closed while idle, all closed after the FIN, probes before and after',
   summary: 'medians over valid rounds; a round that failed any check is invalid',
 }
+// Bun and uWS (the bar of issue 13) install on first use; without them their rows say unavailable.
+if (opts.variants.some((v) => v.id === 'bun' || v.id === 'uws')) {
+  const why = ensureAnchors({ log: (msg) => console.error(`bench: ${msg}`) })
+  if (why) console.error(`bench: Bun/uWS unavailable (${why}); their rows will say so`)
+}
 const machine = machineInfo()
 const rounds = []
-const unavailable = new Map() // script → reason; tried once, then skipped
+// `test script` → reason; tried once per test, then skipped (a variant may serve some tests and
+// not others: uWS has no async answers for t5).
+const unavailable = new Map()
+const unavailableKey = (test, variant) => `${test.id} ${variant.script}`
 
 const plan = opts.tests.map((test) => ({ test, variants: variantsFor(test, opts.variants) }))
 const runs = plan.reduce((n, p) => n + p.variants.length * opts.rounds, 0)
@@ -108,7 +117,7 @@ async function startUpstream(test) {
 
 async function runOne(test, variant, round, upstream) {
   const tag = `${test.id} ${variant.id.padEnd(10)} round ${round}/${opts.rounds}`
-  if (unavailable.has(variant.script)) {
+  if (unavailable.has(unavailableKey(test, variant))) {
     rounds.push(skipped(test, variant, round))
     return
   }
@@ -135,7 +144,7 @@ async function runOne(test, variant, round, upstream) {
     console.error(`${tag}  ${progress(r)}${status}`)
   } catch (err) {
     if (!(err instanceof UnavailableError)) throw err
-    unavailable.set(variant.script, err.message)
+    unavailable.set(unavailableKey(test, variant), err.message)
     rounds.push(skipped(test, variant, round))
     console.error(`${tag}  UNAVAILABLE: ${err.message}`)
   }
@@ -154,7 +163,7 @@ function progress(r) {
 }
 
 function skipped(test, variant, round) {
-  const reason = unavailable.get(variant.script)
+  const reason = unavailable.get(unavailableKey(test, variant))
   return {
     test: test.id,
     variant: variant.id,
@@ -166,9 +175,11 @@ function skipped(test, variant, round) {
   }
 }
 
-const summary = summarize(rounds, opts.tests, opts.variants, baselineId)
+const summary = summarize(rounds, opts.tests, opts.variants, baselineId, anchorId)
 const baselineLabel = allVariants.find((v) => v.id === baselineId).label
-const markdown = markdownReport({ machine, method, summary, rounds, baselineLabel })
+const anchorLabel = allVariants.find((v) => v.id === anchorId).label
+const report = { machine, method, summary, rounds, baselineLabel, anchorLabel }
+const markdown = markdownReport(report)
 const svg = svgChart({
   summary,
   tests: opts.tests,
@@ -184,5 +195,7 @@ writeFileSync(
 writeFileSync(`${RESULTS}latest.md`, markdown)
 writeFileSync(`${RESULTS}latest.svg`, svg)
 // Quick, short or partial passes are for checking; only full runs become the README's table.
-if (opts.full && updateReadme(markdown)) console.error('README.md benchmark section updated')
+if (opts.full && updateReadme(markdownReport({ ...report, compact: true }))) {
+  console.error('README.md benchmark section updated')
+}
 console.log(markdown)

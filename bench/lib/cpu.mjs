@@ -2,7 +2,7 @@
 // busy time, a process's open sockets and its resident memory.
 
 import { execFileSync } from 'node:child_process'
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
 
 export const CLK_TCK = clockTicks()
 
@@ -18,6 +18,41 @@ function clockTicks() {
 export function processCpuSeconds(pid) {
   const field = statFields(readFileSync(`/proc/${pid}/stat`, 'utf8'))
   return (field(14) + field(15)) / CLK_TCK
+}
+
+/** `pid` and its descendants (node:cluster's workers), from /proc/PID/task/TID/children. */
+export function processTree(pid) {
+  const out = [pid]
+  for (let i = 0; i < out.length; i++) {
+    let tasks = []
+    try {
+      tasks = readdirSync(`/proc/${out[i]}/task`)
+    } catch {
+      continue
+    }
+    for (const tid of tasks) {
+      try {
+        const kids = readFileSync(`/proc/${out[i]}/task/${tid}/children`, 'utf8').trim()
+        if (kids) out.push(...kids.split(/\s+/).map(Number))
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+  return out
+}
+
+/** utime + stime of `pid` and its descendants, in seconds (one process: the same as processCpuSeconds). */
+export function treeCpuSeconds(pid) {
+  let sum = 0
+  for (const p of processTree(pid)) {
+    try {
+      sum += processCpuSeconds(p)
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return sum
 }
 
 /**
@@ -73,6 +108,34 @@ export function socketCount(pid) {
       if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:')) n++
     } catch {
       // closed while we looked
+    }
+  }
+  return n
+}
+
+/**
+ * Context switches (voluntary + involuntary) of all threads of `pid` and its descendants so
+ * far, summed over /proc/PID/task/TID/status (the process's own status counts its main thread
+ * only), or null if it is gone. Threads that exited meanwhile are not counted.
+ */
+export function contextSwitches(pid) {
+  if (!existsSync(`/proc/${pid}/task`)) return null
+  let n = 0
+  for (const p of processTree(pid)) {
+    let tasks = []
+    try {
+      tasks = readdirSync(`/proc/${p}/task`)
+    } catch {
+      continue
+    }
+    for (const tid of tasks) {
+      let text
+      try {
+        text = readFileSync(`/proc/${p}/task/${tid}/status`, 'utf8')
+      } catch {
+        continue // exited while we looked
+      }
+      for (const m of text.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)$/gm)) n += Number(m[1])
     }
   }
   return n

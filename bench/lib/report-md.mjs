@@ -1,7 +1,20 @@
-// The Markdown summary: one table plus the rounds that did not count.
+// The Markdown summary: one table plus the rounds that did not count. The full report
+// (bench/results/latest.md) also lists every round's warnings; the README's copy (`compact`)
+// keeps the table and says in one line how many rounds were warned about and where to read why.
 import { perGB } from './stats.mjs'
 
-export function markdownReport({ machine, method, summary, rounds, baselineLabel }) {
+/** Client-side CPU (% of its core) above which the row is marked: the client may be the limit. */
+export const CLIENT_BOUND_PERCENT = 95
+
+export function markdownReport({
+  machine,
+  method,
+  summary,
+  rounds,
+  baselineLabel,
+  anchorLabel = 'Bun.listen',
+  compact = false,
+}) {
   const kinds = new Set(summary.map((r) => r.kind))
   const proxied = summary.some((r) => r.test.startsWith('proxy'))
   const measure = [
@@ -29,19 +42,25 @@ export function markdownReport({ machine, method, summary, rounds, baselineLabel
         ? ' Idle: server RSS growth over its settled baseline per connection (lower is better).'
         : ''),
     '',
-    `| test | variant | throughput (median) | server CPU | p99 ms | ratio vs Node (${baselineLabel}; node:tls for TLS rows) | valid rounds |`,
-    '| --- | --- | ---: | ---: | ---: | --- | ---: |',
+    `| test | variant | throughput (median) | server CPU | ctx sw / 1k req | p99 ms | ratio vs Node (${baselineLabel}; node:tls for TLS rows) | CPU vs ${anchorLabel} | client core | valid rounds |`,
+    '| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |',
   ]
   for (const row of summary) {
     const name = `${row.test} ${row.testName}`
     if (row.unavailable) {
-      lines.push(`| ${name} | ${row.label} | unavailable | | | | 0/${row.rounds} |`)
+      lines.push(`| ${name} | ${row.label} | unavailable | | | | | | | 0/${row.rounds} |`)
       continue
     }
     lines.push(
-      `| ${name} | ${row.label} | ${throughput(row)} | ${cpu(row)} | ${fmt(row.p99Ms, 2)} | ${ratios(row)} | ${row.validRounds}/${row.rounds} |`,
+      `| ${name} | ${row.label} | ${throughput(row)} | ${cpu(row)} | ${fmt(row.ctxPer1kReq, 0)} | ${fmt(row.p99Ms, 2)} | ${ratios(row)} | ${anchor(row)} | ${clientCore(row)} | ${row.validRounds}/${row.rounds} |`,
     )
   }
+  lines.push(
+    '',
+    `Client core: the median share of core ${method.clientCore} used by the client side (wrk, or the download, echo or idle client, plus the proxy tests' upstream); ` +
+      `⚠ marks rows above ${CLIENT_BOUND_PERCENT} %, where the client may cap the throughput, so server CPU per unit is the figure that still compares the servers. ` +
+      `CPU vs ${anchorLabel}: server CPU per request (per GB; memory per connection for the idle test) over ${anchorLabel}'s in the same test (below 1 is better).`,
+  )
 
   const notes = []
   for (const row of summary.filter((r) => r.unavailable)) {
@@ -50,8 +69,17 @@ export function markdownReport({ machine, method, summary, rounds, baselineLabel
   for (const r of rounds.filter((r) => !r.valid && !r.unavailable)) {
     notes.push(`- invalid round: ${r.test} ${r.variant} round ${r.round}: ${r.errors.join('; ')}`)
   }
-  for (const r of rounds.filter((r) => r.valid && r.warnings.length)) {
-    notes.push(`- warning: ${r.test} ${r.variant} round ${r.round}: ${r.warnings.join('; ')}`)
+  const warned = rounds.filter((r) => r.valid && r.warnings.length)
+  if (compact) {
+    if (warned.length) {
+      notes.push(
+        `- ${warned.length} of ${rounds.length} rounds carry a warning (client-bound, other load, leftover sockets): listed in [bench/results/latest.md](bench/results/latest.md).`,
+      )
+    }
+  } else {
+    for (const r of warned) {
+      notes.push(`- warning: ${r.test} ${r.variant} round ${r.round}: ${r.warnings.join('; ')}`)
+    }
   }
   if (notes.length) lines.push('', ...notes)
   return `${lines.join('\n')}\n`
@@ -77,6 +105,16 @@ function ratios(row) {
   if (row.cpuRatio == null) return ''
   if (perGB(row)) return `${fmt(row.gbpsRatio, 2)}× GB/s, ${fmt(row.cpuRatio, 2)}× CPU/GB`
   return `${fmt(row.rpsRatio, 2)}× req/s, ${fmt(row.cpuRatio, 2)}× CPU/req`
+}
+
+function anchor(row) {
+  return row.anchorRatio == null ? '' : `${fmt(row.anchorRatio, 2)}×`
+}
+
+function clientCore(row) {
+  if (row.clientCpuPercent == null) return '–'
+  const pct = row.clientCpuPercent + (row.upstreamCpuPercent ?? 0)
+  return `${pct.toFixed(0)} %${pct > CLIENT_BOUND_PERCENT ? ' ⚠' : ''}`
 }
 
 function mib(bytes) {

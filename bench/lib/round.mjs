@@ -1,7 +1,15 @@
 // One measured round of one (test, variant): start, warm up, measure, check, stop.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { patternBytes } from '../servers/pattern.mjs'
-import { busyPercent, coreTicks, processCpuSeconds, reapedChildrenCpuSeconds, socketCount } from './cpu.mjs'
+import { shaDigest } from '../servers/responder.mjs'
+import {
+  busyPercent,
+  contextSwitches,
+  coreTicks,
+  reapedChildrenCpuSeconds,
+  socketCount,
+  treeCpuSeconds,
+} from './cpu.mjs'
 import { runDownload } from './download.mjs'
 import { runEcho } from './echo.mjs'
 import { measureIdle } from './idle.mjs'
@@ -29,10 +37,11 @@ export async function runRound({ test, variant, round, duration, warmup, upstrea
   const options = {
     bodySize: test.server?.bodySize,
     delay: test.server?.delay,
+    sha: test.server?.sha,
     upstream: upstream ? `127.0.0.1:${upstream.port}` : null,
     file,
   }
-  const server = await startServer(variant, options, SERVER_CORE)
+  const server = await startServer(variant, options, test.serverCores ?? SERVER_CORE)
   const record = { test: test.id, variant: variant.id, round, valid: false, errors: [], warnings: [] }
   try {
     const socketsAtStart = socketCount(server.pid)
@@ -79,6 +88,10 @@ async function wrkRound({ test, server, upstream, duration, warmup }) {
     non2xx: wrk.non2xx,
     ...m.cpu,
     cpuUsPerReq: wrk.requests ? (m.cpu.serverCpuSeconds * 1e6) / wrk.requests : null,
+    ctxPer1kReq:
+      wrk.requests && m.cpu.serverCtxSwitches != null
+        ? (1000 * m.cpu.serverCtxSwitches) / wrk.requests
+        : null,
     errors,
     wrkOutput: m.result,
   }
@@ -145,8 +158,10 @@ const CLIENTS = { wrk: 'wrk', download: 'download client', echo: 'echo client', 
  * time, the client's (reaped before run() resolves) and each core's busy time.
  */
 async function measured(server, upstream, run) {
-  const upstreamCpu = () => (upstream ? processCpuSeconds(upstream.pid) : 0)
-  const cpuBefore = processCpuSeconds(server.pid)
+  // The process tree: node:cluster's CPU is its workers'.
+  const upstreamCpu = () => (upstream ? treeCpuSeconds(upstream.pid) : 0)
+  const cpuBefore = treeCpuSeconds(server.pid)
+  const ctxBefore = contextSwitches(server.pid)
   const upstreamBefore = upstreamCpu()
   const clientBefore = reapedChildrenCpuSeconds()
   const coresBefore = coreTicks()
@@ -154,7 +169,8 @@ async function measured(server, upstream, run) {
   const result = await run()
   const wall = Number(process.hrtime.bigint() - t0) / 1e9
   const coresAfter = coreTicks()
-  const serverCpuSeconds = processCpuSeconds(server.pid) - cpuBefore
+  const serverCpuSeconds = treeCpuSeconds(server.pid) - cpuBefore
+  const ctxAfter = contextSwitches(server.pid)
   const upstreamCpuSeconds = upstreamCpu() - upstreamBefore
   const clientCpuSeconds = reapedChildrenCpuSeconds() - clientBefore
   return {
@@ -162,6 +178,7 @@ async function measured(server, upstream, run) {
     cpu: {
       wallSeconds: wall,
       serverCpuSeconds,
+      serverCtxSwitches: ctxBefore != null && ctxAfter != null ? ctxAfter - ctxBefore : null,
       serverCpuPercent: (100 * serverCpuSeconds) / wall,
       clientCpuPercent: (100 * clientCpuSeconds) / wall,
       upstreamCpuSeconds: upstream ? upstreamCpuSeconds : undefined,
@@ -180,10 +197,15 @@ async function measured(server, upstream, run) {
 
 const bodies = new Map()
 
-/** The body every answer of a wrk test must carry: the static file, or the responder's x's. */
+/** The body every answer of a wrk test must carry: the static file, the digest (t7), or x's. */
 function expectedBody(test) {
   if (!bodies.has(test.id)) {
-    bodies.set(test.id, test.file ? patternBytes(test.file.size) : Buffer.alloc(test.bodySize, 'x'))
+    const body = test.file
+      ? patternBytes(test.file.size)
+      : test.server?.sha
+        ? Buffer.from(shaDigest(test.server.sha), 'latin1')
+        : Buffer.alloc(test.bodySize, 'x')
+    bodies.set(test.id, body)
   }
   return bodies.get(test.id)
 }

@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { bunPath } from './anchors.mjs'
 
 const BENCH_DIR = fileURLToPath(new URL('..', import.meta.url))
 const READY_TIMEOUT_MS = 10_000
@@ -13,17 +14,20 @@ const STOP_TIMEOUT_MS = 3_000
 export class UnavailableError extends Error {}
 
 /**
- * Runs `taskset -c CORE node SCRIPT 0 BODY_SIZE [--upstream host:port] [--file path] [--delay ms]`
+ * Runs `taskset -c CORE node SCRIPT (or bun SCRIPT) 0 BODY_SIZE [--upstream host:port] [--file path] [--delay ms]`
  * (with the open-files soft limit raised to the hard one) and resolves to
  * { pid, port, alive, stop, stderr, stats } once the server printed `{"ready":true,...}`.
  * `options` is { bodySize, upstream, file, delay } (see servers/options.mjs).
  * `stats()` is the last `{"stats":…}` line the server printed (servers print one when stopped).
  */
-export async function startServer({ id, script }, options, core) {
-  const args = ['-c', String(core), process.execPath, script, '0', String(options.bodySize ?? 1024)]
+export async function startServer({ id, script, runtime = 'node' }, options, core) {
+  const exe = runtime === 'bun' ? bunPath() : process.execPath
+  if (exe === null) throw new UnavailableError(`${id}: Bun is not installed (bench/lib/anchors.mjs)`)
+  const args = ['-c', String(core), exe, script, '0', String(options.bodySize ?? 1024)]
   if (options.upstream) args.push('--upstream', options.upstream)
   if (options.file) args.push('--file', options.file)
   if (options.delay) args.push('--delay', String(options.delay))
+  if (options.sha) args.push('--sha', String(options.sha))
   const child = spawn(...withOpenFileLimit('taskset', args), {
     cwd: BENCH_DIR,
     stdio: ['ignore', 'pipe', 'pipe'],

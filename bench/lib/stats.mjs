@@ -15,7 +15,7 @@ export function median(values) {
  * connection. `cpuRatio` compares CPU per unit of work: per request, or per GB; `memRatio`
  * bytes per idle connection.
  */
-export function summarize(rounds, tests, variants, baselineId) {
+export function summarize(rounds, tests, variants, baselineId, anchorId = null) {
   const rows = []
   for (const test of tests) {
     for (const variant of variantsFor(test, variants)) {
@@ -34,6 +34,7 @@ export function summarize(rounds, tests, variants, baselineId) {
         rps: med((r) => r.rps),
         gbps: med((r) => r.gbps),
         cpuUsPerReq: med((r) => r.cpuUsPerReq),
+        ctxPer1kReq: med((r) => r.ctxPer1kReq),
         cpuSecPerGB: med((r) => r.cpuSecPerGB),
         bytesPerConn: med((r) => r.bytesPerConn),
         rssBaseline: med((r) => r.rssBaseline),
@@ -45,7 +46,8 @@ export function summarize(rounds, tests, variants, baselineId) {
         warnedRounds: valid.filter((r) => r.warnings.length).length,
       })
     }
-    const base = rows.find((r) => r.test === test.id && r.variant === baselineId)
+    const base = rows.find((r) => r.test === test.id && r.variant === (test.baseline ?? baselineId))
+    const anchor = anchorId ? rows.find((r) => r.test === test.id && r.variant === anchorId) : undefined
     for (const row of rows.filter((r) => r.test === test.id)) {
       row.rpsRatio = ratio(row.rps, base?.rps)
       row.gbpsRatio = ratio(row.gbps, base?.gbps)
@@ -53,6 +55,13 @@ export function summarize(rounds, tests, variants, baselineId) {
         ? ratio(row.cpuSecPerGB, base?.cpuSecPerGB)
         : ratio(row.cpuUsPerReq, base?.cpuUsPerReq)
       row.memRatio = ratio(row.bytesPerConn, base?.bytesPerConn)
+      // Against the bar (Bun.listen): CPU per request, or memory per idle connection.
+      row.anchorRatio =
+        row.kind === 'idle'
+          ? ratio(row.bytesPerConn, anchor?.bytesPerConn)
+          : perGB(row)
+            ? ratio(row.cpuSecPerGB, anchor?.cpuSecPerGB)
+            : ratio(row.cpuUsPerReq, anchor?.cpuUsPerReq)
     }
   }
   return rows

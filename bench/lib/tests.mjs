@@ -10,8 +10,10 @@
 //   run's duration (after a warm-up as long as wrk's) and checks every byte echoed back; GB/s.
 // kind 'idle': clients/idle.mjs opens `idle.connections` connections, one checked request each,
 //   and holds them idle; the server's RSS growth over its settled baseline, per connection.
-// `server` is passed to every variant: `bodySize`, and `delay` (ms of async sleep before each
-//   answer). `upstream` is a fixed server the variants forward to (node:net, started once per
+// `server` is passed to every variant: `bodySize`, `delay` (ms of async sleep before each
+//   answer) and `sha` (bytes hashed per request, t7). `serverCores` lets the server use more
+//   cores than the default one (taskset list, e.g. '0,1'); `baseline` names the variant this
+//   test's ratios compare with when it is not node:net. `upstream` is a fixed server the variants forward to (node:net, started once per
 //   round, on the client core). `file` is a file of `size` pattern bytes the harness writes once
 //   per run and passes with --file.
 // `variants` maps variant ids to the script (and a note on how it does the job) for this test;
@@ -25,15 +27,20 @@
 const MiB = 2 ** 20
 
 // TLS: our server terminates TLS in Rust; Node's own choice is node:tls (the ratio's baseline).
+// Bun and uWS terminate TLS on their event loop (BoringSSL / OpenSSL).
 const TLS = {
   tcpserver: { script: 'servers/tcpserver-tls.mjs', how: '(rustls)' },
   'node-net': { script: 'servers/node-tls.mjs', label: 'node:tls' },
+  bun: { script: 'servers/bun-listen-tls.mjs', how: '(tls)' },
+  uws: { script: 'servers/uws-tls.mjs', label: 'uWS.js SSLApp' },
 }
 
-// Only our library and node:net: node:http closes idle keep-alive connections after 5 s.
+// Not node:http: it closes idle keep-alive connections after 5 s.
 const PLAIN = {
   tcpserver: { script: 'servers/tcpserver.mjs' },
   'node-net': { script: 'servers/node-net.mjs' },
+  bun: { script: 'servers/bun-listen.mjs' },
+  uws: { script: 'servers/uws.mjs' },
 }
 
 const PROXIES = {
@@ -102,6 +109,40 @@ export const tests = [
     server: { bodySize: 16 * 1024 },
   },
   {
+    id: 't7',
+    name: '1 kB keep-alive, SHA-256 of 64 KiB per request, two cores',
+    description:
+      'the Go model’s -sha test: 64 keep-alive connections, every request hashes 64 KiB with SHA-256 on the handler’s thread and gets the hex digest; the server may use both cores (wrk shares core 1)',
+    kind: 'wrk',
+    wrk: ['-t1', '-c64'],
+    bodySize: 64,
+    server: { bodySize: 64, sha: 64 * 1024 },
+    serverCores: '0,1',
+    baseline: 'node-cluster',
+    variants: {
+      tcpserver: { script: 'servers/tcpserver.mjs', how: '(one thread)' },
+      'tcpserver-workers': { script: 'servers/tcpserver-workers.mjs' },
+      'node-cluster': { script: 'servers/node-cluster.mjs' },
+    },
+  },
+  {
+    id: 't2.2',
+    name: '1 kB keep-alive, two cores',
+    description:
+      'as t2, with the server allowed both cores (wrk shares core 1): workers against node:cluster',
+    kind: 'wrk',
+    wrk: ['-t1', '-c100'],
+    bodySize: 1024,
+    server: { bodySize: 1024 },
+    serverCores: '0,1',
+    baseline: 'node-cluster',
+    variants: {
+      tcpserver: { script: 'servers/tcpserver.mjs', how: '(one thread)' },
+      'tcpserver-workers': { script: 'servers/tcpserver-workers.mjs' },
+      'node-cluster': { script: 'servers/node-cluster.mjs' },
+    },
+  },
+  {
     id: 'proxy-rps',
     name: 'proxied 1 kB keep-alive',
     description:
@@ -158,6 +199,7 @@ export const tests = [
     idle: { connections: 10_000 },
     bodySize: 1024,
     server: { bodySize: 1024 },
-    variants: PLAIN,
+    // With workers too: issue 14 bounds their cost per idle connection (≤ 1.1× one thread's).
+    variants: { ...PLAIN, 'tcpserver-workers': { script: 'servers/tcpserver-workers.mjs' } },
   },
 ]

@@ -32,11 +32,14 @@ export function errorCounter() {
 export async function serve(library, { host, port, ...options }) {
   const errors = errorCounter()
   const server = await library.listen({ address: `${host}:${port}`, onError: errors.onError, ...options })
-  reportStatsOnExit(() => ({
-    ...server.stats(),
-    handlerErrors: errors.counts,
-    rss: process.memoryUsage().rss,
-  }))
+  reportStatsOnExit(
+    () => ({
+      ...server.stats(),
+      handlerErrors: errors.counts,
+      rss: process.memoryUsage().rss,
+    }),
+    () => server.stats().active === 0,
+  )
   announceReady(server.addresses[0].port)
   return server
 }

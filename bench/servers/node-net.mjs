@@ -4,11 +4,11 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { announceReady, serverOptions } from './options.mjs'
 import { createResponder } from './responder.mjs'
 
-const { host, port, bodySize, delay } = serverOptions()
+const { host, port, bodySize, delay, sha } = serverOptions()
 
 // TCP_NODELAY like node:http and tcpserver (both default to it).
 const server = net.createServer({ noDelay: true }, (socket) => {
-  const respond = createResponder(bodySize)
+  const respond = createResponder(bodySize, { sha })
   const answer = ({ out, close }) => {
     if (close) socket.end(out ?? undefined)
     else if (out !== null) socket.write(out)

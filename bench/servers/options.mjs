@@ -1,5 +1,5 @@
 // Command line of every server variant: `node servers/X.mjs [port] [bodySize] [--upstream host:port]
-// [--file path] [--delay ms]` (or PORT / BODY_SIZE / UPSTREAM / FILE / DELAY in the environment).
+// [--file path] [--delay ms] [--sha bytes]` (or PORT / BODY_SIZE / UPSTREAM / FILE / DELAY in the environment).
 // Port 0 lets the OS pick; the ready line tells. Proxies read `upstream`, static file servers read
 // `file`, the responders read `delay` (ms of async sleep before each answer; 0 = none).
 import { parseArgs } from 'node:util'
@@ -8,7 +8,12 @@ export function serverOptions(argv = process.argv.slice(2), env = process.env) {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { upstream: { type: 'string' }, file: { type: 'string' }, delay: { type: 'string' } },
+    options: {
+      upstream: { type: 'string' },
+      file: { type: 'string' },
+      delay: { type: 'string' },
+      sha: { type: 'string' },
+    },
   })
   const port = Number(positionals[0] ?? env.PORT ?? 0)
   const bodySize = Number(positionals[1] ?? env.BODY_SIZE ?? 1024)
@@ -16,9 +21,12 @@ export function serverOptions(argv = process.argv.slice(2), env = process.env) {
   if (!Number.isInteger(bodySize) || bodySize < 0) throw new RangeError(`bad body size: ${positionals[1]}`)
   const delay = Number(values.delay ?? env.DELAY ?? 0)
   if (!Number.isFinite(delay) || delay < 0) throw new RangeError(`bad delay: ${values.delay}`)
+  // t7: bytes hashed with SHA-256 per request (the answer is the hex digest); 0 = none.
+  const sha = Number(values.sha ?? env.SHA ?? 0)
+  if (!Number.isInteger(sha) || sha < 0) throw new RangeError(`bad sha size: ${values.sha}`)
   const upstream = values.upstream ?? env.UPSTREAM ?? null
   const file = values.file ?? env.FILE ?? null
-  return { host: '127.0.0.1', port, bodySize, upstream, file, delay }
+  return { host: '127.0.0.1', port, bodySize, upstream, file, delay, sha }
 }
 
 /** `host:port` → { host, port }, as node:net's connect() takes it. */
@@ -40,10 +48,15 @@ export function announceUnavailable(reason) {
 
 /**
  * On SIGTERM (how the harness stops a server), prints `{"stats":…}` with `collect()`'s counters
- * and exits. The harness keeps the last such line with the round.
+ * and exits. The harness keeps the last such line with the round. With `settled`, waits (up to
+ * 1 s) until it holds first: a connection the client saw close may still be finishing its close
+ * on the server's side (the FIN went out first), and must not be counted as left open.
  */
-export function reportStatsOnExit(collect) {
-  process.once('SIGTERM', () => {
+export function reportStatsOnExit(collect, settled = () => true) {
+  process.once('SIGTERM', async () => {
+    for (const deadline = Date.now() + 1000; !settled() && Date.now() < deadline; ) {
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
     let stats
     try {
       stats = collect()

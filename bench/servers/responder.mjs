@@ -7,6 +7,7 @@
 // precomputed response, and honours `Connection: close`. It handles pipelining (many requests in
 // one chunk) and requests split across chunks. Request bodies are not supported (GET only).
 
+import { createHash } from 'node:crypto'
 import { buildResponses, HttpResponder } from '../../packages/tcpserver/dist/cli-http.js'
 
 /** Responses per body size, built once: no connection pays for building them. */
@@ -42,9 +43,44 @@ export function buildHead(length, contentType = 'text/plain', close = false) {
  * be closed after writing `out`. The answer to a closing request says `Connection: close`, as
  * node:http does: wrk counts a close that was not announced as a read error.
  */
-export function createResponder(bodySize = 1024) {
+export function createResponder(bodySize = 1024, { sha = 0 } = {}) {
+  if (sha > 0) return createShaResponder(sha)
   const responder = new HttpResponder(responsesFor(bodySize))
   return (chunk) => ({ out: responder.feed(chunk), close: responder.close })
+}
+
+/** The bytes t7 hashes per request (the same for every server and request). */
+export function shaInput(bytes) {
+  const data = Buffer.alloc(bytes)
+  for (let i = 0; i < bytes; i++) data[i] = (i * 7 + (i >> 8)) & 0xff
+  return data
+}
+
+/** t7's answer body: the hex SHA-256 of shaInput(bytes). */
+export function shaDigest(bytes) {
+  return createHash('sha256').update(shaInput(bytes)).digest('hex')
+}
+
+/**
+ * The Go model's `-sha` work: every request hashes `bytes` bytes with SHA-256 on the handler's
+ * thread and is answered with the hex digest, computed anew each time (the CPU is the point).
+ */
+function createShaResponder(bytes) {
+  const data = shaInput(bytes)
+  const split = createRequestSplitter()
+  return (chunk) => {
+    const { count, close } = split(chunk)
+    if (count === 0) return { out: null, close }
+    const answers = []
+    for (let i = 0; i < count; i++) {
+      const hex = createHash('sha256').update(data).digest('hex')
+      const connection = close && i === count - 1 ? 'Connection: close\r\n' : ''
+      answers.push(
+        `HTTP/1.1 200 OK\r\nContent-Length: ${hex.length}\r\nContent-Type: text/plain\r\n${connection}\r\n${hex}`,
+      )
+    }
+    return { out: Buffer.from(answers.join(''), 'latin1'), close }
+  }
 }
 
 /**

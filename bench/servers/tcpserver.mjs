@@ -5,7 +5,7 @@ import { loadLibrary } from './library.mjs'
 import { announceReady, serverOptions } from './options.mjs'
 import { createResponder } from './responder.mjs'
 
-const { host, port, bodySize, delay } = serverOptions()
+const { host, port, bodySize, delay, sha } = serverOptions()
 
 // Writes are not awaited in the hot loop; a write that fails after the peer left must not crash
 // the server, so rejections are counted here instead of handled per write.
@@ -16,7 +16,7 @@ process.on('unhandledRejection', (err) => {
 })
 
 async function handler(conn) {
-  const respond = createResponder(bodySize)
+  const respond = createResponder(bodySize, { sha })
   try {
     for await (const chunk of conn) {
       const { out, close } = respond(chunk)

@@ -19,10 +19,10 @@ test('ids are unique', () => {
 })
 
 for (const t of tests) {
-  test(`${t.id}: fields of its kind, node:net and tcpserver side by side, scripts exist`, () => {
+  test(`${t.id}: fields of its kind, tcpserver and its baseline side by side, scripts exist`, () => {
     for (const field of NEEDS[t.kind ?? 'wrk']) assert.ok(t[field] !== undefined, field)
     const ids = variantsFor(t).map((v) => v.id)
-    assert.ok(ids.includes('tcpserver') && ids.includes('node-net'), ids.join(','))
+    assert.ok(ids.includes('tcpserver') && ids.includes(t.baseline ?? 'node-net'), ids.join(','))
     for (const v of variantsFor(t)) assert.ok(existsSync(bench(v.script)), v.script)
   })
 }

@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.BindingServer = nativeBinding.BindingServer
+module.exports.attachWorker = nativeBinding.attachWorker
 module.exports.createHub = nativeBinding.createHub
 module.exports.listen = nativeBinding.listen
 module.exports.systemdListenFds = nativeBinding.systemdListenFds

@@ -13,6 +13,12 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 export declare class BindingServer {
   /** The bound addresses (real ports). */
   addresses(): Array<BindingAddress>
+  /** The key worker threads attach with (0 for a server without workers). */
+  get workersKey(): number
+  /** A worker's handle leaves its server: its open connections close now. Idempotent. */
+  detach(): void
+  /** Per worker thread: its index, open connections, and connections handed to it. */
+  workerStats(): BindingWorkerStats
   /** The effective per-connection high-water mark, bytes. */
   get highWaterMark(): number
   /** The read timeout for new connections, ms (0 = off). */
@@ -96,6 +102,14 @@ export declare class BindingServer {
   /** Stops the outbound attempt `tag` if it has not connected yet (no event follows). */
   cancelConnect(tag: number): void
 }
+
+/**
+ * A worker thread's handle on the server registered under `key` (`workersKey` of the main
+ * thread's server): connections the server hands to this worker arrive as events through
+ * `onEvents`, and every per-connection method works as on the server itself. When this
+ * thread's environment ends, the worker is detached: its connections close.
+ */
+export declare function attachWorker(key: number, index: number, onEvents: (arg0: Buffer, arg1: Buffer) => void): BindingError | BindingServer
 
 /** An address as Node reports it. */
 export interface BindingAddress {
@@ -240,6 +254,8 @@ export interface BindingListenFd {
 export interface BindingListenOptions {
   /** Addresses to listen on. */
   addresses: Array<BindingAddressInput>
+  /** Hand connections to worker threads that attach with `attachWorker(workersKey)`. */
+  workers?: boolean
   /** Permission bits of Unix socket files. */
   unixPermissions?: number
   /** Inherited listening sockets to accept on. */
@@ -388,6 +404,24 @@ export interface BindingTlsStats {
   handshakes: number
   /** Failed handshakes by reason. */
   failures: Array<BindingCount>
+}
+
+/** One worker thread of a server. */
+export interface BindingWorker {
+  /** Its index (0..workers). */
+  index: number
+  /** Connections it has open. */
+  active: number
+  /** Connections handed to it (by this thread; a restarted worker counts from 0). */
+  accepted: number
+}
+
+/** The worker threads of a server. */
+export interface BindingWorkerStats {
+  /** Attached workers, by index. */
+  workers: Array<BindingWorker>
+  /** Connections closed because the worker serving them ended. */
+  orphaned: number
 }
 
 /**

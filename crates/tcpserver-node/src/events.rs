@@ -41,8 +41,10 @@ const EXTERNAL_MIN: usize = 64 * 1024;
 /// The most a batch buffer keeps between batches (room for one full read and then some).
 const RETAINED_MAX: usize = 256 * 1024;
 
-/// A wake-up function never keeps the process alive by itself: JavaScript does, with a timer
-/// it can `ref()`/`unref()` (a server while it runs, the outbound hub while it has connections).
+/// A worker thread's wake-up function keeps that thread alive while it is attached.
+pub(crate) type EventsFn = ThreadsafeFunction<(), (), FnArgs<(JsBytes, JsBytes)>, Status, false>;
+/// A server's and the outbound hub's do not: JavaScript keeps the process alive, with a timer
+/// it can `ref()`/`unref()` (a server while it runs, the hub while it has connections).
 pub(crate) type WeakEventsFn =
     ThreadsafeFunction<(), (), FnArgs<(JsBytes, JsBytes)>, Status, false, true>;
 type Wake = Box<dyn Fn() + Send + Sync>;
@@ -83,8 +85,15 @@ impl JsSink {
         }
     }
 
-    pub(crate) fn set_weak_wake(&self, f: WeakEventsFn) {
+    pub(crate) fn set_wake(&self, f: EventsFn) {
         // NonBlocking: a Tokio worker must never wait for the JavaScript thread.
+        let wake: Wake = Box::new(move || {
+            f.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        });
+        *self.wake.lock().unwrap_or_else(|e| e.into_inner()) = Some(wake);
+    }
+
+    pub(crate) fn set_weak_wake(&self, f: WeakEventsFn) {
         let wake: Wake = Box::new(move || {
             f.call((), ThreadsafeFunctionCallMode::NonBlocking);
         });

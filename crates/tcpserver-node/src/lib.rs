@@ -12,3 +12,4 @@ mod options;
 mod runtime;
 mod server;
 mod sni;
+mod workers;

@@ -27,6 +27,8 @@ pub struct BindingAddressInput {
 pub struct BindingListenOptions {
     /// Addresses to listen on.
     pub addresses: Vec<BindingAddressInput>,
+    /// Hand connections to worker threads that attach with `attachWorker(workersKey)`.
+    pub workers: Option<bool>,
     /// Permission bits of Unix socket files.
     pub unix_permissions: Option<f64>,
     /// Inherited listening sockets to accept on.

@@ -21,6 +21,8 @@ use crate::options::{
 };
 use crate::runtime::runtime;
 use crate::sni::SniBridge;
+use crate::workers::{Slot, Workers, add_data, add_timeouts};
+use napi::Env;
 use tcpserver::tls::TlsAcceptor;
 
 /// An address as Node reports it.
@@ -111,6 +113,26 @@ pub struct BindingStats {
     pub accept_errors: Vec<BindingCount>,
 }
 
+/// One worker thread of a server.
+#[napi(object)]
+pub struct BindingWorker {
+    /// Its index (0..workers).
+    pub index: u32,
+    /// Connections it has open.
+    pub active: f64,
+    /// Connections handed to it (by this thread; a restarted worker counts from 0).
+    pub accepted: f64,
+}
+
+/// The worker threads of a server.
+#[napi(object)]
+pub struct BindingWorkerStats {
+    /// Attached workers, by index.
+    pub workers: Vec<BindingWorker>,
+    /// Connections closed because the worker serving them ended.
+    pub orphaned: f64,
+}
+
 /// A named counter.
 #[napi(object)]
 pub struct BindingCount {
@@ -137,6 +159,10 @@ pub struct BindingServer {
     /// Outbound attempts not yet connected, by tag: `cancelConnect` stops one (an aborted
     /// `signal` in JavaScript).
     attempts: Arc<std::sync::Mutex<std::collections::HashMap<u32, CancellationToken>>>,
+    /// A server with worker threads: where its connections go (`conns` stays empty).
+    workers: Option<Arc<Workers>>,
+    /// A worker thread's handle: its place among its server's workers.
+    slot: Option<(Arc<Workers>, Arc<Slot>)>,
 }
 
 /// Options of an outbound connection.
@@ -201,6 +227,17 @@ pub struct BindingDataStats {
     pub file_bytes_copied: f64,
     /// Chunks read on the JavaScript thread (`readNow`).
     pub direct_reads: f64,
+}
+
+impl BindingServer {
+    /// Timeout counters of this server's connections, its workers' included.
+    fn timeout_totals(&self) -> tcpserver::driver::TimeoutStats {
+        let mut t = self.conns.timeout_stats();
+        if let Some(w) = &self.workers {
+            add_timeouts(&mut t, &w.totals().0);
+        }
+        t
+    }
 }
 
 fn or_throw<T>(r: std::result::Result<T, Error>) -> Result<T, Code> {
@@ -270,19 +307,47 @@ pub fn listen(
     };
     let rt = runtime();
     let _entered = rt.enter();
-    let (handler_conns, handler_sink, handler_tls) = (conns.clone(), sink.clone(), tls.clone());
-    let bound = Server::bind(&config, move |conn| {
-        handler_conns.clone().drive(
-            conn,
-            handler_sink.clone(),
-            drive,
-            0,
-            match &handler_tls {
-                Some(acceptor) => TlsStart::Accept(acceptor.clone()),
-                None => TlsStart::None,
-            },
-        )
-    });
+    let workers = options
+        .workers
+        .unwrap_or(false)
+        .then(|| Workers::new(drive, settings.read_timeout));
+    let start_tls = move |tls: &Option<Arc<TlsAcceptor>>| match tls {
+        Some(acceptor) => TlsStart::Accept(acceptor.clone()),
+        None => TlsStart::None,
+    };
+    let bound = match &workers {
+        None => {
+            let (handler_conns, handler_sink, handler_tls) =
+                (conns.clone(), sink.clone(), tls.clone());
+            Server::bind(&config, move |conn| {
+                handler_conns.clone().drive(
+                    conn,
+                    handler_sink.clone(),
+                    drive,
+                    0,
+                    start_tls(&handler_tls),
+                )
+            })
+        }
+        // Each connection waits for a worker (while one starts), then is driven into that
+        // worker's registry and sink, as a single-threaded server's would be into its own.
+        Some(workers) => {
+            let (workers, handler_tls) = (workers.clone(), tls.clone());
+            Server::bind(&config, move |conn| {
+                let (workers, tls) = (workers.clone(), start_tls(&handler_tls));
+                async move {
+                    let abort = conn.abort_signal().clone();
+                    let Some(slot) = workers.pick(&abort).await else {
+                        return; // the server closed first: the connection is dropped
+                    };
+                    slot.conns
+                        .clone()
+                        .drive(conn, slot.sink.clone(), drive, 0, tls)
+                        .await;
+                }
+            })
+        }
+    };
     let server = match bound {
         Ok(s) => s,
         Err(e) => {
@@ -294,8 +359,12 @@ pub fn listen(
     // The final event: after it the wake-up function is released and Node may exit.
     let watched = server.clone();
     let final_sink = sink.clone();
+    let final_workers = workers.clone();
     rt.spawn(async move {
         let report = watched.closed().await;
+        if let Some(w) = &final_workers {
+            w.close();
+        }
         final_sink.server_closed(report.completed, report.forced);
         final_sink.release();
     });
@@ -310,6 +379,8 @@ pub fn listen(
         tls,
         sni,
         read_timeout: settings.read_timeout,
+        workers,
+        slot: None,
     }))
 }
 
@@ -341,7 +412,59 @@ pub fn create_hub(on_events: Function<'_, FnArgs<(Buffer, Buffer)>, ()>) -> Resu
         tls: None,
         sni,
         read_timeout: None,
+        workers: None,
+        slot: None,
     })
+}
+
+/// A worker thread's handle on the server registered under `key` (`workersKey` of the main
+/// thread's server): connections the server hands to this worker arrive as events through
+/// `onEvents`, and every per-connection method works as on the server itself. When this
+/// thread's environment ends, the worker is detached: its connections close.
+#[napi(catch_unwind)]
+pub fn attach_worker(
+    env: Env,
+    key: f64,
+    index: u32,
+    on_events: Function<'_, FnArgs<(Buffer, Buffer)>, ()>,
+) -> Result<Either<BindingError, BindingServer>> {
+    let Some(workers) = u64::try_from(key as i64).ok().and_then(Workers::find) else {
+        return Ok(Either::A(to_binding(&Error::value(
+            "workersKey",
+            "no running server with workers has this key (it closed, or the key is wrong)",
+        ))));
+    };
+    let sink = Arc::new(JsSink::new());
+    let taker = sink.clone();
+    let wake = on_events
+        .build_threadsafe_function::<()>()
+        .callee_handled::<false>()
+        .build_callback(move |_ctx| {
+            let (events, payload) = taker.take();
+            Ok(FnArgs::from((JsBytes(events), JsBytes(payload))))
+        })?;
+    sink.set_wake(wake);
+    runtime().spawn(sink.clone().flusher());
+    let conns = Arc::new(Connections::new());
+    let slot = workers.attach(index, conns.clone(), sink.clone());
+    // The thread may end without saying so (terminate(), an uncaught error): its connections
+    // must not outlive it.
+    let (hook_workers, hook_slot) = (workers.clone(), slot.clone());
+    env.add_env_cleanup_hook((), move |()| hook_workers.detach(&hook_slot))?;
+    Ok(Either::B(BindingServer {
+        server: None,
+        conns,
+        drive: workers.drive,
+        sni: SniBridge::new(&sink),
+        sink,
+        next_id: AtomicU64::new(1),
+        abort: CancellationToken::new(),
+        tls: None,
+        read_timeout: workers.read_timeout,
+        attempts: Arc::default(),
+        workers: None,
+        slot: Some((workers, slot)),
+    }))
 }
 
 #[napi]
@@ -361,6 +484,43 @@ impl BindingServer {
             .map(|&a| a.into())
             .chain(unix)
             .collect()
+    }
+
+    /// The key worker threads attach with (0 for a server without workers).
+    #[napi(getter)]
+    pub fn workers_key(&self) -> f64 {
+        self.workers.as_ref().map_or(0.0, |w| w.key() as f64)
+    }
+
+    /// A worker's handle leaves its server: its open connections close now. Idempotent.
+    #[napi]
+    pub fn detach(&self) {
+        if let Some((workers, slot)) = &self.slot {
+            workers.detach(slot);
+        }
+    }
+
+    /// Per worker thread: its index, open connections, and connections handed to it.
+    #[napi]
+    pub fn worker_stats(&self) -> BindingWorkerStats {
+        let Some(w) = &self.workers else {
+            return BindingWorkerStats {
+                workers: Vec::new(),
+                orphaned: 0.0,
+            };
+        };
+        BindingWorkerStats {
+            workers: w
+                .per_worker()
+                .into_iter()
+                .map(|(index, active, accepted)| BindingWorker {
+                    index,
+                    active: active as f64,
+                    accepted: accepted as f64,
+                })
+                .collect(),
+            orphaned: w.orphaned() as f64,
+        }
     }
 
     /// The effective per-connection high-water mark, bytes.
@@ -404,7 +564,7 @@ impl BindingServer {
     #[napi]
     pub fn stats(&self) -> BindingStats {
         let s = self.server.as_ref().map(Server::stats).unwrap_or_default();
-        let t = self.conns.timeout_stats();
+        let t = self.timeout_totals();
         BindingStats {
             accepted: s.accepted as f64,
             active: s.active as f64,
@@ -651,7 +811,10 @@ impl BindingServer {
     /// Counters of the zero-copy paths of this server's connections.
     #[napi]
     pub fn data_stats(&self) -> BindingDataStats {
-        let d = self.conns.data_stats();
+        let mut d = self.conns.data_stats();
+        if let Some(w) = &self.workers {
+            add_data(&mut d, &w.totals().1);
+        }
         BindingDataStats {
             pipes_spliced: d.pipes_spliced as f64,
             pipes_copied: d.pipes_copied as f64,

@@ -6,9 +6,13 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::addr::Address;
+use crate::gate::{Admission, Gate};
 use crate::listener::Listener;
-use crate::server::Inner;
+use crate::stats::Counters;
+use crate::stream::Stream;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -40,8 +44,18 @@ pub(crate) fn next_backoff(current: Option<Duration>) -> Duration {
     current.map_or(BACKOFF_MIN, |d| (d * 2).min(BACKOFF_MAX))
 }
 
-pub(crate) async fn run(listener: Listener, addr: Address, inner: Arc<Inner>) {
-    let stop = inner.stop_accepting.clone();
+/// Accepts on `listener` (bound to `addr`) until `stop`, asks `gate` about each client and
+/// hands the admitted ones to `dispatch(stream, peer, local address if known, admission)`.
+pub(crate) async fn run<D>(
+    listener: Listener,
+    addr: Address,
+    gate: Arc<Gate>,
+    counters: Arc<Counters>,
+    stop: CancellationToken,
+    dispatch: D,
+) where
+    D: Fn(Stream, Address, Option<&Address>, Admission) + Send + 'static,
+{
     // A listener on a wildcard address accepts on whichever local address the client chose.
     let local = match &addr {
         Address::Ip(a) if a.ip().is_unspecified() => None,
@@ -52,12 +66,12 @@ pub(crate) async fn run(listener: Listener, addr: Address, inner: Arc<Inner>) {
         tokio::select! {
             biased;
             () = stop.cancelled() => return,
-            () = inner.unpaused() => {}
+            () = gate.unpaused() => {}
         }
         let accepted = tokio::select! {
             biased;
             () = stop.cancelled() => return,
-            () = inner.pausing() => continue,
+            () = gate.pausing() => continue,
             res = listener.accept() => res,
         };
         match accepted {
@@ -72,18 +86,18 @@ pub(crate) async fn run(listener: Listener, addr: Address, inner: Arc<Inner>) {
                 // client that a process taking over the same socket could have served.
                 let admission = tokio::select! {
                     biased;
-                    admission = inner.admit() => admission,
+                    admission = gate.admit() => admission,
                     () = stop.cancelled() => return,
                 };
                 // Refused clients are closed (dropped) at once; the counters say why.
                 if let Some(mut admission) = admission
-                    && inner.admit_peer(&mut admission, &peer)
+                    && gate.admit_peer(&mut admission, &peer)
                 {
-                    inner.dispatch(stream, peer, local.as_ref(), admission);
+                    dispatch(stream, peer, local.as_ref(), admission);
                 }
             }
             Err(e) => {
-                inner.counters.accept_error(e.raw_os_error().unwrap_or(0));
+                counters.accept_error(e.raw_os_error().unwrap_or(0));
                 if classify(&e) == OnError::Backoff {
                     let wait = next_backoff(backoff);
                     backoff = Some(wait);

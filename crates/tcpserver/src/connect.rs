@@ -139,7 +139,7 @@ pub async fn connect(
         let _ = stream.set_nodelay(true);
     }
     if let Some(k) = &opts.keep_alive {
-        let _ = crate::server::set_keep_alive(&stream, k);
+        let _ = crate::socket::set_keep_alive(&stream, k);
     }
     outbound(stream, id, abort)
 }

@@ -86,7 +86,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::KeepAlive;
 use crate::connection::{Connection, ConnectionInfo};
 use crate::error::{Error, Result};
-use crate::server::{CatchUnwind, panic_message};
+use crate::panic::{CatchUnwind, panic_message};
 use crate::tls::{SocketIo, TlsAcceptor, TlsInfo, try_write_tls};
 
 /// Largest single read.
@@ -240,6 +240,23 @@ const INPUT_DONE: u8 = 3;
 const CONSUMER_READING: u8 = 4;
 
 impl Outbox {
+    fn new() -> Self {
+        Self {
+            buf: Vec::new(),
+            pos: 0,
+            closing: Closing::No,
+            want_drain: false,
+            write_shut: false,
+            job: false,
+            close_notify_sent: false,
+            queued: 0,
+            flushed: 0,
+            reservations: VecDeque::new(),
+            next_ticket: 0,
+            read_error: None,
+        }
+    }
+
     /// Nothing queued, no job running or waiting: writes may go straight to the socket, and
     /// (TLS records aside) nothing is left to send before a FIN.
     fn idle(&self) -> bool {
@@ -269,6 +286,57 @@ impl Outbox {
         self.pos += n;
         self.flushed += n as u64;
     }
+
+    /// Books the output for a job, behind everything queued so far; returns its ticket.
+    fn reserve(&mut self) -> u64 {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        self.reservations.push_back((ticket, self.queued));
+        ticket
+    }
+
+    /// Whether job `ticket` may take the output now; taking it when it may.
+    fn try_start(&mut self, ticket: u64) -> Start {
+        if self.closing == Closing::Now || self.write_shut {
+            return Start::Ended;
+        }
+        match self.reservations.front() {
+            Some(&(t, mark)) if t == ticket && !self.job => {
+                if self.flushed >= mark {
+                    self.job = true;
+                    Start::Started
+                } else {
+                    Start::Flush
+                }
+            }
+            Some(_) => Start::WaitTurn,
+            None => Start::Gone,
+        }
+    }
+
+    /// Job `ticket` is over (done, failed, or never started): the output goes back to the
+    /// driver, or to the next job in line.
+    fn finish(&mut self, ticket: u64) {
+        if self.reservations.front().is_some_and(|&(t, _)| t == ticket) {
+            self.job = false;
+        }
+        self.reservations.retain(|&(t, _)| t != ticket);
+    }
+}
+
+/// What [`Outbox::try_start`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// The job owns the output now.
+    Started,
+    /// It is next, once the bytes queued before it are flushed.
+    Flush,
+    /// Another job is before it.
+    WaitTurn,
+    /// The output is closed or half-closed: the job cannot write.
+    Ended,
+    /// Its reservation is gone (the connection closed).
+    Gone,
 }
 
 pub(crate) struct Shared {
@@ -337,47 +405,25 @@ impl Shared {
 
     /// Reserves the output for a job now, behind what is already queued.
     pub(crate) fn reserve(&self) -> u64 {
-        let mut out = self.out();
-        let ticket = out.next_ticket;
-        out.next_ticket += 1;
-        let mark = out.queued;
-        out.reservations.push_back((ticket, mark));
-        ticket
+        self.out().reserve()
     }
 
     /// Takes the socket's output for job `ticket`: when it is first in line and everything
     /// queued before it is flushed.
     pub(crate) async fn begin_job(&self, ticket: u64) -> Result<()> {
-        enum Next {
-            Flush,
-            WaitTurn,
-        }
         loop {
             let turn = self.job_turn.notified();
             // Decided under the lock; the waiting happens after it is released.
-            let next = {
-                let mut out = self.out();
-                if out.closing == Closing::Now || out.write_shut {
-                    return Err(Error::WriteAfterEnd);
-                }
-                match out.reservations.front() {
-                    Some(&(t, mark)) if t == ticket && !out.job => {
-                        if out.flushed >= mark {
-                            out.job = true;
-                            return Ok(());
-                        }
-                        Next::Flush
-                    }
-                    Some(_) => Next::WaitTurn,
-                    None => return Err(Error::ConnectionClosed),
-                }
-            };
-            match next {
-                Next::Flush => {
+            let start = self.out().try_start(ticket);
+            match start {
+                Start::Started => return Ok(()),
+                Start::Ended => return Err(Error::WriteAfterEnd),
+                Start::Gone => return Err(Error::ConnectionClosed),
+                Start::Flush => {
                     self.stream.writable().await?;
                     flush(self, &*self.sink)?;
                 }
-                Next::WaitTurn => turn.await,
+                Start::WaitTurn => turn.await,
             }
         }
     }
@@ -395,12 +441,7 @@ impl Shared {
 
     /// Gives the output back to the driver (which flushes what queued meanwhile).
     pub(crate) fn end_job(&self, ticket: u64) {
-        let mut out = self.out();
-        if out.reservations.front().is_some_and(|&(t, _)| t == ticket) {
-            out.job = false;
-        }
-        out.reservations.retain(|&(t, _)| t != ticket);
-        drop(out);
+        self.out().finish(ticket);
         self.job_turn.notify_waiters();
         self.wake.notify_one();
     }
@@ -614,8 +655,11 @@ impl Connections {
         let ticket = sh.reserve();
         Ok(async move {
             let result = upgrade(&sh, &head, &acceptor, ticket).await;
-            sh.end_job(ticket);
+            // Reading resumes before end_job() wakes the driver: stored after the wake-up, the
+            // driver could see PAUSED, wait for readiness, and never deliver what rustls
+            // already decrypted (a client's first data sent with its Finished).
             sh.mode.store(READING, Relaxed);
+            sh.end_job(ticket);
             sh.sink.event(
                 sh.id,
                 Event::TlsStarted {
@@ -700,20 +744,7 @@ impl Connections {
             gone: AtomicBool::new(false),
             gone_notify: Notify::new(),
             job_turn: Notify::new(),
-            out: Mutex::new(Outbox {
-                buf: Vec::new(),
-                pos: 0,
-                closing: Closing::No,
-                want_drain: false,
-                write_shut: false,
-                job: false,
-                close_notify_sent: false,
-                queued: 0,
-                flushed: 0,
-                reservations: VecDeque::new(),
-                next_ticket: 0,
-                read_error: None,
-            }),
+            out: Mutex::new(Outbox::new()),
             wake: Notify::new(),
             credit: AtomicI64::new(opts.high_water_mark as i64),
             read_lock: Mutex::new(()),
@@ -868,6 +899,15 @@ impl Connections {
         self.set_closing(id, Closing::Now)
     }
 
+    /// Closes every registered connection now, dropping queued output: for a consumer that is
+    /// gone (the thread that handled them ended). Returns how many were open.
+    pub fn close_all(&self) -> usize {
+        let ids: Vec<u32> = self.lock().keys().copied().collect();
+        ids.into_iter()
+            .filter(|&id| self.set_closing(id, Closing::Now).is_ok())
+            .count()
+    }
+
     fn set_closing(&self, id: u32, how: Closing) -> Result<()> {
         let sh = self.get(id)?;
         let mut out = sh.out();
@@ -919,7 +959,7 @@ impl Connections {
     pub fn set_keep_alive(&self, id: u32, keep_alive: Option<&KeepAlive>) -> Result<()> {
         let sh = self.get(id)?;
         match keep_alive {
-            Some(k) => crate::server::set_keep_alive(&sh.stream, k)?,
+            Some(k) => crate::socket::set_keep_alive(&sh.stream, k)?,
             None => SockRef::from(&sh.stream).set_keepalive(false)?,
         }
         Ok(())
@@ -1349,4 +1389,100 @@ async fn linger_close(sh: &Shared, read_open: bool, write_shut: bool) -> Result<
         () = sh.abort.cancelled() => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod outbox_tests {
+    //! The output queue's bookkeeping: what may be flushed, and the order of jobs (files,
+    //! pipes, TLS upgrades) against the writes around them. The socket side is covered by
+    //! `tests/driver_jobs.rs`.
+    use super::{Closing, Outbox, Start};
+
+    #[test]
+    fn writes_flush_in_order_and_idle_means_nothing_left() {
+        let mut out = Outbox::new();
+        assert!(out.idle());
+        out.append(b"hello ");
+        out.append(b"world");
+        assert_eq!((out.pending(), out.flushable(), out.queued), (11, 11, 11));
+        assert!(!out.idle());
+        out.advance(6);
+        assert_eq!((out.pending(), out.flushed), (5, 6));
+        assert_eq!(&out.buf[out.pos..], b"world");
+        out.advance(5);
+        assert!(out.idle());
+    }
+
+    #[test]
+    fn a_job_waits_for_the_bytes_queued_before_it_and_holds_back_those_after() {
+        let mut out = Outbox::new();
+        out.append(b"head");
+        let job = out.reserve();
+        out.append(b"tail"); // written after the job was booked: goes out after it
+        assert_eq!(out.flushable(), 4, "only the bytes before the reservation");
+        assert!(!out.idle(), "a waiting job keeps the connection busy");
+        assert_eq!(out.try_start(job), Start::Flush);
+        out.advance(4);
+        assert_eq!(out.flushable(), 0, "the tail waits for the job");
+        assert_eq!(out.try_start(job), Start::Started);
+        assert!(out.job);
+        assert_eq!(out.try_start(job), Start::WaitTurn, "started once only");
+        out.finish(job);
+        assert!(!out.job);
+        assert_eq!(out.flushable(), 4, "the tail may go now");
+        out.advance(4);
+        assert!(out.idle());
+    }
+
+    #[test]
+    fn jobs_run_in_call_order() {
+        let mut out = Outbox::new();
+        let first = out.reserve();
+        out.append(b"between");
+        let second = out.reserve();
+        assert_ne!(first, second);
+        assert_eq!(out.try_start(second), Start::WaitTurn);
+        assert_eq!(out.try_start(first), Start::Started);
+        out.finish(first);
+        assert_eq!(
+            out.try_start(second),
+            Start::Flush,
+            "the bytes between first"
+        );
+        assert_eq!(out.flushable(), 7);
+        out.advance(7);
+        assert_eq!(out.try_start(second), Start::Started);
+        out.finish(second);
+        assert!(out.idle());
+    }
+
+    #[test]
+    fn a_job_that_never_started_gives_its_place_back() {
+        let mut out = Outbox::new();
+        let first = out.reserve();
+        let second = out.reserve();
+        out.finish(second); // e.g. its file failed before it began
+        assert_eq!(out.try_start(first), Start::Started);
+        assert!(
+            out.job,
+            "finishing another job does not release the running one"
+        );
+        out.finish(first);
+        assert!(out.idle());
+        assert_eq!(out.try_start(first), Start::Gone);
+    }
+
+    #[test]
+    fn no_job_starts_on_a_closed_or_half_closed_output() {
+        let mut out = Outbox::new();
+        let job = out.reserve();
+        out.write_shut = true;
+        assert_eq!(out.try_start(job), Start::Ended);
+        let mut out = Outbox::new();
+        let job = out.reserve();
+        out.closing = Closing::Now;
+        assert_eq!(out.try_start(job), Start::Ended);
+        out.closing = Closing::End; // flush then FIN: jobs still run first
+        assert_eq!(out.try_start(job), Start::Started);
+    }
 }

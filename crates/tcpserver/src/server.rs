@@ -4,27 +4,24 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
-use socket2::{SockRef, TcpKeepalive};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::accept;
 use crate::addr::Address;
-use crate::config::{LimitPolicy, ServerConfig, SocketOptions};
+use crate::config::{ServerConfig, SocketOptions};
 use crate::connection::{Connection, ConnectionInfo};
 use crate::error::Result;
+use crate::gate::{Admission, Gate};
 use crate::listener;
-use crate::per_ip::{IpSlot, PerIpTable};
-use crate::proxy_protocol::{self, Header, ProxyProtocol};
+use crate::panic::CatchUnwind;
+use crate::socket::apply_socket_options;
 use crate::stats::{Counters, Stats};
 use crate::stream::Stream;
 
@@ -59,21 +56,15 @@ impl std::fmt::Debug for Server {
 pub(crate) struct Inner {
     addresses: Vec<SocketAddr>,
     unix_paths: Vec<PathBuf>,
-    pub(crate) counters: Counters,
-    pub(crate) stop_accepting: CancellationToken,
+    counters: Arc<Counters>,
+    gate: Arc<Gate>,
+    stop_accepting: CancellationToken,
     abort: CancellationToken,
     loops: TaskTracker,
     connections: TaskTracker,
     handler: Box<Handler>,
     socket: SocketOptions,
-    limit: Option<Arc<Semaphore>>,
-    limit_policy: LimitPolicy,
-    per_ip: Option<Arc<PerIpTable>>,
-    proxy: Option<ProxyProtocol>,
     max_accept: Option<u64>,
-    paused: AtomicBool,
-    resume: Notify,
-    pause: Notify,
     active_at_shutdown: AtomicU64,
     shutdown_started: AtomicBool,
 }
@@ -113,29 +104,32 @@ impl Server {
                 Address::Ip(_) => {}
             }
         }
+        let counters = Arc::new(Counters::default());
         let inner = Arc::new(Inner {
             addresses,
             unix_paths,
-            counters: Counters::default(),
+            gate: Arc::new(Gate::new(config, counters.clone())),
+            counters,
             stop_accepting: CancellationToken::new(),
             abort: CancellationToken::new(),
             loops: TaskTracker::new(),
             connections: TaskTracker::new(),
             handler: Box::new(move |conn| Box::pin(handler(conn))),
             socket: config.socket.clone(),
-            limit: config.max_connections.map(|n| Arc::new(Semaphore::new(n))),
-            limit_policy: config.limit_policy,
-            per_ip: config.per_ip.map(PerIpTable::new),
-            proxy: config.proxy_protocol.clone(),
             max_accept: config.max_accept_connections,
-            paused: AtomicBool::new(false),
-            resume: Notify::new(),
-            pause: Notify::new(),
             active_at_shutdown: AtomicU64::new(0),
             shutdown_started: AtomicBool::new(false),
         });
         for (addr, l) in listeners {
-            inner.loops.spawn(accept::run(l, addr, inner.clone()));
+            let server = inner.clone();
+            let dispatch = move |stream, peer, local: Option<&Address>, admission| {
+                server.dispatch(stream, peer, local, admission);
+            };
+            let (gate, stop) = (inner.gate.clone(), inner.stop_accepting.clone());
+            let counters = inner.counters.clone();
+            inner
+                .loops
+                .spawn(accept::run(l, addr, gate, counters, stop, dispatch));
         }
         inner.loops.close();
         Ok(Self { inner })
@@ -174,14 +168,12 @@ impl Server {
 
     /// Stops calling `accept` (the kernel backlog holds new clients) until [`Server::resume`].
     pub fn pause(&self) {
-        self.inner.paused.store(true, SeqCst);
-        self.inner.pause.notify_waiters();
+        self.inner.gate.pause();
     }
 
     /// Undoes [`Server::pause`].
     pub fn resume(&self) {
-        self.inner.paused.store(false, SeqCst);
-        self.inner.resume.notify_waiters();
+        self.inner.gate.resume();
     }
 
     /// Stops accepting and waits until every listening socket is closed, so the port is free
@@ -247,67 +239,9 @@ impl Inner {
         }
     }
 
-    /// Completes once `pause()` is in effect: lets an accept loop leave a pending `accept`.
-    pub(crate) async fn pausing(&self) {
-        loop {
-            let paused = self.pause.notified();
-            if self.paused.load(SeqCst) {
-                return;
-            }
-            paused.await;
-        }
-    }
-
-    /// Waits while accepting is paused.
-    pub(crate) async fn unpaused(&self) {
-        while self.paused.load(SeqCst) {
-            let resumed = self.resume.notified();
-            if !self.paused.load(SeqCst) {
-                break;
-            }
-            resumed.await;
-        }
-    }
-
-    /// A slot under `maxConnections`: waited for under [`LimitPolicy::Hold`]; `None` (the
-    /// client is refused) under [`LimitPolicy::Refuse`] when the server is full.
-    pub(crate) async fn admit(&self) -> Option<Admission> {
-        let permit = match &self.limit {
-            None => None,
-            Some(sem) => match self.limit_policy {
-                LimitPolicy::Hold => sem.clone().acquire_owned().await.ok(),
-                LimitPolicy::Refuse => match sem.clone().try_acquire_owned() {
-                    Ok(p) => Some(p),
-                    Err(_) => {
-                        self.counters.refused_max_connections.fetch_add(1, Relaxed);
-                        return None;
-                    }
-                },
-            },
-        };
-        Some(Admission {
-            _permit: permit,
-            ip_slot: None,
-        })
-    }
-
-    /// Takes `peer`'s share under `maxConnectionsPerIp`; `false` (the client is refused)
-    /// when its address already holds its share. Unix socket clients have no IP address and
-    /// are not limited per address.
-    fn admit_ip(&self, admission: &mut Admission, peer: &Address) -> bool {
-        let (Some(table), Some(ip)) = (&self.per_ip, peer.ip()) else {
-            return true;
-        };
-        admission.ip_slot = table.try_acquire(ip);
-        if admission.ip_slot.is_none() {
-            self.counters.refused_per_ip.fetch_add(1, Relaxed);
-        }
-        admission.ip_slot.is_some()
-    }
-
     /// Serves an accepted connection. `local` is its local address when the listener's own
     /// says it (a specific IP or a path), which saves a `getsockname` per connection.
-    pub(crate) fn dispatch(
+    fn dispatch(
         self: &Arc<Self>,
         stream: Stream,
         peer: Address,
@@ -368,7 +302,11 @@ impl Inner {
     async fn serve(&self, mut stream: Stream, mut info: ConnectionInfo, admission: &mut Admission) {
         // Calling the handler inside the future puts its synchronous part under CatchUnwind too.
         let future = std::pin::pin!(async {
-            if !self.proxy_header(&mut stream, &mut info, admission).await {
+            let (gate, stop) = (&self.gate, &self.stop_accepting);
+            if !gate
+                .proxy_header(&mut stream, &mut info, admission, stop)
+                .await
+            {
                 return;
             }
             let conn = Connection::new(
@@ -390,119 +328,4 @@ impl Inner {
             () = self.abort.cancelled() => {}
         }
     }
-
-    /// The checks on an accepted client's socket address; `false`: refused (counted). A
-    /// PROXY protocol listener takes only trusted sources, and counts a client under
-    /// `maxConnectionsPerIp` once its header named it (in [`Inner::proxy_header`]).
-    pub(crate) fn admit_peer(&self, admission: &mut Admission, peer: &Address) -> bool {
-        match &self.proxy {
-            // Configurations with both are refused by `validate`; an IP-less peer is never trusted.
-            Some(p) if !peer.ip().is_some_and(|ip| p.trusts(ip)) => {
-                self.counters.proxy_failure("untrusted");
-                false
-            }
-            Some(_) => true,
-            None => self.admit_ip(admission, peer),
-        }
-    }
-
-    /// Reads the PROXY protocol header (within its timeout; a graceful shutdown does not wait
-    /// for it), takes the client's addresses from it and admits the real client under
-    /// `maxConnectionsPerIp`. `false`: the connection is to be closed (counted).
-    async fn proxy_header(
-        &self,
-        stream: &mut Stream,
-        info: &mut ConnectionInfo,
-        admission: &mut Admission,
-    ) -> bool {
-        let Some(proxy) = &self.proxy else {
-            return true;
-        };
-        let header = tokio::select! {
-            r = tokio::time::timeout(proxy.header_timeout, proxy_protocol::read_header(stream)) => {
-                r.unwrap_or(Err("timeout"))
-            }
-            () = self.stop_accepting.cancelled() => Err("shutdown"),
-        };
-        match header {
-            Ok(Header::Proxy { source, dest }) => {
-                info.proxied_by = info.peer_addr.as_ip();
-                info.peer_addr = Address::Ip(source);
-                info.local_addr = Address::Ip(dest);
-            }
-            Ok(Header::Local) => info.proxied_by = info.peer_addr.as_ip(),
-            Err(reason) => {
-                self.counters.proxy_failure(reason);
-                return false;
-            }
-        }
-        self.counters.proxy_headers.fetch_add(1, Relaxed);
-        self.admit_ip(admission, &info.peer_addr)
-    }
-}
-
-/// The limits' slots a connection holds while its task runs.
-#[derive(Debug)]
-pub(crate) struct Admission {
-    /// Held for its `Drop`: the slot frees when the connection's task ends.
-    _permit: Option<OwnedSemaphorePermit>,
-    ip_slot: Option<IpSlot>,
-}
-
-/// Failing to set `TCP_NODELAY` or keep-alive on an accepted socket is not worth dropping the
-/// client for (the peer may already be gone); the connection proceeds with OS defaults. Unix
-/// domain sockets have neither.
-fn apply_socket_options(stream: &Stream, opts: &SocketOptions) {
-    if !stream.is_tcp() {
-        return;
-    }
-    if opts.no_delay {
-        let _ = stream.set_nodelay(true);
-    }
-    if let Some(k) = &opts.keep_alive {
-        let _ = set_keep_alive(stream, k);
-    }
-}
-
-/// Applies keep-alive probe settings to a connected TCP socket (Unix domain sockets refuse
-/// them with an OS error).
-pub fn set_keep_alive(stream: &Stream, k: &crate::config::KeepAlive) -> std::io::Result<()> {
-    let mut ka = TcpKeepalive::new();
-    if let Some(t) = k.time {
-        ka = ka.with_time(t);
-    }
-    #[cfg(not(any(target_os = "openbsd", target_os = "haiku")))]
-    if let Some(i) = k.interval {
-        ka = ka.with_interval(i);
-    }
-    #[cfg(not(any(target_os = "openbsd", target_os = "haiku", target_os = "windows")))]
-    if let Some(r) = k.retries {
-        ka = ka.with_retries(r);
-    }
-    SockRef::from(stream).set_tcp_keepalive(&ka)
-}
-
-/// Turns a panic inside a connection's future into an `Err`, so it closes only that connection.
-pub(crate) struct CatchUnwind<F>(pub(crate) F);
-
-impl<F: Future + Unpin> Future for CatchUnwind<F> {
-    type Output = std::thread::Result<F::Output>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = &mut self.0;
-        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-            Err(panic) => Poll::Ready(Err(panic)),
-        }
-    }
-}
-
-/// A panic payload as text.
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_owned())
 }

@@ -50,6 +50,8 @@ export type CommandOptions =
 export interface CommonOptions {
   /** Addresses to listen on (at least one). */
   listen: string[]
+  /** Handler threads (`listen({ workers })`); undefined: the main thread alone. */
+  workers: number | 'auto' | undefined
   loops: number | undefined
   reusePort: boolean | undefined
   fastOpen: number | undefined
@@ -104,6 +106,7 @@ const DEFAULT_LISTEN: Record<CommandName, string> = {
 
 const COMMON_FLAGS = {
   listen: { type: 'string', short: 'l', multiple: true },
+  workers: { type: 'string', short: 'w' },
   loops: { type: 'string' },
   'reuse-port': { type: 'boolean' },
   // Declared on its own (not `allowNegative`, which needs Node >= 20.16) so every Node 20 parses it.
@@ -141,6 +144,8 @@ const COMMON_HELP = `  -l, --listen ADDR            listen on ADDR; repeat for s
                                [::1]:7000, [::]:7000 (dual-stack), :7000 (every interface),
                                unix:/path/to.sock (Unix domain socket); port 0 picks a free port
                                (the "listening on" line names it)
+  -w, --workers N|auto         run the handlers on N worker threads ('auto': one per CPU), fed
+                               by the accept loops [default: the main thread alone]
       --loops N                accept loops per address, one SO_REUSEPORT socket each
                                [default: the CPUs this process may use]
       --reuse-port             SO_REUSEPORT on the listening sockets [default]
@@ -385,6 +390,7 @@ export function parseCommandLine(argv: readonly string[]): Invocation {
     command: commandOptions(command, str, values, positionals),
     options: {
       listen,
+      workers: str('workers') === 'auto' ? 'auto' : integer('workers', str('workers'), command),
       loops: integer('loops', str('loops'), command),
       reusePort: values['no-reuse-port'] ? false : values['reuse-port'] ? true : undefined,
       fastOpen: integer('fast-open', str('fast-open'), command),

@@ -1,59 +1,14 @@
 // Runs a `tcpserver` subcommand: starts the server through the public API, prints the
 // "listening on" line, stats lines (timer and SIGUSR1), and shuts down gracefully on
 // SIGINT/SIGTERM with a deadline (a second signal closes everything at once).
-import { realpath } from 'node:fs/promises'
+import { availableParallelism } from 'node:os'
 import type { CommandOptions, CommonOptions } from './cli-args.js'
-import { buildResponses, HttpResponder } from './cli-http.js'
+import { handlerFor } from './cli-handlers.js'
 import { formatAddress, type Output, stdio } from './cli-output.js'
-import { proxyHandler } from './cli-proxy.js'
-import { staticHandler } from './cli-static.js'
-import { type Counters, newCounters, StatsReporter } from './cli-stats.js'
+import { newCounters, StatsReporter, sharedCounterBuffer, summedCounters } from './cli-stats.js'
+import type { CliWorkerData } from './cli-worker.js'
 // Only the public API, like any user of the package.
-import { type Connection, type Handler, isTcpServerError, listen, type Server } from './index.js'
-
-function echoHandler(c: Counters): Handler {
-  return async (conn: Connection) => {
-    for await (const chunk of conn) {
-      c.bytesIn += chunk.length
-      await conn.write(chunk)
-      c.bytesOut += chunk.length
-    }
-  }
-}
-
-function httpHandler(c: Counters, bodySize: number): Handler {
-  const responses = buildResponses(bodySize)
-  return async (conn: Connection) => {
-    const responder = new HttpResponder(responses)
-    let answered = 0
-    for await (const chunk of conn) {
-      c.bytesIn += chunk.length
-      const out = responder.feed(chunk)
-      c.requests += responder.requests - answered
-      answered = responder.requests
-      if (out !== null) {
-        await conn.write(out)
-        c.bytesOut += out.length
-      }
-      if (responder.close) return // returning closes the connection once `out` is flushed
-    }
-  }
-}
-
-/** The connection handler of `command`. */
-async function handlerFor(command: CommandOptions, counters: Counters, io: Output): Promise<Handler> {
-  switch (command.name) {
-    case 'echo':
-      return echoHandler(counters)
-    case 'http':
-      return httpHandler(counters, command.bodySize)
-    case 'proxy':
-      return proxyHandler(command, counters, io)
-    case 'static':
-      // Resolved once: every request's realpath is compared with this one.
-      return staticHandler(await realpath(command.root), counters)
-  }
-}
+import { isTcpServerError, listen, type Server } from './index.js'
 
 /**
  * Starts `command` with `options` and runs until a signal shuts it down.
@@ -66,12 +21,22 @@ export async function runServer(
   options: CommonOptions,
   io: Output = stdio,
 ): Promise<number> {
-  const counters = newCounters()
+  // With --workers the handlers run in worker threads (cli-worker.ts), each counting into its
+  // own slot of a shared buffer; the stats line adds the slots up.
+  const workers = options.workers === 'auto' ? availableParallelism() : options.workers
+  const shared = workers === undefined ? undefined : sharedCounterBuffer(workers)
+  const counters = shared ? summedCounters(shared) : newCounters()
   let server: Server
   try {
     server = await listen({
       address: options.listen,
-      handler: await handlerFor(command, counters, io),
+      ...(shared
+        ? {
+            workers,
+            handler: new URL('./cli-worker.js', import.meta.url),
+            workerData: { command, counters: shared } satisfies CliWorkerData,
+          }
+        : { handler: await handlerFor(command, counters, io) }),
       loops: options.loops,
       reusePort: options.reusePort,
       fastOpen: options.fastOpen,

@@ -18,6 +18,49 @@ export function newCounters(): Counters {
   return { bytesIn: 0, bytesOut: 0, requests: 0, upstreamErrors: 0 }
 }
 
+const FIELDS = ['bytesIn', 'bytesOut', 'requests', 'upstreamErrors'] as const
+
+/**
+ * Room for the counters of `slots` worker threads, shared with them (`--workers`): each
+ * worker adds to its own slot only, so no two threads write one number.
+ */
+export function sharedCounterBuffer(slots: number): SharedArrayBuffer {
+  return new SharedArrayBuffer(slots * FIELDS.length * Float64Array.BYTES_PER_ELEMENT)
+}
+
+/** A worker's own counters: slot `slot` of `buffer`. */
+export function slotCounters(buffer: SharedArrayBuffer, slot: number): Counters {
+  const a = new Float64Array(buffer, slot * FIELDS.length * Float64Array.BYTES_PER_ELEMENT, FIELDS.length)
+  const c = {} as Counters
+  FIELDS.forEach((f, i) => {
+    Object.defineProperty(c, f, {
+      get: () => a[i],
+      set: (v: number) => {
+        a[i] = v
+      },
+      enumerable: true,
+    })
+  })
+  return c
+}
+
+/** Every slot of `buffer` added up (read-only: the workers count). */
+export function summedCounters(buffer: SharedArrayBuffer): Counters {
+  const a = new Float64Array(buffer)
+  const c = {} as Counters
+  FIELDS.forEach((f, i) => {
+    Object.defineProperty(c, f, {
+      get: () => {
+        let sum = 0
+        for (let j = i; j < a.length; j += FIELDS.length) sum += a[j] ?? 0
+        return sum
+      },
+      enumerable: true,
+    })
+  })
+  return c
+}
+
 /** The stats line: totals, then rates over the time since the previous line. */
 export class StatsReporter {
   readonly #server: Server

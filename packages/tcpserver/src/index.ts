@@ -27,6 +27,7 @@ export type {
   SniCertificate,
   TlsInfo,
   TlsOptions,
+  WorkerStats,
 } from './options.js'
 export { proxyHeader } from './proxy-header.js'
 export { Server } from './server.js'

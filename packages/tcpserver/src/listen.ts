@@ -4,6 +4,7 @@ import type { AddressInput, ListenOptions } from './options.js'
 import { Server } from './server.js'
 import { toBindingTls } from './tls.js'
 import { validateListenOptions } from './validate.js'
+import { handlerModule, WorkerPool, workerCount } from './workers.js'
 
 type BindingListenOptions = Parameters<typeof binding.listen>[0]
 
@@ -45,13 +46,18 @@ function argContext(options: ListenOptions): (option: string) => ArgContext | un
   }
 }
 
-function toBindingOptions(o: ListenOptions, fds: number[] | undefined): BindingListenOptions {
+function toBindingOptions(
+  o: ListenOptions,
+  fds: number[] | undefined,
+  workers: boolean,
+): BindingListenOptions {
   const addresses = (
     o.address === undefined ? [] : Array.isArray(o.address) ? o.address : [o.address]
   ) as AddressInput[]
   const ka = o.keepAlive
   return {
     addresses: addresses.map(toBindingAddress),
+    workers,
     fds,
     loops: o.loops,
     reusePort: o.reusePort,
@@ -105,9 +111,11 @@ function toBindingOptions(o: ListenOptions, fds: number[] | undefined): BindingL
  */
 export async function listen(input: ListenOptions): Promise<Server> {
   const options = validateListenOptions(input, listen)
+  const workers = workerCount(options.workers, listen)
+  const module = workers === undefined ? undefined : handlerModule(options.handler, listen)
   const fds = inheritedFds(options.fd)
   let server: Server | undefined
-  const result = binding.listen(toBindingOptions(options, fds), (events, payload) =>
+  const result = binding.listen(toBindingOptions(options, fds, workers !== undefined), (events, payload) =>
     server?.dispatch(events, payload),
   )
   if (!(result instanceof binding.BindingServer)) throw fromBinding(result, listen, argContext(options))
@@ -117,12 +125,25 @@ export async function listen(input: ListenOptions): Promise<Server> {
     delete process.env.LISTEN_FDS
     delete process.env.LISTEN_FDNAMES
   }
+  const pool =
+    module === undefined
+      ? undefined
+      : new WorkerPool(result.workersKey, workers as number, module, options.workerData)
   server = new Server(result, {
-    handler: options.handler,
+    handler: typeof options.handler === 'function' ? options.handler : undefined,
     onError: options.onError,
     onTlsError: options.onTlsError,
     sniCallback: options.tls?.sniCallback,
+    pool,
   })
+  if (pool) {
+    try {
+      await pool.start()
+    } catch (e) {
+      await server.halt()
+      throw e
+    }
+  }
   const signal = options.signal
   if (signal) {
     const s = server

@@ -159,8 +159,34 @@ export interface ListenOptions {
   /**
    * Called once per connection. When its promise settles the connection is closed: queued
    * writes are flushed first, then FIN. Without a handler, iterate the server instead.
+   *
+   * With `workers`, the handler is a module instead (a `URL`, best
+   * `new URL('./handler.js', import.meta.url)`, or a file path, relative ones from the
+   * current directory) that every worker thread imports: its default export is the handler,
+   * and it may export `onError` and `onTlsError` (which then run in the workers).
    */
-  handler?: Handler
+  handler?: Handler | URL | string
+  /**
+   * Run the handler on this many worker threads (`'auto'`: one per CPU this process may use,
+   * `os.availableParallelism()`), fed by the Rust accept loops: each new connection goes to
+   * the worker with the fewest open connections (ties in turn). One server, one port, one
+   * set of limits, counters, timeouts and TLS settings; `stats().workers` has per-worker
+   * figures. A worker that ends (an uncaught error, `process.exit()`, `terminate()`) has its
+   * connections closed and counted (`stats().workers.orphaned`), and a new one takes its
+   * place (at once, or after 100 ms to 1 s if it keeps ending within a second). `listen()`
+   * rejects with `ERR_TCPSERVER_WORKER_LOAD` when a worker cannot load the module.
+   * `shutdown()`/`halt()` resolve once every connection closed and every worker stopped.
+   * Requires `handler` to be a module; `for await (const conn of server)` gets nothing.
+   * @default no workers: handlers run on this thread
+   */
+  workers?: number | 'auto'
+  /**
+   * With `workers`: a value every worker receives (structured-cloned, so a
+   * `SharedArrayBuffer` is shared) through the handler module's optional `setup` export,
+   * `export async function setup(workerData, { index, threadId })`, awaited before the
+   * worker serves. For configuration, and counters the main thread can read.
+   */
+  workerData?: unknown
   /**
    * Receives errors thrown or rejected by `handler` (the connection is then closed at once),
    * including `ECONNRESET`/`EPIPE` from a peer that went away.
@@ -286,6 +312,16 @@ export interface AddressInfo {
   family: 'IPv4' | 'IPv6' | 'unix'
 }
 
+/** Per-worker figures of a server with `workers`. */
+export interface WorkerStats {
+  /** Each worker by index: its thread id (-1 while it restarts), its open connections and the connections handed to it (since it started). */
+  threads: Array<{ index: number; threadId: number; active: number; accepted: number }>
+  /** Workers started again after one ended. */
+  restarts: number
+  /** Connections closed because the worker serving them ended. */
+  orphaned: number
+}
+
 /** Counters of a server. */
 export interface ServerStats {
   /** Connections accepted. */
@@ -336,6 +372,8 @@ export interface ServerStats {
     /** Failed handshakes by reason: `timeout`, `peer_closed`, `bad_record`, `peer_incompatible`, `no_application_protocol`, `no_client_certificate`, ... */
     failures: Record<string, number>
   }
+  /** Worker threads (`listen({ workers })` only). */
+  workers?: WorkerStats
 }
 
 /** Options of `conn.pipe()`. */

@@ -16,6 +16,7 @@ import type {
 import { EventRouter } from './router.js'
 import { pem, toBindingTls } from './tls.js'
 import { expectNumber, optionsObject, validateTls } from './validate.js'
+import type { WorkerPool } from './workers.js'
 
 const SHUTDOWN_KEYS: ReadonlySet<string> = new Set(['timeout'])
 
@@ -38,6 +39,8 @@ export interface ServerInit {
   onError: ((error: unknown, connection: Connection) => void) | undefined
   onTlsError: ((error: Error, remote: AddressInfo) => void) | undefined
   sniCallback: TlsOptions['sniCallback']
+  /** The worker threads that run the handler (`listen({ workers })`). */
+  pool?: WorkerPool | undefined
 }
 
 /** A TLS_ERROR event's fields: the peer's address and port; then the error. */
@@ -67,6 +70,7 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
   #unrefed = false
   /** Keeps the event loop alive while the server runs (the native wake-up function does not). */
   #keepAlive: NodeJS.Timeout | null = null
+  readonly #pool: WorkerPool | undefined
 
   /** @internal Created by `listen()`. */
   constructor(native: BindingServer, init: ServerInit) {
@@ -74,6 +78,7 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
     this.#handler = init.handler
     this.#onError = init.onError ?? defaultOnError
     this.#sniCallback = init.sniCallback
+    this.#pool = init.pool
     this.#router = new EventRouter(native, {
       open: (conn) => {
         if (this.#unrefed) this.#updateRef()
@@ -107,7 +112,9 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
   // Like a net.Server: a running server keeps the process alive unless unref()'d; open
   // connections keep it alive either way (each is a socket, as in Node).
   #updateRef(): void {
-    const alive = !this.#isClosed && (!this.#unrefed || this.#router.conns.size > 0)
+    // A worker thread's Server listens on nothing (its thread's own handle keeps it alive).
+    const listening = !this.#isClosed && this.#addresses.length > 0
+    const alive = listening && (!this.#unrefed || this.#router.conns.size > 0)
     if (alive && this.#keepAlive === null) this.#keepAlive = setInterval(noop, 1 << 30)
     else if (!alive && this.#keepAlive !== null) {
       clearInterval(this.#keepAlive)
@@ -231,7 +238,9 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
     this.#stopped = true
     this.#updateRef()
     for (const w of this.#waiters.splice(0)) w({ value: undefined, done: true })
-    this.#resolveClosed(result)
+    // Every connection has closed: the workers have nothing left to serve.
+    if (this.#pool) this.#pool.close().then(() => this.#resolveClosed(result))
+    else this.#resolveClosed(result)
   }
 
   /** The bound addresses, with real ports where 0 was asked for. */
@@ -280,6 +289,7 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
       acceptErrors,
       dataPath: this.#native.dataStats(),
       tls: { handshakes: tls.handshakes, failures },
+      ...(this.#pool ? { workers: this.#pool.stats(this.#native.workerStats()) } : {}),
     }
   }
 

@@ -16,6 +16,8 @@ const LISTEN_KEYS: ReadonlySet<string> = new Set([
   'address',
   'fd',
   'handler',
+  'workers',
+  'workerData',
   'onError',
   'loops',
   'reusePort',
@@ -138,7 +140,8 @@ export function validateListenOptions(o: unknown, caller: Caller): ListenOptions
       opts.address = list.map((x, i) => address(`options.address[${i}]`, x, caller))
     }
   }
-  expectFunction('options.handler', opts.handler, caller)
+  // With workers the handler is a module (checked by workers.ts), else a function.
+  if (opts.workers === undefined) expectFunction('options.handler', opts.handler, caller)
   expectFunction('options.onError', opts.onError, caller)
   expectFunction('options.onTlsError', opts.onTlsError, caller)
   for (const n of [
