@@ -260,6 +260,32 @@ const rows: Record<string, RowTest> = {
     t.is((await within(conn.read(), 5000, 'echo'))?.toString(), 'outbound')
     conn.close()
   },
+  '`net.connect({ port, host, signal })`': async (t) => {
+    const aborted = await dial('127.0.0.1:9', { signal: AbortSignal.abort() }).catch((e: unknown) => e)
+    t.like(aborted, { name: 'AbortError', code: 'ABORT_ERR' })
+  },
+  "writing from callbacks after `'connection'` returned": async (t) => {
+    const late = deferred<unknown>()
+    const kept = await serve(t, {
+      handler(conn) {
+        // Kept open: the handler's promise settles when the callback has written.
+        return new Promise<void>((resolve) => {
+          setTimeout(() => {
+            void conn.write('from a callback').then(resolve)
+          }, 20)
+        })
+      },
+    })
+    t.is((await within(collect(await connect(portOf(kept))), 5000, 'reply')).toString(), 'from a callback')
+    // Not kept: this handler returns at once, so its later write is refused.
+    const refused = await serve(t, {
+      handler(conn) {
+        setTimeout(() => conn.write('too late').catch((e: unknown) => late.resolve(e)), 20)
+      },
+    })
+    await within(collect(await connect(portOf(refused))), 5000, 'closed at once')
+    t.is(errCode(await within(late.promise, 5000, 'late write')), 'ERR_TCPSERVER_HANDLER_SETTLED')
+  },
   'code written for Node streams': async (t) => {
     const server = await serve(t, {
       async handler(conn) {
