@@ -36,6 +36,8 @@ async function freePort(host: string): Promise<number> {
 interface Frontend {
   bind: string
   sendProxy: 'send-proxy' | 'send-proxy-v2'
+  /** More keywords for the `server` line, e.g. `proxy-v2-options crc32c`. */
+  options?: string
 }
 
 /** Starts HAProxy (foreground, TCP mode) with one frontend per entry, each to `backendPort`. */
@@ -49,7 +51,7 @@ async function haproxy(t: ExecutionContext, backendPort: number, frontends: Fron
     ports.push(port)
     const bind = f.bind.includes(':') ? `[${f.bind}]` : f.bind
     cfg += `frontend f${i}\n  bind ${bind}:${port}\n  default_backend b${i}\n`
-    cfg += `backend b${i}\n  server s 127.0.0.1:${backendPort} ${f.sendProxy}\n`
+    cfg += `backend b${i}\n  server s 127.0.0.1:${backendPort} ${f.sendProxy} ${f.options ?? ''}\n`
   }
   writeFileSync(join(dir, 'haproxy.cfg'), cfg)
   const child: ChildProcess = spawn('haproxy', ['-db', '-f', join(dir, 'haproxy.cfg')], {
@@ -239,6 +241,146 @@ test('hand-written headers: v1 and v2 accepted; untrusted, missing, garbage and 
   const strict = await proxied(t, { proxyProtocol: { trusted: ['10.0.0.0/8'] } })
   t.is(await raw(portOf(strict), 'PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\r\nhi'), '')
   t.deepEqual(strict.stats().proxyProtocol.failures, { untrusted: 1 })
+})
+
+/** CRC-32C (Castagnoli), bit by bit: the test's own reference, independent of the server's. */
+function crc32c(data: Uint8Array): number {
+  let crc = 0xffffffff
+  for (const byte of data) {
+    crc ^= byte
+    for (let k = 0; k < 8; k++) crc = crc & 1 ? (crc >>> 1) ^ 0x82f63b78 : crc >>> 1
+  }
+  return (crc ^ 0xffffffff) >>> 0
+}
+
+const tlv = (type: number, value: Buffer): Buffer =>
+  Buffer.concat([Buffer.from([type, value.length >> 8, value.length & 0xff]), value])
+
+/** A v2 PROXY TCP4 header for 203.0.113.9:8080 → 10.0.0.1:80 whose addresses are followed by `tlvs`. */
+function v2With(tlvs: Buffer): Buffer {
+  const addrs = Buffer.from([203, 0, 113, 9, 10, 0, 0, 1, 0x1f, 0x90, 0, 80])
+  const len = addrs.length + tlvs.length
+  return Buffer.concat([
+    Buffer.from('0d0a0d0a000d0a515549540a', 'hex'),
+    Buffer.from([0x21, 0x11, len >> 8, len & 0xff]),
+    addrs,
+    tlvs,
+  ])
+}
+
+/** Fills the CRC32C TLV (the last 7 bytes of `header`) with the header's checksum. */
+function sealed(header: Buffer): Buffer {
+  const h = Buffer.from(header)
+  h.writeUInt32BE(0, h.length - 4)
+  h.writeUInt32BE(crc32c(h), h.length - 4)
+  return h
+}
+
+test('PROXY v2 TLVs: an overrun, a stray trailing byte and a wrong CRC32C are refused (handler not called, counted); valid TLVs with a correct CRC32C pass', async (t) => {
+  t.is(crc32c(Buffer.from('123456789')), 0xe3069283, "the reference's check value")
+  let handled = 0
+  const server = await proxied(t, {
+    async handler(conn) {
+      handled++
+      await whoAmI(conn)
+    },
+  })
+  const port = portOf(server)
+  const hi = Buffer.from('hi')
+  const alpn = tlv(0x01, Buffer.from('h2'))
+  const ssl = tlv(0x20, Buffer.concat([Buffer.from([1, 0, 0, 0, 0]), tlv(0x21, Buffer.from('TLSv1.3'))]))
+  const good = sealed(
+    v2With(
+      Buffer.concat([
+        alpn,
+        tlv(0x02, Buffer.from('example.com')),
+        tlv(0x05, Buffer.alloc(16, 7)),
+        ssl,
+        tlv(0x30, Buffer.from('ns1')),
+        tlv(0xe0, Buffer.from('custom')),
+        tlv(0x03, Buffer.alloc(4)),
+      ]),
+    ),
+  )
+  t.is(
+    await raw(port, Buffer.concat([good, hi])),
+    '203.0.113.9 8080 via 127.0.0.1\n',
+    'valid TLVs, good CRC32C',
+  )
+  t.is(handled, 1)
+
+  // The ALPN TLV says 10 bytes; 2 follow before the header ends.
+  const overrun = v2With(Buffer.from([0x01, 0, 10, 0x68, 0x32]))
+  t.is(await raw(port, Buffer.concat([overrun, hi])), '', 'TLV overruns the header')
+  const trailing = v2With(Buffer.concat([alpn, Buffer.from([0])]))
+  t.is(await raw(port, Buffer.concat([trailing, hi])), '', 'a stray byte after the TLVs')
+  const badCrc = Buffer.from(good)
+  badCrc[16] ^= 1 // 203.0.113.9 → 202.0.113.9: the checksum no longer matches
+  t.is(await raw(port, Buffer.concat([badCrc, hi])), '', 'wrong CRC32C')
+  t.is(handled, 1, 'the handler never saw the three bad headers')
+  t.deepEqual(server.stats().proxyProtocol, { headers: 1, failures: { malformed: 2, bad_checksum: 1 } })
+})
+
+test('HAProxy send-proxy-v2 with proxy-v2-options crc32c: its checksum verifies, and a tampered copy of its header is refused', async (t) => {
+  if (!haveHaproxy) return t.pass('skipped: haproxy is not installed')
+  // First a plain node:net backend records the header HAProxy sends.
+  const captured = new Promise<Buffer>((resolve) => {
+    const tap = net.createServer((s) => {
+      const chunks: Buffer[] = []
+      s.on('data', (d: Buffer) => {
+        chunks.push(d)
+        const all = Buffer.concat(chunks)
+        if (all.length >= 16 && all.length >= 16 + all.readUInt16BE(14)) {
+          // The client's (from 127.0.0.4), not one of the readiness probes' (from 127.0.0.1).
+          if (all.subarray(16, 20).equals(Buffer.from([127, 0, 0, 4])))
+            resolve(all.subarray(0, 16 + all.readUInt16BE(14)))
+          s.destroy()
+        }
+      })
+      s.on('error', () => {})
+    })
+    tap.listen(0, '127.0.0.1', async () => {
+      const tapPort = (tap.address() as net.AddressInfo).port
+      const [front] = await haproxy(t, tapPort, [
+        { bind: '127.0.0.1', sendProxy: 'send-proxy-v2', options: 'proxy-v2-options crc32c' },
+      ])
+      const c = net.connect({ host: '127.0.0.1', port: front as number, localAddress: '127.0.0.4' })
+      c.on('error', () => {})
+      c.write('hi')
+    })
+    t.teardown(() => {
+      tap.close()
+    })
+  })
+  const header = await within(captured, 10000, "HAProxy's header")
+  // Addresses (12 bytes) then a CRC32C TLV (type 3, length 4).
+  const at = header.indexOf(Buffer.from([0x03, 0, 4]), 28)
+  t.true(at >= 28, `a CRC32C TLV in ${header.toString('hex')}`)
+  const zeroed = Buffer.from(header)
+  zeroed.writeUInt32BE(0, at + 3)
+  t.is(header.readUInt32BE(at + 3), crc32c(zeroed), "HAProxy's checksum, by the test's reference")
+
+  const server = await proxied(t)
+  const port = portOf(server)
+  t.regex(
+    await raw(port, Buffer.concat([header, Buffer.from('hi')])),
+    /^127\.0\.0\.4 \d+ via 127\.0\.0\.1\n$/,
+  )
+  const tampered = Buffer.from(header)
+  tampered[19] ^= 1 // the source address's last byte: 127.0.0.4 → 127.0.0.5
+  t.is(await raw(port, Buffer.concat([tampered, Buffer.from('hi')])), '', 'tampered header refused')
+  t.deepEqual(server.stats().proxyProtocol.failures, { bad_checksum: 1 })
+
+  // And end to end: HAProxy with crc32c in front of the server.
+  const [front] = await haproxy(t, port, [
+    { bind: '127.0.0.1', sendProxy: 'send-proxy-v2', options: 'proxy-v2-options crc32c' },
+  ])
+  const { reply, localPort } = await ask('127.0.0.1', front as number, '127.0.0.6')
+  t.is(reply, `127.0.0.6 ${localPort} via 127.0.0.1\n`)
+  t.deepEqual(
+    Object.keys(server.stats().proxyProtocol.failures).filter((r) => r !== 'closed'),
+    ['bad_checksum'],
+  )
 })
 
 test('proxyProtocol options are validated', async (t) => {

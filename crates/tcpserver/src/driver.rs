@@ -339,6 +339,36 @@ enum Start {
     Gone,
 }
 
+/// When bytes last moved on a connection, for its idle timeout: microseconds since the
+/// connection began. Every read and write stores it (a clock read and one atomic, nothing
+/// on the timer wheel); the driver's idle deadline reads it only when it comes.
+#[derive(Debug)]
+pub(crate) struct Activity {
+    since: tokio::time::Instant,
+    micros: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            since: tokio::time::Instant::now(),
+            micros: AtomicU64::new(0),
+        }
+    }
+
+    /// Bytes moved now. `fetch_max`: a write on the consumer's thread and a read on the
+    /// driver's may store out of order; the later time wins.
+    pub(crate) fn touch(&self) {
+        let micros = self.since.elapsed().as_micros() as u64;
+        self.micros.fetch_max(micros, Relaxed);
+    }
+
+    /// When bytes last moved.
+    pub(crate) fn last(&self) -> tokio::time::Instant {
+        self.since + Duration::from_micros(self.micros.load(Relaxed))
+    }
+}
+
 pub(crate) struct Shared {
     pub(crate) id: u32,
     pub(crate) stream: Stream,
@@ -368,7 +398,7 @@ pub(crate) struct Shared {
     write_timeout_ms: AtomicU64,
     /// A job (a file) timed out writing: the driver ends with [`Error::WriteTimeout`].
     write_timed_out: AtomicBool,
-    pub(crate) activity: AtomicU64,
+    pub(crate) activity: Activity,
     bytes_read: AtomicU64,
     pub(crate) bytes_written: AtomicU64,
 }
@@ -752,7 +782,7 @@ impl Connections {
             idle_ms: AtomicU64::new(millis(opts.idle_timeout)),
             write_timeout_ms: AtomicU64::new(millis(opts.write_timeout)),
             write_timed_out: AtomicBool::new(false),
-            activity: AtomicU64::new(0),
+            activity: Activity::new(),
             bytes_read: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
         });
@@ -791,7 +821,7 @@ impl Connections {
                 sh.wake.notify_one();
             }
             sh.bytes_written.fetch_add(written as u64, Relaxed);
-            sh.activity.fetch_add(1, Relaxed);
+            sh.activity.touch();
         } else if direct {
             while written < data.len() {
                 match sh.stream.try_write(&data[written..]) {
@@ -803,7 +833,7 @@ impl Connections {
             }
             if written > 0 {
                 sh.bytes_written.fetch_add(written as u64, Relaxed);
-                sh.activity.fetch_add(1, Relaxed);
+                sh.activity.touch();
             }
         }
         if written < data.len() {
@@ -857,7 +887,7 @@ impl Connections {
                 Ok(n) if n > 0 => {
                     sh.mode.store(CONSUMER_READING, Relaxed);
                     sh.bytes_read.fetch_add(n as u64, Relaxed);
-                    sh.activity.fetch_add(1, Relaxed);
+                    sh.activity.touch();
                     self.counters.direct_reads.fetch_add(1, Relaxed);
                     return Ok(n);
                 }
@@ -1035,8 +1065,12 @@ impl<S: EventSink> Drop for Unregister<'_, S> {
 async fn run(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
     let abort = &sh.abort;
     let mut read_open = true;
-    let mut idle_seen = (0u64, 0u64); // (idle_ms, activity) at the last tick
-    let mut idle_timer: Option<(u64, tokio::time::Interval)> = None;
+    // The idle deadline: armed once per timeout, not per byte. When it comes, the last
+    // activity tells whether the connection was quiet all along (close) or when it will be
+    // due at the earliest (re-armed there), so the close comes at last byte + timeout.
+    let mut idle_ms_armed = 0u64;
+    let idle_deadline = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(idle_deadline);
     // Output that waits: the flushed count when it last moved, and the deadline from then.
     let mut write_stall: Option<u64> = None;
     let write_deadline = tokio::time::sleep(Duration::ZERO);
@@ -1110,14 +1144,15 @@ async fn run(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
             }
         }
         let idle_ms = sh.idle_ms.load(Relaxed);
-        if idle_timer.as_ref().map_or(0, |t| t.0) != idle_ms {
-            idle_timer = (idle_ms > 0).then(|| {
-                let period = Duration::from_millis(idle_ms);
-                let mut t = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                (idle_ms, t)
-            });
-            idle_seen = (idle_ms, sh.activity.load(Relaxed));
+        if idle_ms != idle_ms_armed {
+            // A new timeout counts from now, like Node's `socket.setTimeout()`.
+            idle_ms_armed = idle_ms;
+            if idle_ms > 0 {
+                sh.activity.touch();
+                idle_deadline
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + Duration::from_millis(idle_ms));
+            }
         }
         // The write timeout runs only while output waits for the socket, and is re-armed only
         // when the peer took some of it: nothing per byte on the fast path.
@@ -1155,12 +1190,12 @@ async fn run(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
                 read_once(sh, sink, &mut read_open)?;
             }
             () = &mut write_deadline, if write_stall.is_some() => return Err(Error::WriteTimeout),
-            _ = async { idle_timer.as_mut().map(|t| &mut t.1).unwrap().tick().await }, if idle_timer.is_some() => {
-                let now = sh.activity.load(Relaxed);
-                if idle_seen.1 == now {
+            () = &mut idle_deadline, if idle_ms_armed > 0 => {
+                let due = sh.activity.last() + Duration::from_millis(idle_ms_armed);
+                if due <= tokio::time::Instant::now() {
                     return Err(Error::IdleTimeout);
                 }
-                idle_seen.1 = now;
+                idle_deadline.as_mut().reset(due);
             }
         }
     }
@@ -1223,7 +1258,7 @@ fn read_once(sh: &Shared, sink: &dyn EventSink, read_open: &mut bool) -> Result<
         Ok(n) => {
             sh.credit.fetch_sub(n as i64, Relaxed);
             sh.bytes_read.fetch_add(n as u64, Relaxed);
-            sh.activity.fetch_add(1, Relaxed);
+            sh.activity.touch();
             Ok(true)
         }
         Err(e)
@@ -1325,7 +1360,7 @@ fn flush(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
             let n = io::Write::write(&mut t.writer(), &out.buf[pos..pos + can])?;
             out.advance(n);
             sh.bytes_written.fetch_add(n as u64, Relaxed);
-            sh.activity.fetch_add(1, Relaxed);
+            sh.activity.touch();
         }
     }
     while out.flushable() > 0 {
@@ -1334,7 +1369,7 @@ fn flush(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
             Ok(n) => {
                 out.advance(n);
                 sh.bytes_written.fetch_add(n as u64, Relaxed);
-                sh.activity.fetch_add(1, Relaxed);
+                sh.activity.touch();
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -158,7 +158,7 @@ async fn send_range(
                 Ok(n) => {
                     sent.fetch_add(n as u64, Relaxed);
                     sh.bytes_written.fetch_add(n as u64, Relaxed);
-                    sh.activity.fetch_add(1, Relaxed);
+                    sh.activity.touch();
                     conns
                         .counters
                         .file_bytes_zero_copy
@@ -199,7 +199,7 @@ async fn copy_range(
         crate::forward::write_plain(sh, &buf[..n]).await?;
         sent.fetch_add(n as u64, Relaxed);
         sh.bytes_written.fetch_add(n as u64, Relaxed);
-        sh.activity.fetch_add(1, Relaxed);
+        sh.activity.touch();
         conns
             .counters
             .file_bytes_copied

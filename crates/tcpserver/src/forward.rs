@@ -11,7 +11,7 @@ use crate::stream::Stream;
 use socket2::SockRef;
 use tokio::io::Interest;
 
-use crate::driver::{Connections, Event, Shared, lock_tls, tls_read};
+use crate::driver::{Activity, Connections, Event, Shared, lock_tls, tls_read};
 use crate::error::{Error, Result};
 use crate::sys;
 use crate::tls::try_write_tls;
@@ -89,18 +89,22 @@ async fn pipe(
             both_ways(a, b, moved, false).await
         }
     };
+    // Like the driver's idle timeout: a deadline re-armed from the ends' last activity, so
+    // the pipe ends at last byte + timeout (a check once per period ended it up to a whole
+    // period late).
     let idle = async {
         let Some(period) = opts.idle_timeout else {
             return std::future::pending().await;
         };
-        let mut seen = u64::MAX;
+        let started = tokio::time::Instant::now();
+        let mut deadline = started + period;
         loop {
-            tokio::time::sleep(period).await;
-            let now = moved[0].load(Relaxed) + moved[1].load(Relaxed);
-            if now == seen {
+            tokio::time::sleep_until(deadline).await;
+            let last = a.activity.last().max(b.activity.last()).max(started);
+            deadline = last + period;
+            if deadline <= tokio::time::Instant::now() {
                 return Error::IdleTimeout;
             }
-            seen = now;
         }
     };
     tokio::select! {
@@ -185,8 +189,8 @@ async fn copy_plain(src: &Shared, dst: &Shared, moved: &AtomicU64) -> io::Result
         write_plain(dst, &buf).await?;
         moved.fetch_add(buf.len() as u64, Relaxed);
         // Both ends moved bytes: neither is idle for its own idle timeout.
-        src.activity.fetch_add(1, Relaxed);
-        dst.activity.fetch_add(1, Relaxed);
+        src.activity.touch();
+        dst.activity.touch();
     }
 }
 
@@ -257,7 +261,7 @@ async fn splice_one_way(
     dst: &Stream,
     pipe: &sys::PipePair,
     moved: &AtomicU64,
-    activity: [&AtomicU64; 2],
+    activity: [&Activity; 2],
 ) -> io::Result<bool> {
     let mut in_pipe = 0usize;
     loop {
@@ -278,7 +282,7 @@ async fn splice_one_way(
             Ok(n) => {
                 in_pipe -= n;
                 moved.fetch_add(n as u64, Relaxed);
-                activity.iter().for_each(|a| _ = a.fetch_add(1, Relaxed));
+                activity.iter().for_each(|a| a.touch());
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
@@ -290,7 +294,7 @@ async fn copy_one_way(
     src: &Stream,
     dst: &Stream,
     moved: &AtomicU64,
-    activity: [&AtomicU64; 2],
+    activity: [&Activity; 2],
 ) -> io::Result<()> {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -302,7 +306,7 @@ async fn copy_one_way(
             Err(e) => return Err(e),
         };
         write_all(dst, &buf[..n], moved).await?;
-        activity.iter().for_each(|a| _ = a.fetch_add(1, Relaxed));
+        activity.iter().for_each(|a| a.touch());
     }
 }
 

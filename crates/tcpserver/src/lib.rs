@@ -199,6 +199,9 @@ pub use file::{dup_for_send, open_for_send};
 pub use forward::PipeOptions;
 pub use inherited::{SD_LISTEN_FDS_START, systemd_listen_fds};
 pub use proxy_protocol::{Cidr, DEFAULT_HEADER_TIMEOUT, ProxyProtocol};
+// For the fuzz targets in `crates/tcpserver/fuzz` only; not part of the API.
+#[doc(hidden)]
+pub use proxy_protocol::{crc32c, fuzz_header};
 pub use server::{Server, ShutdownReport};
 pub use socket::set_keep_alive;
 pub use stats::Stats;

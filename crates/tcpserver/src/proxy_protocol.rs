@@ -260,15 +260,17 @@ fn parse_v2(header: &[u8]) -> std::result::Result<Header, Reason> {
     let addr =
         |ip: IpAddr, port: &[u8]| SocketAddr::new(ip, u16::from_be_bytes([port[0], port[1]]));
     // The family byte: address family in the high nibble, transport in the low one. Only
-    // TCP over IPv4/IPv6 gives addresses a TCP server can use; TLVs after them are skipped.
-    match header[13] {
+    // TCP over IPv4/IPv6 gives addresses a TCP server can use; the others are accepted with
+    // their addresses ignored (spec 2.2). Whatever follows the addresses is TLVs.
+    let (addr_len, header_says) = match header[13] {
         0x11 => {
             let b = body.get(..12).ok_or("malformed")?;
             let ip = |o: usize| IpAddr::V4(Ipv4Addr::new(b[o], b[o + 1], b[o + 2], b[o + 3]));
-            Ok(Header::Proxy {
+            let h = Header::Proxy {
                 source: addr(ip(0), &b[8..10]),
                 dest: addr(ip(4), &b[10..12]),
-            })
+            };
+            (12, h)
         }
         0x21 => {
             let b = body.get(..36).ok_or("malformed")?;
@@ -277,14 +279,168 @@ fn parse_v2(header: &[u8]) -> std::result::Result<Header, Reason> {
                 a.copy_from_slice(&b[o..o + 16]);
                 IpAddr::V6(Ipv6Addr::from(a))
             };
-            Ok(Header::Proxy {
+            let h = Header::Proxy {
                 source: addr(ip(0), &b[32..34]),
                 dest: addr(ip(16), &b[34..36]),
-            })
+            };
+            (36, h)
         }
-        // UNSPEC, UDP and UNIX sockets: accepted, addresses ignored (spec 2.2).
-        0x00 | 0x12 | 0x22 | 0x31 | 0x32 => Ok(Header::Local),
-        _ => Err("malformed"),
+        0x12 => (12, Header::Local),
+        0x22 => (36, Header::Local),
+        0x31 | 0x32 => (216, Header::Local),
+        // UNSPEC: the whole block is to be ignored (spec 2.2), as HAProxy does.
+        0x00 => return Ok(Header::Local),
+        _ => return Err("malformed"),
+    };
+    if body.len() < addr_len {
+        return Err("malformed");
+    }
+    check_tlvs(header, 16 + addr_len)?;
+    Ok(header_says)
+}
+
+/// TLV types (spec 2.2.1 to 2.2.8) that the walker checks; others are skipped.
+const PP2_TYPE_CRC32C: u8 = 0x03;
+const PP2_TYPE_UNIQUE_ID: u8 = 0x05;
+const PP2_TYPE_SSL: u8 = 0x20;
+/// The longest unique ID the spec allows.
+const UNIQUE_ID_MAX: usize = 128;
+
+/// One TLV: its type and value.
+type Tlv<'a> = (u8, &'a [u8]);
+
+/// Splits `area` into TLVs, which must fill it exactly: a length that runs past the end, or
+/// a stray byte or two too short for a TLV's 3-byte head, makes the header malformed.
+fn tlvs(area: &[u8]) -> impl Iterator<Item = std::result::Result<Tlv<'_>, Reason>> {
+    let mut rest = area;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let Some(&[kind, hi, lo]) = rest.get(..3) else {
+            rest = &[];
+            return Some(Err("malformed"));
+        };
+        let len = u16::from_be_bytes([hi, lo]) as usize;
+        let Some(value) = rest.get(3..3 + len) else {
+            rest = &[];
+            return Some(Err("malformed"));
+        };
+        rest = &rest[3 + len..];
+        Some(Ok((kind, value)))
+    })
+}
+
+/// Walks the TLVs of a version 2 `header` from `offset` (the end of the addresses): they
+/// must fill the header exactly; a unique ID is at most 128 bytes; an SSL one's sub-TLVs
+/// must fill it exactly; a CRC32C one (at most one) must hold the checksum of the whole
+/// header (`bad_checksum` otherwise: the spec says to drop such a connection). ALPN,
+/// authority, NETNS, NOOP and unknown types are skipped: nothing here uses them.
+fn check_tlvs(header: &[u8], offset: usize) -> std::result::Result<(), Reason> {
+    let mut at = offset;
+    let mut checksum = None;
+    for tlv in tlvs(&header[offset..]) {
+        let (kind, value) = tlv?;
+        match kind {
+            PP2_TYPE_CRC32C => {
+                let sent = <[u8; 4]>::try_from(value).map_err(|_| "malformed")?;
+                if checksum
+                    .replace((at + 3, u32::from_be_bytes(sent)))
+                    .is_some()
+                {
+                    return Err("malformed");
+                }
+            }
+            PP2_TYPE_UNIQUE_ID if value.len() > UNIQUE_ID_MAX => return Err("malformed"),
+            PP2_TYPE_SSL => {
+                // client (1 byte) and verify (4 bytes), then sub-TLVs (version, CN, cipher...).
+                let subs = value.get(5..).ok_or("malformed")?;
+                tlvs(subs).try_for_each(|t| t.map(drop))?;
+            }
+            _ => {}
+        }
+        at += 3 + value.len();
+    }
+    // Checked once the whole header is known to be well formed, so that a malformed one is
+    // `malformed` whatever its checksum (found by the fuzz target `proxy_tlv`).
+    if let Some((field, sent)) = checksum {
+        // The checksum covers the whole header with its own 4 bytes as zeroes.
+        let crc = crc32c_update(!0, &header[..field]);
+        let crc = crc32c_update(crc, &[0; 4]);
+        let crc = !crc32c_update(crc, &header[field + 4..]);
+        if crc != sent {
+            return Err("bad_checksum");
+        }
+    }
+    Ok(())
+}
+
+/// The CRC-32C (Castagnoli) table, built at compile time.
+const CRC32C_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = i as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0x82F6_3B78 // the Castagnoli polynomial, reflected
+            } else {
+                crc >> 1
+            };
+            bit += 1;
+        }
+        table[i] = crc;
+        i += 1;
+    }
+    table
+};
+
+/// Feeds `data` to a running CRC-32C (start with `!0`, finish with `!`).
+fn crc32c_update(mut crc: u32, data: &[u8]) -> u32 {
+    for &b in data {
+        crc = CRC32C_TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
+    }
+    crc
+}
+
+/// The CRC-32C (Castagnoli) of `data`, as PROXY v2's `PP2_TYPE_CRC32C` carries it.
+#[doc(hidden)]
+pub fn crc32c(data: &[u8]) -> u32 {
+    !crc32c_update(!0, data)
+}
+
+/// For the fuzz targets (`crates/tcpserver/fuzz`), not an API: treats `data` as the first
+/// bytes of a connection, frames a header as [`read_header`] does (which peeks at most
+/// 107 bytes) and parses it when complete. `None`: more bytes needed; `Some(Ok(None))`: a
+/// header that keeps the socket's addresses; `Some(Ok(Some((source, dest))))`: a proxied
+/// client. Checks on the way that the framing never contradicts itself on a shorter prefix.
+#[doc(hidden)]
+#[allow(clippy::type_complexity)]
+pub fn fuzz_header(
+    data: &[u8],
+) -> Option<std::result::Result<Option<(SocketAddr, SocketAddr)>, &'static str>> {
+    let peeked = &data[..data.len().min(V1_MAX)];
+    let framed = framing(peeked);
+    for k in 0..peeked.len() {
+        let earlier = framing(&peeked[..k]);
+        assert!(
+            earlier == Ok(Framing::NeedMore) || earlier == framed,
+            "framing {k} bytes gave {earlier:?}, all {} gave {framed:?}",
+            peeked.len()
+        );
+    }
+    match framed {
+        Ok(Framing::NeedMore) => None,
+        Err(reason) => Some(Err(reason)),
+        Ok(Framing::Complete(n)) => {
+            assert!(n >= 8, "a header of {n} bytes");
+            let header = data.get(..n)?;
+            Some(parse(header).map(|h| match h {
+                Header::Proxy { source, dest } => Some((source, dest)),
+                Header::Local => None,
+            }))
+        }
     }
 }
 
@@ -456,5 +612,166 @@ mod tests {
         let mut v3 = v2(1, 0x11, &[0; 12]);
         v3[12] = 0x31;
         assert_eq!(parse(&v3), Err("unsupported_version"));
+    }
+
+    /// A bit-at-a-time CRC-32C, independent of the table the parser uses.
+    fn crc32c_bitwise(data: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in data {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = (crc >> 1) ^ (0x82F6_3B78 & (crc & 1).wrapping_neg());
+            }
+        }
+        !crc
+    }
+
+    fn tlv(kind: u8, value: &[u8]) -> Vec<u8> {
+        let mut t = vec![kind];
+        t.extend_from_slice(&(value.len() as u16).to_be_bytes());
+        t.extend_from_slice(value);
+        t
+    }
+
+    /// A PROXY TCP4 header (192.0.2.1:56324 → 198.51.100.2:443) followed by `tlvs`.
+    fn v4_with(tlvs: &[u8]) -> Vec<u8> {
+        let mut body = vec![192, 0, 2, 1, 198, 51, 100, 2];
+        body.extend_from_slice(&56324u16.to_be_bytes());
+        body.extend_from_slice(&443u16.to_be_bytes());
+        body.extend_from_slice(tlvs);
+        v2(1, 0x11, &body)
+    }
+
+    /// Fills the CRC32C TLV's value (found at `at`) of `h` with the header's checksum.
+    fn seal(mut h: Vec<u8>, at: usize) -> Vec<u8> {
+        assert_eq!(&h[at..at + 3], &[PP2_TYPE_CRC32C, 0, 4]);
+        h[at + 3..at + 7].fill(0);
+        let crc = crc32c_bitwise(&h);
+        h[at + 3..at + 7].copy_from_slice(&crc.to_be_bytes());
+        h
+    }
+
+    fn proxied() -> std::result::Result<Header, Reason> {
+        Ok(Header::Proxy {
+            source: sa("192.0.2.1:56324"),
+            dest: sa("198.51.100.2:443"),
+        })
+    }
+
+    #[test]
+    fn crc32c_matches_the_check_value() {
+        // The CRC catalogue's check value for CRC-32/ISCSI (Castagnoli).
+        assert_eq!(crc32c(b"123456789"), 0xE306_9283);
+        assert_eq!(crc32c_bitwise(b"123456789"), 0xE306_9283);
+        assert_eq!(crc32c(b""), 0);
+        let long: Vec<u8> = (0..1000u32).map(|i| (i * 7) as u8).collect();
+        assert_eq!(crc32c(&long), crc32c_bitwise(&long));
+    }
+
+    #[test]
+    fn v2_tlvs_that_fill_the_header_are_accepted() {
+        let mut ssl = vec![0x07, 0, 0, 0, 0]; // client: SSL, cert seen and verified; verify: 0
+        ssl.extend(tlv(0x21, b"TLSv1.3"));
+        ssl.extend(tlv(0x22, b"client.example"));
+        let mut tlvs = Vec::new();
+        tlvs.extend(tlv(0x01, b"h2"));
+        tlvs.extend(tlv(0x02, b"example.com"));
+        tlvs.extend(tlv(0x05, &[0xab; 128]));
+        tlvs.extend(tlv(0x20, &ssl));
+        tlvs.extend(tlv(0x30, b"blue"));
+        tlvs.extend(tlv(0x04, &[])); // NOOP
+        tlvs.extend(tlv(0xe0, b"custom")); // PP2_TYPE_MIN_CUSTOM: skipped
+        let crc_at = 16 + 12 + tlvs.len();
+        tlvs.extend(tlv(PP2_TYPE_CRC32C, &[0; 4]));
+        let h = seal(v4_with(&tlvs), crc_at);
+        assert_eq!(framing(&h), Ok(Framing::Complete(h.len())));
+        assert_eq!(parse(&h), proxied());
+        // The checksum first, as HAProxy sends it.
+        let h = seal(v4_with(&tlv(PP2_TYPE_CRC32C, &[0; 4])), 28);
+        assert_eq!(parse(&h), proxied());
+        // IPv6 and UNIX blocks carry TLVs after their addresses too.
+        let mut body6 = vec![0u8; 36];
+        body6.extend(tlv(PP2_TYPE_CRC32C, &[0; 4]));
+        assert!(matches!(
+            parse(&seal(v2(1, 0x21, &body6), 52)),
+            Ok(Header::Proxy { .. })
+        ));
+        let mut unix = vec![0u8; 216];
+        unix.extend(tlv(0x01, b"http/1.1"));
+        assert_eq!(parse(&v2(1, 0x31, &unix)), Ok(Header::Local));
+        // LOCAL and UNSPEC blocks are discarded unread (spec 2.2), as HAProxy does.
+        assert_eq!(parse(&v2(0, 0x11, &[1, 2, 3])), Ok(Header::Local));
+        assert_eq!(parse(&v2(1, 0x00, &[9, 9])), Ok(Header::Local));
+    }
+
+    #[test]
+    fn v2_tlvs_that_overrun_or_leave_bytes_are_malformed() {
+        // A TLV claiming 10 bytes with 2 left.
+        assert_eq!(
+            parse(&v4_with(&[0x01, 0, 10, b'h', b'2'])),
+            Err("malformed")
+        );
+        // A TLV whose length field itself is cut off.
+        assert_eq!(parse(&v4_with(&[0x01, 0])), Err("malformed"));
+        // A stray trailing byte (and two) after a complete TLV.
+        let mut t = tlv(0x01, b"h2");
+        t.push(0);
+        assert_eq!(parse(&v4_with(&t)), Err("malformed"));
+        t.push(0);
+        assert_eq!(parse(&v4_with(&t)), Err("malformed"));
+        // A lone byte where TLVs start.
+        assert_eq!(parse(&v4_with(&[0x04])), Err("malformed"));
+        // Addresses cut short by the header length are malformed, TLVs or not.
+        assert_eq!(parse(&v2(1, 0x31, &[0; 215])), Err("malformed"));
+        // A unique ID over 128 bytes.
+        assert_eq!(parse(&v4_with(&tlv(0x05, &[1; 129]))), Err("malformed"));
+        // An SSL TLV shorter than its fixed part, or whose sub-TLVs overrun it.
+        assert_eq!(parse(&v4_with(&tlv(0x20, &[0; 4]))), Err("malformed"));
+        assert_eq!(
+            parse(&v4_with(&tlv(0x20, &[0, 0, 0, 0, 0, 0x22, 0, 9, b'x']))),
+            Err("malformed")
+        );
+        // A CRC32C TLV must be 4 bytes, and there is at most one.
+        assert_eq!(parse(&v4_with(&tlv(0x03, &[0; 3]))), Err("malformed"));
+        let mut two = tlv(PP2_TYPE_CRC32C, &[0; 4]);
+        two.extend(tlv(PP2_TYPE_CRC32C, &[0; 4]));
+        assert_eq!(parse(&seal(v4_with(&two), 28)), Err("malformed"));
+        // A wrong checksum before an overrun: malformed comes first (a fuzzer's finding).
+        let mut t = tlv(PP2_TYPE_CRC32C, &[1; 4]);
+        t.extend([0x01, 0, 10]);
+        assert_eq!(parse(&v4_with(&t)), Err("malformed"));
+    }
+
+    #[test]
+    fn v2_wrong_checksums_are_refused() {
+        let good = seal(v4_with(&tlv(PP2_TYPE_CRC32C, &[0; 4])), 28);
+        assert_eq!(parse(&good), proxied());
+        // Any flipped bit, in the addresses, the ports or the checksum itself, is caught.
+        for byte in [16usize, 19, 26, 27, 31, good.len() - 1] {
+            let mut bad = good.clone();
+            bad[byte] ^= 0x01;
+            assert_eq!(
+                parse(&bad),
+                Err("bad_checksum"),
+                "bit flipped in byte {byte}"
+            );
+        }
+        // All zeroes (a sender that forgot to fill the field).
+        assert_eq!(
+            parse(&v4_with(&tlv(PP2_TYPE_CRC32C, &[0; 4]))),
+            Err("bad_checksum")
+        );
+    }
+
+    #[test]
+    fn the_fuzz_entry_frames_and_parses() {
+        let h = seal(v4_with(&tlv(PP2_TYPE_CRC32C, &[0; 4])), 28);
+        assert_eq!(
+            fuzz_header(&h),
+            Some(Ok(Some((sa("192.0.2.1:56324"), sa("198.51.100.2:443")))))
+        );
+        assert_eq!(fuzz_header(&h[..20]), None);
+        assert_eq!(fuzz_header(b"PROXY UNKNOWN\r\n"), Some(Ok(None)));
+        assert_eq!(fuzz_header(b"GET /"), Some(Err("not_proxy")));
     }
 }

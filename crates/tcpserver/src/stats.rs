@@ -97,7 +97,8 @@ pub struct Stats {
     /// PROXY protocol headers accepted.
     pub proxy_headers: u64,
     /// Connections refused on PROXY protocol listeners, by reason: `untrusted` (source not
-    /// trusted), `not_proxy` (no header), `malformed`, `unsupported_version`,
+    /// trusted), `not_proxy` (no header), `malformed` (v2: also TLVs that do not fill the
+    /// header exactly), `bad_checksum` (a v2 CRC32C TLV that does not match), `unsupported_version`,
     /// `unsupported_command`, `timeout`, `closed` (gone before a complete header), `io`.
     pub proxy_failures: Vec<(&'static str, u64)>,
 }

@@ -121,7 +121,8 @@ pub struct TlsSettings {
     pub tls12: bool,
     /// Handshake deadline.
     pub handshake_timeout: Duration,
-    /// Handshakes in progress at once; more wait.
+    /// Handshakes in progress at once; more wait. A client takes a slot when its first
+    /// handshake byte arrives, so silent sockets hold none (the timeout closes them).
     pub max_handshakes: usize,
     /// CA certificates (PEM) that client certificates must chain to; asks clients for one.
     pub client_ca: Option<Vec<u8>>,
@@ -425,6 +426,23 @@ async fn handshake<D>(conn: &mut rustls::ConnectionCommon<D>, stream: &Stream) -
     Ok(())
 }
 
+/// Waits until the peer has sent a byte (or closed): a look with `MSG_PEEK`, because a new
+/// socket's readiness may be reported before anything arrived.
+async fn first_byte(stream: &Stream) -> io::Result<()> {
+    let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
+    loop {
+        stream.readable().await?;
+        // WouldBlock clears the readiness, so the next `readable()` waits for real bytes.
+        match stream.try_io(Interest::READABLE, || {
+            socket2::SockRef::from(stream).peek(&mut byte)
+        }) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Waits until `stream` is readable and feeds what arrived to `read_tls` (a session, or an
 /// `Acceptor` still waiting for the ClientHello). `Ok(false)`: the readiness was stale and
 /// nothing came; wait again. The peer closing mid-handshake is a `peer_closed` failure.
@@ -614,6 +632,12 @@ impl TlsAcceptor {
             .sni_callback
             .clone();
         let work = async {
+            // A slot is taken when the ClientHello begins, not at accept: sockets that connect
+            // and say nothing wait here (bounded by the handshake timeout, which runs from
+            // accept) without holding slots that real clients need.
+            if head.is_empty() {
+                first_byte(stream).await?;
+            }
             let _slot = self
                 .handshakes
                 .acquire()

@@ -359,6 +359,50 @@ async fn idle_timeout_closes_a_quiet_connection() {
     assert!(h.conns.is_empty());
 }
 
+/// With Tokio's clock paused the close time is exact: with a 1000 ms idle timeout, bytes at
+/// 0 and 600 ms close the connection at 1600 ms (a check once per period closed it at 2000).
+#[tokio::test(start_paused = true)]
+async fn idle_timeout_closes_at_the_last_byte_plus_the_timeout() {
+    let idle = Duration::from_millis(1000);
+    let (h, mut client) = Harness::new(DriveOptions {
+        high_water_mark: HWM,
+        idle_timeout: Some(idle),
+        ..DriveOptions::default()
+    })
+    .await;
+    let start = tokio::time::Instant::now();
+    client.write_all(b"a").await.unwrap();
+    h.wait_received(1).await;
+    tokio::time::sleep_until(start + Duration::from_millis(600)).await;
+    client.write_all(b"b").await.unwrap();
+    h.wait_received(2).await;
+    let last = tokio::time::Instant::now(); // within the 5 ms poll of the byte's arrival
+    let closed = h.wait_closed().await;
+    let at = start.elapsed();
+    assert_eq!(closed, Ev::Closed(Some((ErrorKind::IdleTimeout, None))));
+    assert!(
+        at >= Duration::from_millis(1600)
+            && at <= (last - start) + idle + Duration::from_millis(10),
+        "closed at {at:?}; bytes at 0 and 600 ms, idle timeout {idle:?}"
+    );
+    assert_eq!(h.conns.timeout_stats().idle, 1);
+
+    // A connection that never says a word is closed one timeout after it opened.
+    let opened = tokio::time::Instant::now();
+    let (h, _quiet) = Harness::new(DriveOptions {
+        high_water_mark: HWM,
+        idle_timeout: Some(idle),
+        ..DriveOptions::default()
+    })
+    .await;
+    h.wait_closed().await;
+    let at = opened.elapsed();
+    assert!(
+        at >= idle && at <= idle + Duration::from_millis(15),
+        "a quiet connection closed at {at:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn write_timeout_closes_when_the_peer_stops_reading() {
     let timeout = Duration::from_millis(300);

@@ -60,7 +60,7 @@ export interface TlsOptions {
   minVersion?: 'TLSv1.2' | 'TLSv1.3'
   /** Milliseconds a client has to finish its handshake. @default 10000 */
   handshakeTimeout?: number
-  /** Handshakes in progress at once; more wait. @default 1024 */
+  /** Handshakes in progress at once; more wait. A client takes a slot when its ClientHello begins (first byte), so sockets that connect and stay silent hold none; `handshakeTimeout`, counted from accept, closes them. @default 1024 */
   maxHandshakes?: number
   /** CA certificates that client certificates must chain to (mutual TLS). */
   ca?: PemInput | PemInput[]
@@ -343,7 +343,7 @@ export interface ServerStats {
   proxyProtocol: {
     /** Headers accepted. */
     headers: number
-    /** Refusals by reason: `untrusted` (source not in `trusted`), `not_proxy` (no header), `malformed`, `unsupported_version`, `unsupported_command`, `timeout`, `closed` (gone before a complete header), `shutdown`, `io`. */
+    /** Refusals by reason: `untrusted` (source not in `trusted`), `not_proxy` (no header), `malformed` (v2: also TLVs that do not fill the header exactly), `bad_checksum` (a v2 CRC32C TLV that does not match), `unsupported_version`, `unsupported_command`, `timeout`, `closed` (gone before a complete header), `shutdown`, `io`. */
     failures: Record<string, number>
   }
   /** Timeouts by kind. */
