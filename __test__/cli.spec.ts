@@ -84,7 +84,7 @@ test('bad command lines exit 2 and name the problem with a code', (t) => {
 test('a value the library rejects exits 1 with its code', (t) => {
   const r = runToExit(['echo', '--listen', '127.0.0.1:0', '--loops', '0'])
   t.is(r.status, 1)
-  t.true(r.stderr.includes('[ERR_INVALID_ARG_VALUE]'), r.stderr)
+  t.true(r.stderr.includes('[ERR_OUT_OF_RANGE]'), r.stderr)
 })
 
 test('a file that cannot be read at the start exits 1 with its code', (t) => {

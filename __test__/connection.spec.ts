@@ -108,6 +108,41 @@ test('conn.end() half-closes: client sees the data then end; the server still re
   await within(closedSocket(socket), 5000, 'client close')
 })
 
+test("conn.end('bye') writes 'bye', then half-closes: the client sees 'bye' before EOF, and end() returns conn", async (t) => {
+  const afterEnd = deferred<string>()
+  const returned = deferred<boolean>()
+  const server = await serve(t, {
+    async handler(conn) {
+      returned.resolve(conn.end('bye') === conn)
+      const chunks: Buffer[] = []
+      for await (const chunk of conn) chunks.push(chunk)
+      afterEnd.resolve(Buffer.concat(chunks).toString())
+    },
+  })
+  const socket = await connectHalfOpen(portOf(server))
+  const received: Buffer[] = []
+  socket.on('data', (c: Buffer) => received.push(c))
+  await within(new Promise((resolve) => socket.once('end', resolve)), 5000, "client 'end' after end('bye')")
+  t.is(Buffer.concat(received).toString(), 'bye')
+  t.true(await returned.promise)
+  socket.end('half-open still')
+  t.is(await within(afterEnd.promise, 5000, 'server read after end(data)'), 'half-open still')
+})
+
+test('conn.end(bytes) with 1 MiB over highWaterMark: every byte arrives before EOF', async (t) => {
+  const data = randomBytes(1024 * 1024)
+  const server = await serve(t, {
+    async handler(conn) {
+      conn.end(data)
+      await conn.closed
+    },
+  })
+  const socket = await connect(portOf(server))
+  const got = await within(collect(socket), 10_000, 'client EOF')
+  t.is(got.length, data.length)
+  t.is(sha256(got), sha256(data))
+})
+
 test('end() after a large un-awaited write flushes it all before the FIN', async (t) => {
   const data = randomBytes(2 * 1024 * 1024)
   const afterEnd = deferred<string>()
@@ -226,21 +261,42 @@ for (const [family, listenAt, host] of [
   ['IPv4', '127.0.0.1:0', '127.0.0.1'],
   ['IPv6', '[::1]:0', '::1'],
 ] as const) {
-  test(`remoteAddress/localAddress/startTime describe the ${family} connection`, async (t) => {
+  test(`remote/local/startTime and the net.Socket-style strings describe the ${family} connection`, async (t) => {
     const before = Date.now()
-    const seen = deferred<{ remote: unknown; local: unknown; startTime: number }>()
+    const seen = deferred<{ remote: unknown; local: unknown; startTime: number; strings: unknown[] }>()
     const server = await serve(t, {
       address: listenAt,
       async handler(conn) {
-        seen.resolve({ remote: conn.remoteAddress, local: conn.localAddress, startTime: conn.startTime })
+        seen.resolve({
+          remote: conn.remote,
+          local: conn.local,
+          startTime: conn.startTime,
+          strings: [
+            `${conn.remoteAddress}:${conn.remotePort}`,
+            conn.remoteFamily,
+            conn.localAddress,
+            conn.localPort,
+            conn.localFamily,
+            conn.address(),
+          ],
+        })
         await conn.read()
       },
     })
     const port = portOf(server)
     const socket = await connect(port, host)
-    const { remote, local, startTime } = await within(seen.promise, 5000, 'handler start')
+    const { remote, local, startTime, strings } = await within(seen.promise, 5000, 'handler start')
     t.deepEqual(remote, { address: host, port: socket.localPort, family })
     t.deepEqual(local, { address: host, port, family })
+    // What node:net gives for the same socket, seen from the client's side.
+    t.deepEqual(strings, [
+      `${socket.localAddress}:${socket.localPort}`,
+      socket.localFamily,
+      socket.remoteAddress,
+      socket.remotePort,
+      socket.remoteFamily,
+      { address: host, port, family },
+    ])
     t.is(socket.remotePort, port)
     t.is(typeof startTime, 'number')
     t.true(Number.isFinite(startTime))
@@ -421,7 +477,7 @@ test('a peer reset makes a pending read() reject with ECONNRESET', async (t) => 
       )
       await conn.closed
       // Asked for only now: a connection the peer ended keeps its addresses.
-      result.resolve({ err, connErr: conn.error, reason: signal.reason, remote: conn.remoteAddress })
+      result.resolve({ err, connErr: conn.error, reason: signal.reason, remote: conn.remote })
     },
   })
   const socket = await connect(portOf(server))

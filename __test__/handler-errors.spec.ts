@@ -7,6 +7,7 @@ import {
   closedSocket,
   collect,
   connect,
+  deferred,
   errCode,
   portOf,
   roundTrip,
@@ -231,4 +232,39 @@ test.serial('an un-awaited write() whose client resets does not cause an unhandl
     [],
     'the pending write promise was rejected with nobody to catch it',
   )
+})
+
+test('a write after the handler returned rejects with ERR_TCPSERVER_HANDLER_SETTLED, saying why and what to do', async (t) => {
+  const late = deferred<unknown[]>()
+  const server = await serve(t, {
+    handler(conn) {
+      // Callback style: the handler returns at once, the write comes later.
+      setTimeout(() => {
+        Promise.all([
+          conn.write('too late').catch((e: unknown) => e),
+          conn.sendFile('/etc/hostname').catch((e: unknown) => e),
+        ]).then(late.resolve)
+      }, 20)
+    },
+  })
+  const socket = await connect(portOf(server))
+  t.is((await within(collect(socket), 5000, 'client EOF')).length, 0)
+  const errors = (await within(late.promise, 5000, 'late writes')) as Error[]
+  for (const err of errors) {
+    t.is(errCode(err), 'ERR_TCPSERVER_HANDLER_SETTLED')
+    t.regex(err.message, /handler.*settled.*await/s)
+  }
+})
+
+test('write after end() keeps ERR_STREAM_WRITE_AFTER_END, also once the handler returned', async (t) => {
+  const late = deferred<unknown>()
+  const server = await serve(t, {
+    handler(conn) {
+      conn.end('bye')
+      setTimeout(() => conn.write('x').catch((e: unknown) => late.resolve(e)), 20)
+    },
+  })
+  const socket = await connect(portOf(server))
+  t.is((await within(collect(socket), 5000, 'client EOF')).toString(), 'bye')
+  t.is(errCode(await within(late.promise, 5000, 'late write')), 'ERR_STREAM_WRITE_AFTER_END')
 })

@@ -126,16 +126,26 @@ test("onLimit 'hold' (the default) keeps the next client waiting in the backlog,
 })
 
 test('limit options are validated', async (t) => {
-  for (const [options, option, cls] of [
-    [{ maxConnectionsPerIp: 0 }, 'maxConnectionsPerIp', RangeError],
-    [{ maxConnectionsPerIp: { max: 1, ipv6Prefix: 129 } }, 'maxConnectionsPerIp.ipv6Prefix', RangeError],
-    [{ maxConnectionsPerIp: { ipv6Prefix: 64 } }, 'maxConnectionsPerIp.max', TypeError],
-    [{ maxConnectionsPerIp: '3' }, 'maxConnectionsPerIp', TypeError],
-    [{ onLimit: 'drop' }, 'onLimit', TypeError],
-    [{ onLimit: 1 }, 'onLimit', TypeError],
+  for (const [options, option, cls, code] of [
+    [{ maxConnectionsPerIp: 0 }, 'maxConnectionsPerIp', RangeError, 'ERR_OUT_OF_RANGE'],
+    [
+      { maxConnectionsPerIp: { max: 1, ipv6Prefix: 129 } },
+      'maxConnectionsPerIp.ipv6Prefix',
+      RangeError,
+      'ERR_OUT_OF_RANGE',
+    ],
+    [
+      { maxConnectionsPerIp: { ipv6Prefix: 64 } },
+      'maxConnectionsPerIp.max',
+      TypeError,
+      'ERR_INVALID_ARG_TYPE',
+    ],
+    [{ maxConnectionsPerIp: '3' }, 'maxConnectionsPerIp', TypeError, 'ERR_INVALID_ARG_TYPE'],
+    [{ onLimit: 'drop' }, 'onLimit', TypeError, 'ERR_INVALID_ARG_VALUE'],
+    [{ onLimit: 1 }, 'onLimit', TypeError, 'ERR_INVALID_ARG_TYPE'],
   ] as const) {
     const err = await t.throwsAsync(serve(t, options as object))
-    t.is(errCode(err), 'ERR_INVALID_ARG_VALUE', JSON.stringify(options))
+    t.is(errCode(err), code, JSON.stringify(options))
     t.is((err as { option?: string }).option, option)
     t.true(err instanceof cls, `${JSON.stringify(options)}: ${err?.constructor.name}`)
   }

@@ -1,5 +1,7 @@
-// Every option's validation error: TypeError for a wrong type, RangeError for a value out of
-// range, always `code: 'ERR_INVALID_ARG_VALUE'` and `option` naming the option.
+// Every option's validation error, with Node's codes and classes: ERR_INVALID_ARG_TYPE
+// (TypeError) for a wrong type, ERR_OUT_OF_RANGE (RangeError) for a value out of range,
+// ERR_INVALID_ARG_VALUE (TypeError) for a bad value, ERR_SOCKET_BAD_PORT (RangeError) for a bad
+// port; `option` names the option and the message names it and the value received.
 import test from 'ava'
 import { type ListenOptions, listen } from 'tcpserver'
 
@@ -10,10 +12,14 @@ async function rejects(
   options: unknown,
   option: string,
   cls: typeof TypeError | typeof RangeError,
-): Promise<void> {
-  const err = await t.throwsAsync(listen(options as ListenOptions), { code: 'ERR_INVALID_ARG_VALUE' })
+  code: string,
+): Promise<Error | undefined> {
+  const err = await t.throwsAsync(listen(options as ListenOptions), { code })
   t.is((err as { option?: string }).option, option, `option name for ${JSON.stringify(options)}`)
   t.true(err instanceof cls, `${cls.name} for ${JSON.stringify(options)}, got ${err?.constructor.name}`)
+  t.true(err?.message.includes(`options.${option}`), err?.message)
+  t.regex(err?.message ?? '', /Received /)
+  return err
 }
 
 const typeCases: Array<[string, Record<string, unknown>]> = [
@@ -35,7 +41,9 @@ const typeCases: Array<[string, Record<string, unknown>]> = [
   ['signal', { signal: {} }],
 ]
 for (const [option, extra] of typeCases) {
-  test(`${option}: wrong type is a TypeError`, (t) => rejects(t, { ...base, ...extra }, option, TypeError))
+  test(`${option}: wrong type is a TypeError ERR_INVALID_ARG_TYPE`, async (t) => {
+    await rejects(t, { ...base, ...extra }, option, TypeError, 'ERR_INVALID_ARG_TYPE')
+  })
 }
 
 const rangeCases: Array<[string, Record<string, unknown>]> = [
@@ -46,6 +54,8 @@ const rangeCases: Array<[string, Record<string, unknown>]> = [
   ['fastOpen', { fastOpen: 70_000 }],
   ['deferAccept', { deferAccept: 4000 }],
   ['deferAccept', { deferAccept: Number.NaN }],
+  ['backlog', { backlog: 1e300 }],
+  ['loops', { loops: -0.5 }],
   ['backlog', { backlog: 0 }],
   ['backlog', { backlog: 65_536 }],
   ['keepAlive.initialDelay', { keepAlive: { initialDelay: 0 } }],
@@ -58,42 +68,72 @@ const rangeCases: Array<[string, Record<string, unknown>]> = [
   ['idleTimeout', { idleTimeout: Number.POSITIVE_INFINITY }],
 ]
 for (const [option, extra] of rangeCases) {
-  test(`${option}: ${JSON.stringify(Object.values(extra)[0])} is a RangeError`, (t) =>
-    rejects(t, { ...base, ...extra }, option, RangeError))
+  test(`${option}: ${JSON.stringify(Object.values(extra)[0])} is a RangeError ERR_OUT_OF_RANGE`, async (t) => {
+    await rejects(t, { ...base, ...extra }, option, RangeError, 'ERR_OUT_OF_RANGE')
+  })
 }
 
-test('loops > 1 without reusePort is refused with a reason', (t) =>
-  rejects(t, { ...base, loops: 2, reusePort: false }, 'loops', TypeError))
+test('loops > 1 without reusePort is refused with a reason', async (t) => {
+  await rejects(t, { ...base, loops: 2, reusePort: false }, 'loops', TypeError, 'ERR_INVALID_ARG_VALUE')
+})
 
-const addressCases: Array<[string, unknown]> = [
-  ['missing', undefined],
-  ['empty list', []],
-  ['number', 5000],
-  ['no port', '127.0.0.1'],
-  ['port out of range', '127.0.0.1:65536'],
-  ['negative port', '127.0.0.1:-1'],
-  ['unbracketed IPv6', '::1:5000'],
-  ['garbage', 'not an address'],
-  ['empty string', ''],
-  ['object port out of range', { host: '127.0.0.1', port: 70_000 }],
-  ['object port not integer', { host: '127.0.0.1', port: 1.5 }],
+test("Node's message style: the option, the expectation and the value received", async (t) => {
+  const type = await rejects(t, { ...base, loops: 'x' }, 'loops', TypeError, 'ERR_INVALID_ARG_TYPE')
+  t.is(type?.message, `The "options.loops" property must be of type number. Received type string ('x')`)
+  const range = await rejects(t, { ...base, backlog: 0 }, 'backlog', RangeError, 'ERR_OUT_OF_RANGE')
+  t.is(
+    range?.message,
+    'The value of "options.backlog" is out of range. It must be between 1 and 65535. Received 0',
+  )
+  const value = await rejects(t, { ...base, onLimit: 'drop' }, 'onLimit', TypeError, 'ERR_INVALID_ARG_VALUE')
+  t.is(value?.message, `The property 'options.onLimit' must be 'hold' or 'refuse'. Received 'drop'`)
+  const port = await t.throwsAsync(listen({ address: { host: '127.0.0.1', port: 70_000 } }), {
+    code: 'ERR_SOCKET_BAD_PORT',
+    instanceOf: RangeError,
+  })
+  t.is(port?.message, 'options.address.port should be >= 0 and < 65536. Received type number (70000).')
+})
+
+const V = 'ERR_INVALID_ARG_VALUE'
+const addressCases: Array<[string, unknown, string]> = [
+  ['missing', undefined, V],
+  ['empty list', [], V],
+  ['number', 5000, 'ERR_INVALID_ARG_TYPE'],
+  ['no port', '127.0.0.1', V],
+  ['port out of range', '127.0.0.1:65536', V],
+  ['negative port', '127.0.0.1:-1', V],
+  ['unbracketed IPv6', '::1:5000', V],
+  ['garbage', 'not an address', V],
+  ['empty string', '', V],
+  ['object port out of range', { host: '127.0.0.1', port: 70_000 }, 'ERR_SOCKET_BAD_PORT'],
+  ['object port not integer', { host: '127.0.0.1', port: 1.5 }, 'ERR_SOCKET_BAD_PORT'],
 ]
-for (const [name, address] of addressCases) {
-  test(`address: ${name}`, async (t) => {
-    const err = await t.throwsAsync(listen({ address } as ListenOptions), { code: 'ERR_INVALID_ARG_VALUE' })
+for (const [name, address, code] of addressCases) {
+  test(`address: ${name} is ${code}`, async (t) => {
+    const err = await t.throwsAsync(listen({ address } as ListenOptions), { code })
     t.true(['address', 'address.port', 'port'].includes((err as { option?: string }).option ?? ''))
   })
 }
 
-test('an unknown option is refused (a typo never passes silently)', (t) =>
-  rejects(t, { ...base, reuseport: true }, 'reuseport', TypeError))
+test('an unknown option is refused (a typo never passes silently)', async (t) => {
+  await rejects(t, { ...base, reuseport: true }, 'reuseport', TypeError, 'ERR_INVALID_ARG_VALUE')
+})
 
-test('options must be an object', (t) => rejects(t, 'opts', 'options', TypeError))
+test('options must be an object', async (t) => {
+  const err = await t.throwsAsync(listen('opts' as unknown as ListenOptions), {
+    code: 'ERR_INVALID_ARG_TYPE',
+    instanceOf: TypeError,
+  })
+  t.is(err?.message, `The "options" argument must be of type object. Received type string ('opts')`)
+})
 
 test('shutdown timeout must be a number', async (t) => {
   const server = await listen({ ...base })
   t.teardown(() => server.halt())
-  t.throws(() => server.shutdown({ timeout: '1s' as unknown as number }), { code: 'ERR_INVALID_ARG_VALUE' })
+  await t.throwsAsync(server.shutdown({ timeout: '1s' as unknown as number }), {
+    code: 'ERR_INVALID_ARG_TYPE',
+  })
+  await t.throwsAsync(server.shutdown({ timeout: -1 }), { code: 'ERR_OUT_OF_RANGE', instanceOf: RangeError })
 })
 
 test('valid tuning options are accepted together', async (t) => {

@@ -20,9 +20,8 @@ const tlsDir = fileURLToPath(new URL('./fixtures/tls/', import.meta.url))
 /** Replies with who the server thinks the client is, then closes. */
 async function whoAmI(conn: Connection): Promise<void> {
   await conn.read()
-  const r = conn.remoteAddress
   const p = conn.proxiedBy
-  await conn.write(`${r?.address} ${r?.port} via ${p?.address ?? 'none'}\n`)
+  await conn.write(`${conn.remoteAddress} ${conn.remotePort} via ${p?.address ?? 'none'}\n`)
 }
 
 /** A free TCP port on `host` (closed again; HAProxy binds it next). */
@@ -385,16 +384,16 @@ test('HAProxy send-proxy-v2 with proxy-v2-options crc32c: its checksum verifies,
 })
 
 test('proxyProtocol options are validated', async (t) => {
-  for (const [pp, option] of [
-    [{ trusted: [] }, 'proxyProtocol.trusted'],
-    [{ trusted: ['10.0.0.1/8'] }, 'proxyProtocol.trusted'],
-    [{ trusted: ['not-an-ip'] }, 'proxyProtocol.trusted'],
-    [{ trusted: 'x' }, 'proxyProtocol.trusted'],
-    [{ trusted: ['::1'], timeout: 0 }, 'proxyProtocol.timeout'],
-    [true, 'proxyProtocol'],
+  for (const [pp, option, code] of [
+    [{ trusted: [] }, 'proxyProtocol.trusted', 'ERR_INVALID_ARG_VALUE'],
+    [{ trusted: ['10.0.0.1/8'] }, 'proxyProtocol.trusted', 'ERR_INVALID_ARG_VALUE'],
+    [{ trusted: ['not-an-ip'] }, 'proxyProtocol.trusted', 'ERR_INVALID_ARG_VALUE'],
+    [{ trusted: 'x' }, 'proxyProtocol.trusted', 'ERR_INVALID_ARG_TYPE'],
+    [{ trusted: ['::1'], timeout: 0 }, 'proxyProtocol.timeout', 'ERR_OUT_OF_RANGE'],
+    [true, 'proxyProtocol', 'ERR_INVALID_ARG_TYPE'],
   ] as const) {
     const err = await t.throwsAsync(serve(t, { proxyProtocol: pp as never }))
-    t.is((err as { code?: string }).code, 'ERR_INVALID_ARG_VALUE')
+    t.is((err as { code?: string }).code, code, JSON.stringify(pp))
     t.is((err as { option?: string }).option, option, JSON.stringify(pp))
   }
 })
@@ -431,7 +430,10 @@ test('proxyHeader() v1 and v2 round-trip through a proxyProtocol listener (IPv4,
   )
   t.throws(() => proxyHeader('v3' as 'v1', src0, src0), { code: 'ERR_INVALID_ARG_VALUE' })
   t.throws(() => proxyHeader('v1', a('example.com', 1), src0), { code: 'ERR_INVALID_ARG_VALUE' })
-  t.throws(() => proxyHeader('v1', a('1.2.3.4', 70000), src0), { code: 'ERR_INVALID_ARG_VALUE' })
+  t.throws(() => proxyHeader('v1', a('1.2.3.4', 70000), src0), {
+    code: 'ERR_SOCKET_BAD_PORT',
+    instanceOf: RangeError,
+  })
 })
 const src0 = { address: '127.0.0.1', port: 1, family: 'IPv4' as const }
 

@@ -104,9 +104,9 @@ test('conn.readTimeout can be set per connection (and validated); iteration reje
   const socket = await connect(portOf(server))
   const r = await events.next(5000, 'iteration timed out')
   t.is(errCode(r.err), 'ETIMEDOUT')
-  t.is(errCode(r.bad), 'ERR_INVALID_ARG_VALUE')
+  t.is(errCode(r.bad), 'ERR_OUT_OF_RANGE')
   t.true(r.bad instanceof RangeError)
-  t.is((r.bad as { option?: string }).option, 'readTimeout')
+  t.is((r.bad as { option?: string }).option, 'conn.readTimeout')
   socket.destroy()
 })
 
@@ -234,13 +234,13 @@ test('timeouts are counted by kind, and idle timeouts are too', async (t) => {
 })
 
 test('timeout options are validated', async (t) => {
-  for (const [option, value] of [
-    ['readTimeout', -1],
-    ['writeTimeout', 1.5],
-    ['readTimeout', 'x'],
+  for (const [option, value, code] of [
+    ['readTimeout', -1, 'ERR_OUT_OF_RANGE'],
+    ['writeTimeout', 1.5, 'ERR_OUT_OF_RANGE'],
+    ['readTimeout', 'x', 'ERR_INVALID_ARG_TYPE'],
   ] as const) {
     const err = await t.throwsAsync(serve(t, { [option]: value }))
-    t.is(errCode(err), 'ERR_INVALID_ARG_VALUE', `${option}: ${value}`)
+    t.is(errCode(err), code, `${option}: ${value}`)
     t.is((err as { option?: string }).option, option)
   }
 })

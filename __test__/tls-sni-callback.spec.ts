@@ -108,7 +108,7 @@ test('sniCallback must be a function', async (t) => {
   const { listen } = await import('tcpserver')
   const err = await t.throwsAsync(
     listen({ address: '127.0.0.1:0', tls: { ...DEFAULT, sniCallback: 'other' as never } }),
-    { code: 'ERR_INVALID_ARG_VALUE' },
+    { code: 'ERR_INVALID_ARG_TYPE' },
   )
   t.is((err as { option?: string }).option, 'tls.sniCallback')
 })

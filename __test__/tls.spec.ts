@@ -512,7 +512,7 @@ test('setTlsConfig with a bad certificate throws and the old configuration keeps
     code: 'ENOENT',
   })
   t.throws(() => s.server.setTlsConfig({ cert: 1 as unknown as string, key: file('server.key') }), {
-    code: 'ERR_INVALID_ARG_VALUE',
+    code: 'ERR_INVALID_ARG_TYPE',
     instanceOf: TypeError,
   })
   const socket = await tlsConnect(s.port)
@@ -572,21 +572,21 @@ test('listen() rejects bad TLS options with codes (and the option at fault)', as
     [{ ...SERVER, handshakeTimeout: '1s' }, 'tls.handshakeTimeout'],
   ]
   for (const [value, option] of types) {
-    const err = await t.throwsAsync(at(value), { code: 'ERR_INVALID_ARG_VALUE', instanceOf: TypeError })
+    const err = await t.throwsAsync(at(value), { code: 'ERR_INVALID_ARG_TYPE', instanceOf: TypeError })
     t.is((err as { option?: string }).option, option, JSON.stringify(value))
   }
   await t.throwsAsync(at({ ...SERVER, minVersion: 'TLSv1.1' }), { code: 'ERR_INVALID_ARG_VALUE' })
   await t.throwsAsync(at({ ...SERVER, alpn: [''] }), { code: 'ERR_INVALID_ARG_VALUE' })
   await t.throwsAsync(at({ ...SERVER, handshakeTimeout: 0 }), {
-    code: 'ERR_INVALID_ARG_VALUE',
+    code: 'ERR_OUT_OF_RANGE',
     instanceOf: RangeError,
   })
   await t.throwsAsync(at({ ...SERVER, maxHandshakes: 0 }), {
-    code: 'ERR_INVALID_ARG_VALUE',
+    code: 'ERR_OUT_OF_RANGE',
     instanceOf: RangeError,
   })
   await t.throwsAsync(listen({ address: '127.0.0.1:0', tls: SERVER, onTlsError: 1 as never }), {
-    code: 'ERR_INVALID_ARG_VALUE',
+    code: 'ERR_INVALID_ARG_TYPE',
   })
 })
 

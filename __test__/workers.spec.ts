@@ -202,17 +202,18 @@ test('a handler module that cannot load is a clear error from listen(), and the 
 })
 
 test('workers need a handler module, and a count from 1 or auto', async (t) => {
-  const bad: Array<[unknown, unknown]> = [
-    [2, async () => {}],
-    [2, undefined],
-    [0, SERVE],
-    [1.5, SERVE],
-    ['many', SERVE],
-    [-1, SERVE],
+  const [T, R] = ['ERR_INVALID_ARG_TYPE', 'ERR_OUT_OF_RANGE']
+  const bad: Array<[unknown, unknown, string]> = [
+    [2, async () => {}, T],
+    [2, undefined, T],
+    [0, SERVE, R],
+    [1.5, SERVE, R],
+    ['many', SERVE, T],
+    [-1, SERVE, R],
   ]
-  for (const [workers, handler] of bad) {
+  for (const [workers, handler, code] of bad) {
     const err = await t.throwsAsync(listen({ address: '127.0.0.1:0', workers, handler } as never))
-    t.is(errCode(err), 'ERR_INVALID_ARG_VALUE', `workers ${String(workers)}`)
+    t.is(errCode(err), code, `workers ${String(workers)}`)
   }
   const server = await serve(t, { handler: SERVE.href, workers: 'auto' })
   const [c, id] = await client(server)

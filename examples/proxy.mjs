@@ -16,8 +16,7 @@ export async function startProxy(address = '127.0.0.1:9000', upstream = '127.0.0
       }
     },
     onError(error, conn) {
-      const peer = conn.remoteAddress
-      console.error(`proxy: ${peer?.address}:${peer?.port}: ${error.code ?? error}`)
+      console.error(`proxy: ${conn.remoteAddress}:${conn.remotePort}: ${error.code ?? error}`)
     },
   })
 }

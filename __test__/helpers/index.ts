@@ -222,3 +222,44 @@ export function runJsonChild<T>(
     })
   })
 }
+
+/**
+ * A loopback listener whose accept queue is full: the kernel drops further SYNs, so a connect
+ * to it hangs until a timeout. Resolves its port, or null if SYNs are not dropped here.
+ */
+export async function blackHole(t: ExecutionContext): Promise<number | null> {
+  const held: Array<() => void> = []
+  const server = await listen({
+    address: '127.0.0.1:0',
+    loops: 1,
+    backlog: 1,
+    maxConnections: 1,
+    handler: () => new Promise<void>((resolve) => held.push(resolve)),
+  })
+  const port = (server.addresses[0] as { port: number }).port
+  const sockets: net.Socket[] = []
+  t.teardown(async () => {
+    for (const s of sockets) s.destroy()
+    for (const r of held) r()
+    await server.halt()
+  })
+  // A SYN can also be dropped while the accept loop is still taking connections off the
+  // queue; full means two unanswered connects in a row, the second after a pause.
+  let missed = false
+  for (let i = 0; i < 16; i++) {
+    const s = net.connect(port, '127.0.0.1')
+    s.on('error', () => {})
+    sockets.push(s)
+    const connected = await Promise.race([
+      new Promise<boolean>((resolve) => s.once('connect', () => resolve(true))),
+      sleep(300).then(() => false),
+    ])
+    if (connected) missed = false
+    else if (missed) return port
+    else {
+      missed = true
+      await sleep(100)
+    }
+  }
+  return null
+}

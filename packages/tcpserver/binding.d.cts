@@ -99,6 +99,8 @@ export declare class BindingServer {
   startTls(id: number, head?: Uint8Array | undefined | null, tls?: BindingTlsOptions | undefined | null): BindingError | null
   /** Opens an outbound connection on this hub; OPEN (with `tag`) or CONNECT_FAILED follows. */
   connect(options: BindingConnectOptions, tag: number): BindingError | null
+  /** Stops the outbound attempt `tag` if it has not connected yet (no event follows). */
+  cancelConnect(tag: number): void
 }
 
 /**
@@ -216,7 +218,10 @@ export interface BindingDataStats {
 export interface BindingError {
   /** Node-style code: `EADDRINUSE`, `ERR_INVALID_ARG_VALUE`, `ERR_TCPSERVER_*`. */
   code: string
-  /** Human-readable message (not a contract). */
+  /**
+   * Human-readable message (not a contract): Node's `connect ECONNREFUSED 127.0.0.1:1`
+   * for system errors.
+   */
   message: string
   /** Which built-in class to throw: `Error`, `TypeError` or `RangeError`. */
   class: string
@@ -230,6 +235,11 @@ export interface BindingError {
   port?: number
   /** The option at fault, for argument errors. */
   option?: string
+  /**
+   * For argument errors: what the value must be (`must be between 1 and 65535`); the
+   * TypeScript side words the message around it with the value it received.
+   */
+  reason?: string
 }
 
 /** A listening socket systemd passed. */

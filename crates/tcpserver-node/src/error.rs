@@ -10,7 +10,8 @@ use tcpserver::{Error, ErrorKind, InvalidKind};
 pub struct BindingError {
     /// Node-style code: `EADDRINUSE`, `ERR_INVALID_ARG_VALUE`, `ERR_TCPSERVER_*`.
     pub code: String,
-    /// Human-readable message (not a contract).
+    /// Human-readable message (not a contract): Node's `connect ECONNREFUSED 127.0.0.1:1`
+    /// for system errors.
     pub message: String,
     /// Which built-in class to throw: `Error`, `TypeError` or `RangeError`.
     pub class: String,
@@ -24,6 +25,9 @@ pub struct BindingError {
     pub port: Option<u32>,
     /// The option at fault, for argument errors.
     pub option: Option<String>,
+    /// For argument errors: what the value must be (`must be between 1 and 65535`); the
+    /// TypeScript side words the message around it with the value it received.
+    pub reason: Option<String>,
 }
 
 /// A thrown error's `code` (napi sets `err.code` from it).
@@ -37,6 +41,13 @@ impl AsRef<str> for Code {
 
 pub(crate) fn code(e: &Error) -> String {
     match e.kind() {
+        // Node's codes and classes: ERR_SOCKET_BAD_PORT and ERR_OUT_OF_RANGE are RangeErrors,
+        // ERR_INVALID_ARG_TYPE and ERR_INVALID_ARG_VALUE TypeErrors (see `class`).
+        ErrorKind::InvalidArgument(InvalidKind::Range) if e.option() == Some("port") => {
+            "ERR_SOCKET_BAD_PORT".into()
+        }
+        ErrorKind::InvalidArgument(InvalidKind::Range) => "ERR_OUT_OF_RANGE".into(),
+        ErrorKind::InvalidArgument(InvalidKind::Type) => "ERR_INVALID_ARG_TYPE".into(),
         ErrorKind::InvalidArgument(_) => "ERR_INVALID_ARG_VALUE".into(),
         ErrorKind::Os => e.os_error().map_or_else(|| "EIO".into(), io_code),
         ErrorKind::Unsupported => "ERR_TCPSERVER_UNSUPPORTED".into(),
@@ -56,29 +67,108 @@ pub(crate) fn code(e: &Error) -> String {
     }
 }
 
+/// The system call an OS error came from. The core names it where it knows (`bind`,
+/// `connect`, `setsockopt`); a connection's socket errors reach the driver without it, and
+/// are named as libuv meets them in Node: resets and timeouts on `read`, a closed pipe on
+/// `write`.
+fn syscall(e: &Error) -> Option<&'static str> {
+    if let Some(s) = e.syscall() {
+        return Some(s);
+    }
+    if e.kind() == ErrorKind::Resolve {
+        return Some("getaddrinfo");
+    }
+    if e.kind() != ErrorKind::Os {
+        return None;
+    }
+    match e.os_error()?.raw_os_error()? {
+        libc::ECONNRESET | libc::ECONNABORTED | libc::ETIMEDOUT | libc::ENOTCONN => Some("read"),
+        libc::EPIPE => Some("write"),
+        _ => None,
+    }
+}
+
+/// The address of an error as Node reports it: the IP or the Unix socket path, and the port.
+fn address(e: &Error) -> (Option<String>, Option<u32>) {
+    if let Error::Resolve { host, .. } = e {
+        return (Some(host.clone()), None);
+    }
+    match (e.address(), e.path()) {
+        (Some(a), _) => (Some(a.ip().to_string()), Some(u32::from(a.port()))),
+        (None, Some(p)) => (Some(p.to_string_lossy().into_owned()), None),
+        (None, None) => (None, None),
+    }
+}
+
+/// The message: Node's `<syscall> <CODE>[ <address>[:<port>]]` for system errors (as
+/// `connect ECONNREFUSED 127.0.0.1:1`, `read ECONNRESET`), the core's words otherwise.
+fn message(e: &Error, code: &str) -> String {
+    match syscall(e) {
+        Some(call) if matches!(e.kind(), ErrorKind::Os | ErrorKind::Resolve) => match address(e) {
+            (Some(a), Some(p)) if p > 0 => format!("{call} {code} {a}:{p}"),
+            (Some(a), _) => format!("{call} {code} {a}"),
+            _ => format!("{call} {code}"),
+        },
+        _ => e.to_string(),
+    }
+}
+
+/// Why an argument was refused, without the option's name (JavaScript words the message).
+fn reason(e: &Error) -> Option<String> {
+    match e {
+        Error::InvalidOption { reason, .. } | Error::Tls { reason, .. } => Some(reason.clone()),
+        Error::InvalidAddress { input, reason } => {
+            Some(format!("is not a valid address ('{input}': {reason})"))
+        }
+        _ => None,
+    }
+}
+
 pub(crate) fn to_binding(e: &Error) -> BindingError {
     let class = match e.kind() {
         ErrorKind::InvalidArgument(InvalidKind::Range) => "RangeError",
         ErrorKind::InvalidArgument(_) => "TypeError",
         _ => "Error",
     };
+    let code = code(e);
+    let (address, port) = address(e);
     BindingError {
-        code: code(e),
-        message: e.to_string(),
+        message: message(e, &code),
+        code,
         class: class.into(),
-        syscall: e.syscall().map(Into::into),
+        syscall: syscall(e).map(Into::into),
         errno: e.os_error().and_then(std::io::Error::raw_os_error),
-        address: e
-            .address()
-            .map(|a| a.ip().to_string())
-            .or_else(|| e.path().map(|p| p.to_string_lossy().into_owned())),
-        port: e.address().map(|a| u32::from(a.port())),
+        address,
+        port,
         option: e.option().map(Into::into),
+        reason: reason(e),
     }
 }
 
 pub(crate) fn throw(e: &Error) -> napi::Error<Code> {
-    napi::Error::new(Code(code(e)), e.to_string())
+    let code = code(e);
+    // Argument errors carry only why: the JavaScript caller knows the argument's name and
+    // value and words the message (`fromNative` in errors.ts).
+    let message = reason(e).unwrap_or_else(|| message(e, &code));
+    napi::Error::new(Code(code), message)
+}
+
+/// The fields of [`to_binding`] as event text lines (code, errno, syscall, address, port,
+/// option, then the message, which may hold newlines): `parseEventText` in
+/// packages/tcpserver/src/errors.ts reads them back. Empty lines are absent fields.
+pub(crate) fn event_fields(e: &Error) -> String {
+    let b = to_binding(e);
+    let opt = |v: Option<String>| v.unwrap_or_default().replace('\n', " ");
+    format!(
+        "{}\n{}\n{}\n{}\n{}\n{}\n{}",
+        b.code,
+        b.errno.map(|n| n.to_string()).unwrap_or_default(),
+        opt(b.syscall),
+        opt(b.address),
+        b.port.map(|p| p.to_string()).unwrap_or_default(),
+        opt(b.option),
+        b.message
+    )
 }
 
 /// Node's names for OS errors (`util.getSystemErrorName`), for the errors a socket server meets.
@@ -121,6 +211,15 @@ pub(crate) fn io_code(e: &std::io::Error) -> String {
         libc::EISDIR => "EISDIR",
         libc::EINTR => "EINTR",
         libc::EAGAIN => "EAGAIN",
+        libc::ENAMETOOLONG => "ENAMETOOLONG",
+        libc::ENOTDIR => "ENOTDIR",
+        libc::ELOOP => "ELOOP",
+        libc::ENXIO => "ENXIO",
+        libc::ESPIPE => "ESPIPE",
+        libc::EOVERFLOW => "EOVERFLOW",
+        libc::EROFS => "EROFS",
+        libc::ENOTSOCK => "ENOTSOCK",
+        libc::ENODEV => "ENODEV",
         _ => return format!("E{n}"),
     };
     name.into()

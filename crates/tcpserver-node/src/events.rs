@@ -41,9 +41,10 @@ const EXTERNAL_MIN: usize = 64 * 1024;
 /// The most a batch buffer keeps between batches (room for one full read and then some).
 const RETAINED_MAX: usize = 256 * 1024;
 
-/// A server's wake-up function keeps the process alive while the server runs.
+/// A worker thread's wake-up function keeps that thread alive while it is attached.
 pub(crate) type EventsFn = ThreadsafeFunction<(), (), FnArgs<(JsBytes, JsBytes)>, Status, false>;
-/// The outbound hub's does not: JavaScript keeps the process alive while it has connections.
+/// A server's and the outbound hub's do not: JavaScript keeps the process alive, with a timer
+/// it can `ref()`/`unref()` (a server while it runs, the hub while it has connections).
 pub(crate) type WeakEventsFn =
     ThreadsafeFunction<(), (), FnArgs<(JsBytes, JsBytes)>, Status, false, true>;
 type Wake = Box<dyn Fn() + Send + Sync>;
@@ -175,8 +176,8 @@ fn append_text(b: &mut Batch, kind: u32, id: u32, text: &str) -> [u32; 4] {
     [kind, id, offset, text.len() as u32]
 }
 
-/// The one layout of every text event: its fields, then the error's code and message (both
-/// empty without an error), one per line. JavaScript parses it in one place
+/// The one layout of every text event: its fields, then the error's fields and message
+/// (`crate::error::event_fields`; one empty line without an error), one per line. JavaScript parses it in one place
 /// (`parseEventText` in packages/tcpserver/src/errors.ts).
 fn event_text(fields: &[&dyn std::fmt::Display], error: Option<&tcpserver::Error>) -> String {
     use std::fmt::Write;
@@ -186,7 +187,7 @@ fn event_text(fields: &[&dyn std::fmt::Display], error: Option<&tcpserver::Error
     }
     match error {
         Some(e) => {
-            let _ = write!(text, "{}\n{e}", crate::error::code(e));
+            text.push_str(&crate::error::event_fields(e));
         }
         None => text.push('\n'),
     }

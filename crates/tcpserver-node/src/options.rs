@@ -207,10 +207,10 @@ pub(crate) fn to_tls(o: &BindingTlsOptions) -> Result<TlsSettings, Error> {
     s.tls12 = match o.min_version.as_deref() {
         None | Some("TLSv1.2") => true,
         Some("TLSv1.3") => false,
-        Some(other) => {
+        Some(_) => {
             return Err(Error::value(
                 "tls.minVersion",
-                format!("must be 'TLSv1.2' or 'TLSv1.3', got '{other}'"),
+                "must be 'TLSv1.2' or 'TLSv1.3'",
             ));
         }
     };
@@ -237,14 +237,14 @@ pub(crate) fn integer(option: &'static str, v: f64, min: f64, max: f64) -> Resul
     if !v.is_finite() || v.fract() != 0.0 {
         return Err(Error::InvalidOption {
             option,
-            reason: format!("must be an integer, got {v}"),
+            reason: "must be an integer".into(),
             invalid: InvalidKind::Range,
         });
     }
     if v < min || v > max {
         return Err(Error::InvalidOption {
             option,
-            reason: format!("must be between {min} and {max}, got {v}"),
+            reason: format!("must be >= {min} and <= {max}"),
             invalid: InvalidKind::Range,
         });
     }
@@ -321,11 +321,8 @@ pub(crate) fn to_config(o: &BindingListenOptions) -> Result<(ServerConfig, Drive
     match o.on_limit.as_deref() {
         None | Some("hold") => {}
         Some("refuse") => _ = c.limit_policy(LimitPolicy::Refuse),
-        Some(other) => {
-            return Err(Error::value(
-                "onLimit",
-                format!("must be 'hold' or 'refuse', got '{other}'"),
-            ));
+        Some(_) => {
+            return Err(Error::value("onLimit", "must be 'hold' or 'refuse'"));
         }
     }
     if let Some(v) = o.max_connections_per_ip {

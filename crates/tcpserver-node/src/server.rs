@@ -156,6 +156,9 @@ pub struct BindingServer {
     sni: SniBridge,
     /// New connections' read timeout, which JavaScript applies.
     read_timeout: Option<Duration>,
+    /// Outbound attempts not yet connected, by tag: `cancelConnect` stops one (an aborted
+    /// `signal` in JavaScript).
+    attempts: Arc<std::sync::Mutex<std::collections::HashMap<u32, CancellationToken>>>,
     /// A server with worker threads: where its connections go (`conns` stays empty).
     workers: Option<Arc<Workers>>,
     /// A worker thread's handle: its place among its server's workers.
@@ -285,14 +288,17 @@ pub fn listen(
         Some(Err(e)) => return Ok(Either::A(to_binding(&e))),
     };
     let taker = sink.clone();
+    // Weak: JavaScript keeps the process alive while the server runs, with a timer that
+    // `server.unref()` lets go of.
     let wake = on_events
         .build_threadsafe_function::<()>()
         .callee_handled::<false>()
+        .weak::<true>()
         .build_callback(move |_ctx| {
             let (events, payload) = taker.take();
             Ok(FnArgs::from((JsBytes(events), JsBytes(payload))))
         })?;
-    sink.set_wake(wake);
+    sink.set_weak_wake(wake);
     let conns = Arc::new(Connections::new());
     let drive = DriveOptions {
         high_water_mark: settings.high_water_mark,
@@ -369,6 +375,7 @@ pub fn listen(
         sink,
         next_id: AtomicU64::new(1),
         abort: CancellationToken::new(),
+        attempts: Arc::default(),
         tls,
         sni,
         read_timeout: settings.read_timeout,
@@ -401,6 +408,7 @@ pub fn create_hub(on_events: Function<'_, FnArgs<(Buffer, Buffer)>, ()>) -> Resu
         sink,
         next_id: AtomicU64::new(1),
         abort: CancellationToken::new(),
+        attempts: Arc::default(),
         tls: None,
         sni,
         read_timeout: None,
@@ -453,6 +461,7 @@ pub fn attach_worker(
         abort: CancellationToken::new(),
         tls: None,
         read_timeout: workers.read_timeout,
+        attempts: Arc::default(),
         workers: None,
         slot: Some((workers, slot)),
     }))
@@ -853,14 +862,17 @@ impl BindingServer {
         &self,
         id: u32,
         path: Option<String>,
-        fd: Option<i32>,
+        fd: Option<f64>,
         offset: Option<f64>,
         length: Option<f64>,
     ) -> Option<BindingError> {
         let start = || -> std::result::Result<(), Error> {
             let file = match (path, fd) {
                 (Some(p), None) => tcpserver::open_for_send(std::path::Path::new(&p))?,
-                (None, Some(fd)) => tcpserver::dup_for_send(fd)?,
+                // A number, not an i32: napi would truncate 1.5 to 1 (stdout) silently.
+                (None, Some(fd)) => {
+                    tcpserver::dup_for_send(integer("file", fd, 0.0, f64::from(i32::MAX))? as i32)?
+                }
                 _ => return Err(Error::value("file", "give a path or a file descriptor")),
             };
             let offset = offset
@@ -977,30 +989,55 @@ impl BindingServer {
             self.abort.clone(),
             self.drive,
         );
+        let cancel = CancellationToken::new();
+        lock(&self.attempts).insert(tag, cancel.clone());
+        let attempts = self.attempts.clone();
         runtime().spawn(async move {
-            let connected = match &target {
-                Target::Tcp(host, port) => tcpserver::connect(host, *port, &opts, id, abort).await,
-                Target::Unix(path) => tcpserver::connect_unix(path, &opts, id, abort).await,
-            };
-            let conn = match connected {
-                Ok(conn) => conn,
-                Err(e) => return sink.connect_failed(tag, &e),
-            };
-            let start = match tls {
-                None => TlsStart::None,
-                Some((config, name, timeout)) => {
-                    match tcpserver::tls::connect(conn.stream(), config, &name, timeout).await {
-                        Ok(session) => {
-                            TlsStart::Session(Box::new(rustls::Connection::Client(session)))
-                        }
-                        Err(e) => return sink.connect_failed(tag, &e),
+            let attempt = async {
+                let conn = match &target {
+                    Target::Tcp(host, port) => {
+                        tcpserver::connect(host, *port, &opts, id, abort).await?
                     }
-                }
+                    Target::Unix(path) => tcpserver::connect_unix(path, &opts, id, abort).await?,
+                };
+                let start = match tls {
+                    None => TlsStart::None,
+                    Some((config, name, timeout)) => {
+                        let session =
+                            tcpserver::tls::connect(conn.stream(), config, &name, timeout).await?;
+                        TlsStart::Session(Box::new(rustls::Connection::Client(session)))
+                    }
+                };
+                Ok::<_, Error>((conn, start))
             };
-            conns.drive(conn, sink, drive, tag, start).await;
+            // Cancelled: JavaScript already rejected the call; dropping the attempt closes
+            // its socket.
+            let outcome = tokio::select! {
+                () = cancel.cancelled() => None,
+                r = attempt => Some(r),
+            };
+            lock(&attempts).remove(&tag);
+            match outcome {
+                None => {}
+                Some(Ok((conn, start))) => conns.drive(conn, sink, drive, tag, start).await,
+                Some(Err(e)) => sink.connect_failed(tag, &e),
+            }
         });
         None
     }
+
+    /// Stops the outbound attempt `tag` if it has not connected yet (no event follows).
+    #[napi]
+    pub fn cancel_connect(&self, tag: u32) {
+        if let Some(cancel) = lock(&self.attempts).remove(&tag) {
+            cancel.cancel();
+        }
+    }
+}
+
+/// The attempts map, also after a panic elsewhere poisoned it (it holds plain tokens).
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Where an outbound connection goes.

@@ -82,6 +82,8 @@ pub async fn connect(
     }
     // Like Node: no host means this machine.
     let host = if host.is_empty() { "localhost" } else { host };
+    // The address being tried, for the error if the deadline passes (none while resolving).
+    let trying = std::sync::Mutex::new(None);
     let attempt = async {
         let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
@@ -101,6 +103,9 @@ pub async fn connect(
             {
                 continue;
             }
+            *trying
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(addr);
             match connect_one(addr, opts).await {
                 Ok(c) => return Ok(c),
                 Err(e) => last = Some(e),
@@ -114,9 +119,19 @@ pub async fn connect(
         }))
     };
     let stream = match opts.timeout {
-        Some(t) => tokio::time::timeout(t, attempt)
-            .await
-            .map_err(|_| Error::Io(std::io::Error::from_raw_os_error(libc::ETIMEDOUT)))??,
+        Some(t) => tokio::time::timeout(t, attempt).await.map_err(|_| {
+            let source = std::io::Error::from_raw_os_error(libc::ETIMEDOUT);
+            match *trying
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+            {
+                Some(addr) => Error::Connect {
+                    addr: crate::Address::Ip(addr),
+                    source,
+                },
+                None => Error::Io(source),
+            }
+        })??,
         None => attempt.await?,
     };
     let stream = Stream::Tcp(stream);
@@ -138,12 +153,17 @@ pub async fn connect_unix(
     id: u64,
     abort: CancellationToken,
 ) -> Result<Connection> {
+    let failed = |source| Error::Connect {
+        addr: crate::Address::Unix(path.to_owned()),
+        source,
+    };
     let attempt = tokio::net::UnixStream::connect(path);
     let stream = match opts.timeout {
         Some(t) => tokio::time::timeout(t, attempt)
             .await
-            .map_err(|_| Error::Io(std::io::Error::from_raw_os_error(libc::ETIMEDOUT)))??,
-        None => attempt.await?,
+            .map_err(|_| failed(std::io::Error::from_raw_os_error(libc::ETIMEDOUT)))?
+            .map_err(failed)?,
+        None => attempt.await.map_err(failed)?,
     };
     let mut conn = outbound(Stream::Unix(stream), id, abort)?;
     // The OS reports the listener's path only on some systems; the caller knows it anyway.
@@ -181,5 +201,8 @@ async fn connect_one(addr: SocketAddr, opts: &ConnectOptions) -> Result<tokio::n
     if let Some(local) = opts.local_address {
         socket.bind(SocketAddr::new(local, 0))?;
     }
-    Ok(socket.connect(addr).await?)
+    socket.connect(addr).await.map_err(|source| Error::Connect {
+        addr: crate::Address::Ip(addr),
+        source,
+    })
 }

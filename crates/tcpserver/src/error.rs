@@ -147,6 +147,16 @@ pub enum Error {
         /// What rustls said.
         message: String,
     },
+    /// An outbound connection to `addr` failed (refused, unreachable, or past its deadline:
+    /// `ETIMEDOUT`).
+    #[error("connect {addr} failed: {source}")]
+    Connect {
+        /// The address tried last (after resolving).
+        addr: crate::Address,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
     /// A host name could not be resolved.
     #[error("cannot resolve `{host}`: {source}")]
     Resolve {
@@ -204,6 +214,7 @@ impl Error {
             Self::Listen { .. }
             | Self::ListenUnix { .. }
             | Self::SocketOption { .. }
+            | Self::Connect { .. }
             | Self::Io(_) => ErrorKind::Os,
             Self::Unsupported { .. } => ErrorKind::Unsupported,
             Self::ServerClosed => ErrorKind::ServerClosed,
@@ -227,6 +238,7 @@ impl Error {
             Self::Listen { source, .. }
             | Self::ListenUnix { source, .. }
             | Self::SocketOption { source, .. }
+            | Self::Connect { source, .. }
             | Self::Resolve { source, .. } => Some(source),
             Self::Io(e) => Some(e),
             _ => None,
@@ -249,6 +261,7 @@ impl Error {
     pub fn address(&self) -> Option<SocketAddr> {
         match self {
             Self::Listen { addr, .. } | Self::SocketOption { addr, .. } => Some(*addr),
+            Self::Connect { addr, .. } => addr.as_ip(),
             _ => None,
         }
     }
@@ -257,6 +270,10 @@ impl Error {
     pub fn path(&self) -> Option<&std::path::Path> {
         match self {
             Self::ListenUnix { path, .. } => Some(path),
+            Self::Connect {
+                addr: crate::Address::Unix(path),
+                ..
+            } => Some(path),
             _ => None,
         }
     }
@@ -266,6 +283,7 @@ impl Error {
         match self {
             Self::Listen { syscall, .. } | Self::ListenUnix { syscall, .. } => Some(syscall),
             Self::SocketOption { .. } => Some("setsockopt"),
+            Self::Connect { .. } => Some("connect"),
             _ => None,
         }
     }

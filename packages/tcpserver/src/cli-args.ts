@@ -2,7 +2,7 @@
 //
 // Flags are parsed with `node:util` `parseArgs` (built in, strict mode rejects unknown flags and
 // stray positionals with `ERR_PARSE_ARGS_*` codes). This file turns strings into numbers and
-// booleans only; whether a value is in range is the library's call (`ERR_INVALID_ARG_VALUE`), so
+// booleans only; whether a value is in range is the library's call (`ERR_OUT_OF_RANGE`, `ERR_INVALID_ARG_VALUE`), so
 // no rule is checked twice. Two exceptions the library cannot check before the first client
 // arrives: the shape of `proxy --upstream` and whether the DIR of `static` is a directory.
 import { statSync } from 'node:fs'

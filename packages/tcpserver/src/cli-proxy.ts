@@ -14,8 +14,8 @@ export type ProxyOptions = Extract<CommandOptions, { name: 'proxy' }>
  * `--proxy-protocol`, the PROXY header naming the client (and the address it connected to).
  */
 function upstreamPreamble(options: ProxyOptions, client: Connection): Uint8Array | undefined {
-  const remote = client.remoteAddress
-  const local = client.localAddress
+  const remote = client.remote
+  const local = client.local
   if (options.proxyProtocol === undefined || remote === null || local === null) return undefined
   return proxyHeader(options.proxyProtocol, remote, local)
 }
@@ -54,7 +54,7 @@ export function proxyHandler(options: ProxyOptions, counters: Counters, io: Outp
     } catch (e) {
       counters.upstreamErrors++
       const { code, message } = describe(e)
-      const client = conn.remoteAddress
+      const client = conn.remote
       io.err(
         `tcpserver proxy: warning [${code}]: upstream ${options.upstream} for ${client ? formatAddress(client) : `#${conn.id}`}: ${message}`,
       )

@@ -14,7 +14,7 @@ import { isTcpServerError, listen, type Server } from './index.js'
  * Starts `command` with `options` and runs until a signal shuts it down.
  *
  * @returns the exit status: 0 after a shutdown, 1 when the server could not start (the error's
- * `code` is printed, e.g. `EADDRINUSE`, `ENOENT` for a TLS file, or `ERR_INVALID_ARG_VALUE`).
+ * `code` is printed, e.g. `EADDRINUSE`, `ENOENT` for a TLS file, or `ERR_OUT_OF_RANGE`).
  */
 export async function runServer(
   command: CommandOptions,

@@ -2,27 +2,35 @@
 // chunk), or, while the peer streams, from one synchronous native call that reads what the
 // socket already holds; writes are one synchronous native call that tries the socket at once.
 
-import { X509Certificate } from 'node:crypto'
 import type { ReadableStream, WritableStream } from 'node:stream/web'
-import { eventAddress } from './address.js'
-import { codedError, fromBinding, invalidArg, parseEventText, type TcpServerError } from './errors.js'
+import { type ClosedInfo, ConnectionFacts, parseClosed } from './connection/facts.js'
+import { DONE, noop, Pipe, quietReject, Reader, type Settle, splitDone } from './connection/state.js'
+import {
+  argType,
+  argValue,
+  codedError,
+  fileError,
+  fromBinding,
+  fromNative,
+  inOptions,
+  type NativeContext,
+  systemError,
+  type TcpServerError,
+} from './errors.js'
 import type { BindingConnectionInfo, BindingServer } from './native.js'
-import type {
-  AddressInfo,
-  PeerCertificate,
-  PipeOptions,
-  PipeResult,
-  SendFileOptions,
-  TlsInfo,
-  TlsOptions,
-} from './options.js'
+import type { PipeOptions, PipeResult, SendFileOptions, TlsOptions } from './options.js'
 import { ConnectionDuplex, type ConnectionDuplexOptions, createReadable, createWritable } from './streams.js'
 import { toBindingTls } from './tls.js'
-import { expectNumber, validateTls } from './validate.js'
+import {
+  expectData,
+  expectNumber,
+  validateDuplexOptions,
+  validatePipeOptions,
+  validateSendFileArgs,
+  validateTls,
+} from './validate.js'
 
 const RESOLVED: Promise<void> = Promise.resolve()
-const DONE: IteratorResult<Buffer> = Object.freeze({ value: undefined, done: true }) as IteratorResult<Buffer>
-const noop = (): void => {}
 
 /**
  * A chunk at least this big means the peer is streaming: the next read first asks the socket
@@ -35,47 +43,6 @@ const READ_NOW_SIZE = 64 * 1024
 /** A full-size direct-read buffer that came back empty (or whose few bytes were copied out), for the next one. */
 let spareReadBuffer: Buffer | null = null
 
-/** A rejected promise that never counts as unhandled: errors also surface through `read()`. */
-function quietReject(err: Error): Promise<never> {
-  const p = Promise.reject(err)
-  p.catch(noop)
-  return p
-}
-
-function parseCertificate(der: Buffer): PeerCertificate {
-  const x = new X509Certificate(der)
-  return {
-    der,
-    subject: x.subject,
-    issuer: x.issuer,
-    validFrom: x.validFrom,
-    validTo: x.validTo,
-    fingerprint256: x.fingerprint256,
-  }
-}
-
-enum Pipe {
-  None = 0,
-  Pausing = 1,
-  Paused = 2,
-  Piping = 3,
-  Done = 4,
-}
-
-type Settle<T> = [(value: T) => void, (error: Error) => void]
-
-/** A PIPE_DONE / FILE_DONE / TLS_STARTED event: its byte counts, then the error if any. */
-function splitDone(text: string, numbers: number): [number[], TcpServerError | null] {
-  const [fields, error] = parseEventText(text, numbers)
-  return [fields.map(Number), error]
-}
-
-enum Reader {
-  None = 0,
-  Read = 1,
-  Iterate = 2,
-}
-
 /** A server's (or the outbound hub's) defaults for its connections, read once. */
 export interface ConnectionSettings {
   highWaterMark: number
@@ -84,28 +51,14 @@ export interface ConnectionSettings {
   writeTimeout: number
 }
 
-/** Addresses recovered from a CLOSED event (the native side forgets the connection then). */
-interface ClosedInfo {
-  remote: AddressInfo
-  local: AddressInfo
-}
-
-/** A CLOSED event's fields: remote ip, port, local ip, port; then the error if any. */
-function parseClosed(text: string): [ClosedInfo, TcpServerError | null] {
-  const [[rip = '', rport, lip = '', lport], error] = parseEventText(text, 4)
-  const info = {
-    remote: eventAddress(rip, rport),
-    local: eventAddress(lip, lport),
-  }
-  return [info, error]
-}
-
 /** Internal entry points for the server's event dispatch (not exported from the package). */
 export let deliverData: (c: Connection, chunk: Buffer) => void
 export let deliverEnd: (c: Connection) => void
 export let deliverDrain: (c: Connection) => void
 export let deliverClosed: (c: Connection, closedText: string) => void
 export let releaseConnection: (c: Connection) => void
+/** The handler settled (returned, resolved, threw or rejected): flush and close, or `close` now. */
+export let handlerSettled: (c: Connection, close: boolean) => void
 export let deliverPaused: (c: Connection) => void
 export let deliverPipeDone: (c: Connection, text: string) => void
 export let deliverFileDone: (c: Connection, text: string) => void
@@ -131,7 +84,7 @@ class ConnectionIterator implements AsyncIterator<Buffer> {
  * `for await (const chunk of conn)`; write with `conn.write()`. Closed automatically when the
  * handler settles.
  */
-export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
+export class Connection extends ConnectionFacts implements AsyncIterable<Buffer>, AsyncDisposable {
   /** Unique among the server's open connections. */
   readonly id: number
   /** Bytes delivered to the handler so far. */
@@ -141,7 +94,6 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
 
   readonly #native: BindingServer
   readonly #highWaterMark: number
-  readonly #openedAt: number
   #chunks: Buffer[] = []
   #head = 0
   #unacked = 0
@@ -150,6 +102,8 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   #ended = false
   #closed = false
   #writeClosed = false
+  /** Output was closed because the handler settled (not by end()/close()): writes say so. */
+  #settled = false
   #error: TcpServerError | null = null
   #reader: Reader = Reader.None
   #resolve: ((v: never) => void) | null = null
@@ -157,7 +111,6 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   #drainWaiters: Array<[() => void, (e: Error) => void]> | null = null
   #info: BindingConnectionInfo | ClosedInfo | null = null
   #closedText: string | null = null
-  #tls: TlsInfo | null | undefined = undefined
   #closedPromise: Promise<void> | null = null
   #closedResolve: (() => void) | null = null
   #abort: AbortController | null = null
@@ -182,13 +135,13 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
 
   /** @internal Created by the server. */
   constructor(native: BindingServer, id: number, settings: ConnectionSettings) {
+    super()
     this.#native = native
     this.id = id
     this.#highWaterMark = settings.highWaterMark
     this.#idleTimeout = settings.idleTimeout
     this.#readTimeout = settings.readTimeout
     this.#writeTimeout = settings.writeTimeout
-    this.#openedAt = Date.now()
   }
 
   static {
@@ -198,6 +151,11 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
     deliverDrain = (c) => c.#onDrain()
     deliverClosed = (c, closedText) => c.#onClosed(closedText)
     releaseConnection = (c) => c.#release()
+    handlerSettled = (c, close) => {
+      if (!c.#writeClosed) c.#settled = true
+      if (close) c.close()
+      else c.#release()
+    }
     deliverPaused = (c) => c.#onPaused()
     deliverPipeDone = (c, text) => c.#onPipeDone(text)
     deliverFileDone = (c, text) => c.#onFileDone(text)
@@ -243,11 +201,18 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
    * Writes `data` (strings as UTF-8). Bytes go straight to the socket when it accepts them;
    * the rest is queued. Resolves at once while the queue is under `highWaterMark`, otherwise
    * when it has drained; so `await conn.write(x)` applies backpressure to a slow reader.
+   *
+   * Rejects with `ERR_STREAM_WRITE_AFTER_END` after `end()`, and with
+   * `ERR_TCPSERVER_HANDLER_SETTLED` once the handler has settled (the connection closes then:
+   * callback-style code must keep the handler's promise pending until it has written).
    */
   write(data: Uint8Array | string): Promise<void> {
-    if (this.#closed || this.#writeClosed) {
-      return quietReject(this.#error ?? codedError('ERR_STREAM_WRITE_AFTER_END', 'write after end'))
+    try {
+      expectData('data', data, this.write)
+    } catch (e) {
+      return quietReject(e as Error)
     }
+    if (this.#closed || this.#writeClosed) return quietReject(this.#writeClosedError())
     let queued: number
     try {
       if (typeof data === 'string') {
@@ -258,7 +223,7 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
         this.bytesWritten += data.byteLength
       }
     } catch (e) {
-      return quietReject(e as Error)
+      return quietReject(fromNative(e, { caller: this.write, syscall: 'write' }))
     }
     if (queued < this.#highWaterMark) return RESOLVED
     const drained = new Promise<void>((resolve, reject) => {
@@ -269,6 +234,19 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
     // rejection when the peer goes away; the error also reaches read(), `error` and `signal`.
     drained.catch(noop)
     return drained
+  }
+
+  /** Why output is closed: the handler settled, the connection failed, or end()/close(). */
+  #writeClosedError(): TcpServerError {
+    if (this.#settled) {
+      return codedError(
+        'ERR_TCPSERVER_HANDLER_SETTLED',
+        `write after the handler settled: connection ${this.id} was closed when its handler's promise ` +
+          'settled. Keep it open by awaiting the work that writes inside the handler (return a promise ' +
+          'that settles when writing is done, e.g. `await once(emitter, "done")`)',
+      )
+    }
+    return this.#error ?? codedError('ERR_STREAM_WRITE_AFTER_END', 'write after end')
   }
 
   /**
@@ -299,8 +277,9 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
    */
   toDuplex(options?: ConnectionDuplexOptions): ConnectionDuplex {
     if (this.#duplex === null) {
+      const opts = validateDuplexOptions(options, this.toDuplex)
       this.#takeInput('toDuplex()')
-      this.#duplex = new ConnectionDuplex(this, () => this.#read(), options)
+      this.#duplex = new ConnectionDuplex(this, () => this.#read(), opts)
     }
     return this.#duplex
   }
@@ -365,14 +344,10 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
    * @throws {TcpServerError} `ERR_TCPSERVER_BUSY` if either connection is already piping,
    * sending a file or has a pending `read()`; the error that ended the pipe, e.g. `ECONNRESET`.
    */
-  async pipe(other: Connection, options: PipeOptions = {}): Promise<PipeResult> {
-    if (!(other instanceof Connection) || other === this) {
-      throw invalidArg('other', 'must be another Connection', this.pipe)
-    }
-    if (options.head !== undefined && !(options.head instanceof Uint8Array)) {
-      throw invalidArg('head', 'must be a Uint8Array', this.pipe)
-    }
-    expectNumber('idleTimeout', options.idleTimeout, this.pipe)
+  async pipe(other: Connection, pipeOptions?: PipeOptions): Promise<PipeResult> {
+    if (!(other instanceof Connection)) throw argType('other', 'an instance of Connection', other, this.pipe)
+    if (other === this) throw argValue('other', 'must be another connection than this one', other, this.pipe)
+    const options = validatePipeOptions(pipeOptions, this.pipe)
     for (const c of [this, other]) c.#assertIdle()
     this.#pipePeer = other
     other.#pipePeer = this
@@ -387,7 +362,7 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
       const err = this.#native.pipe(this.id, other.#native, other.id, toOther, toThis, options.idleTimeout)
       if (err) {
         this.#pipeDone = null
-        reject(fromBinding(err))
+        reject(fromBinding(err, undefined, inOptions(options)))
       }
     })
   }
@@ -401,28 +376,34 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
    * `RangeError` with `option: 'offset' | 'length'`) for a range outside the file;
    * `ERR_TCPSERVER_FILE_TRUNCATED` if the file shrank while it was sent.
    */
-  sendFile(file: string | number, options: SendFileOptions = {}): Promise<number> {
-    if (typeof file !== 'string' && typeof file !== 'number') {
-      return Promise.reject(invalidArg('file', 'must be a path or a file descriptor', this.sendFile))
-    }
+  sendFile(file: string | number, sendOptions?: SendFileOptions): Promise<number> {
+    let options: SendFileOptions
     try {
-      expectNumber('offset', options.offset, this.sendFile)
-      expectNumber('length', options.length, this.sendFile)
+      options = validateSendFileArgs(file, sendOptions, this.sendFile)
     } catch (e) {
       return Promise.reject(e)
     }
     // The native call reserves the output now, so writes made after this call follow the file.
     return new Promise<number>((resolve, reject) => {
-      if (this.#closed) {
-        reject(this.#error ?? codedError('ERR_SOCKET_CLOSED', 'connection closed'))
+      if (this.#closed || this.#settled) {
+        reject(
+          this.#settled
+            ? this.#writeClosedError()
+            : (this.#error ?? codedError('ERR_SOCKET_CLOSED', 'connection closed')),
+        )
         return
       }
       const err =
         typeof file === 'string'
           ? this.#native.sendFile(this.id, file, undefined, options.offset, options.length)
           : this.#native.sendFile(this.id, undefined, file, options.offset, options.length)
-      if (err) reject(fromBinding(err))
-      else if (this.#filesDone === null) this.#filesDone = [[resolve, reject]]
+      if (err) {
+        const context = inOptions(options)
+        const e = fromBinding(err, undefined, (o) =>
+          o === 'file' ? { name: 'file', value: file } : context(o),
+        )
+        reject(typeof file === 'string' ? fileError(e, 'open', file) : e)
+      } else if (this.#filesDone === null) this.#filesDone = [[resolve, reject]]
       else this.#filesDone.push([resolve, reject])
     })
   }
@@ -438,8 +419,11 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
    * `ERR_TCPSERVER_BUSY` with a pending `read()`, `ERR_INVALID_ARG_VALUE` for bad settings or
    * when the connection already speaks TLS.
    */
-  async startTls(options?: TlsOptions): Promise<void> {
-    if (options !== undefined) validateTls(options, this.startTls)
+  async startTls(tlsOptions?: TlsOptions): Promise<void> {
+    const options =
+      tlsOptions === undefined
+        ? undefined
+        : (validateTls(tlsOptions, this.startTls, 'options') as unknown as TlsOptions)
     this.#assertIdle()
     await this.#pauseReading()
     const head = this.#takeQueued()
@@ -448,12 +432,17 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
       const err = this.#native.startTls(this.id, head, options ? toBindingTls(options) : undefined)
       if (err) {
         this.#tlsStarted = null
-        reject(fromBinding(err))
+        const context = inOptions(options)
+        reject(
+          fromBinding(err, undefined, (o) =>
+            o === 'tls' ? { name: 'options', value: options } : context(o.replace(/^tls\./, '')),
+          ),
+        )
       }
     })
     this.#pipe = Pipe.None
     this.#info = null
-    this.#tls = undefined
+    this.forgetTls()
   }
 
   #onTlsStarted(text: string): void {
@@ -526,15 +515,24 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
     else done?.[0](bytes)
   }
 
-  /** Half-closes: FIN after queued bytes are flushed. Reading goes on. */
-  end(): void {
-    if (this.#closed || this.#writeClosed) return
+  /**
+   * Half-closes: writes `data` if given (like `net.Socket#end(data)`), then sends FIN after
+   * the queued bytes are flushed. Reading goes on. Returns the connection, as Node does.
+   * `data` is written even over `highWaterMark`: end() does not wait, the FIN follows it.
+   */
+  end(data?: Uint8Array | string): this {
+    if (data !== undefined) expectData('data', data, this.end)
+    if (this.#closed || this.#writeClosed) return this
+    // write() queues synchronously, so the FIN below always follows `data`; its failure
+    // (a reset) also reaches read(), `error` and `signal`.
+    if (data !== undefined) void this.write(data)
     this.#writeClosed = true
     try {
       this.#native.end(this.id)
     } catch {
       // Already closed: the CLOSED event settles everything.
     }
+    return this
   }
 
   /** Closes now; bytes still queued in the process are dropped. */
@@ -573,60 +571,35 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
     return this.#error
   }
 
-  /** The client's address (on `proxyProtocol` listeners: the one the PROXY header named). */
-  get remoteAddress(): AddressInfo | null {
-    return (this.#fetchInfo()?.remote as AddressInfo | undefined) ?? null
-  }
-
-  /**
-   * On `proxyProtocol` listeners: the load balancer that sent the PROXY header (the socket's
-   * peer); `null` elsewhere. Known while the connection is open.
-   */
-  get proxiedBy(): AddressInfo | null {
-    const info = this.#fetchInfo()
-    return info && 'proxiedBy' in info ? ((info.proxiedBy as AddressInfo | undefined) ?? null) : null
-  }
-
-  /** The server-side address the client connected to (the PROXY header's, behind a balancer). */
-  get localAddress(): AddressInfo | null {
-    return (this.#fetchInfo()?.local as AddressInfo | undefined) ?? null
-  }
-
-  /** What TLS negotiated, or `null` for plain TCP. */
-  get tls(): TlsInfo | null {
-    if (this.#tls === undefined) {
-      const info = this.#fetchInfo()
-      const t = info && 'tls' in info ? info.tls : null
-      this.#tls = t
-        ? {
-            protocol: t.protocol,
-            cipher: t.cipher,
-            alpnProtocol: t.alpnProtocol ?? null,
-            serverName: t.serverName ?? null,
-            resumed: t.resumed,
-            peerCertificates: t.peerCertificates.map(parseCertificate),
-          }
-        : null
-    }
-    return this.#tls
-  }
-
-  /** When the connection was accepted (ms since the epoch). */
-  get startTime(): number {
-    const info = this.#fetchInfo()
-    return info && 'startTime' in info ? info.startTime : this.#openedAt
-  }
-
   /** Sets `TCP_NODELAY`. */
   setNoDelay(noDelay = true): this {
-    if (!this.#closed) this.#native.setNoDelay(this.id, noDelay)
+    // Any value, taken for its truth, as net.Socket#setNoDelay does.
+    this.#setting(() => this.#native.setNoDelay(this.id, Boolean(noDelay)), { caller: this.setNoDelay })
     return this
   }
 
   /** Turns TCP keep-alive on or off; `initialDelay` in ms like `net.Socket#setKeepAlive`. */
   setKeepAlive(enable = false, initialDelay?: number): this {
-    if (!this.#closed) this.#native.setKeepAlive(this.id, enable, initialDelay || undefined)
+    expectNumber('initialDelay', initialDelay, this.setKeepAlive)
+    this.#setting(() => this.#native.setKeepAlive(this.id, Boolean(enable), initialDelay || undefined), {
+      caller: this.setKeepAlive,
+      arg: { name: 'initialDelay', value: initialDelay },
+    })
     return this
+  }
+
+  /**
+   * A setting's native call on a connection that may have closed meanwhile (then it is a
+   * no-op, as on a destroyed net.Socket); its argument errors in Node's words.
+   */
+  #setting(call: () => void, context: NativeContext): void {
+    if (this.#closed) return
+    try {
+      call()
+    } catch (e) {
+      const err = fromNative(e, context)
+      if ((err as TcpServerError).code !== 'ERR_SOCKET_CLOSED') throw err
+    }
   }
 
   /** Milliseconds without a byte moving either way before the connection is closed; 0 = off. */
@@ -636,7 +609,10 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
 
   /** Changes the idle timeout of this connection (ms; 0 turns it off). */
   set idleTimeout(ms: number) {
-    if (!this.#closed) this.#native.setIdleTimeout(this.id, ms)
+    if (typeof ms !== 'number') throw argType('conn.idleTimeout', 'of type number', ms)
+    this.#setting(() => this.#native.setIdleTimeout(this.id, ms), {
+      arg: { name: 'conn.idleTimeout', value: ms },
+    })
     this.#idleTimeout = ms
   }
 
@@ -649,9 +625,9 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   }
 
   set readTimeout(ms: number) {
-    if (typeof ms !== 'number') throw invalidArg('readTimeout', `must be a number, got ${typeof ms}`)
+    if (typeof ms !== 'number') throw argType('conn.readTimeout', 'of type number', ms)
     const err = this.#native.checkReadTimeout(ms)
-    if (err) throw fromBinding(err)
+    if (err) throw fromBinding(err, undefined, () => ({ name: 'conn.readTimeout', value: ms }))
     this.#readTimeout = ms
   }
 
@@ -664,7 +640,10 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   }
 
   set writeTimeout(ms: number) {
-    if (!this.#closed) this.#native.setWriteTimeout(this.id, ms)
+    if (typeof ms !== 'number') throw argType('conn.writeTimeout', 'of type number', ms)
+    this.#setting(() => this.#native.setWriteTimeout(this.id, ms), {
+      arg: { name: 'conn.writeTimeout', value: ms },
+    })
     this.#writeTimeout = ms
   }
 
@@ -672,6 +651,11 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     this.#release()
     return this.closed
+  }
+
+  /** @internal The facts the address and TLS getters read. */
+  protected override facts(): BindingConnectionInfo | ClosedInfo | null {
+    return this.#fetchInfo()
   }
 
   #fetchInfo(): BindingConnectionInfo | ClosedInfo | null {
@@ -759,11 +743,7 @@ export class Connection implements AsyncIterable<Buffer>, AsyncDisposable {
     this.#resolve = null
     this.#reject = null
     this.#native.countReadTimeout()
-    reject(
-      Object.assign(codedError('ETIMEDOUT', `read timed out after ${this.#readTimeout} ms`), {
-        syscall: 'read',
-      }),
-    )
+    reject(systemError('ETIMEDOUT', 'read'))
   }
 
   #settle(value: Buffer | null): void {

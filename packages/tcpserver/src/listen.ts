@@ -1,4 +1,4 @@
-import { fromBinding, invalidArg } from './errors.js'
+import { type ArgContext, argValue, fromBinding, inOptions } from './errors.js'
 import { binding } from './native.js'
 import type { AddressInput, ListenOptions } from './options.js'
 import { Server } from './server.js'
@@ -19,13 +19,31 @@ function inheritedFds(fd: ListenOptions['fd']): number[] | undefined {
   const found = binding.systemdListenFds()
   if (!Array.isArray(found)) throw fromBinding(found, listen)
   if (found.length === 0) {
-    throw invalidArg(
-      'fd',
-      "is 'systemd' but no sockets were passed (LISTEN_PID/LISTEN_FDS name no socket for this process)",
+    throw argValue(
+      'options.fd',
+      'names no socket: systemd passed none (LISTEN_PID/LISTEN_FDS name no socket for this process)',
+      fd,
       listen,
     )
   }
   return found.map((f) => f.fd)
+}
+
+/**
+ * The value behind a native argument error: options by name, and for `port` the `{ host, port }`
+ * addresses it came from (the core checks ports; with several, all of them are shown).
+ */
+function argContext(options: ListenOptions): (option: string) => ArgContext | undefined {
+  const byName = inOptions(options)
+  return (option) => {
+    if (option !== 'port') return byName(option)
+    const list = (Array.isArray(options.address) ? options.address : [options.address]) as unknown[]
+    const ports = list
+      .filter((a) => typeof a === 'object' && a !== null)
+      .map((a) => (a as { port: number }).port)
+    if (ports.length === 1) return { name: 'options.address.port', value: ports[0], allowZero: true }
+    return { name: 'options.address[].port', value: ports, allowZero: true }
+  }
 }
 
 function toBindingOptions(
@@ -85,12 +103,14 @@ function toBindingOptions(
  * })
  * console.log(server.addresses[0].port)
  * ```
- * @throws {TcpServerError} `ERR_INVALID_ARG_VALUE` (a `TypeError`, or a `RangeError` for values
- * out of range) naming the `option`; `EADDRINUSE`, `EACCES`, `EADDRNOTAVAIL` with `address` and
- * `port`; `ERR_TCPSERVER_UNSUPPORTED` for an option this platform lacks.
+ * @throws {TcpServerError} Node's argument errors naming the option (`err.option`):
+ * `ERR_INVALID_ARG_TYPE` (a `TypeError`) for a wrong type or an unknown option's value,
+ * `ERR_INVALID_ARG_VALUE` (a `TypeError`) for a bad value, `ERR_OUT_OF_RANGE` and
+ * `ERR_SOCKET_BAD_PORT` (`RangeError`s); `EADDRINUSE`, `EACCES`, `EADDRNOTAVAIL` with `syscall`,
+ * `errno`, `address` and `port`; `ERR_TCPSERVER_UNSUPPORTED` for an option this platform lacks.
  */
-export async function listen(options: ListenOptions): Promise<Server> {
-  validateListenOptions(options, listen)
+export async function listen(input: ListenOptions): Promise<Server> {
+  const options = validateListenOptions(input, listen)
   const workers = workerCount(options.workers, listen)
   const module = workers === undefined ? undefined : handlerModule(options.handler, listen)
   const fds = inheritedFds(options.fd)
@@ -98,7 +118,7 @@ export async function listen(options: ListenOptions): Promise<Server> {
   const result = binding.listen(toBindingOptions(options, fds, workers !== undefined), (events, payload) =>
     server?.dispatch(events, payload),
   )
-  if (!(result instanceof binding.BindingServer)) throw fromBinding(result, listen)
+  if (!(result instanceof binding.BindingServer)) throw fromBinding(result, listen, argContext(options))
   if (options.fd === 'systemd') {
     // Taken: children of this process must not believe the sockets are theirs.
     delete process.env.LISTEN_PID

@@ -270,7 +270,7 @@ export interface ListenOptions {
    * `'::1/128'`, or single addresses) are refused at once; a trusted source that sends no
    * valid header within `timeout` ms (default 5000) is refused too. Refusals never reach
    * `handler` and are counted by reason in `stats().proxyProtocol.failures`. The header's
-   * client becomes `conn.remoteAddress` (the balancer is `conn.proxiedBy`), and
+   * client becomes `conn.remoteAddress`/`conn.remote` (the balancer is `conn.proxiedBy`), and
    * `maxConnectionsPerIp` counts real clients.
    */
   proxyProtocol?: { trusted: string[]; timeout?: number }
@@ -410,6 +410,12 @@ export interface ConnectOptions {
   localAddress?: string
   /** Speak TLS (rustls, in Rust): `true` for defaults, or the settings. */
   tls?: boolean | ConnectTlsOptions
+  /**
+   * Aborting it stops an attempt that has not connected yet: the call rejects with an
+   * `AbortError` (`code: 'ABORT_ERR'`, `cause`: the signal's reason), as `net.connect({ signal })`
+   * does. It has no effect once the connection is open.
+   */
+  signal?: AbortSignal
 }
 
 /** Counters of the data paths: whether `splice`/`sendfile` and direct reads were used. */

@@ -1,8 +1,8 @@
 // The server: owns the native handle, dispatches event batches in one tight loop, runs one
 // handler per connection and closes the connection when it settles.
 import { eventAddress, formatAddress } from './address.js'
-import { type Connection, releaseConnection } from './connection.js'
-import { codedError, fromBinding, parseEventText } from './errors.js'
+import { type Connection, handlerSettled, releaseConnection } from './connection.js'
+import { argType, codedError, fromBinding, fromNative, inOptions, parseEventText } from './errors.js'
 import type { BindingServer } from './native.js'
 import type {
   AddressInfo,
@@ -15,18 +15,21 @@ import type {
 } from './options.js'
 import { EventRouter } from './router.js'
 import { pem, toBindingTls } from './tls.js'
-import { expectNumber, validateTls } from './validate.js'
+import { expectNumber, optionsObject, validateTls } from './validate.js'
 import type { WorkerPool } from './workers.js'
+
+const SHUTDOWN_KEYS: ReadonlySet<string> = new Set(['timeout'])
 
 /** Connections waiting in the iterator queue before accepting pauses. */
 const QUEUE_LIMIT = 128
+const noop = (): void => {}
 
 /** Peer disconnects (and TLS violations by the peer) are routine; the default logger skips them. */
 const ROUTINE = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_TCPSERVER_TLS'])
 
 function defaultOnError(error: unknown, conn: Connection): void {
   if (ROUTINE.has((error as { code?: string } | null)?.code ?? '')) return
-  const a = conn.remoteAddress
+  const a = conn.remote
   const who = a ? formatAddress(a) : `#${conn.id}`
   console.error(`tcpserver: handler for connection ${who} failed:`, error)
 }
@@ -61,6 +64,12 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
   #queue: Connection[] = []
   #waiters: Array<(r: IteratorResult<Connection>) => void> = []
   #paused = false
+  /** Stopped accepting (shutdown, halt, close): `address()` is `null` from then on. */
+  #stopped = false
+  /** `unref()` was called: only open connections keep the process alive. */
+  #unrefed = false
+  /** Keeps the event loop alive while the server runs (the native wake-up function does not). */
+  #keepAlive: NodeJS.Timeout | null = null
   readonly #pool: WorkerPool | undefined
 
   /** @internal Created by `listen()`. */
@@ -71,7 +80,13 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
     this.#sniCallback = init.sniCallback
     this.#pool = init.pool
     this.#router = new EventRouter(native, {
-      open: (conn) => this.#open(conn),
+      open: (conn) => {
+        if (this.#unrefed) this.#updateRef()
+        this.#open(conn)
+      },
+      closed: () => {
+        if (this.#unrefed) this.#updateRef()
+      },
       serverClosed: (result) => this.#onServerClosed(result),
       sni: (token, name) => this.#resolveSni(token, name),
       tlsError: (text) => {
@@ -91,6 +106,52 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
     this.#closed = new Promise((resolve) => {
       this.#resolveClosed = resolve
     })
+    this.#updateRef()
+  }
+
+  // Like a net.Server: a running server keeps the process alive unless unref()'d; open
+  // connections keep it alive either way (each is a socket, as in Node).
+  #updateRef(): void {
+    // A worker thread's Server listens on nothing (its thread's own handle keeps it alive).
+    const listening = !this.#isClosed && this.#addresses.length > 0
+    const alive = listening && (!this.#unrefed || this.#router.conns.size > 0)
+    if (alive && this.#keepAlive === null) this.#keepAlive = setInterval(noop, 1 << 30)
+    else if (!alive && this.#keepAlive !== null) {
+      clearInterval(this.#keepAlive)
+      this.#keepAlive = null
+    }
+  }
+
+  /**
+   * Lets the process exit while this server has no open connection, like `net.Server#unref()`
+   * (a timer-like handle: the server keeps running while something else keeps the process
+   * alive). Open connections still keep it alive, as Node's sockets do. Returns the server.
+   */
+  unref(): this {
+    this.#unrefed = true
+    this.#updateRef()
+    return this
+  }
+
+  /** Undoes {@link Server.unref}: the running server keeps the process alive again. */
+  ref(): this {
+    this.#unrefed = false
+    this.#updateRef()
+    return this
+  }
+
+  /**
+   * The first bound address in `net.Server#address()`'s shape: `{ address, family, port }` for
+   * TCP, the path (a string) for a Unix domain socket, `null` once the server stopped
+   * accepting. A server listening on several addresses reports the first it was given
+   * (`server.addresses` lists them all, in that order).
+   */
+  address(): AddressInfo | string | null {
+    const first = this.#stopped ? undefined : this.#addresses[0]
+    if (first === undefined) return null
+    return first.family === 'unix'
+      ? first.address
+      : { address: first.address, family: first.family, port: first.port }
   }
 
   /** @internal The native event callback: one call per batch. */
@@ -113,16 +174,16 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
     }
     if (result != null && typeof (result as Promise<void>).then === 'function') {
       ;(result as Promise<void>).then(
-        () => releaseConnection(conn),
+        () => handlerSettled(conn, false),
         (e: unknown) => this.#fail(conn, e),
       )
     } else {
-      releaseConnection(conn)
+      handlerSettled(conn, false)
     }
   }
 
   #fail(conn: Connection, error: unknown): void {
-    conn.close()
+    handlerSettled(conn, true)
     // A forced shutdown ends connections on purpose; the handler seeing it is not a failure.
     if ((error as { code?: unknown } | null)?.code === 'ERR_TCPSERVER_SHUTDOWN') return
     try {
@@ -174,6 +235,8 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
 
   #onServerClosed(result: ShutdownResult): void {
     this.#isClosed = true
+    this.#stopped = true
+    this.#updateRef()
     for (const w of this.#waiters.splice(0)) w({ value: undefined, done: true })
     // Every connection has closed: the workers have nothing left to serve.
     if (this.#pool) this.#pool.close().then(() => this.#resolveClosed(result))
@@ -235,11 +298,29 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
    * handlers, and at `timeout` ms closes the connections still open. Resolves when every
    * connection has closed. Calling it again may shorten the deadline.
    */
-  shutdown(options: ShutdownOptions = {}): Promise<ShutdownResult> {
-    expectNumber('timeout', options.timeout, this.shutdown)
-    if (!this.#isClosed) {
-      this.#native.shutdown(options.timeout)
-      this.#drainQueue()
+  shutdown(shutdownOptions?: ShutdownOptions): Promise<ShutdownResult> {
+    try {
+      const options = optionsObject(
+        'options',
+        shutdownOptions,
+        SHUTDOWN_KEYS,
+        this.shutdown,
+      ) as ShutdownOptions
+      expectNumber('options.timeout', options.timeout, this.shutdown)
+      if (!this.#isClosed) {
+        this.#stopped = true
+        try {
+          this.#native.shutdown(options.timeout)
+        } catch (e) {
+          throw fromNative(e, {
+            caller: this.shutdown,
+            arg: { name: 'options.timeout', value: options.timeout },
+          })
+        }
+        this.#drainQueue()
+      }
+    } catch (e) {
+      return Promise.reject(e)
     }
     return this.#closed
   }
@@ -249,20 +330,46 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
    * connection: open connections keep the session they have. For certificate renewal.
    * @throws {TcpServerError} `ERR_INVALID_ARG_VALUE` (bad PEM, key not matching), `ENOENT`.
    */
-  setTlsConfig(tls: TlsOptions): void {
-    validateTls(tls, this.setTlsConfig)
+  setTlsConfig(tlsOptions: TlsOptions): void {
+    const tls = validateTls(tlsOptions, this.setTlsConfig, 'tls') as unknown as TlsOptions
     const err = this.#native.setTls(toBindingTls(tls))
-    if (err) throw fromBinding(err, this.setTlsConfig)
+    if (err) {
+      const context = inOptions(tls, 'tls.')
+      throw fromBinding(err, this.setTlsConfig, (o) =>
+        o === 'tls' ? { name: 'tls', value: tlsOptions } : context(o.replace(/^tls\./, '')),
+      )
+    }
     this.#sniCallback = tls.sniCallback
   }
 
   /** Stops accepting and closes every connection now. */
   halt(): Promise<ShutdownResult> {
     if (!this.#isClosed) {
+      this.#stopped = true
       this.#native.halt()
       this.#drainQueue()
     }
     return this.#closed
+  }
+
+  /**
+   * `net.Server#close()` for tcpserver: stops accepting at once and resolves when every
+   * connection has finished by itself, with no deadline (that is `shutdown()` without a
+   * `timeout`; use `shutdown({ timeout })` for one, `halt()` to stop now). As in Node, the
+   * optional callback gets `ERR_SERVER_NOT_RUNNING` when the server had already stopped; the
+   * promise resolves with the shutdown's counts either way.
+   */
+  close(callback?: (err?: Error) => void): Promise<ShutdownResult> {
+    if (callback !== undefined && typeof callback !== 'function') {
+      return Promise.reject(argType('callback', 'of type function', callback, this.close))
+    }
+    const running = !this.#stopped
+    const done = this.shutdown()
+    if (callback) {
+      const err = running ? undefined : codedError('ERR_SERVER_NOT_RUNNING', 'Server is not running.')
+      done.then(() => callback(err))
+    }
+    return done
   }
 
   /** Resolves once the server stopped (shutdown, halt, or `maxAcceptConnections`) and every connection closed. */

@@ -116,32 +116,32 @@ export class ConnectionDuplex extends Duplex {
 
   /** The client's IP address, like `net.Socket#remoteAddress`. */
   get remoteAddress(): string | undefined {
-    return this.connection.remoteAddress?.address
+    return this.connection.remoteAddress
   }
 
   /** The client's port. */
   get remotePort(): number | undefined {
-    return this.connection.remoteAddress?.port
+    return this.connection.remotePort
   }
 
-  /** `'IPv4'` or `'IPv6'`. */
+  /** `'IPv4'`, `'IPv6'` or `'unix'`. */
   get remoteFamily(): string | undefined {
-    return this.connection.remoteAddress?.family
+    return this.connection.remoteFamily
   }
 
   /** The local IP address. */
   get localAddress(): string | undefined {
-    return this.connection.localAddress?.address
+    return this.connection.localAddress
   }
 
   /** The local port. */
   get localPort(): number | undefined {
-    return this.connection.localAddress?.port
+    return this.connection.localPort
   }
 
   /** The local address as `net.Socket#address()` returns it. */
   address(): AddressInfo | Record<string, never> {
-    return this.connection.localAddress ?? {}
+    return this.connection.address()
   }
 
   /** Sets `TCP_NODELAY` on the connection. */

@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os'
 import { isAbsolute, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { Worker } from 'node:worker_threads'
-import { codedError, invalidArg, type TcpServerError } from './errors.js'
+import { argType, codedError, outOfRange, type TcpServerError } from './errors.js'
 import type { ListenOptions, WorkerStats } from './options.js'
 
 /** What a worker tells its parent once: it serves, or why it cannot. */
@@ -39,10 +39,13 @@ const ENTRY = new URL('./worker-entry.js', import.meta.url)
 export function workerCount(workers: ListenOptions['workers'], caller: Caller): number | undefined {
   if (workers === undefined) return undefined
   if (workers === 'auto') return availableParallelism()
-  if (typeof workers !== 'number' || !Number.isInteger(workers) || workers < 1 || workers > MAX_WORKERS) {
-    throw invalidArg(
-      'workers',
-      `must be an integer from 1 to ${MAX_WORKERS} or 'auto', got ${String(workers)}`,
+  if (typeof workers !== 'number')
+    throw argType('options.workers', "of type number or 'auto'", workers, caller)
+  if (!Number.isInteger(workers) || workers < 1 || workers > MAX_WORKERS) {
+    throw outOfRange(
+      'options.workers',
+      `must be an integer from 1 to ${MAX_WORKERS} (or 'auto')`,
+      workers,
       caller,
     )
   }
@@ -59,9 +62,10 @@ export function handlerModule(handler: ListenOptions['handler'], caller: Caller)
     if (/^(file|data):/.test(handler)) return handler
     return pathToFileURL(isAbsolute(handler) ? handler : resolve(handler)).href
   }
-  throw invalidArg(
-    'handler',
-    `must be a module (a URL or a file path) when workers is set: a function cannot move to another thread, got ${typeof handler}`,
+  throw argType(
+    'options.handler',
+    'a module (a URL or a file path) when workers is set: a function cannot move to another thread',
+    handler,
     caller,
   )
 }

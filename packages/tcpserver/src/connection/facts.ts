@@ -1,0 +1,137 @@
+// What a connection knows about itself: its addresses (as node:net's strings and numbers, and
+// as AddressInfo objects), what TLS negotiated, when it started. Read from the native side
+// while the connection is open, from its CLOSED event afterwards.
+import { X509Certificate } from 'node:crypto'
+import { eventAddress } from '../address.js'
+import { parseEventText, type TcpServerError } from '../errors.js'
+import type { BindingConnectionInfo } from '../native.js'
+import type { AddressInfo, PeerCertificate, TlsInfo } from '../options.js'
+
+function parseCertificate(der: Buffer): PeerCertificate {
+  const x = new X509Certificate(der)
+  return {
+    der,
+    subject: x.subject,
+    issuer: x.issuer,
+    validFrom: x.validFrom,
+    validTo: x.validTo,
+    fingerprint256: x.fingerprint256,
+  }
+}
+
+/** Addresses recovered from a CLOSED event (the native side forgets the connection then). */
+export interface ClosedInfo {
+  remote: AddressInfo
+  local: AddressInfo
+}
+
+/** A CLOSED event's fields: remote ip, port, local ip, port; then the error if any. */
+export function parseClosed(text: string): [ClosedInfo, TcpServerError | null] {
+  const [[rip = '', rport, lip = '', lport], error] = parseEventText(text, 4)
+  const info = {
+    remote: eventAddress(rip, rport),
+    local: eventAddress(lip, lport),
+  }
+  return [info, error]
+}
+
+/** The address, TLS and time getters of {@link Connection}, over the facts it provides. */
+export abstract class ConnectionFacts {
+  readonly #openedAt = Date.now()
+  #tls: TlsInfo | null | undefined = undefined
+
+  /** @internal The native side's facts while open, the CLOSED event's afterwards; `null` if never known. */
+  protected abstract facts(): BindingConnectionInfo | ClosedInfo | null
+
+  /** @internal After StartTLS: the next `tls` read asks again. */
+  protected forgetTls(): void {
+    this.#tls = undefined
+  }
+
+  /**
+   * The client's address as an object (on `proxyProtocol` listeners: the one the PROXY
+   * header named); `null` if the connection closed before it was known. The string and number
+   * forms are {@link Connection.remoteAddress}, {@link Connection.remotePort},
+   * {@link Connection.remoteFamily}.
+   */
+  get remote(): AddressInfo | null {
+    return (this.facts()?.remote as AddressInfo | undefined) ?? null
+  }
+
+  /** The server-side address the client connected to, as an object (the PROXY header's, behind a balancer). */
+  get local(): AddressInfo | null {
+    return (this.facts()?.local as AddressInfo | undefined) ?? null
+  }
+
+  /**
+   * The client's IP address as text, like `net.Socket#remoteAddress` (`'::1'`,
+   * `'127.0.0.1'`); a Unix socket's peer path (usually `''`). Known after close too.
+   */
+  get remoteAddress(): string | undefined {
+    return this.remote?.address
+  }
+
+  /** The client's port, like `net.Socket#remotePort` (0 for Unix sockets). */
+  get remotePort(): number | undefined {
+    return this.remote?.port
+  }
+
+  /** `'IPv4'`, `'IPv6'` (as `net.Socket#remoteFamily`), or `'unix'` for Unix domain sockets. */
+  get remoteFamily(): AddressInfo['family'] | undefined {
+    return this.remote?.family
+  }
+
+  /** The local IP address as text, like `net.Socket#localAddress` (the socket file's path for Unix sockets). */
+  get localAddress(): string | undefined {
+    return this.local?.address
+  }
+
+  /** The local port, like `net.Socket#localPort` (0 for Unix sockets). */
+  get localPort(): number | undefined {
+    return this.local?.port
+  }
+
+  /** The local address's family: `'IPv4'`, `'IPv6'` or `'unix'`. */
+  get localFamily(): AddressInfo['family'] | undefined {
+    return this.local?.family
+  }
+
+  /** The local address as `net.Socket#address()` returns it (`{}` if never known). */
+  address(): AddressInfo | Record<string, never> {
+    return this.local ?? {}
+  }
+
+  /**
+   * On `proxyProtocol` listeners: the load balancer that sent the PROXY header (the socket's
+   * peer); `null` elsewhere. Known while the connection is open.
+   */
+  get proxiedBy(): AddressInfo | null {
+    const info = this.facts()
+    return info && 'proxiedBy' in info ? ((info.proxiedBy as AddressInfo | undefined) ?? null) : null
+  }
+
+  /** What TLS negotiated, or `null` for plain TCP. */
+  get tls(): TlsInfo | null {
+    if (this.#tls === undefined) {
+      const info = this.facts()
+      const t = info && 'tls' in info ? info.tls : null
+      this.#tls = t
+        ? {
+            protocol: t.protocol,
+            cipher: t.cipher,
+            alpnProtocol: t.alpnProtocol ?? null,
+            serverName: t.serverName ?? null,
+            resumed: t.resumed,
+            peerCertificates: t.peerCertificates.map(parseCertificate),
+          }
+        : null
+    }
+    return this.#tls
+  }
+
+  /** When the connection was accepted (ms since the epoch). */
+  get startTime(): number {
+    const info = this.facts()
+    return info && 'startTime' in info ? info.startTime : this.#openedAt
+  }
+}

@@ -1,0 +1,38 @@
+// The small pieces of a connection's state machine: what is reading, where a pipe stands, the
+// settle pair of a pending job, and the parsing of a job's done event.
+import { parseEventText, type TcpServerError } from '../errors.js'
+
+export const DONE: IteratorResult<Buffer> = Object.freeze({
+  value: undefined,
+  done: true,
+}) as IteratorResult<Buffer>
+export const noop = (): void => {}
+
+/** A rejected promise that never counts as unhandled: errors also surface through `read()`. */
+export function quietReject(err: Error): Promise<never> {
+  const p = Promise.reject(err)
+  p.catch(noop)
+  return p
+}
+
+export enum Pipe {
+  None = 0,
+  Pausing = 1,
+  Paused = 2,
+  Piping = 3,
+  Done = 4,
+}
+
+export type Settle<T> = [(value: T) => void, (error: Error) => void]
+
+/** A PIPE_DONE / FILE_DONE / TLS_STARTED event: its byte counts, then the error if any. */
+export function splitDone(text: string, numbers: number): [number[], TcpServerError | null] {
+  const [fields, error] = parseEventText(text, numbers)
+  return [fields.map(Number), error]
+}
+
+export enum Reader {
+  None = 0,
+  Read = 1,
+  Iterate = 2,
+}
