@@ -1,12 +1,16 @@
 // The README's "From node:net" table, row by row: each row's tcpserver column is exercised
 // against a real node:net (or node:tls) client. The first test reads the table itself, so a row
 // added to the README without a test here (or a test whose row was removed) fails the suite.
+import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createInterface } from 'node:readline'
 import { pipeline } from 'node:stream/promises'
+import { fileURLToPath } from 'node:url'
 import type { ExecutionContext } from 'ava'
 import test from 'ava'
 import { type Connection, connect as dial, isTcpServerError, listen } from 'tcpserver'
@@ -25,6 +29,7 @@ import {
   within,
 } from './helpers/index.js'
 
+const LISTEN_FD_CHILD = fileURLToPath(new URL('./fixtures/listen-fd-child.mjs', import.meta.url))
 const README = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
 const tlsFile = (name: string): string => new URL(`./fixtures/tls/${name}`, import.meta.url).pathname
 
@@ -306,16 +311,25 @@ const rows: Record<string, RowTest> = {
     const got = collect(socket)
     socket.end('unix')
     t.is((await within(got, 5000, 'unix echo')).toString(), 'unix')
-    // { fd }: a listening socket made by node:net, served by tcpserver.
+    // { fd }: a listening socket made by node:net, handed to a child process (its descriptor
+    // 3), which serves it with tcpserver. Not in this process: listen({ fd }) takes the
+    // descriptor over and closes it at shutdown, and closing one that libuv still watches here
+    // would corrupt libuv's state for the next socket given that number (a connect() elsewhere
+    // in this file then never completed).
     const donor = net.createServer().listen(0, '127.0.0.1')
     await new Promise((r) => donor.once('listening', r))
-    const fd = (donor as unknown as { _handle: { fd: number } })._handle.fd
-    const inherited = await serve(t, { address: undefined, fd, handler: echo })
     const port = (donor.address() as net.AddressInfo).port
-    t.is((await roundTrip(port, 'inherited')).toString(), 'inherited')
-    await inherited.halt()
-    // The server owned the descriptor and closed it; node:net's handle is left alone.
-    donor.unref()
+    const fd = (donor as unknown as { _handle: { fd: number } })._handle.fd
+    const child = spawn(process.execPath, [LISTEN_FD_CHILD, '3', 'inherited'], {
+      stdio: ['pipe', 'pipe', 'inherit', fd],
+    })
+    t.teardown(() => child.kill('SIGKILL'))
+    // The child has its own copy of the socket now: this process stops accepting on it.
+    await new Promise((r) => donor.close(r))
+    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })
+    const [line] = (await within(once(lines, 'line'), 10_000, 'child ready')) as [string]
+    t.like(JSON.parse(line), { ready: true })
+    t.is((await within(roundTrip(port, 'echo'), 10_000, 'inherited echo')).toString(), 'inherited\necho')
   },
 }
 
