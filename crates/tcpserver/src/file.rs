@@ -13,6 +13,7 @@ use tokio::io::Interest;
 
 use crate::driver::{Connections, Event, Shared};
 use crate::error::{Error, Result};
+#[cfg(target_os = "linux")]
 use crate::sys;
 
 /// Opens `path` for [`Connections::send_file`]: `ENOENT`, `EACCES` and `EISDIR` come out as
@@ -42,6 +43,12 @@ pub fn dup_for_send(fd: i32) -> Result<File> {
         return Err(Error::Io(io::Error::from_raw_os_error(libc::EISDIR)));
     }
     Ok(file)
+}
+
+/// Descriptors are a Unix notion: elsewhere `fd` is an unsupported option.
+#[cfg(not(unix))]
+pub fn dup_for_send(_fd: i32) -> Result<File> {
+    Err(Error::Unsupported { option: "fd" })
 }
 
 /// The validated byte range `[offset, offset + length)` of `file`.

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::stream::Stream;
 use socket2::SockRef;
+#[cfg(target_os = "linux")]
 use tokio::io::Interest;
 
 use crate::driver::{Connections, Event, Shared, lock_tls, tls_read};

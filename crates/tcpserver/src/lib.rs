@@ -187,9 +187,7 @@ pub use addr::{
 pub use config::{
     DEFAULT_IPV6_PREFIX, KeepAlive, LimitPolicy, MAX_LOOPS, PerIpLimit, ServerConfig, default_loops,
 };
-#[cfg(unix)]
-pub use connect::connect_unix;
-pub use connect::{ConnectOptions, connect};
+pub use connect::{ConnectOptions, connect, connect_unix};
 pub use connection::{Connection, ConnectionInfo};
 pub use error::{Error, ErrorKind, InvalidKind, Result};
 pub use file::{dup_for_send, open_for_send};
