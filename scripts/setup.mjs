@@ -100,7 +100,8 @@ const rustNewest = Math.max(
   mtime(join(root, 'Cargo.lock')),
 )
 if (!addon || rustNewest > mtime(join(pkg, addon))) {
-  run('npm', ['run', 'build:native', '-w', 'tcpserver'])
+  const { name } = JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8'))
+  run('npm', ['run', 'build:native', '-w', name])
 }
 
 // 3. TypeScript output.
