@@ -4,9 +4,9 @@
 // client round trip. Nothing here reads the workspace's sources, so a file missing from
 // "files"/"exports" fails the check.
 //
-// The per-platform packages (tcpserver-linux-x64-gnu, ...) are not published from here, so the
-// install has none (npm skips an optional dependency it cannot fetch) and the check copies the
-// locally built tcpserver.<platform>.node next to the installed binding.cjs, where the generated
+// The per-platform packages are not part of this check (`npm run build:dist` and `npm run
+// test:dist` build, pack and install those), so the install has none and the check copies the
+// locally built <binary>.<platform>.node next to the installed binding.cjs, where the generated
 // loader looks first. Before that copy it checks what the loader says when no binary matches.
 //
 // `node scripts/pack-check.mjs [--keep]`. Exit status: 0 passed, 1 failed, 77 skipped (npm
@@ -73,7 +73,9 @@ async function main() {
     throw new Skip(`npm is not usable here: ${e.message.split('\n')[0]}`)
   }
   const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8'))
-  const binaries = readdirSync(pkgDir).filter((f) => /^tcpserver\..+\.node$/.test(f))
+  const binaries = readdirSync(pkgDir).filter(
+    (f) => f.startsWith(`${pkg.napi.binaryName}.`) && f.endsWith('.node'),
+  )
   ok(
     binaries.length > 0,
     `a built binary in packages/tcpserver (${binaries.join(', ') || 'none: run node scripts/setup.mjs'})`,
@@ -93,15 +95,19 @@ async function main() {
     `dist/ has the output of every source${unbuilt.length ? ` (run node scripts/setup.mjs; missing: ${unbuilt})` : ''}`,
   )
 
-  // The platform packages are exactly the napi targets, at this version.
+  // The platform packages: one per napi target, named `<napi.packageName or name>-<platform>`. The
+  // repository's package.json lists none as optionalDependencies (napi pre-publish adds them at
+  // publish time; build-dist.mjs does the same for its tarballs); if some are listed, all must be.
   const { parseTriple } = await import('@napi-rs/cli')
+  const packageName = pkg.napi.packageName ?? pkg.name
   const expected = Object.fromEntries(
-    pkg.napi.targets.map((t) => [`${pkg.name}-${parseTriple(t).platformArchABI}`, pkg.version]),
+    pkg.napi.targets.map((t) => [`${packageName}-${parseTriple(t).platformArchABI}`, pkg.version]),
   )
   ok(
-    JSON.stringify(Object.entries(pkg.optionalDependencies ?? {}).sort()) ===
-      JSON.stringify(Object.entries(expected).sort()),
-    `optionalDependencies name one package per napi target at ${pkg.version}`,
+    pkg.optionalDependencies === undefined ||
+      JSON.stringify(Object.entries(pkg.optionalDependencies).sort()) ===
+        JSON.stringify(Object.entries(expected).sort()),
+    `optionalDependencies are absent (added at publish) or name one package per napi target at ${pkg.version}`,
   )
 
   // 1. npm pack.
@@ -126,10 +132,11 @@ async function main() {
       ...Object.values(pkg.bin ?? {}),
       ...Object.values(pkg.exports).flatMap((v) => (typeof v === 'string' ? [v] : Object.values(v))),
     ].map((p) => p.replace(/^\.\//, ''))
+    targets.push('README.md', 'LICENSE')
     const missing = [...new Set(targets)].filter((p) => !files.includes(p))
     ok(
       missing.length === 0,
-      `the tarball has every main/types/bin/exports target${missing.length ? ` (missing ${missing})` : ''}`,
+      `the tarball has every main/types/bin/exports target, README.md and LICENSE${missing.length ? ` (missing ${missing})` : ''}`,
     )
     const unwanted = files.filter((f) => /\.node$|^src\/|^npm\/|^artifacts\/|tsbuildinfo/.test(f))
     ok(
@@ -158,8 +165,8 @@ async function main() {
     ok(!noBinary.loaded, 'without a binary, importing the package fails')
     const [top, ...causes] = noBinary.messages
     const platformPackage = new RegExp(
-      `${pkg.name}-(${Object.keys(expected)
-        .map((n) => n.slice(pkg.name.length + 1))
+      `${packageName}-(${Object.keys(expected)
+        .map((n) => n.slice(packageName.length + 1))
         .join('|')})\\b`,
     )
     const named = [top, ...causes].find((m) => platformPackage.test(m))?.split('\n')[0]

@@ -3,7 +3,17 @@
 // a fresh clone: npm dependencies, the native addon (release build), the TypeScript output,
 // and (as root, on Debian) the command-line tools the tests drive.
 import { execFileSync } from 'node:child_process'
-import { existsSync, readdirSync, statSync } from 'node:fs'
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from 'node:fs'
+import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -31,13 +41,55 @@ function newest(dir, filter = () => true) {
 
 const mtime = (p) => (existsSync(p) ? statSync(p).mtimeMs : 0)
 
+// 0. `--check-lock`: the committed package-lock.json is the one npm writes for package.json, with
+// the optional packages of every platform (a lock trimmed to one platform makes `npm ci` fail
+// elsewhere: "Missing: @biomejs/cli-darwin-arm64 from lock file"). npm re-resolves the lock in a
+// temp copy of the manifests (`npm install --package-lock-only`, registry metadata only, nothing
+// installed) and `npm ci --dry-run` must accept it; any change fails.
+if (process.argv.includes('--check-lock')) {
+  const tmp = mkdtempSync(join(tmpdir(), 'tcpserver-lock-'))
+  try {
+    const manifests = ['package.json', 'package-lock.json']
+    for (const ws of readdirSync(join(root, 'packages'))) {
+      if (existsSync(join(root, 'packages', ws, 'package.json')))
+        manifests.push(`packages/${ws}/package.json`)
+    }
+    for (const f of manifests) {
+      mkdirSync(dirname(join(tmp, f)), { recursive: true })
+      copyFileSync(join(root, f), join(tmp, f))
+    }
+    const npm = ['--no-audit', '--no-fund', '--ignore-scripts', '--no-update-notifier']
+    run('npm', ['install', '--package-lock-only', ...npm], tmp)
+    const before = readFileSync(join(root, 'package-lock.json'), 'utf8')
+    const after = readFileSync(join(tmp, 'package-lock.json'), 'utf8')
+    if (before !== after) {
+      const a = JSON.parse(before).packages
+      const b = JSON.parse(after).packages
+      const added = Object.keys(b).filter((k) => !(k in a))
+      const changed = Object.keys(a).filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]))
+      console.error(
+        `setup: package-lock.json is not what npm writes for package.json: ${added.length} entries missing ` +
+          `(${added.slice(0, 5).join(', ')}${added.length > 5 ? ', ...' : ''}), ${changed.length} differ ` +
+          `(${changed.slice(0, 5).join(', ')}). Regenerate it: npm install --package-lock-only (and commit it).`,
+      )
+      process.exit(1)
+    }
+    run('npm', ['ci', '--dry-run', ...npm], tmp)
+    log('package-lock.json is the one npm writes, and npm ci accepts it')
+  } finally {
+    rmSync(tmp, { recursive: true, force: true })
+  }
+  process.exit(0)
+}
+
 // 1. npm dependencies.
 if (
   !existsSync(join(root, 'node_modules/.bin/napi')) ||
   mtime(join(root, 'package-lock.json')) > mtime(join(root, 'node_modules/.package-lock.json'))
 ) {
-  // `npm install` honours the lock; `npm ci` rejects locks that omit other platforms' optional
-  // packages, which this machine's npm writes (omit-lockfile-registry-resolved).
+  // `npm install` honours the lock and, the lock being complete (every platform's optional
+  // packages, as npm writes it; `--check-lock` below keeps it so), leaves it unchanged. CI uses
+  // `npm ci` on a fresh clone; here `npm install` keeps node_modules/.cache (Node 24, arm64 Node).
   run('npm', ['install', '--no-audit', '--no-fund'])
 }
 
@@ -48,7 +100,8 @@ const rustNewest = Math.max(
   mtime(join(root, 'Cargo.lock')),
 )
 if (!addon || rustNewest > mtime(join(pkg, addon))) {
-  run('npm', ['run', 'build:native', '-w', 'tcpserver'])
+  const { name } = JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8'))
+  run('npm', ['run', 'build:native', '-w', name])
 }
 
 // 3. TypeScript output.

@@ -36,7 +36,12 @@ pub(crate) fn runtime() -> &'static Runtime {
 fn no_wakeup_preemption() {
     #[cfg(target_os = "linux")]
     if std::env::var("TCPSERVER_SCHED_BATCH").as_deref() != Ok("0") {
-        let param = libc::sched_param { sched_priority: 0 };
+        // musl's sched_param has more fields than glibc's (the SCHED_SPORADIC ones), so the
+        // struct is zeroed rather than spelled out field by field.
+        // SAFETY: sched_param is plain C data (integers and timespecs): all-zero bytes are a
+        // valid value of it.
+        let mut param: libc::sched_param = unsafe { std::mem::zeroed() };
+        param.sched_priority = 0;
         // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param for SCHED_BATCH
         // (priority 0). Failure only leaves the default policy in place.
         unsafe {

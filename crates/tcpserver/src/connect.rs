@@ -2,7 +2,6 @@
 //! and hand back the same [`Connection`] type that accepted connections use.
 
 use std::net::{IpAddr, SocketAddr};
-#[cfg(unix)]
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -169,6 +168,17 @@ pub async fn connect_unix(
     // The OS reports the listener's path only on some systems; the caller knows it anyway.
     conn.info_mut().peer_addr = crate::Address::Unix(path.to_owned());
     Ok(conn)
+}
+
+/// Unix domain sockets are a Unix notion: elsewhere a `unix:` address is unsupported.
+#[cfg(not(unix))]
+pub async fn connect_unix(
+    _path: &Path,
+    _opts: &ConnectOptions,
+    _id: u64,
+    _abort: CancellationToken,
+) -> Result<Connection> {
+    Err(Error::Unsupported { option: "address" })
 }
 
 /// Wraps a connected outbound stream.

@@ -67,6 +67,7 @@ impl Connection {
         &self.info
     }
 
+    #[cfg(unix)] // Only connect_unix() sets a field after construction.
     pub(crate) fn info_mut(&mut self) -> &mut ConnectionInfo {
         &mut self.info
     }

@@ -37,3 +37,9 @@ pub fn dup_for_send(fd: i32) -> Result<File> {
     }
     Ok(file)
 }
+
+/// Descriptors are a Unix notion: elsewhere `fd` is an unsupported option.
+#[cfg(not(unix))]
+pub fn dup_for_send(_fd: i32) -> Result<File> {
+    Err(Error::Unsupported { option: "fd" })
+}

@@ -70,7 +70,9 @@ pub(crate) fn adopt(fd: i32) -> Result<(SocketAddr, std::net::TcpListener)> {
     let kind = socket
         .r#type()
         .map_err(|e| bad(format!("is not a socket ({e})")))?;
-    let domain = socket.domain().map_err(|e| os("getsockopt", e))?;
+    // The family comes from getsockname rather than SO_DOMAIN, which macOS does not have.
+    let bound = socket.local_addr().map_err(|e| os("getsockname", e))?;
+    let domain = bound.domain();
     if kind != Type::STREAM || !(domain == Domain::IPV4 || domain == Domain::IPV6) {
         return Err(bad("is not a TCP socket".into()));
     }
@@ -79,9 +81,7 @@ pub(crate) fn adopt(fd: i32) -> Result<(SocketAddr, std::net::TcpListener)> {
             "is not listening (call listen() before passing it)".into()
         ));
     }
-    let local = socket
-        .local_addr()
-        .map_err(|e| os("getsockname", e))?
+    let local = bound
         .as_socket()
         .ok_or_else(|| bad("has no IP address".into()))?;
     socket.set_nonblocking(true).map_err(|e| os("fcntl", e))?;

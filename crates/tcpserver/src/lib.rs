@@ -190,9 +190,7 @@ pub use addr::{
 pub use config::{
     DEFAULT_IPV6_PREFIX, KeepAlive, LimitPolicy, MAX_LOOPS, PerIpLimit, ServerConfig, default_loops,
 };
-#[cfg(unix)]
-pub use connect::connect_unix;
-pub use connect::{ConnectOptions, connect};
+pub use connect::{ConnectOptions, connect, connect_unix};
 pub use connection::{Connection, ConnectionInfo};
 pub use driver::PipeOptions;
 pub use error::{Error, ErrorKind, InvalidKind, Result};

@@ -39,6 +39,7 @@ export type ErrorCode =
   | 'ERR_TCPSERVER_FILE_TRUNCATED'
   | 'ERR_TCPSERVER_HANDLER_SETTLED'
   | 'ERR_TCPSERVER_IDLE_TIMEOUT'
+  | 'ERR_TCPSERVER_NATIVE_LOAD'
   | 'ERR_TCPSERVER_NATIVE_MISSING'
   | 'ERR_TCPSERVER_PANIC'
   | 'ERR_TCPSERVER_SHUTDOWN'
@@ -415,17 +416,17 @@ export function parseEventText(
 }
 
 /**
- * The native addon could not be loaded: usually the platform package was not installed
- * (optional dependencies skipped, or an unsupported platform).
+ * The native addon could not be loaded (the message, written by native.ts, says why and what to
+ * do): `ERR_TCPSERVER_NATIVE_MISSING` when no binary for this platform is installed,
+ * `ERR_TCPSERVER_NATIVE_LOAD` when one is there but the OS refused it. `cause` is the loader's
+ * own error.
  */
-export function nativeMissing(pkg: string, cause: unknown): TcpServerError {
-  const err = make(
-    'Error',
-    'ERR_TCPSERVER_NATIVE_MISSING',
-    `tcpserver: no native binary for ${process.platform}-${process.arch}. Install the platform package ` +
-      `"${pkg}" (npm installs it as an optional dependency; make sure optional dependencies are not ` +
-      `omitted), or build from source with "npm run build" in packages/tcpserver.`,
-  )
+export function nativeLoadError(
+  code: 'ERR_TCPSERVER_NATIVE_MISSING' | 'ERR_TCPSERVER_NATIVE_LOAD',
+  message: string,
+  cause: unknown,
+): TcpServerError {
+  const err = make('Error', code, message)
   ;(err as Error & { cause?: unknown }).cause = cause
   return err
 }

@@ -15,6 +15,7 @@ use super::conn::Shared;
 use super::counters::DataCounters;
 use super::event::Event;
 use crate::error::{Error, Result};
+#[cfg(target_os = "linux")]
 use crate::sys;
 
 /// The validated byte range `[offset, offset + length)` of `file`.

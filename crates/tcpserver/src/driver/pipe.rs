@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use socket2::SockRef;
+#[cfg(target_os = "linux")]
 use tokio::io::Interest;
 
 #[cfg(doc)]
