@@ -196,7 +196,21 @@ export interface ListenOptions {
   onError?: (error: unknown, connection: Connection) => void
   /** Accept loops per address, each on its own `SO_REUSEPORT` socket. @default the number of CPUs this process may use */
   loops?: number
-  /** `SO_REUSEPORT` on listening sockets. @default true */
+  /**
+   * `SO_REUSEPORT`: whether other sockets may share this server's ports.
+   *
+   * - Not set (the default): the server's own accept loops (`loops`) share each port, and so
+   *   do its own overlapping addresses (`0.0.0.0:7000` with a dual-stack `[::]:7000`), but a
+   *   port any other socket already holds is refused with `EADDRINUSE`, as `node:net` does, so
+   *   a forgotten dev server is never silently sharing clients with a new one. (The first
+   *   socket is bound without `SO_REUSEPORT` and gets it after `bind`, before `listen`.)
+   * - `true`: share the port with any socket of the same user that also has `SO_REUSEPORT`,
+   *   e.g. a predecessor or successor process during a restart; the kernel spreads new
+   *   clients over all of them. A process that sets `true` may also join a port that a server
+   *   with the default setting holds.
+   * - `false`: no `SO_REUSEPORT` at all (then `loops` must be 1).
+   * @default not set: own loops share, strangers get `EADDRINUSE`
+   */
   reusePort?: boolean
   /** `TCP_FASTOPEN` queue length; `true` means 256, `false` or 0 turns it off. @default off */
   fastOpen?: number | boolean
