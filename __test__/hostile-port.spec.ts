@@ -36,7 +36,9 @@ async function netServer(t: { teardown(fn: () => void): void }): Promise<number>
 test('a port node:net holds is EADDRINUSE for listen() with default options', async (t) => {
   const port = await netServer(t)
   for (const extra of [{}, { loops: 4 }, { loops: 1 }]) {
-    const err = await t.throwsAsync(listen({ address: `127.0.0.1:${port}`, ...extra }), { code: 'EADDRINUSE' })
+    const err = await t.throwsAsync(listen({ address: `127.0.0.1:${port}`, ...extra }), {
+      code: 'EADDRINUSE',
+    })
     t.like(err, { syscall: 'bind', address: '127.0.0.1', port }, JSON.stringify(extra))
   }
   // node:net still gets every client.

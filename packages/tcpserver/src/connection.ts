@@ -372,8 +372,14 @@ export class Connection extends ConnectionFacts implements AsyncIterable<Buffer>
    * bytes already written: `sendfile(2)` on Linux for plain TCP, a read/write loop elsewhere.
    * Writes made meanwhile go out after it. Resolves with the bytes sent.
    *
-   * @throws {TcpServerError} `ENOENT`, `EACCES`, `EISDIR`; `ERR_INVALID_ARG_VALUE` (a
-   * `RangeError` with `option: 'offset' | 'length'`) for a range outside the file;
+   * Only regular files are sent. The file is opened non-blocking (a FIFO without a writer
+   * never holds the event loop) and checked on the open descriptor.
+   *
+   * @throws {TcpServerError} `ENOENT`, `EACCES`, `ENAMETOOLONG` (with `syscall` and `path`);
+   * `EISDIR` for a directory; `ERR_TCPSERVER_NOT_A_FILE` for a FIFO, socket or device, or a
+   * pseudo-file that reports 0 bytes but has content (`/proc`: read it and `write()` it);
+   * `ERR_INVALID_ARG_VALUE` for a path with a NUL byte, or (a `RangeError` with
+   * `option: 'offset' | 'length'`) for a range outside the file;
    * `ERR_TCPSERVER_FILE_TRUNCATED` if the file shrank while it was sent.
    */
   sendFile(file: string | number, sendOptions?: SendFileOptions): Promise<number> {
