@@ -72,6 +72,7 @@ test('reusePort: true on both servers shares the port, and both serve', async (t
   t.log(`clients: a ${seen.a}, b ${seen.b}`)
   t.true(seen.a > 0 && seen.b > 0, JSON.stringify(seen))
   t.is(seen.a + seen.b, 64)
+  t.is(a.stats().accepted + b.stats().accepted, 64)
   // Another process asking for reusePort: true may join too (the hand-over case).
   t.deepEqual(await listenInChild({ address: `127.0.0.1:${port}`, reusePort: true }), { ok: true, port })
 })
