@@ -113,6 +113,14 @@ impl JsSink {
         self.flush.notify_one();
     }
 
+    /// The environment is ending (`teardown.rs`): drops the wake-up function without calling
+    /// it (JavaScript is gone) and ends the flusher task. Later events are not delivered.
+    pub(crate) fn detach(&self) {
+        let wake = self.wake.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(wake);
+        self.flush.notify_one();
+    }
+
     fn lock(&self) -> MutexGuard<'_, Batch> {
         self.batch.lock().unwrap_or_else(|e| e.into_inner())
     }
