@@ -725,6 +725,14 @@ fn iana_cipher(name: &str) -> String {
     }
 }
 
+/// Whether the peer's TLS input ended with a `close_notify` alert, asked once its input ended
+/// (rustls reads a bare FIN as "unexpected EOF", a close_notify as a clean end). An error
+/// rustls already reported counts as no close_notify.
+pub(crate) fn peer_sent_close_notify(conn: &mut rustls::Connection) -> bool {
+    conn.process_new_packets()
+        .is_ok_and(|state| state.peer_has_closed())
+}
+
 /// What a TLS connection negotiated.
 #[derive(Debug, Clone, Default)]
 pub struct TlsInfo {

@@ -33,7 +33,8 @@ pub(crate) fn tls_read(
                 return Ok(n);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            // EOF without close_notify: like Node, an ordinary end of input.
+            // EOF without close_notify: like Node, an end of input (reported as such by
+            // `Event::TlsEnd { close_notify: false }`).
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
             Err(e) => return Err(e),
         }

@@ -63,6 +63,8 @@ export let deliverPaused: (c: Connection) => void
 export let deliverPipeDone: (c: Connection, text: string) => void
 export let deliverFileDone: (c: Connection, text: string) => void
 export let deliverTlsStarted: (c: Connection, text: string) => void
+/** @internal How a TLS peer ended its input: with `close_notify` or not (just before END). */
+export let deliverTlsEnd: (c: Connection, closeNotify: boolean) => void
 let iterateNext: (c: Connection) => Promise<IteratorResult<Buffer>>
 
 /** `for await` over a connection: one small object, where two closures and their context cost every connection more. */
@@ -160,6 +162,7 @@ export class Connection extends ConnectionFacts implements AsyncIterable<Buffer>
     deliverPipeDone = (c, text) => c.#onPipeDone(text)
     deliverFileDone = (c, text) => c.#onFileDone(text)
     deliverTlsStarted = (c, text) => c.#onTlsStarted(text)
+    deliverTlsEnd = (c, closeNotify) => c.tlsEnded(closeNotify)
   }
 
   /**

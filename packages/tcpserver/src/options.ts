@@ -124,6 +124,21 @@ export interface TlsInfo {
   resumed: boolean
   /** The peer's verified certificate chain (mutual TLS on a server; the server's on `connect`). */
   peerCertificates: PeerCertificate[]
+  /**
+   * `true` once the peer ended its input cleanly: a TLS `close_notify` alert, then FIN
+   * (`tlsSocket.end()` in Node). Everything the peer sent has arrived.
+   */
+  readonly closeNotify: boolean
+  /**
+   * `true` once the peer's input ended with a bare FIN after TLS data, without `close_notify`.
+   * `read()` returns `null` as for a clean end (as in Node, where both look alike), but the
+   * input may have been cut short: by an attacker who injected the FIN (a truncation attack) or
+   * by a peer that crashed. Protocols that frame a message by the end of the connection
+   * (HTTP/1.0 bodies without a length, many file transfer protocols) should refuse the data
+   * then. Both flags are `false` while input is still open; a reset rejects `read()` with
+   * `ECONNRESET` instead.
+   */
+  readonly truncated: boolean
 }
 
 /** A connection handler: the connection is closed when the returned promise settles. */
