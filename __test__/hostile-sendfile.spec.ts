@@ -129,7 +129,7 @@ test('bad paths: a NUL byte is ERR_INVALID_ARG_VALUE, an over-long path ENAMETOO
     code: 'ERR_INVALID_ARG_VALUE',
     instanceOf: TypeError,
   })
-  t.is(nul?.option, 'file')
+  t.is((nul as { option?: string } | undefined)?.option, 'file')
   const long = join(dir, 'x'.repeat(5000))
   const err = await t.throwsAsync(conn.sendFile(long), { code: 'ENAMETOOLONG' })
   t.like(err, { syscall: 'open', path: long })
