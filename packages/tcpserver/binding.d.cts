@@ -240,6 +240,8 @@ export interface BindingError {
    * TypeScript side words the message around it with the value it received.
    */
   reason?: string
+  /** The file involved (`sendFile()`), like the `path` of Node's fs errors. */
+  path?: string
 }
 
 /** A listening socket systemd passed. */

@@ -28,6 +28,8 @@ pub struct BindingError {
     /// For argument errors: what the value must be (`must be between 1 and 65535`); the
     /// TypeScript side words the message around it with the value it received.
     pub reason: Option<String>,
+    /// The file involved (`sendFile()`), like the `path` of Node's fs errors.
+    pub path: Option<String>,
 }
 
 /// A thrown error's `code` (napi sets `err.code` from it).
@@ -63,6 +65,7 @@ pub(crate) fn code(e: &Error) -> String {
         // Node's name for a host that does not resolve (dns.lookup → getaddrinfo).
         ErrorKind::Resolve => "ENOTFOUND".into(),
         ErrorKind::TlsHandshake => "ERR_TCPSERVER_TLS_HANDSHAKE".into(),
+        ErrorKind::NotAFile => "ERR_TCPSERVER_NOT_A_FILE".into(),
         _ => "ERR_TCPSERVER_INTERNAL".into(),
     }
 }
@@ -142,6 +145,7 @@ pub(crate) fn to_binding(e: &Error) -> BindingError {
         port,
         option: e.option().map(Into::into),
         reason: reason(e),
+        path: e.file_path().map(|p| p.to_string_lossy().into_owned()),
     }
 }
 

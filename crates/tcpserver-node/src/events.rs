@@ -34,6 +34,8 @@ pub(crate) const CONNECT_FAILED: u32 = 10;
 pub(crate) const TLS_ERROR: u32 = 11;
 pub(crate) const TLS_STARTED: u32 = 12;
 pub(crate) const TLS_SNI: u32 = 13;
+/// `[TLS_END, id, close_notify (0/1), 0]`, right before `END` on TLS connections.
+pub(crate) const TLS_END: u32 = 14;
 
 /// Batches smaller than this are copied into a fresh JS buffer; bigger ones are handed over
 /// as an external buffer (no copy, one finalizer).
@@ -110,6 +112,14 @@ impl JsSink {
             // Queued calls still run after the function is released.
             wake();
         }
+        self.flush.notify_one();
+    }
+
+    /// The environment is ending (`teardown.rs`): drops the wake-up function without calling
+    /// it (JavaScript is gone) and ends the flusher task. Later events are not delivered.
+    pub(crate) fn detach(&self) {
+        let wake = self.wake.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(wake);
         self.flush.notify_one();
     }
 
@@ -271,6 +281,7 @@ impl EventSink for JsSink {
             Event::FileDone { bytes, error } => {
                 append_text(&mut b, FILE_DONE, id, &event_text(&[&bytes], error))
             }
+            Event::TlsEnd { close_notify } => [TLS_END, id, u32::from(close_notify), 0],
             Event::End => [END, id, 0, 0],
             Event::Drain => [DRAIN, id, 0, 0],
             // Fields: remote ip, port, local ip, port. JavaScript keeps the text and parses it

@@ -12,4 +12,5 @@ mod options;
 mod runtime;
 mod server;
 mod sni;
+mod teardown;
 mod workers;

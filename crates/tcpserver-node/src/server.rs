@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use napi::Result;
 use napi::bindgen_prelude::{Buffer, Either, FnArgs, Function, Uint8ArraySlice};
+use napi::{Env, Result};
 use napi_derive::napi;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -22,7 +22,6 @@ use crate::options::{
 use crate::runtime::runtime;
 use crate::sni::SniBridge;
 use crate::workers::{Slot, Workers, add_data, add_timeouts};
-use napi::Env;
 use tcpserver::tls::TlsAcceptor;
 
 /// An address as Node reports it.
@@ -149,7 +148,8 @@ pub struct BindingServer {
     conns: Arc<Connections>,
     drive: DriveOptions,
     sink: Arc<JsSink>,
-    /// Outbound connections: their ids and abort signal (never cancelled: JavaScript closes them).
+    /// Outbound connections: their ids and abort signal (cancelled only when the environment
+    /// ends: JavaScript closes them otherwise).
     next_id: AtomicU64,
     abort: CancellationToken,
     tls: Option<Arc<TlsAcceptor>>,
@@ -269,6 +269,7 @@ pub fn systemd_listen_fds() -> Either<Vec<BindingListenFd>, BindingError> {
 /// Listens. `onEvents(events, payload)` receives every event batch of this server.
 #[napi(catch_unwind)]
 pub fn listen(
+    env: Env,
     options: BindingListenOptions,
     on_events: Function<'_, FnArgs<(Buffer, Buffer)>, ()>,
 ) -> Result<Either<BindingError, BindingServer>> {
@@ -355,6 +356,23 @@ pub fn listen(
             return Ok(Either::A(to_binding(&e)));
         }
     };
+    // Released with its environment if that ends first (a worker thread terminated).
+    let registration = match crate::teardown::register(
+        &env,
+        crate::teardown::Owned {
+            server: Some(server.clone()),
+            abort: CancellationToken::new(),
+            sink: sink.clone(),
+            conns: conns.clone(),
+        },
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            rt.spawn(async move { server.halt().await });
+            sink.release();
+            return Err(e);
+        }
+    };
     rt.spawn(sink.clone().flusher());
     // The final event: after it the wake-up function is released and Node may exit.
     let watched = server.clone();
@@ -367,6 +385,7 @@ pub fn listen(
         }
         final_sink.server_closed(report.completed, report.forced);
         final_sink.release();
+        crate::teardown::unregister(registration);
     });
     Ok(Either::B(BindingServer {
         server: Some(server),
@@ -387,7 +406,10 @@ pub fn listen(
 /// The hub of outbound connections: a `BindingServer` without listeners whose wake-up
 /// function does not keep the process alive (JavaScript does, while connections exist).
 #[napi(catch_unwind)]
-pub fn create_hub(on_events: Function<'_, FnArgs<(Buffer, Buffer)>, ()>) -> Result<BindingServer> {
+pub fn create_hub(
+    env: Env,
+    on_events: Function<'_, FnArgs<(Buffer, Buffer)>, ()>,
+) -> Result<BindingServer> {
     let sink = Arc::new(JsSink::new());
     let sni = SniBridge::new(&sink);
     let taker = sink.clone();
@@ -400,14 +422,25 @@ pub fn create_hub(on_events: Function<'_, FnArgs<(Buffer, Buffer)>, ()>) -> Resu
             Ok(FnArgs::from((JsBytes(events), JsBytes(payload))))
         })?;
     sink.set_weak_wake(wake);
+    let (conns, abort) = (Arc::new(Connections::new()), CancellationToken::new());
+    // Its connections and attempts end with its environment (a worker thread terminated).
+    crate::teardown::register(
+        &env,
+        crate::teardown::Owned {
+            server: None,
+            abort: abort.clone(),
+            sink: sink.clone(),
+            conns: conns.clone(),
+        },
+    )?;
     runtime().spawn(sink.clone().flusher());
     Ok(BindingServer {
         server: None,
-        conns: Arc::new(Connections::new()),
+        conns,
         drive: DriveOptions::default(),
         sink,
         next_id: AtomicU64::new(1),
-        abort: CancellationToken::new(),
+        abort,
         attempts: Arc::default(),
         tls: None,
         sni,

@@ -11,7 +11,10 @@ use crate::proxy_protocol::ProxyProtocol;
 /// Options applied to listening sockets before `bind`/`listen`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ListenerOptions {
-    pub(crate) reuse_port: bool,
+    /// `None`: the default, where the server's own accept loops share the port but a socket
+    /// of anyone else already on it makes `bind` fail (`EADDRINUSE`), as with `node:net`.
+    /// `Some(true)`: explicitly shared with other processes (hand-over). `Some(false)`: off.
+    pub(crate) reuse_port: Option<bool>,
     pub(crate) loops: Option<usize>,
     pub(crate) fast_open: Option<u32>,
     pub(crate) defer_accept: Option<u32>,
@@ -22,7 +25,7 @@ pub(crate) struct ListenerOptions {
 impl Default for ListenerOptions {
     fn default() -> Self {
         Self {
-            reuse_port: true,
+            reuse_port: None,
             loops: None,
             fast_open: None,
             defer_accept: None,
@@ -152,10 +155,27 @@ impl ServerConfig {
         self
     }
 
-    /// `SO_REUSEPORT` on listening sockets (default on, like the Go model). Needed for `loops > 1`.
+    /// `SO_REUSEPORT` on listening sockets, asked for explicitly.
+    ///
+    /// Left unset (the default), the server's own accept loops share each port (`loops`), but
+    /// a port some other socket already holds is refused with `EADDRINUSE`, as `node:net`
+    /// does: the first socket of each address is bound *without* `SO_REUSEPORT` (so `bind`
+    /// fails if anyone holds the port) and gets the option only after `bind`, before
+    /// `listen`, so that the server's further loop sockets (and a later process that asks for
+    /// `reuse_port(true)` itself, for a hand-over) can join it.
+    ///
+    /// `true` binds with `SO_REUSEPORT` from the start: the port is shared with any socket of
+    /// the same user that has the option too (a predecessor or successor process during a
+    /// restart; the kernel spreads clients over all of them). `false` turns it off (then
+    /// `loops` must be 1).
     pub fn reuse_port(&mut self, on: bool) -> &mut Self {
-        self.listener.reuse_port = on;
+        self.listener.reuse_port = Some(on);
         self
+    }
+
+    /// Whether accept loops share ports through `SO_REUSEPORT` (unless turned off).
+    pub(crate) fn shares_port(&self) -> bool {
+        self.listener.reuse_port != Some(false)
     }
 
     /// Number of accept loops per address, each with its own `SO_REUSEPORT` socket so the
@@ -289,7 +309,7 @@ impl ServerConfig {
                     format!("must be between 1 and {MAX_LOOPS}"),
                 ));
             }
-            if loops > 1 && !l.reuse_port {
+            if loops > 1 && l.reuse_port == Some(false) {
                 // Several loops on one socket would also work, but the kernel spreads
                 // connections only across separate SO_REUSEPORT sockets; say so instead of
                 // silently giving a slower setup.
@@ -386,7 +406,8 @@ mod tests {
     fn defaults_validate() {
         let c = base();
         c.validate().unwrap();
-        assert!(c.listener.reuse_port);
+        assert_eq!(c.listener.reuse_port, None);
+        assert!(c.shares_port());
         assert!(c.socket.no_delay);
         assert_eq!(c.listener.backlog, 511);
         assert!(c.effective_loops() >= 1);

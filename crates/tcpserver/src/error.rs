@@ -130,6 +130,29 @@ pub enum Error {
         /// Bytes that were to be sent.
         expected: u64,
     },
+    /// A file to send could not be opened or checked (`open`, `fstat`, `read`): `ENOENT`,
+    /// `EACCES`, `EISDIR`, `ENAMETOOLONG`...
+    #[error("{syscall} {}: {source}", path.display())]
+    File {
+        /// The system call that failed.
+        syscall: &'static str,
+        /// The file's path as given.
+        path: std::path::PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A file to send is not a regular file whose size is known: a FIFO, socket, device, or a
+    /// pseudo-file (`/proc`) that reports 0 bytes but has content. Only regular files are sent.
+    #[error("{target} is {what}: only regular files of known size can be sent")]
+    NotAFile {
+        /// The path as given, or `descriptor N`.
+        target: String,
+        /// The file's path, when it was given by path.
+        path: Option<std::path::PathBuf>,
+        /// What it is instead (`a FIFO`, `a character device`...).
+        what: &'static str,
+    },
     /// A TLS setting is invalid (bad PEM, key not matching the certificate, bad SNI pattern).
     #[error("invalid TLS option `{option}`: {reason}")]
     Tls {
@@ -203,6 +226,8 @@ pub enum ErrorKind {
     Resolve,
     /// See [`Error::TlsHandshake`].
     TlsHandshake,
+    /// See [`Error::NotAFile`].
+    NotAFile,
 }
 
 impl Error {
@@ -215,7 +240,9 @@ impl Error {
             | Self::ListenUnix { .. }
             | Self::SocketOption { .. }
             | Self::Connect { .. }
+            | Self::File { .. }
             | Self::Io(_) => ErrorKind::Os,
+            Self::NotAFile { .. } => ErrorKind::NotAFile,
             Self::Unsupported { .. } => ErrorKind::Unsupported,
             Self::ServerClosed => ErrorKind::ServerClosed,
             Self::ConnectionClosed => ErrorKind::ConnectionClosed,
@@ -239,6 +266,7 @@ impl Error {
             | Self::ListenUnix { source, .. }
             | Self::SocketOption { source, .. }
             | Self::Connect { source, .. }
+            | Self::File { source, .. }
             | Self::Resolve { source, .. } => Some(source),
             Self::Io(e) => Some(e),
             _ => None,
@@ -278,10 +306,21 @@ impl Error {
         }
     }
 
+    /// The path of the file involved ([`Error::File`], [`Error::NotAFile`]), if any.
+    pub fn file_path(&self) -> Option<&std::path::Path> {
+        match self {
+            Self::File { path, .. } => Some(path),
+            Self::NotAFile { path, .. } => path.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The system call that failed, if known.
     pub fn syscall(&self) -> Option<&'static str> {
         match self {
-            Self::Listen { syscall, .. } | Self::ListenUnix { syscall, .. } => Some(syscall),
+            Self::Listen { syscall, .. }
+            | Self::ListenUnix { syscall, .. }
+            | Self::File { syscall, .. } => Some(syscall),
             Self::SocketOption { .. } => Some("setsockopt"),
             Self::Connect { .. } => Some("connect"),
             _ => None,

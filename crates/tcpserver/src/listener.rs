@@ -39,12 +39,24 @@ impl Listener {
 /// all loops of an address share the port the kernel picked. Must run inside a Tokio runtime.
 pub(crate) fn open_all(config: &ServerConfig) -> Result<Vec<(Address, Listener)>> {
     let loops = config.effective_loops();
-    let per_address = if config.listener.reuse_port { loops } else { 1 };
+    let per_address = if config.shares_port() { loops } else { 1 };
     let mut out = Vec::with_capacity(config.addresses.len() * per_address);
+    // Ports this server already claimed: a later address on one of them (`0.0.0.0:7000` and a
+    // dual-stack `[::]:7000`) overlaps the server's own sockets and joins them like its loops.
+    let mut own_ports: Vec<u16> = Vec::new();
     for &requested in &config.addresses {
         let mut addr = requested;
-        for _ in 0..per_address {
-            let std_listener = bind(addr, &config.listener)?;
+        let joins_own = requested.port() != 0 && own_ports.contains(&requested.port());
+        for n in 0..per_address {
+            let reuse = match config.listener.reuse_port {
+                Some(on) => ReusePort::from(on),
+                // The first socket claims the port for this server alone; the others join it.
+                None if n == 0 && !joins_own => ReusePort::AfterBind {
+                    required: per_address > 1,
+                },
+                None => ReusePort::BeforeBind,
+            };
+            let std_listener = bind(addr, &config.listener, reuse)?;
             let local = std_listener.local_addr().map_err(|source| Error::Listen {
                 syscall: "getsockname",
                 addr,
@@ -58,6 +70,7 @@ pub(crate) fn open_all(config: &ServerConfig) -> Result<Vec<(Address, Listener)>
             })?;
             out.push((Address::Ip(local), Listener::Tcp(listener)));
         }
+        own_ports.push(addr.port());
     }
     #[cfg(unix)]
     for path in &config.unix_paths {
@@ -80,8 +93,33 @@ pub(crate) fn open_all(config: &ServerConfig) -> Result<Vec<(Address, Listener)>
     Ok(out)
 }
 
+/// When a listening socket gets `SO_REUSEPORT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReusePort {
+    /// Never.
+    Off,
+    /// Before `bind`: the socket may join a port other sockets with the option hold.
+    BeforeBind,
+    /// After `bind`, before `listen`: `bind` fails with `EADDRINUSE` if any socket holds the
+    /// port, and once bound, sockets with the option (this server's other accept loops) may
+    /// join it. Linux checks the option of the sockets already on a port at each new `bind`,
+    /// not when they were bound. `required`: failing to set it is an error (more loops must
+    /// join); otherwise a platform without it just has no sharing.
+    AfterBind { required: bool },
+}
+
+impl From<bool> for ReusePort {
+    fn from(on: bool) -> Self {
+        if on { Self::BeforeBind } else { Self::Off }
+    }
+}
+
 /// One listening socket with every listener option applied before `bind`.
-pub(crate) fn bind(addr: SocketAddr, opts: &ListenerOptions) -> Result<std::net::TcpListener> {
+pub(crate) fn bind(
+    addr: SocketAddr,
+    opts: &ListenerOptions,
+    reuse: ReusePort,
+) -> Result<std::net::TcpListener> {
     let os = |syscall: &'static str| {
         move |source| Error::Listen {
             syscall,
@@ -103,7 +141,7 @@ pub(crate) fn bind(addr: SocketAddr, opts: &ListenerOptions) -> Result<std::net:
     socket
         .set_reuse_address(true)
         .map_err(opt("reuseAddress"))?;
-    if opts.reuse_port {
+    if reuse == ReusePort::BeforeBind {
         set_reuse_port(&socket).map_err(opt("reusePort"))?;
     }
     if addr.is_ipv6() {
@@ -119,6 +157,12 @@ pub(crate) fn bind(addr: SocketAddr, opts: &ListenerOptions) -> Result<std::net:
             .map_err(|e| unsupported_or("deferAccept", addr, e))?;
     }
     socket.bind(&addr.into()).map_err(os("bind"))?;
+    if let ReusePort::AfterBind { required } = reuse
+        && let Err(e) = set_reuse_port(&socket)
+        && required
+    {
+        return Err(opt("reusePort")(e));
+    }
     socket.listen(opts.backlog as i32).map_err(os("listen"))?;
     Ok(socket.into())
 }

@@ -33,7 +33,8 @@ pub(crate) fn tls_read(
                 return Ok(n);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            // EOF without close_notify: like Node, an ordinary end of input.
+            // EOF without close_notify: like Node, an end of input (reported as such by
+            // `Event::TlsEnd { close_notify: false }`).
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
             Err(e) => return Err(e),
         }
@@ -205,4 +206,12 @@ impl TlsSession for rustls::Connection {
     fn write_tls(&mut self, wr: &mut dyn io::Write) -> io::Result<usize> {
         rustls::Connection::write_tls(self, wr)
     }
+}
+
+/// Whether the peer's TLS input ended with a `close_notify` alert, asked once its input ended
+/// (rustls reads a bare FIN as "unexpected EOF", a close_notify as a clean end). An error
+/// rustls already reported counts as no close_notify.
+pub(crate) fn peer_sent_close_notify(conn: &mut rustls::Connection) -> bool {
+    conn.process_new_packets()
+        .is_ok_and(|state| state.peer_has_closed())
 }

@@ -109,6 +109,115 @@ async fn bind_without_reuse_port_on_a_busy_port_is_eaddrinuse() {
     }
 }
 
+/// Issue 16: with `reusePort` left at its default, a port someone else holds is `EADDRINUSE`
+/// (as with `node:net`), whether the holder has `SO_REUSEPORT` or not; the server's own loops
+/// still share their port.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_reuse_port_refuses_a_port_held_by_a_stranger() {
+    use socket2::{Domain, Socket, Type};
+
+    for stranger_reuses in [false, true] {
+        let stranger = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        stranger.set_reuse_port(stranger_reuses).unwrap();
+        stranger.bind(&v4().into()).unwrap();
+        stranger.listen(16).unwrap();
+        let busy = stranger.local_addr().unwrap().as_socket().unwrap();
+
+        let mut defaults = ServerConfig::new(busy);
+        defaults.loops(4);
+        let err = Server::bind(&defaults, support::echo).unwrap_err();
+        assert_eq!(err.syscall(), Some("bind"), "{err:?}");
+        assert_eq!(
+            err.os_error().and_then(|e| e.raw_os_error()),
+            Some(libc::EADDRINUSE),
+            "stranger with SO_REUSEPORT={stranger_reuses}: {err:?}"
+        );
+    }
+
+    // Its own four loops share one port, each socket with SO_REUSEPORT (set after bind on
+    // the first one), and all of them accept.
+    let mut own = ServerConfig::new(v4());
+    own.loops(4);
+    let server = echo_server(&own);
+    let addr = server.local_addrs()[0];
+    let sockets = support::listeners_on(addr);
+    assert_eq!(
+        sockets.len(),
+        4,
+        "expected four listening sockets on {addr}"
+    );
+    assert!(sockets.iter().all(|s| s.reuse_port().unwrap()));
+    let mut clients = Vec::new();
+    for _ in 0..64 {
+        clients.push(connect(addr).await);
+    }
+    for client in &mut clients {
+        round_trip(client, b"hello").await;
+    }
+    // A second server with default options is a stranger too.
+    let err = Server::bind(&ServerConfig::new(addr), support::echo).unwrap_err();
+    assert_eq!(
+        err.os_error().and_then(|e| e.raw_os_error()),
+        Some(libc::EADDRINUSE)
+    );
+    server.halt().await;
+}
+
+/// A server's own addresses may overlap (IPv4 wildcard and a dual-stack IPv6 wildcard on one
+/// port, as the README's quick start does): they join each other like its loops, while a
+/// stranger on that port is still refused.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn own_overlapping_addresses_share_their_port() {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = probe.local_addr().unwrap().port();
+    drop(probe);
+    let mut both = ServerConfig::new(format!("0.0.0.0:{port}").parse().unwrap());
+    both.address(format!("[::]:{port}").parse().unwrap());
+    let server = echo_server(&both);
+    assert_eq!(server.local_addrs().len(), 2);
+    assert_echoes(format!("127.0.0.1:{port}").parse().unwrap()).await;
+    assert_echoes(format!("[::1]:{port}").parse().unwrap()).await;
+    let err = Server::bind(
+        &ServerConfig::new(format!("[::]:{port}").parse().unwrap()),
+        support::echo,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.os_error().and_then(|e| e.raw_os_error()),
+        Some(libc::EADDRINUSE)
+    );
+    server.halt().await;
+}
+
+#[tokio::test]
+async fn explicit_reuse_port_on_both_servers_shares_the_port() {
+    let mut first = ServerConfig::new(v4());
+    first.reuse_port(true).loops(1);
+    let first = echo_server(&first);
+    let addr = first.local_addrs()[0];
+    let mut second = ServerConfig::new(addr);
+    second.reuse_port(true).loops(1);
+    let second = echo_server(&second);
+    assert_eq!(second.local_addrs(), &[addr]);
+    let mut clients = Vec::new();
+    for _ in 0..64 {
+        clients.push(connect(addr).await);
+    }
+    for client in &mut clients {
+        round_trip(client, b"hello").await;
+    }
+    // The kernel spread the clients over both (all on one: chance 2^-63).
+    assert!(first.accepted_connections() > 0 && second.accepted_connections() > 0);
+    assert_eq!(
+        first.accepted_connections() + second.accepted_connections(),
+        64
+    );
+    first.halt().await;
+    second.halt().await;
+}
+
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn reuse_port_lets_another_socket_bind_the_same_port() {

@@ -63,6 +63,8 @@ export let deliverPaused: (c: Connection) => void
 export let deliverPipeDone: (c: Connection, text: string) => void
 export let deliverFileDone: (c: Connection, text: string) => void
 export let deliverTlsStarted: (c: Connection, text: string) => void
+/** @internal How a TLS peer ended its input: with `close_notify` or not (just before END). */
+export let deliverTlsEnd: (c: Connection, closeNotify: boolean) => void
 let iterateNext: (c: Connection) => Promise<IteratorResult<Buffer>>
 
 /** `for await` over a connection: one small object, where two closures and their context cost every connection more. */
@@ -160,6 +162,7 @@ export class Connection extends ConnectionFacts implements AsyncIterable<Buffer>
     deliverPipeDone = (c, text) => c.#onPipeDone(text)
     deliverFileDone = (c, text) => c.#onFileDone(text)
     deliverTlsStarted = (c, text) => c.#onTlsStarted(text)
+    deliverTlsEnd = (c, closeNotify) => c.tlsEnded(closeNotify)
   }
 
   /**
@@ -372,8 +375,14 @@ export class Connection extends ConnectionFacts implements AsyncIterable<Buffer>
    * bytes already written: `sendfile(2)` on Linux for plain TCP, a read/write loop elsewhere.
    * Writes made meanwhile go out after it. Resolves with the bytes sent.
    *
-   * @throws {TcpServerError} `ENOENT`, `EACCES`, `EISDIR`; `ERR_INVALID_ARG_VALUE` (a
-   * `RangeError` with `option: 'offset' | 'length'`) for a range outside the file;
+   * Only regular files are sent. The file is opened non-blocking (a FIFO without a writer
+   * never holds the event loop) and checked on the open descriptor.
+   *
+   * @throws {TcpServerError} `ENOENT`, `EACCES`, `ENAMETOOLONG` (with `syscall` and `path`);
+   * `EISDIR` for a directory; `ERR_TCPSERVER_NOT_A_FILE` for a FIFO, socket or device, or a
+   * pseudo-file that reports 0 bytes but has content (`/proc`: read it and `write()` it);
+   * `ERR_INVALID_ARG_VALUE` for a path with a NUL byte, or (a `RangeError` with
+   * `option: 'offset' | 'length'`) for a range outside the file;
    * `ERR_TCPSERVER_FILE_TRUNCATED` if the file shrank while it was sent.
    */
   sendFile(file: string | number, sendOptions?: SendFileOptions): Promise<number> {

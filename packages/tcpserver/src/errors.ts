@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'ENOMEM'
   | 'ENOENT'
   | 'EISDIR'
+  | 'ENOTDIR'
   | 'ENOTFOUND'
   | 'ABORT_ERR'
   | 'ERR_INVALID_ARG_TYPE'
@@ -41,6 +42,7 @@ export type ErrorCode =
   | 'ERR_TCPSERVER_IDLE_TIMEOUT'
   | 'ERR_TCPSERVER_NATIVE_LOAD'
   | 'ERR_TCPSERVER_NATIVE_MISSING'
+  | 'ERR_TCPSERVER_NOT_A_FILE'
   | 'ERR_TCPSERVER_PANIC'
   | 'ERR_TCPSERVER_SHUTDOWN'
   | 'ERR_TCPSERVER_STREAM_LOCKED'
@@ -284,6 +286,7 @@ export function fromBinding(
   if (e.address != null) err.address = e.address
   if (e.port != null) err.port = e.port
   if (e.option != null) err.option = e.option
+  if (e.path != null) err.path = e.path
   return err
 }
 
@@ -356,15 +359,17 @@ export function systemError(code: ErrorCode, syscall: string): TcpServerError {
 
 /**
  * A file system error as node:fs words it: `ENOENT: no such file or directory, open '/x'`,
- * with `syscall` and `path`. Errors that are not system errors, or already name their call,
- * pass unchanged.
+ * with `syscall` and `path` (the native side's when it names them: `read` for `EISDIR`).
+ * Errors that are not system errors, or name a call but no file, pass unchanged.
  */
 export function fileError(err: TcpServerError, syscall: string, path: string): TcpServerError {
-  if (err.errno === undefined || err.syscall !== undefined) return err
+  if (err.errno === undefined || (err.syscall !== undefined && err.path === undefined)) return err
+  const call = err.syscall ?? syscall
+  const file = err.path ?? path
   const description = getSystemErrorMap().get(err.errno)?.[1] ?? err.message
-  err.syscall = syscall
-  err.path = path
-  err.message = `${err.code}: ${description}, ${syscall} '${path}'`
+  err.syscall = call
+  err.path = file
+  err.message = `${err.code}: ${description}, ${call} '${file}'`
   return err
 }
 

@@ -124,6 +124,21 @@ export interface TlsInfo {
   resumed: boolean
   /** The peer's verified certificate chain (mutual TLS on a server; the server's on `connect`). */
   peerCertificates: PeerCertificate[]
+  /**
+   * `true` once the peer ended its input cleanly: a TLS `close_notify` alert, then FIN
+   * (`tlsSocket.end()` in Node). Everything the peer sent has arrived.
+   */
+  readonly closeNotify: boolean
+  /**
+   * `true` once the peer's input ended with a bare FIN after TLS data, without `close_notify`.
+   * `read()` returns `null` as for a clean end (as in Node, where both look alike), but the
+   * input may have been cut short: by an attacker who injected the FIN (a truncation attack) or
+   * by a peer that crashed. Protocols that frame a message by the end of the connection
+   * (HTTP/1.0 bodies without a length, many file transfer protocols) should refuse the data
+   * then. Both flags are `false` while input is still open; a reset rejects `read()` with
+   * `ECONNRESET` instead.
+   */
+  readonly truncated: boolean
 }
 
 /** A connection handler: the connection is closed when the returned promise settles. */
@@ -196,7 +211,21 @@ export interface ListenOptions {
   onError?: (error: unknown, connection: Connection) => void
   /** Accept loops per address, each on its own `SO_REUSEPORT` socket. @default the number of CPUs this process may use */
   loops?: number
-  /** `SO_REUSEPORT` on listening sockets. @default true */
+  /**
+   * `SO_REUSEPORT`: whether other sockets may share this server's ports.
+   *
+   * - Not set (the default): the server's own accept loops (`loops`) share each port, and so
+   *   do its own overlapping addresses (`0.0.0.0:7000` with a dual-stack `[::]:7000`), but a
+   *   port any other socket already holds is refused with `EADDRINUSE`, as `node:net` does, so
+   *   a forgotten dev server is never silently sharing clients with a new one. (The first
+   *   socket is bound without `SO_REUSEPORT` and gets it after `bind`, before `listen`.)
+   * - `true`: share the port with any socket of the same user that also has `SO_REUSEPORT`,
+   *   e.g. a predecessor or successor process during a restart; the kernel spreads new
+   *   clients over all of them. A process that sets `true` may also join a port that a server
+   *   with the default setting holds.
+   * - `false`: no `SO_REUSEPORT` at all (then `loops` must be 1).
+   * @default not set: own loops share, strangers get `EADDRINUSE`
+   */
   reusePort?: boolean
   /** `TCP_FASTOPEN` queue length; `true` means 256, `false` or 0 turns it off. @default off */
   fastOpen?: number | boolean

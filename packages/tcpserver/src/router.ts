@@ -10,6 +10,7 @@ import {
   deliverFileDone,
   deliverPaused,
   deliverPipeDone,
+  deliverTlsEnd,
   deliverTlsStarted,
 } from './connection.js'
 import type { BindingServer } from './native.js'
@@ -28,6 +29,7 @@ const CONNECT_FAILED = 10
 const TLS_ERROR = 11
 const TLS_STARTED = 12
 const TLS_SNI = 13
+const TLS_END = 14
 
 /** What the owner of a router reacts to. */
 export interface RouterHooks {
@@ -78,6 +80,9 @@ export class EventRouter {
           const conn = new Connection(this.#native, id, this.#settings)
           conns.set(id, conn)
           this.#hooks.open(conn, a)
+        } else if (kind === TLS_END) {
+          const conn = conns.get(id)
+          if (conn) deliverTlsEnd(conn, a === 1)
         } else if (kind === END) {
           const conn = conns.get(id)
           if (conn) deliverEnd(conn)

@@ -1,13 +1,46 @@
 // TLS options → the binding's shape: PEM files are read here, once, so that a missing file is
 // an ENOENT at listen() and not at the first connection.
 import { X509Certificate } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs'
+import { codedError } from './errors.js'
 import type { BindingClientTlsOptions, BindingTlsOptions } from './native.js'
 import type { ConnectTlsOptions, PemInput, TlsOptions } from './options.js'
 
 export function pem(input: PemInput): Buffer {
   if (input instanceof Uint8Array) return Buffer.from(input.buffer, input.byteOffset, input.byteLength)
-  return input.includes('-----BEGIN') ? Buffer.from(input) : readFileSync(input)
+  return input.includes('-----BEGIN') ? Buffer.from(input) : readPemFile(input)
+}
+
+/** Certificate files are small: a bigger one is a mistake (a disk image, a log). */
+const PEM_FILE_MAX = 16 << 20
+
+/**
+ * Reads a PEM file given by path. It is opened non-blocking (a FIFO without a writer would
+ * otherwise hold the event loop in `open`) and checked on the open descriptor: regular files
+ * only (a device such as `/dev/zero` would be read without end), at most 16 MiB.
+ * Node's own errors keep their codes (`ENOENT`, `EACCES`, `ENAMETOOLONG`, and
+ * `ERR_INVALID_ARG_VALUE` for a NUL byte); anything else is `ERR_TCPSERVER_NOT_A_FILE`.
+ */
+function readPemFile(path: string): Buffer {
+  const fd = openSync(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) | (constants.O_NOCTTY ?? 0))
+  try {
+    const st = fstatSync(fd)
+    const why = st.isDirectory()
+      ? 'a directory'
+      : !st.isFile()
+        ? 'not a regular file (a FIFO, socket or device)'
+        : st.size > PEM_FILE_MAX
+          ? `${st.size} bytes, more than a PEM file holds (16 MiB)`
+          : null
+    if (why !== null) {
+      throw Object.assign(codedError('ERR_TCPSERVER_NOT_A_FILE', `${path} is ${why}: give a PEM file`), {
+        path,
+      })
+    }
+    return readFileSync(fd)
+  } finally {
+    closeSync(fd)
+  }
 }
 
 /**

@@ -48,6 +48,14 @@ pub enum Event<'a> {
         /// Why it ended early, if it did.
         error: Option<&'a Error>,
     },
+    /// TLS connections only, right before [`Event::End`]: how the peer ended its TLS output.
+    /// `close_notify: false` is a bare FIN after TLS data, which rustls and Node otherwise
+    /// read as an ordinary end: the input may have been cut short (a truncation attack, a
+    /// crashed peer). Protocols that frame by the connection's end need to know.
+    TlsEnd {
+        /// The peer sent a `close_notify` alert before its FIN.
+        close_notify: bool,
+    },
     /// The peer sent FIN: no more data will arrive (writes still work).
     End,
     /// The write queue, which had reached the high-water mark, is empty again.

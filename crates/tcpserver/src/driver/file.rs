@@ -15,6 +15,7 @@ use super::conn::Shared;
 use super::counters::DataCounters;
 use super::event::Event;
 use crate::error::{Error, Result};
+use crate::file::read_at;
 #[cfg(target_os = "linux")]
 use crate::sys;
 
@@ -175,14 +176,4 @@ async fn copy_range(
         pos += n as u64;
     }
     Ok(())
-}
-
-#[cfg(unix)]
-fn read_at(file: &File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
-    std::os::unix::fs::FileExt::read_at(file, buf, pos)
-}
-
-#[cfg(windows)]
-fn read_at(file: &File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
-    std::os::windows::fs::FileExt::seek_read(file, buf, pos)
 }

@@ -320,6 +320,10 @@ pub(super) fn read_once(sh: &Shared, sink: &dyn EventSink, read_open: &mut bool)
     match read {
         Ok(0) => {
             *read_open = false;
+            if let Some(tls) = sh.tls() {
+                let close_notify = crate::tls_io::peer_sent_close_notify(&mut lock_tls(tls));
+                sink.event(sh.id, Event::TlsEnd { close_notify });
+            }
             sink.event(sh.id, Event::End);
             Ok(true)
         }

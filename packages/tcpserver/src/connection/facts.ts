@@ -39,9 +39,16 @@ export function parseClosed(text: string): [ClosedInfo, TcpServerError | null] {
 export abstract class ConnectionFacts {
   readonly #openedAt = Date.now()
   #tls: TlsInfo | null | undefined = undefined
+  /** How the TLS peer ended its input: 0 not yet, 1 with close_notify, 2 without (truncated). */
+  #tlsEnd: 0 | 1 | 2 = 0
 
   /** @internal The native side's facts while open, the CLOSED event's afterwards; `null` if never known. */
   protected abstract facts(): BindingConnectionInfo | ClosedInfo | null
+
+  /** @internal The TLS peer's input ended, with or without `close_notify` (a TLS_END event). */
+  protected tlsEnded(closeNotify: boolean): void {
+    this.#tlsEnd = closeNotify ? 1 : 2
+  }
 
   /** @internal After StartTLS: the next `tls` read asks again. */
   protected forgetTls(): void {
@@ -115,6 +122,7 @@ export abstract class ConnectionFacts {
     if (this.#tls === undefined) {
       const info = this.facts()
       const t = info && 'tls' in info ? info.tls : null
+      const facts = this
       this.#tls = t
         ? {
             protocol: t.protocol,
@@ -123,6 +131,12 @@ export abstract class ConnectionFacts {
             serverName: t.serverName ?? null,
             resumed: t.resumed,
             peerCertificates: t.peerCertificates.map(parseCertificate),
+            get closeNotify() {
+              return facts.#tlsEnd === 1
+            },
+            get truncated() {
+              return facts.#tlsEnd === 2
+            },
           }
         : null
     }
