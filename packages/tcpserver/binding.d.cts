@@ -11,41 +11,6 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /** A listening server, or the process-wide hub of outbound connections (no listeners). */
 export declare class BindingServer {
-  /** The bound addresses (real ports). */
-  addresses(): Array<BindingAddress>
-  /** The key worker threads attach with (0 for a server without workers). */
-  get workersKey(): number
-  /** A worker's handle leaves its server: its open connections close now. Idempotent. */
-  detach(): void
-  /** Per worker thread: its index, open connections, and connections handed to it. */
-  workerStats(): BindingWorkerStats
-  /** The effective per-connection high-water mark, bytes. */
-  get highWaterMark(): number
-  /** The read timeout for new connections, ms (0 = off). */
-  get readTimeout(): number
-  /**
-   * Checks a per-connection read timeout (JavaScript applies it): the error the
-   * `readTimeout` option would give, if any.
-   */
-  checkReadTimeout(ms: number): BindingError | null
-  /** The effective write timeout, ms (0 = off). */
-  get writeTimeout(): number
-  /** The effective idle timeout, ms (0 = off). */
-  get idleTimeout(): number
-  /** A snapshot of the counters. */
-  stats(): BindingStats
-  /**
-   * Stops accepting; returns once every listening socket is closed (the port is free).
-   * With `timeoutMs`, connections still open at the deadline are aborted. The
-   * `SERVER_CLOSED` event reports the end.
-   */
-  shutdown(timeoutMs?: number | undefined | null): void
-  /** Stops accepting and aborts every connection now. */
-  halt(): void
-  /** Stops calling `accept` until `resume()`. */
-  pause(): void
-  /** Undoes `pause()`. */
-  resume(): void
   /** Writes to connection `id`; returns the bytes still queued in the process. */
   write(id: number, data: Uint8Array): number
   /** Writes a string (UTF-8) to connection `id`. */
@@ -101,6 +66,41 @@ export declare class BindingServer {
   connect(options: BindingConnectOptions, tag: number): BindingError | null
   /** Stops the outbound attempt `tag` if it has not connected yet (no event follows). */
   cancelConnect(tag: number): void
+  /** The bound addresses (real ports). */
+  addresses(): Array<BindingAddress>
+  /** The key worker threads attach with (0 for a server without workers). */
+  get workersKey(): number
+  /** A worker's handle leaves its server: its open connections close now. Idempotent. */
+  detach(): void
+  /** Per worker thread: its index, open connections, and connections handed to it. */
+  workerStats(): BindingWorkerStats
+  /** The effective per-connection high-water mark, bytes. */
+  get highWaterMark(): number
+  /** The read timeout for new connections, ms (0 = off). */
+  get readTimeout(): number
+  /**
+   * Checks a per-connection read timeout (JavaScript applies it): the error the
+   * `readTimeout` option would give, if any.
+   */
+  checkReadTimeout(ms: number): BindingError | null
+  /** The effective write timeout, ms (0 = off). */
+  get writeTimeout(): number
+  /** The effective idle timeout, ms (0 = off). */
+  get idleTimeout(): number
+  /** A snapshot of the counters. */
+  stats(): BindingStats
+  /**
+   * Stops accepting; returns once every listening socket is closed (the port is free).
+   * With `timeoutMs`, connections still open at the deadline are aborted. The
+   * `SERVER_CLOSED` event reports the end.
+   */
+  shutdown(timeoutMs?: number | undefined | null): void
+  /** Stops accepting and aborts every connection now. */
+  halt(): void
+  /** Stops calling `accept` until `resume()`. */
+  pause(): void
+  /** Undoes `pause()`. */
+  resume(): void
 }
 
 /**

@@ -6,11 +6,14 @@
 // this crate has no Rust tests (the ava suite exercises it), so nothing is dead for real there.
 #![cfg_attr(test, allow(dead_code))]
 
+mod connections;
 mod error;
 mod events;
+mod hub;
 mod options;
 mod runtime;
 mod server;
 mod sni;
 mod teardown;
+mod types;
 mod workers;

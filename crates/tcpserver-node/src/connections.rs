@@ -1,0 +1,296 @@
+//! The per-connection operations of a `BindingServer` (write, read credit, close, settings,
+//! and the pipe, file and StartTLS jobs): each one call into the core's `Connections`.
+
+use std::sync::Arc;
+
+use napi::Result;
+use napi::bindgen_prelude::{Buffer, Uint8ArraySlice};
+use napi_derive::napi;
+
+use tcpserver::{Error, PipeOptions};
+
+use crate::error::{BindingError, Code, to_binding};
+use crate::options::{BindingTlsOptions, MAX_SAFE, integer, keep_alive_from, to_tls};
+use crate::runtime::runtime;
+use crate::server::{BindingServer, or_throw};
+use crate::types::*;
+use crate::workers::add_data;
+use tcpserver::tls::TlsAcceptor;
+
+#[napi]
+impl BindingServer {
+    /// Writes to connection `id`; returns the bytes still queued in the process.
+    #[napi(catch_unwind)]
+    pub fn write(&self, id: u32, data: Uint8ArraySlice<'_>) -> Result<u32, Code> {
+        or_throw(self.conns.write(id, &data)).map(|q| u32::try_from(q).unwrap_or(u32::MAX))
+    }
+
+    /// Writes a string (UTF-8) to connection `id`.
+    #[napi(catch_unwind)]
+    pub fn write_string(&self, id: u32, data: String) -> Result<u32, Code> {
+        or_throw(self.conns.write(id, data.as_bytes()))
+            .map(|q| u32::try_from(q).unwrap_or(u32::MAX))
+    }
+
+    /// Reads what the socket of connection `id` already holds into `buf`, on this thread;
+    /// `delivered` is the bytes the connection has received so far. 0: wait for events.
+    #[napi]
+    pub fn read_now(&self, id: u32, delivered: f64, mut buf: Uint8ArraySlice<'_>) -> u32 {
+        // SAFETY: this runs synchronously on the JavaScript thread, the only one that can
+        // touch `buf`, and the slice does not outlive the call.
+        let bytes = unsafe { buf.as_mut() };
+        // A connection that is already gone has nothing to read now; its events tell the rest.
+        let n = self
+            .conns
+            .read_now(id, delivered as u64, bytes)
+            .unwrap_or(0);
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// Returns `n` bytes of read credit to connection `id`.
+    #[napi]
+    pub fn ack(&self, id: u32, n: u32) {
+        // A connection that is already gone needs no credit.
+        let _ = self.conns.ack(id, n as usize);
+    }
+
+    /// Half-close after flushing.
+    #[napi(catch_unwind)]
+    pub fn end(&self, id: u32) -> Result<(), Code> {
+        or_throw(self.conns.end(id))
+    }
+
+    /// The handler finished: flush, FIN, close.
+    #[napi]
+    pub fn release(&self, id: u32) {
+        let _ = self.conns.release(id);
+    }
+
+    /// Close now, dropping queued output.
+    #[napi]
+    pub fn close(&self, id: u32) {
+        let _ = self.conns.close(id);
+    }
+
+    /// Addresses and counters of a live connection (`null` once it is closed).
+    #[napi]
+    pub fn info(&self, id: u32) -> Option<BindingConnectionInfo> {
+        let d = self.conns.info(id).ok()?;
+        let start_time = d
+            .info
+            .start_time
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |t| t.as_secs_f64() * 1000.0);
+        Some(BindingConnectionInfo {
+            remote: (&d.info.peer_addr).into(),
+            local: (&d.info.local_addr).into(),
+            proxied_by: d.info.proxied_by.map(Into::into),
+            start_time,
+            bytes_read: d.bytes_read as f64,
+            bytes_written: d.bytes_written as f64,
+            queued: d.queued as f64,
+            tls: d.tls.map(|t| BindingTlsInfo {
+                protocol: t.protocol,
+                cipher: t.cipher,
+                alpn_protocol: t.alpn_protocol,
+                server_name: t.server_name,
+                resumed: t.resumed,
+                peer_certificates: t.peer_certificates.into_iter().map(Buffer::from).collect(),
+            }),
+        })
+    }
+
+    /// `TCP_NODELAY` on connection `id`.
+    #[napi(catch_unwind)]
+    pub fn set_no_delay(&self, id: u32, on: bool) -> Result<(), Code> {
+        or_throw(self.conns.set_no_delay(id, on))
+    }
+
+    /// Keep-alive on (with optional probe settings, ms) or off.
+    #[napi(catch_unwind)]
+    pub fn set_keep_alive(
+        &self,
+        id: u32,
+        enable: bool,
+        initial_delay: Option<f64>,
+        interval: Option<f64>,
+        count: Option<f64>,
+    ) -> Result<(), Code> {
+        if !enable {
+            return or_throw(self.conns.set_keep_alive(id, None));
+        }
+        let k = or_throw(keep_alive_from(initial_delay, interval, count))?;
+        or_throw(self.conns.set_keep_alive(id, Some(&k)))
+    }
+
+    /// Idle timeout of connection `id`, ms (0 turns it off).
+    #[napi(catch_unwind)]
+    pub fn set_idle_timeout(&self, id: u32, ms: f64) -> Result<(), Code> {
+        let t = or_throw(crate::options::timeout("idleTimeout", Some(ms)))?;
+        or_throw(self.conns.set_idle_timeout(id, t))
+    }
+
+    /// Write timeout of connection `id`, ms (0 turns it off).
+    #[napi(catch_unwind)]
+    pub fn set_write_timeout(&self, id: u32, ms: f64) -> Result<(), Code> {
+        let t = or_throw(crate::options::timeout("writeTimeout", Some(ms)))?;
+        or_throw(self.conns.set_write_timeout(id, t))
+    }
+
+    /// Counts a read timeout (reads wait in JavaScript, which applies the timeout).
+    #[napi]
+    pub fn count_read_timeout(&self) {
+        self.conns.count_read_timeout();
+    }
+
+    /// Swaps the TLS certificates for new handshakes; open connections keep theirs.
+    #[napi(catch_unwind)]
+    pub fn set_tls(&self, options: BindingTlsOptions) -> Option<BindingError> {
+        let Some(acceptor) = &self.tls else {
+            return Some(to_binding(&Error::value(
+                "tls",
+                "the server was not started with TLS",
+            )));
+        };
+        to_tls(&options)
+            .and_then(|s| acceptor.reload(&self.sni.attach(&options, s)))
+            .err()
+            .map(|e| to_binding(&e))
+    }
+
+    /// Answers a TLS_SNI event: the certificate for handshake `token`, or the default one.
+    #[napi]
+    pub fn resolve_sni(&self, token: u32, cert: Option<Buffer>, key: Option<Buffer>) {
+        let identity = match (cert, key) {
+            (Some(cert), Some(key)) => Some(tcpserver::tls::PemIdentity {
+                cert: cert.to_vec(),
+                key: key.to_vec(),
+            }),
+            _ => None,
+        };
+        self.sni.resolve(token, identity);
+    }
+
+    /// TLS handshakes completed, and failures by reason.
+    #[napi]
+    pub fn tls_stats(&self) -> BindingTlsStats {
+        let (handshakes, failures) = self.tls.as_ref().map(|t| t.counts()).unwrap_or_default();
+        BindingTlsStats {
+            handshakes: handshakes as f64,
+            failures: failures
+                .into_iter()
+                .map(|(code, count)| BindingCount {
+                    code,
+                    count: count as f64,
+                })
+                .collect(),
+        }
+    }
+
+    /// Counters of the zero-copy paths of this server's connections.
+    #[napi]
+    pub fn data_stats(&self) -> BindingDataStats {
+        let mut d = self.conns.data_stats();
+        if let Some(w) = &self.workers {
+            add_data(&mut d, &w.totals().1);
+        }
+        BindingDataStats {
+            pipes_spliced: d.pipes_spliced as f64,
+            pipes_copied: d.pipes_copied as f64,
+            bytes_piped: d.bytes_piped as f64,
+            files_sent: d.files_sent as f64,
+            file_bytes_zero_copy: d.file_bytes_zero_copy as f64,
+            file_bytes_copied: d.file_bytes_copied as f64,
+            direct_reads: d.direct_reads as f64,
+        }
+    }
+
+    /// Stops reading connection `id` for a pipe; a PAUSED event follows.
+    #[napi(catch_unwind)]
+    pub fn pause_reading(&self, id: u32) -> Option<BindingError> {
+        self.conns.pause_reading(id).err().map(|e| to_binding(&e))
+    }
+
+    /// Forwards between `id` and `otherId` (of `other`) in Rust; PIPE_DONE reports the end.
+    #[napi(catch_unwind)]
+    pub fn pipe(
+        &self,
+        id: u32,
+        other: &BindingServer,
+        other_id: u32,
+        head_to_other: Option<Uint8ArraySlice<'_>>,
+        head_to_this: Option<Uint8ArraySlice<'_>>,
+        idle_timeout: Option<f64>,
+    ) -> Option<BindingError> {
+        let start = || -> std::result::Result<(), Error> {
+            let opts = PipeOptions {
+                head_to_other: head_to_other.map(|h| h.to_vec()).unwrap_or_default(),
+                head_to_this: head_to_this.map(|h| h.to_vec()).unwrap_or_default(),
+                idle_timeout: crate::options::timeout("idleTimeout", idle_timeout)?,
+            };
+            runtime().spawn(self.conns.pipe(id, &other.conns, other_id, opts)?);
+            Ok(())
+        };
+        start().err().map(|e| to_binding(&e))
+    }
+
+    /// Sends a file (by path, or by a descriptor the caller keeps) on connection `id`;
+    /// FILE_DONE reports the end. Open and range errors throw at once.
+    #[napi(catch_unwind)]
+    pub fn send_file(
+        &self,
+        id: u32,
+        path: Option<String>,
+        fd: Option<f64>,
+        offset: Option<f64>,
+        length: Option<f64>,
+    ) -> Option<BindingError> {
+        let start = || -> std::result::Result<(), Error> {
+            let file = match (path, fd) {
+                (Some(p), None) => tcpserver::open_for_send(std::path::Path::new(&p))?,
+                // A number, not an i32: napi would truncate 1.5 to 1 (stdout) silently.
+                (None, Some(fd)) => {
+                    tcpserver::dup_for_send(integer("file", fd, 0.0, f64::from(i32::MAX))? as i32)?
+                }
+                _ => return Err(Error::value("file", "give a path or a file descriptor")),
+            };
+            let offset = offset
+                .map(|o| integer("offset", o, 0.0, MAX_SAFE))
+                .transpose()?
+                .unwrap_or(0);
+            let length = length
+                .map(|l| integer("length", l, 0.0, MAX_SAFE))
+                .transpose()?;
+            runtime().spawn(self.conns.send_file(id, file, offset, length)?);
+            Ok(())
+        };
+        start().err().map(|e| to_binding(&e))
+    }
+
+    /// Upgrades plain connection `id` to TLS in place (StartTLS) with `tls` or the server's
+    /// settings; `head` is input the consumer already read. TLS_STARTED reports the end.
+    #[napi(catch_unwind)]
+    pub fn start_tls(
+        &self,
+        id: u32,
+        head: Option<Uint8ArraySlice<'_>>,
+        tls: Option<BindingTlsOptions>,
+    ) -> Option<BindingError> {
+        let start = || -> std::result::Result<(), Error> {
+            let acceptor = match (&tls, &self.tls) {
+                (Some(options), _) => Arc::new(TlsAcceptor::new(&to_tls(options)?)?),
+                (None, Some(server)) => server.clone(),
+                (None, None) => {
+                    return Err(Error::value(
+                        "tls",
+                        "give TLS settings: the server has none",
+                    ));
+                }
+            };
+            let head = head.map(|h| h.to_vec()).unwrap_or_default();
+            runtime().spawn(self.conns.start_tls(id, head, acceptor)?);
+            Ok(())
+        };
+        start().err().map(|e| to_binding(&e))
+    }
+}
