@@ -2,7 +2,7 @@
 // that does not read makes the client block instead of the server buffering everything.
 import { randomBytes } from 'node:crypto'
 import test from 'ava'
-import type { Connection } from 'tcpserver'
+import type { Connection } from 'tcpserver-rs'
 import {
   collect,
   connect,

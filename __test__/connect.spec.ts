@@ -8,7 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import test, { type ExecutionContext } from 'ava'
-import { type Connection, type ConnectOptions, connect as dial } from 'tcpserver'
+import { type Connection, type ConnectOptions, connect as dial } from 'tcpserver-rs'
 import { blackHole, channel, errCode, fdCount, sleep, until, within } from './helpers/index.js'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/zero-copy-connect-child.mjs', import.meta.url))

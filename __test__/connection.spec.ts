@@ -2,7 +2,7 @@
 // both directions, close(), closed/signal, addresses, counters, errors and timeouts.
 import { randomBytes } from 'node:crypto'
 import test from 'ava'
-import type { Connection } from 'tcpserver'
+import type { Connection } from 'tcpserver-rs'
 import {
   closedSocket,
   collect,

@@ -9,7 +9,7 @@ import net from 'node:net'
 import tls from 'node:tls'
 import { fileURLToPath } from 'node:url'
 import test from 'ava'
-import { type Connection, connect as dial, type Server } from 'tcpserver'
+import { type Connection, connect as dial, type Server } from 'tcpserver-rs'
 import {
   channel,
   collect,

@@ -57,7 +57,7 @@ const substitutions = (upstreamPort: number): Array<[string, string]> => [
 
 /** The sample as a runnable module file (in `dir`, as `name`, when another sample imports it). */
 function materialize(sample: Sample, upstreamPort = 0, dir?: string, name?: string): string {
-  let code = sample.code.replaceAll(/from 'tcpserver'/g, `from '${PACKAGE}'`)
+  let code = sample.code.replaceAll(/from 'tcpserver-rs'/g, `from '${PACKAGE}'`)
   for (const [from, to] of substitutions(upstreamPort)) code = code.replaceAll(from, to)
   const into = dir ?? mkdtempSync(join(tmpdir(), 'docs-sample-'))
   // ES modules also under a .js name, as the samples write them.

@@ -1,7 +1,7 @@
 // End-to-end echo: many concurrent IPv4 clients with hash checks, and a large IPv6 transfer.
 import { randomBytes } from 'node:crypto'
 import test from 'ava'
-import type { Connection } from 'tcpserver'
+import type { Connection } from 'tcpserver-rs'
 import { connect, portOf, roundTrip, serve, sha256, until, within } from './helpers/index.js'
 
 async function echo(conn: Connection): Promise<void> {

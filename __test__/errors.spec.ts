@@ -1,5 +1,5 @@
 import test from 'ava'
-import { isTcpServerError, listen } from 'tcpserver'
+import { isTcpServerError, listen } from 'tcpserver-rs'
 import { isRoot, portOf, serve } from './helpers/index.ts'
 
 test('EADDRINUSE keeps its name, with syscall, errno, address and port', async (t) => {

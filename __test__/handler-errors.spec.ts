@@ -2,7 +2,7 @@
 // closing the client, and the server going on with the next client.
 import { randomBytes } from 'node:crypto'
 import test from 'ava'
-import { Connection, type Handler } from 'tcpserver'
+import { Connection, type Handler } from 'tcpserver-rs'
 import {
   closedSocket,
   collect,

@@ -14,7 +14,7 @@ import {
   listen,
   proxyHeader,
   type Server,
-} from 'tcpserver'
+} from 'tcpserver-rs'
 import { portOf, serve, within } from './helpers/index.js'
 
 /** The error a hostile getter throws: the only error allowed to pass through as it is. */

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process'
 import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import test from 'ava'
-import { listen } from 'tcpserver'
+import { listen } from 'tcpserver-rs'
 import { portOf, roundTrip, serve, within } from './helpers/index.ts'
 
 const child = fileURLToPath(new URL('./fixtures/listen-child.mjs', import.meta.url))

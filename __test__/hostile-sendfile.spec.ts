@@ -9,7 +9,7 @@ import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import test from 'ava'
-import type { Connection } from 'tcpserver'
+import type { Connection } from 'tcpserver-rs'
 import { channel, collect, connect, errCode, portOf, serve, within } from './helpers/index.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'tcpserver-hostile-sendfile-'))

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import test from 'ava'
-import { listen } from 'tcpserver'
+import { listen } from 'tcpserver-rs'
 
 const fixtures = fileURLToPath(new URL('./fixtures/tls/', import.meta.url))
 const cert = join(fixtures, 'server.crt')

@@ -9,7 +9,7 @@ import net from 'node:net'
 import tls from 'node:tls'
 import { fileURLToPath } from 'node:url'
 import test from 'ava'
-import { connect as tcpConnect } from 'tcpserver'
+import { connect as tcpConnect } from 'tcpserver-rs'
 import { channel, portOf, serve, within } from './helpers/index.ts'
 
 const dir = fileURLToPath(new URL('./fixtures/tls/', import.meta.url))

@@ -3,7 +3,7 @@
 // readTimeout and writeTimeout stay precise beside it.
 import net from 'node:net'
 import test from 'ava'
-import { connect as dial } from 'tcpserver'
+import { connect as dial } from 'tcpserver-rs'
 import {
   channel,
   closedSocket,

@@ -7,7 +7,7 @@ import net from 'node:net'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import test, { type ExecutionContext } from 'ava'
-import { listen } from 'tcpserver'
+import { listen } from 'tcpserver-rs'
 import { within } from './helpers/index.js'
 
 const CHILD = fileURLToPath(new URL('./fixtures/listen-fd-child.mjs', import.meta.url))

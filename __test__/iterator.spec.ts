@@ -1,5 +1,5 @@
 import test from 'ava'
-import { listen } from 'tcpserver'
+import { listen } from 'tcpserver-rs'
 import { collect, connect, portOf, within } from './helpers/index.ts'
 
 test('for await (const conn of server) yields connections; breaking out shuts down', async (t) => {

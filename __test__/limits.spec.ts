@@ -32,7 +32,7 @@ function exchange(socket: net.Socket, msg: string): Promise<string | null> {
 }
 
 const echo = {
-  async handler(conn: import('tcpserver').Connection) {
+  async handler(conn: import('tcpserver-rs').Connection) {
     for await (const chunk of conn) await conn.write(chunk)
   },
 }

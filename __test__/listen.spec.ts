@@ -1,8 +1,8 @@
 import test from 'ava'
-import { listen } from 'tcpserver'
+import { listen } from 'tcpserver-rs'
 import { portOf, roundTrip, serve } from './helpers/index.ts'
 
-const echo = async (conn: import('tcpserver').Connection): Promise<void> => {
+const echo = async (conn: import('tcpserver-rs').Connection): Promise<void> => {
   for await (const chunk of conn) await conn.write(chunk)
 }
 

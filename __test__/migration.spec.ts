@@ -13,7 +13,7 @@ import { pipeline } from 'node:stream/promises'
 import { fileURLToPath } from 'node:url'
 import type { ExecutionContext } from 'ava'
 import test from 'ava'
-import { type Connection, connect as dial, isTcpServerError, listen } from 'tcpserver'
+import { type Connection, connect as dial, isTcpServerError, listen } from 'tcpserver-rs'
 import {
   collect,
   connect,

@@ -7,7 +7,7 @@ import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import test from 'ava'
-import { connect as dial, listen } from 'tcpserver'
+import { connect as dial, listen } from 'tcpserver-rs'
 import { blackHole, connect, deferred, errCode, portOf, serve, sleep, within } from './helpers/index.js'
 
 /** The error node:net gives for `net.connect(...args)`. */

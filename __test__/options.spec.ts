@@ -3,7 +3,7 @@
 // ERR_INVALID_ARG_VALUE (TypeError) for a bad value, ERR_SOCKET_BAD_PORT (RangeError) for a bad
 // port; `option` names the option and the message names it and the value received.
 import test from 'ava'
-import { type ListenOptions, listen } from 'tcpserver'
+import { type ListenOptions, listen } from 'tcpserver-rs'
 
 const base = { address: '127.0.0.1:0' }
 

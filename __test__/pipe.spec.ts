@@ -12,7 +12,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import test, { type ExecutionContext } from 'ava'
-import { type Connection, connect as dial, type PipeOptions, type PipeResult, type Server } from 'tcpserver'
+import {
+  type Connection,
+  connect as dial,
+  type PipeOptions,
+  type PipeResult,
+  type Server,
+} from 'tcpserver-rs'
 import {
   channel,
   closedSocket,

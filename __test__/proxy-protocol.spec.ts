@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import tls from 'node:tls'
 import { fileURLToPath } from 'node:url'
 import test, { type ExecutionContext } from 'ava'
-import { type Connection, type ListenOptions, proxyHeader, type Server } from 'tcpserver'
+import { type Connection, type ListenOptions, proxyHeader, type Server } from 'tcpserver-rs'
 import { firstPort, run } from './helpers/cli.js'
 import { collect, connect, portOf, serve, sleep, until, within } from './helpers/index.js'
 

@@ -25,7 +25,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import test, { type ExecutionContext } from 'ava'
-import type { Connection, SendFileOptions, Server } from 'tcpserver'
+import type { Connection, SendFileOptions, Server } from 'tcpserver-rs'
 import {
   channel,
   errCode,

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import test from 'ava'
-import { listen } from 'tcpserver'
+import { listen } from 'tcpserver-rs'
 import { collect, connect, deferred, errCode, portOf, serve, sleep, within } from './helpers/index.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -50,7 +50,7 @@ test('address(): the first address as net.Server#address() gives it; a path for 
 
 test('unref(): an idle server does not keep the process alive; the child exits by itself', async (t) => {
   const c = child(`
-    import { listen } from 'tcpserver'
+    import { listen } from 'tcpserver-rs'
     const server = await listen({ address: '127.0.0.1:0', handler() {} })
     server.unref()
     console.log('listening')
@@ -65,7 +65,7 @@ test('a running server keeps the process alive; ref() after unref() too', async 
     `const server = await listen({ address: '127.0.0.1:0' })`,
     `const server = await listen({ address: '127.0.0.1:0' }); server.unref().ref()`,
   ]) {
-    const c = child(`import { listen } from 'tcpserver'\n${code}\nconsole.log('listening')`)
+    const c = child(`import { listen } from 'tcpserver-rs'\n${code}\nconsole.log('listening')`)
     t.teardown(c.kill)
     t.is(await within(c.line, 10_000, 'child listening'), 'listening')
     const early = await Promise.race([c.exited, sleep(1500).then(() => 'still running')])
@@ -76,7 +76,7 @@ test('a running server keeps the process alive; ref() after unref() too', async 
 
 test('unref(): an open connection still keeps the process alive (as a net.Socket does), until it closes', async (t) => {
   const c = child(`
-    import { listen } from 'tcpserver'
+    import { listen } from 'tcpserver-rs'
     const server = await listen({
       address: '127.0.0.1:0',
       async handler(conn) { for await (const chunk of conn) await conn.write(chunk) },

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import test from 'ava'
-import { type Connection, listen } from 'tcpserver'
+import { type Connection, listen } from 'tcpserver-rs'
 import { collect, connect, portOf, serve, sleep, until, within } from './helpers/index.ts'
 
 test('shutdown() without a deadline waits for running handlers, which finish their writes', async (t) => {

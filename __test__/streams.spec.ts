@@ -12,7 +12,7 @@ import { finished, pipeline } from 'node:stream/promises'
 import { promisify } from 'node:util'
 import { createGzip, gunzipSync } from 'node:zlib'
 import test from 'ava'
-import type { ConnectionDuplex, Server } from 'tcpserver'
+import type { ConnectionDuplex, Server } from 'tcpserver-rs'
 import {
   collect,
   connect,

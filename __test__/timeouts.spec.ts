@@ -8,7 +8,7 @@ import type net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import test from 'ava'
-import type { Connection } from 'tcpserver'
+import type { Connection } from 'tcpserver-rs'
 import { channel, collect, connect, errCode, portOf, serve, sleep, until, within } from './helpers/index.js'
 
 const settle = <T>(p: Promise<T>): Promise<T | unknown> =>

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import test, { type ExecutionContext } from 'ava'
-import type { Connection, ListenOptions, TlsInfo, TlsOptions } from 'tcpserver'
+import type { Connection, ListenOptions, TlsInfo, TlsOptions } from 'tcpserver-rs'
 import { portOf, serve, until, within } from './helpers/index.ts'
 
 const dir = fileURLToPath(new URL('./fixtures/tls/', import.meta.url))

@@ -7,7 +7,7 @@ import tls from 'node:tls'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import test from 'ava'
-import { type Connection, connect, type TlsInfo } from 'tcpserver'
+import { type Connection, connect, type TlsInfo } from 'tcpserver-rs'
 import { errCode, portOf, serve, sha256, tlsRoundTrip, until, within } from './helpers/index.ts'
 
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/tls/${name}`, import.meta.url))
@@ -86,7 +86,7 @@ test('requestCert: clients with and without a certificate are both served', asyn
 })
 
 test('requireCert without ca is refused at listen()', async (t) => {
-  const { listen } = await import('tcpserver')
+  const { listen } = await import('tcpserver-rs')
   await t.throwsAsync(listen({ address: '127.0.0.1:0', tls: { ...SERVER, requireCert: true } }), {
     code: 'ERR_INVALID_ARG_VALUE',
   })

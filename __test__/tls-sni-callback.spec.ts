@@ -105,7 +105,7 @@ test('a certificate the callback returns that cannot be used fails only that han
 })
 
 test('sniCallback must be a function', async (t) => {
-  const { listen } = await import('tcpserver')
+  const { listen } = await import('tcpserver-rs')
   const err = await t.throwsAsync(
     listen({ address: '127.0.0.1:0', tls: { ...DEFAULT, sniCallback: 'other' as never } }),
     { code: 'ERR_INVALID_ARG_TYPE' },

@@ -15,7 +15,7 @@ import {
   type Server,
   type TlsInfo,
   type TlsOptions,
-} from 'tcpserver'
+} from 'tcpserver-rs'
 import { portOf, serve, sha256, sleep, until, within } from './helpers/index.ts'
 
 const dir = fileURLToPath(new URL('./fixtures/tls/', import.meta.url))

@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import tls from 'node:tls'
 import { fileURLToPath } from 'node:url'
 import test from 'ava'
-import { type Connection, connect as dial, listen } from 'tcpserver'
+import { type Connection, connect as dial, listen } from 'tcpserver-rs'
 import { collect, errCode, serve, sha256, within } from './helpers/index.js'
 
 const MiB = 1 << 20

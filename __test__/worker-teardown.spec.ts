@@ -8,7 +8,7 @@ import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import test from 'ava'
-import { listen } from 'tcpserver'
+import { listen } from 'tcpserver-rs'
 import { fdCount, sleep, until, within } from './helpers/index.ts'
 
 const fixture = fileURLToPath(new URL('./fixtures/worker-server.mjs', import.meta.url))

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import tls from 'node:tls'
 import test from 'ava'
-import { listen, type Server } from 'tcpserver'
+import { listen, type Server } from 'tcpserver-rs'
 import { run } from './helpers/cli.ts'
 import {
   closedSocket,

@@ -1,5 +1,5 @@
 // Echo server: every byte a client sends comes back. `node examples/echo.mjs [address]`
-import { listen } from 'tcpserver'
+import { listen } from 'tcpserver-rs'
 
 export async function startEcho(address = process.argv[2] ?? '127.0.0.1:7000') {
   return listen({

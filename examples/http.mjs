@@ -1,6 +1,6 @@
 // A tiny HTTP/1.1 responder on a raw Connection (the benchmark's responder, kept readable):
 // keep-alive, pipelining, `Connection: close`. `node examples/http.mjs [address]`
-import { listen } from 'tcpserver'
+import { listen } from 'tcpserver-rs'
 
 const body = Buffer.from('hello from tcpserver\n')
 const head = (close) =>

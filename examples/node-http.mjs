@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto'
 import http from 'node:http'
 import { finished } from 'node:stream/promises'
-import { listen } from 'tcpserver'
+import { listen } from 'tcpserver-rs'
 
 /** Answers GET with a greeting and the client's address; POST with the body's size and SHA-256. */
 function app(req, res) {

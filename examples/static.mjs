@@ -4,7 +4,7 @@
 // is the `tcpserver static DIR` command: packages/tcpserver/src/cli-static.ts.
 import { realpath, stat } from 'node:fs/promises'
 import { join, resolve, sep } from 'node:path'
-import { listen } from 'tcpserver'
+import { listen } from 'tcpserver-rs'
 
 const response = (status, length, close) =>
   `HTTP/1.1 ${status}\r\nContent-Length: ${length}\r\n${close ? 'Connection: close\r\n' : ''}\r\n`

@@ -18,7 +18,7 @@ import net from 'node:net'
 import v8 from 'node:v8'
 import vm from 'node:vm'
 import test from 'ava'
-import type { Connection } from 'tcpserver'
+import type { Connection } from 'tcpserver-rs'
 import { fdCount, portOf, roundTrip, rss, serve, sha256, sleep, until, within } from '../helpers/index.js'
 
 const slow = process.env.TCPSERVER_SLOW === '1'

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto'
 import net from 'node:net'
 import test, { type ExecutionContext } from 'ava'
-import type { Connection, Server } from 'tcpserver'
+import type { Connection, Server } from 'tcpserver-rs'
 import { type FaultKnobs, startFaultProxy } from '../helpers/fault-proxy.js'
 import { portOf, roundTrip, serve, sha256, until, within } from '../helpers/index.js'
 

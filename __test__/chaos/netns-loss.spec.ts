@@ -22,7 +22,7 @@
 // blackhole ~3.6 s; the file ~30 s.
 import { fileURLToPath } from 'node:url'
 import test, { type ExecutionContext } from 'ava'
-import type { ServerStats } from 'tcpserver'
+import type { ServerStats } from 'tcpserver-rs'
 import { isRoot, sleep, within } from '../helpers/index.js'
 import {
   createNetnsPair,

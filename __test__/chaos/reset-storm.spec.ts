@@ -5,7 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import net from 'node:net'
 import test from 'ava'
-import type { Connection } from 'tcpserver'
+import type { Connection } from 'tcpserver-rs'
 import { fdCount, portOf, serve, sleep, until, within } from '../helpers/index.js'
 
 const slow = process.env.TCPSERVER_SLOW === '1'

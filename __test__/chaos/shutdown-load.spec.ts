@@ -4,7 +4,7 @@
 // deadline forces connections closed) every response that was written arrived.
 import net from 'node:net'
 import test, { type ExecutionContext } from 'ava'
-import type { Connection, Server } from 'tcpserver'
+import type { Connection, Server } from 'tcpserver-rs'
 import { portOf, serve, until, within } from '../helpers/index.js'
 
 const CLIENTS = 32

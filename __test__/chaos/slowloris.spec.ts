@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs'
 import net from 'node:net'
 import test, { type ExecutionContext } from 'ava'
-import type { Connection, Server } from 'tcpserver'
+import type { Connection, Server } from 'tcpserver-rs'
 import { fdCount, portOf, serve, sleep, until, within } from '../helpers/index.js'
 
 const SLOW_CLIENTS = 2000

@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import net from 'node:net'
 import tls from 'node:tls'
 import type { ExecutionContext } from 'ava'
-import { type ListenOptions, listen, type Server } from 'tcpserver'
+import { type ListenOptions, listen, type Server } from 'tcpserver-rs'
 
 /** Starts a server on 127.0.0.1:0 (unless `address` is given) and halts it when the test ends. */
 export async function serve(t: ExecutionContext, options: Partial<ListenOptions>): Promise<Server> {

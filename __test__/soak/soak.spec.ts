@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url'
 import v8 from 'node:v8'
 import vm from 'node:vm'
 import test from 'ava'
-import { type Connection, connect, listen, type Server } from 'tcpserver'
+import { type Connection, connect, listen, type Server } from 'tcpserver-rs'
 import { fdCount, rss, sleep } from '../helpers/index.js'
 import { fileRanges, type Go, keepAlive, newTally, oneShot, resets, type Target } from './load.js'
 

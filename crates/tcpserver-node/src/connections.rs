@@ -7,7 +7,7 @@ use napi::Result;
 use napi::bindgen_prelude::{Buffer, Uint8ArraySlice};
 use napi_derive::napi;
 
-use tcpserver::{Error, PipeOptions};
+use tcpserver_core::{Error, PipeOptions};
 
 use crate::error::{BindingError, Code, to_binding};
 use crate::options::{BindingTlsOptions, MAX_SAFE, integer, keep_alive_from, to_tls};
@@ -15,7 +15,7 @@ use crate::runtime::runtime;
 use crate::server::{BindingServer, or_throw};
 use crate::types::*;
 use crate::workers::add_data;
-use tcpserver::tls::TlsAcceptor;
+use tcpserver_core::tls::TlsAcceptor;
 
 #[napi]
 impl BindingServer {
@@ -162,7 +162,7 @@ impl BindingServer {
     #[napi]
     pub fn resolve_sni(&self, token: u32, cert: Option<Buffer>, key: Option<Buffer>) {
         let identity = match (cert, key) {
-            (Some(cert), Some(key)) => Some(tcpserver::tls::PemIdentity {
+            (Some(cert), Some(key)) => Some(tcpserver_core::tls::PemIdentity {
                 cert: cert.to_vec(),
                 key: key.to_vec(),
             }),
@@ -247,10 +247,12 @@ impl BindingServer {
     ) -> Option<BindingError> {
         let start = || -> std::result::Result<(), Error> {
             let file = match (path, fd) {
-                (Some(p), None) => tcpserver::open_for_send(std::path::Path::new(&p))?,
+                (Some(p), None) => tcpserver_core::open_for_send(std::path::Path::new(&p))?,
                 // A number, not an i32: napi would truncate 1.5 to 1 (stdout) silently.
                 (None, Some(fd)) => {
-                    tcpserver::dup_for_send(integer("file", fd, 0.0, f64::from(i32::MAX))? as i32)?
+                    tcpserver_core::dup_for_send(
+                        integer("file", fd, 0.0, f64::from(i32::MAX))? as i32
+                    )?
                 }
                 _ => return Err(Error::value("file", "give a path or a file descriptor")),
             };

@@ -2,7 +2,7 @@
 //! `BindingError` value (for calls that return one) or a thrown error with `code` set.
 
 use napi_derive::napi;
-use tcpserver::{Error, ErrorKind, InvalidKind};
+use tcpserver_core::{Error, ErrorKind, InvalidKind};
 
 /// An error crossing to JavaScript as a value; `packages/tcpserver/src/errors.ts` turns it
 /// into a thrown `Error`/`TypeError`/`RangeError` with these fields.

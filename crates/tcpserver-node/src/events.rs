@@ -18,7 +18,7 @@ use std::sync::{Mutex, MutexGuard};
 use napi::bindgen_prelude::{Buffer, FnArgs, ToNapiValue};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Status, sys};
-use tcpserver::driver::{Event, EventSink};
+use tcpserver_core::driver::{Event, EventSink};
 use tokio::sync::Notify;
 
 pub(crate) const OPEN: u32 = 1;
@@ -150,7 +150,7 @@ impl JsSink {
     }
 
     /// An outbound connection attempt failed (fields: the tag).
-    pub(crate) fn connect_failed(&self, tag: u32, error: &tcpserver::Error) {
+    pub(crate) fn connect_failed(&self, tag: u32, error: &tcpserver_core::Error) {
         let mut b = self.lock();
         let words = append_text(&mut b, CONNECT_FAILED, 0, &event_text(&[&tag], Some(error)));
         self.push(b, words);
@@ -189,7 +189,7 @@ fn append_text(b: &mut Batch, kind: u32, id: u32, text: &str) -> [u32; 4] {
 /// The one layout of every text event: its fields, then the error's fields and message
 /// (`crate::error::event_fields`; one empty line without an error), one per line. JavaScript parses it in one place
 /// (`parseEventText` in packages/tcpserver/src/errors.ts).
-fn event_text(fields: &[&dyn std::fmt::Display], error: Option<&tcpserver::Error>) -> String {
+fn event_text(fields: &[&dyn std::fmt::Display], error: Option<&tcpserver_core::Error>) -> String {
     use std::fmt::Write;
     let mut text = String::with_capacity(96);
     for f in fields {
@@ -206,7 +206,7 @@ fn event_text(fields: &[&dyn std::fmt::Display], error: Option<&tcpserver::Error
 
 /// An address as event text fields: the IP and port, or `unix:<path>` and 0 (paths hold no
 /// newline: `parse_listen_address` refuses them, and peers of Unix sockets are unnamed).
-fn address_fields(a: &tcpserver::Address) -> (String, u16) {
+fn address_fields(a: &tcpserver_core::Address) -> (String, u16) {
     match a.as_ip() {
         Some(ip) => (ip.ip().to_string(), ip.port()),
         None => (a.to_string().replace('\n', " "), 0),
@@ -234,7 +234,7 @@ fn clamp(n: u64) -> u32 {
 }
 
 impl EventSink for JsSink {
-    fn tls_error(&self, peer: &tcpserver::Address, error: &tcpserver::Error) {
+    fn tls_error(&self, peer: &tcpserver_core::Address, error: &tcpserver_core::Error) {
         // Fields: address, port. For the onTlsError hook; the handler never sees it.
         let mut b = self.lock();
         let (ip, port) = address_fields(peer);

@@ -7,8 +7,8 @@ use std::time::Duration;
 use napi_derive::napi;
 use std::sync::atomic::Ordering::Relaxed;
 
-use tcpserver::driver::TlsStart;
-use tcpserver::{ConnectOptions, Error};
+use tcpserver_core::driver::TlsStart;
+use tcpserver_core::{ConnectOptions, Error};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{BindingError, to_binding};
@@ -29,12 +29,12 @@ impl BindingServer {
         );
         let prepare = || -> Result<Prepared, Error> {
             let target = match (&options.address, &options.host, options.port) {
-                (Some(a), None, None) => match a.strip_prefix(tcpserver::UNIX_PREFIX) {
+                (Some(a), None, None) => match a.strip_prefix(tcpserver_core::UNIX_PREFIX) {
                     Some(path) => {
-                        Target::Unix(tcpserver::parse_listen_address(a).map(|_| path.into())?)
+                        Target::Unix(tcpserver_core::parse_listen_address(a).map(|_| path.into())?)
                     }
                     None => {
-                        let (host, port) = tcpserver::split_host_port(a)?;
+                        let (host, port) = tcpserver_core::split_host_port(a)?;
                         Target::Tcp(host, port)
                     }
                 },
@@ -76,8 +76,12 @@ impl BindingServer {
                         });
                     let timeout = settings
                         .handshake_timeout
-                        .unwrap_or(tcpserver::tls::DEFAULT_HANDSHAKE_TIMEOUT);
-                    Some((tcpserver::tls::client_config(&settings)?, name, timeout))
+                        .unwrap_or(tcpserver_core::tls::DEFAULT_HANDSHAKE_TIMEOUT);
+                    Some((
+                        tcpserver_core::tls::client_config(&settings)?,
+                        name,
+                        timeout,
+                    ))
                 }
             };
             Ok((target, opts, tls))
@@ -100,15 +104,18 @@ impl BindingServer {
             let attempt = async {
                 let conn = match &target {
                     Target::Tcp(host, port) => {
-                        tcpserver::connect(host, *port, &opts, id, abort).await?
+                        tcpserver_core::connect(host, *port, &opts, id, abort).await?
                     }
-                    Target::Unix(path) => tcpserver::connect_unix(path, &opts, id, abort).await?,
+                    Target::Unix(path) => {
+                        tcpserver_core::connect_unix(path, &opts, id, abort).await?
+                    }
                 };
                 let start = match tls {
                     None => TlsStart::None,
                     Some((config, name, timeout)) => {
                         let session =
-                            tcpserver::tls::connect(conn.stream(), config, &name, timeout).await?;
+                            tcpserver_core::tls::connect(conn.stream(), config, &name, timeout)
+                                .await?;
                         TlsStart::Session(Box::new(rustls::Connection::Client(session)))
                     }
                 };

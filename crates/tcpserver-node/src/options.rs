@@ -1,12 +1,12 @@
-//! `BindingListenOptions` (what the TypeScript layer passes) → `tcpserver::ServerConfig`.
+//! `BindingListenOptions` (what the TypeScript layer passes) → `tcpserver_core::ServerConfig`.
 //! Only conversion happens here: numbers must be integers that fit; ranges are the core's.
 
 use std::time::Duration;
 
 use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
-use tcpserver::tls::{ClientTlsSettings, PemIdentity, TlsSettings};
-use tcpserver::{
+use tcpserver_core::tls::{ClientTlsSettings, PemIdentity, TlsSettings};
+use tcpserver_core::{
     Address, Error, InvalidKind, KeepAlive, LimitPolicy, ProxyProtocol, ServerConfig,
     address_from_parts, parse_listen_address,
 };
@@ -349,7 +349,7 @@ pub(crate) fn to_config(o: &BindingListenOptions) -> Result<(ServerConfig, Drive
     c.validate()?;
     let high_water_mark = match o.high_water_mark {
         Some(v) => integer("highWaterMark", v, 1024.0, (1u64 << 30) as f64)? as usize,
-        None => tcpserver::driver::DriveOptions::default().high_water_mark,
+        None => tcpserver_core::driver::DriveOptions::default().high_water_mark,
     };
     Ok((
         c,

@@ -1,4 +1,4 @@
-//! `BindingServer`: the JavaScript-facing handle of one `tcpserver::Server` (or of the outbound
+//! `BindingServer`: the JavaScript-facing handle of one `tcpserver_core::Server` (or of the outbound
 //! hub, or of a worker thread's share of a server) plus its driven connections: creating it
 //! (`listen`, `createHub`, `attachWorker`) and its lifecycle, settings and counters. Its
 //! per-connection operations are in `connections.rs`, outbound connections in `hub.rs`. Every
@@ -12,8 +12,8 @@ use napi::{Env, Result};
 use napi_derive::napi;
 use std::sync::atomic::AtomicU64;
 
-use tcpserver::driver::{Connections, DriveOptions, TlsStart};
-use tcpserver::{Error, Server};
+use tcpserver_core::driver::{Connections, DriveOptions, TlsStart};
+use tcpserver_core::{Error, Server};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{BindingError, Code, throw, to_binding};
@@ -23,7 +23,7 @@ use crate::runtime::runtime;
 use crate::sni::SniBridge;
 use crate::types::*;
 use crate::workers::{Slot, Workers, add_timeouts};
-use tcpserver::tls::TlsAcceptor;
+use tcpserver_core::tls::TlsAcceptor;
 
 /// A listening server, or the process-wide hub of outbound connections (no listeners).
 #[napi]
@@ -51,7 +51,7 @@ pub struct BindingServer {
 
 impl BindingServer {
     /// Timeout counters of this server's connections, its workers' included.
-    fn timeout_totals(&self) -> tcpserver::driver::TimeoutStats {
+    fn timeout_totals(&self) -> tcpserver_core::driver::TimeoutStats {
         let mut t = self.conns.timeout_stats();
         if let Some(w) = &self.workers {
             add_timeouts(&mut t, &w.totals().0);
@@ -67,7 +67,7 @@ pub(crate) fn or_throw<T>(r: std::result::Result<T, Error>) -> Result<T, Code> {
 /// The sockets of systemd socket activation (`LISTEN_PID`/`LISTEN_FDS`) meant for this process.
 #[napi(catch_unwind)]
 pub fn systemd_listen_fds() -> Either<Vec<BindingListenFd>, BindingError> {
-    match tcpserver::systemd_listen_fds() {
+    match tcpserver_core::systemd_listen_fds() {
         Ok(fds) => Either::A(
             fds.into_iter()
                 .map(|(fd, name)| BindingListenFd { fd, name })
@@ -322,7 +322,7 @@ impl BindingServer {
         let unix = s
             .unix_paths()
             .iter()
-            .map(|p| (&tcpserver::Address::Unix(p.clone())).into());
+            .map(|p| (&tcpserver_core::Address::Unix(p.clone())).into());
         s.local_addrs()
             .iter()
             .map(|&a| a.into())

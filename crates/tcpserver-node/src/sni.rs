@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use tcpserver::tls::{PemIdentity, SniCallback, TlsSettings};
+use tcpserver_core::tls::{PemIdentity, SniCallback, TlsSettings};
 use tokio::sync::oneshot;
 
 use crate::events::JsSink;

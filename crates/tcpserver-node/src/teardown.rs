@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use napi::Env;
-use tcpserver::Server;
-use tcpserver::driver::Connections;
+use tcpserver_core::Server;
+use tcpserver_core::driver::Connections;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::JsSink;

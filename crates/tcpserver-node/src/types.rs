@@ -17,11 +17,11 @@ pub struct BindingAddress {
     pub family: String,
 }
 
-impl From<&tcpserver::Address> for BindingAddress {
-    fn from(a: &tcpserver::Address) -> Self {
+impl From<&tcpserver_core::Address> for BindingAddress {
+    fn from(a: &tcpserver_core::Address) -> Self {
         match a {
-            tcpserver::Address::Ip(a) => (*a).into(),
-            tcpserver::Address::Unix(p) => Self {
+            tcpserver_core::Address::Ip(a) => (*a).into(),
+            tcpserver_core::Address::Unix(p) => Self {
                 address: p.to_string_lossy().into_owned(),
                 port: 0,
                 family: "unix".into(),

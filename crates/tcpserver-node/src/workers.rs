@@ -14,7 +14,7 @@ use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
 
 use std::time::Duration;
 
-use tcpserver::driver::{Connections, DataStats, DriveOptions, TimeoutStats};
+use tcpserver_core::driver::{Connections, DataStats, DriveOptions, TimeoutStats};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 

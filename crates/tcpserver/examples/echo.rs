@@ -1,16 +1,16 @@
 //! An echo server.
 //!
 //! ```text
-//! cargo run -p tcpserver --example echo -- 127.0.0.1:7000
+//! cargo run -p tcpserver-core --example echo -- 127.0.0.1:7000
 //! ```
 //!
-//! The address may be any form `tcpserver::parse_address` takes (`[::1]:7000`, `:7000`,
+//! The address may be any form `tcpserver_core::parse_address` takes (`[::1]:7000`, `:7000`,
 //! `localhost:7000`; port 0 picks a free port). Ctrl-C stops accepting at once and gives the
 //! open connections five seconds to finish before they are closed by force.
 
 use std::time::Duration;
 
-use tcpserver::{Connection, Server, ServerConfig};
+use tcpserver_core::{Connection, Server, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const GRACE: Duration = Duration::from_secs(5);
@@ -36,7 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let arg = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:7000".to_owned());
-    let config = ServerConfig::new(tcpserver::parse_address(&arg)?);
+    let config = ServerConfig::new(tcpserver_core::parse_address(&arg)?);
     let server = Server::bind(&config, echo)?;
     for addr in server.local_addrs() {
         println!(

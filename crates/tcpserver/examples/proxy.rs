@@ -1,25 +1,25 @@
 //! A TCP proxy: every client is forwarded to one upstream.
 //!
 //! ```text
-//! cargo run -p tcpserver --example echo -- 127.0.0.1:7000
-//! cargo run -p tcpserver --example proxy -- 127.0.0.1:7001 127.0.0.1:7000
+//! cargo run -p tcpserver-core --example echo -- 127.0.0.1:7000
+//! cargo run -p tcpserver-core --example proxy -- 127.0.0.1:7001 127.0.0.1:7000
 //! ```
 //!
 //! The upstream is `host:port` (a name is resolved per connection, every address tried in
 //! turn). Ctrl-C stops accepting at once and gives open connections five seconds to finish.
 //!
-//! Both sides are [`tcpserver::Connection`]s ([`tcpserver::connect`] returns the same type as
+//! Both sides are [`tcpserver_core::Connection`]s ([`tcpserver_core::connect`] returns the same type as
 //! accepted connections), which are `AsyncRead + AsyncWrite`, so
 //! [`tokio::io::copy_bidirectional`] does the forwarding, half-close included. The
 //! `splice(2)` path that keeps the bytes in the kernel is [`Connections::pipe`] in the
 //! event-mode driver, which the Node binding uses.
 //!
-//! [`Connections::pipe`]: tcpserver::driver::Connections::pipe
+//! [`Connections::pipe`]: tcpserver_core::driver::Connections::pipe
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tcpserver::{ConnectOptions, Connection, Server, ServerConfig};
+use tcpserver_core::{ConnectOptions, Connection, Server, ServerConfig};
 
 const GRACE: Duration = Duration::from_secs(5);
 
@@ -35,7 +35,7 @@ async fn forward(mut client: Connection, upstream: Arc<(String, u16)>) {
     // aborts both.
     let id = client.info().id;
     let abort = client.abort_signal().clone();
-    let mut server = match tcpserver::connect(host, *port, &opts, id, abort).await {
+    let mut server = match tcpserver_core::connect(host, *port, &opts, id, abort).await {
         Ok(server) => server,
         Err(e) => {
             println!("{peer}: upstream {host}:{port} failed: {e}");
@@ -56,8 +56,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::process::exit(2);
     };
     // Checked now, resolved per connection: a name may change address while we run.
-    let upstream = Arc::new(tcpserver::split_host_port(upstream)?);
-    let config = ServerConfig::new(tcpserver::parse_address(listen)?);
+    let upstream = Arc::new(tcpserver_core::split_host_port(upstream)?);
+    let config = ServerConfig::new(tcpserver_core::parse_address(listen)?);
     let target = upstream.clone();
     let server = Server::bind(&config, move |conn| forward(conn, target.clone()))?;
     for addr in server.local_addrs() {

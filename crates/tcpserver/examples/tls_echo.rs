@@ -1,7 +1,7 @@
 //! A TLS echo server.
 //!
 //! ```text
-//! cargo run -p tcpserver --example tls_echo -- 127.0.0.1:7443 cert.pem key.pem
+//! cargo run -p tcpserver-core --example tls_echo -- 127.0.0.1:7443 cert.pem key.pem
 //! openssl s_client -connect 127.0.0.1:7443 -servername localhost
 //! ```
 //!
@@ -9,7 +9,7 @@
 //! `__test__/fixtures/tls/server.crt` and `server.key`). Ctrl-C stops accepting at once and gives
 //! open connections five seconds to finish.
 //!
-//! Server-side TLS runs inside the event-mode driver ([`tcpserver::driver`]): the handler hands
+//! Server-side TLS runs inside the event-mode driver ([`tcpserver_core::driver`]): the handler hands
 //! each accepted connection to [`Connections::drive`] with [`TlsStart::Accept`], the driver
 //! does the handshake (deadline, concurrency cap, SNI, ALPN) and then reports plaintext to an
 //! [`EventSink`]. This sink echoes each chunk with [`Connections::write`] and returns the read
@@ -21,9 +21,9 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tcpserver::driver::{Connections, DriveOptions, Event, EventSink, TlsStart};
-use tcpserver::tls::{PemIdentity, TlsAcceptor, TlsSettings};
-use tcpserver::{Server, ServerConfig};
+use tcpserver_core::driver::{Connections, DriveOptions, Event, EventSink, TlsStart};
+use tcpserver_core::tls::{PemIdentity, TlsAcceptor, TlsSettings};
+use tcpserver_core::{Server, ServerConfig};
 
 const GRACE: Duration = Duration::from_secs(5);
 
@@ -79,7 +79,7 @@ impl EventSink for EchoSink {
         }
     }
 
-    fn tls_error(&self, peer: &tcpserver::Address, error: &tcpserver::Error) {
+    fn tls_error(&self, peer: &tcpserver_core::Address, error: &tcpserver_core::Error) {
         println!("{peer}: TLS handshake failed: {error}");
     }
 }
@@ -104,7 +104,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         conns: conns.clone(),
         unacked: Mutex::new(HashMap::new()),
     });
-    let config = ServerConfig::new(tcpserver::parse_address(addr)?);
+    let config = ServerConfig::new(tcpserver_core::parse_address(addr)?);
     let server = Server::bind(&config, move |conn| {
         let tls = TlsStart::Accept(acceptor.clone());
         // The handler's future is the driver: it ends, closing the socket, on `Closed`.

@@ -14,7 +14,7 @@ pub const UNIX_PREFIX: &str = "unix:";
 /// A socket address: an IP address and port, or a Unix domain socket path.
 ///
 /// ```
-/// use tcpserver::{Address, parse_listen_address};
+/// use tcpserver_core::{Address, parse_listen_address};
 ///
 /// let ip = parse_listen_address("127.0.0.1:80").unwrap();
 /// assert_eq!(ip.port(), Some(80));

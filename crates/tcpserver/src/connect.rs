@@ -43,14 +43,14 @@ impl Default for ConnectOptions {
 ///
 /// ```
 /// use std::time::Duration;
-/// use tcpserver::{ConnectOptions, ErrorKind};
+/// use tcpserver_core::{ConnectOptions, ErrorKind};
 /// use tokio::io::AsyncReadExt;
 /// use tokio_util::sync::CancellationToken;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// # let config = tcpserver::ServerConfig::new("127.0.0.1:0".parse()?);
-/// # let server = tcpserver::Server::bind(&config, |_| async {})?;
+/// # let config = tcpserver_core::ServerConfig::new("127.0.0.1:0".parse()?);
+/// # let server = tcpserver_core::Server::bind(&config, |_| async {})?;
 /// # let port = server.local_addrs()[0].port();
 /// let opts = ConnectOptions {
 ///     timeout: Some(Duration::from_secs(3)),
@@ -58,11 +58,11 @@ impl Default for ConnectOptions {
 ///     ..Default::default()
 /// };
 /// // A proxy would pass the client connection's id and `abort_signal()` here.
-/// let mut conn = tcpserver::connect("localhost", port, &opts, 1, CancellationToken::new()).await?;
+/// let mut conn = tcpserver_core::connect("localhost", port, &opts, 1, CancellationToken::new()).await?;
 /// assert_eq!(conn.info().peer_addr.port(), Some(port));
 /// assert_eq!(conn.read(&mut [0u8; 1]).await?, 0); // that server closes at once
 ///
-/// let err = tcpserver::connect("127.0.0.1", 0, &opts, 2, CancellationToken::new()).await;
+/// let err = tcpserver_core::connect("127.0.0.1", 0, &opts, 2, CancellationToken::new()).await;
 /// assert!(matches!(err.unwrap_err().kind(), ErrorKind::InvalidArgument(_)));
 /// # Ok(()) }
 /// ```

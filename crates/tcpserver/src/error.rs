@@ -24,7 +24,7 @@ pub enum InvalidKind {
 /// [`Error::os_error`], [`Error::address`] and [`Error::syscall`]; the message is for people.
 ///
 /// ```
-/// use tcpserver::{ErrorKind, InvalidKind, ServerConfig};
+/// use tcpserver_core::{ErrorKind, InvalidKind, ServerConfig};
 ///
 /// let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap());
 /// config.backlog(0);
@@ -33,7 +33,7 @@ pub enum InvalidKind {
 /// assert_eq!(err.option(), Some("backlog"));
 ///
 /// // Names ending in a number are refused rather than read as legacy IPv4 forms.
-/// let err = tcpserver::parse_address("127.1:80").unwrap_err();
+/// let err = tcpserver_core::parse_address("127.1:80").unwrap_err();
 /// assert!(matches!(err.kind(), ErrorKind::InvalidArgument(_)));
 /// ```
 #[derive(Debug, thiserror::Error)]

@@ -21,7 +21,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use tcpserver::{ErrorKind, KeepAlive, LimitPolicy, ServerConfig};
+//! use tcpserver_core::{ErrorKind, KeepAlive, LimitPolicy, ServerConfig};
 //!
 //! let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap());
 //! config
@@ -42,7 +42,7 @@
 //! let err = config.validate().unwrap_err();
 //! assert!(matches!(err.kind(), ErrorKind::InvalidArgument(_)));
 //! assert_eq!(err.option(), Some("maxConnectionsPerIp.ipv6Prefix"));
-//! # Ok::<(), tcpserver::Error>(())
+//! # Ok::<(), tcpserver_core::Error>(())
 //! ```
 //!
 //! A per-address limit at work: the second connection from the same address is accepted and
@@ -54,10 +54,10 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let mut config = tcpserver::ServerConfig::new("127.0.0.1:0".parse()?);
+//! let mut config = tcpserver_core::ServerConfig::new("127.0.0.1:0".parse()?);
 //! config.loops(1).max_connections_per_ip(1, None);
 //! // Each handler holds its connection until the client closes it.
-//! let server = tcpserver::Server::bind(&config, |mut conn| async move {
+//! let server = tcpserver_core::Server::bind(&config, |mut conn| async move {
 //!     let _ = conn.read(&mut [0u8; 1]).await;
 //! })?;
 //! let addr = server.local_addrs()[0];
@@ -84,8 +84,8 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // Port 0: the kernel picks a free port; `local_addrs` tells which.
-//! let config = tcpserver::ServerConfig::new("127.0.0.1:0".parse()?);
-//! let server = tcpserver::Server::bind(&config, |mut conn| async move {
+//! let config = tcpserver_core::ServerConfig::new("127.0.0.1:0".parse()?);
+//! let server = tcpserver_core::Server::bind(&config, |mut conn| async move {
 //!     let who = conn.info().peer_addr.clone();
 //!     let _ = conn.write_all(format!("hello {who}\n").as_bytes()).await;
 //!     // Returning closes the connection.
@@ -114,8 +114,8 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = tcpserver::ServerConfig::new("127.0.0.1:0".parse()?);
-//! let server = tcpserver::Server::bind(&config, |mut conn| async move {
+//! let config = tcpserver_core::ServerConfig::new("127.0.0.1:0".parse()?);
+//! let server = tcpserver_core::Server::bind(&config, |mut conn| async move {
 //!     let draining = conn.draining().clone();
 //!     tokio::select! {
 //!         // A long-lived session (say, a subscription) that never ends by itself...
@@ -141,7 +141,7 @@
 //! upstream and copies both ways (`examples/proxy.rs`):
 //!
 //! ```
-//! use tcpserver::{ConnectOptions, Server, ServerConfig};
+//! use tcpserver_core::{ConnectOptions, Server, ServerConfig};
 //! use tokio_util::sync::CancellationToken;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -153,7 +153,7 @@
 //!     ..Default::default()
 //! };
 //! // `id` and the abort token are the caller's: outbound connections belong to no server.
-//! let conn = tcpserver::connect("127.0.0.1", port, &opts, 1, CancellationToken::new()).await?;
+//! let conn = tcpserver_core::connect("127.0.0.1", port, &opts, 1, CancellationToken::new()).await?;
 //! assert_eq!(conn.info().peer_addr.port(), Some(port));
 //! # Ok(()) }
 //! ```

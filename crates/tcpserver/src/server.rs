@@ -75,10 +75,10 @@ impl Server {
     /// Must be called inside a Tokio runtime.
     ///
     /// ```no_run
-    /// # async fn demo() -> tcpserver::Result<()> {
+    /// # async fn demo() -> tcpserver_core::Result<()> {
     /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    /// let config = tcpserver::ServerConfig::new("127.0.0.1:0".parse().unwrap());
-    /// let server = tcpserver::Server::bind(&config, |mut conn| async move {
+    /// let config = tcpserver_core::ServerConfig::new("127.0.0.1:0".parse().unwrap());
+    /// let server = tcpserver_core::Server::bind(&config, |mut conn| async move {
     ///     let mut buf = [0u8; 1024];
     ///     while let Ok(n @ 1..) = conn.read(&mut buf).await {
     ///         if conn.write_all(&buf[..n]).await.is_err() { break }

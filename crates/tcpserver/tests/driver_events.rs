@@ -1,4 +1,4 @@
-//! Event-mode connections (`tcpserver::driver`): the event sequence, read credit, the write
+//! Event-mode connections (`tcpserver_core::driver`): the event sequence, read credit, the write
 //! queue and `Drain`, half-close, idle timeout, and errors, seen through a recording sink.
 
 mod support;
@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tcpserver::driver::{Connections, DriveOptions, Event, EventSink, TlsStart};
-use tcpserver::{ConnectionInfo, Error, ErrorKind, Server};
+use tcpserver_core::driver::{Connections, DriveOptions, Event, EventSink, TlsStart};
+use tcpserver_core::{ConnectionInfo, Error, ErrorKind, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -12,9 +12,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tcpserver::driver::{Connections, DriveOptions, Event, EventSink, TlsStart};
-use tcpserver::tls::{ClientTlsSettings, PemIdentity, TlsAcceptor, TlsSettings};
-use tcpserver::{ConnectOptions, ErrorKind, PipeOptions, Server};
+use tcpserver_core::driver::{Connections, DriveOptions, Event, EventSink, TlsStart};
+use tcpserver_core::tls::{ClientTlsSettings, PemIdentity, TlsAcceptor, TlsSettings};
+use tcpserver_core::{ConnectOptions, ErrorKind, PipeOptions, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
@@ -77,8 +77,8 @@ impl Recorder {
     }
 }
 
-fn kind(error: Option<&tcpserver::Error>) -> Option<ErrorKind> {
-    error.map(tcpserver::Error::kind)
+fn kind(error: Option<&tcpserver_core::Error>) -> Option<ErrorKind> {
+    error.map(tcpserver_core::Error::kind)
 }
 
 impl EventSink for Recorder {
@@ -151,9 +151,10 @@ impl Driven {
     async fn connect_out(&self, addr: SocketAddr, tag: u32) -> u32 {
         let opts = ConnectOptions::default();
         let host = addr.ip().to_string();
-        let conn = tcpserver::connect(&host, addr.port(), &opts, 1000, CancellationToken::new())
-            .await
-            .unwrap();
+        let conn =
+            tcpserver_core::connect(&host, addr.port(), &opts, 1000, CancellationToken::new())
+                .await
+                .unwrap();
         let task = self.conns.clone().drive(
             conn,
             self.sink.clone(),
@@ -270,7 +271,7 @@ async fn send_file_goes_out_between_the_writes_around_it() {
     let id = d.sink.opened(0).await;
 
     d.conns.write(id, b"HEAD|").unwrap();
-    let file = tcpserver::open_for_send(&path).unwrap();
+    let file = tcpserver_core::open_for_send(&path).unwrap();
     let (offset, length) = (1000u64, SIZE as u64 - 2000);
     tokio::spawn(d.conns.send_file(id, file, offset, Some(length)).unwrap());
     d.conns.write(id, b"|TAIL").unwrap(); // queued behind the file
@@ -317,7 +318,7 @@ async fn send_file_checks_its_range_before_it_starts() {
     let _client = connect(d.addr()).await;
     let id = d.sink.opened(0).await;
     let past_end = |offset, length| {
-        let file = tcpserver::open_for_send(&path).unwrap();
+        let file = tcpserver_core::open_for_send(&path).unwrap();
         d.conns
             .send_file(id, file, offset, length)
             .err()
@@ -360,7 +361,7 @@ fn starttls_client(addr: SocketAddr, secret: &'static [u8]) -> io::Result<(Vec<u
         ca: Some(fixture("ca.crt")),
         ..ClientTlsSettings::default()
     };
-    let config = tcpserver::tls::client_config(&settings).unwrap();
+    let config = tcpserver_core::tls::client_config(&settings).unwrap();
     let name = "localhost".try_into().unwrap();
     let mut session = rustls::ClientConnection::new(config, name).unwrap();
     let mut tcp = std::net::TcpStream::connect(addr)?;

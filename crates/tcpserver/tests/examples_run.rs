@@ -30,7 +30,7 @@ impl Example {
         let path: PathBuf = exe.parent()?.parent()?.join("examples").join(name);
         if !path.exists() {
             eprintln!(
-                "skipped: {} is not built (run `cargo test -p tcpserver`, which builds the examples)",
+                "skipped: {} is not built (run `cargo test -p tcpserver-core`, which builds the examples)",
                 path.display()
             );
             return None;
@@ -180,12 +180,12 @@ fn tls_echo_serves_tls_with_the_given_certificate() {
     let addr = server.listening_addr();
 
     // The client side comes from the crate too: `tls::client_config` with the test CA.
-    let settings = tcpserver::tls::ClientTlsSettings {
+    let settings = tcpserver_core::tls::ClientTlsSettings {
         ca: Some(std::fs::read(format!("{fixtures}/ca.crt")).unwrap()),
         alpn: vec![b"echo".to_vec()],
         ..Default::default()
     };
-    let config: Arc<rustls::ClientConfig> = tcpserver::tls::client_config(&settings).unwrap();
+    let config: Arc<rustls::ClientConfig> = tcpserver_core::tls::client_config(&settings).unwrap();
     let name = "localhost".try_into().unwrap();
     let session = rustls::ClientConnection::new(config, name).unwrap();
     let mut tls = rustls::StreamOwned::new(session, connect(addr));

@@ -2,7 +2,7 @@
 //! (`parse_address`, `split_host_port`, `address_from_parts`) and `ServerConfig::validate`.
 //!
 //! Case counts are bounded so the file runs in a few seconds under `cargo test --workspace`;
-//! `PROPTEST_CASES=100000 cargo test -p tcpserver --test fuzz_parsing --release` digs deeper.
+//! `PROPTEST_CASES=100000 cargo test -p tcpserver-core --test fuzz_parsing --release` digs deeper.
 //! Failures are not persisted to a seeds file: CI runs in a fresh clone, so one written there
 //! would be lost, and a shrunk counterexample reads better as a named regression test (at the
 //! bottom of this file) than as an opaque seed.
@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV
 use std::time::Duration;
 
 use proptest::prelude::*;
-use tcpserver::{
+use tcpserver_core::{
     DEFAULT_IPV6_PREFIX, Error, ErrorKind, InvalidKind, KeepAlive, LimitPolicy, MAX_LOOPS,
     ServerConfig, address_from_parts, parse_address, split_host_port,
 };

@@ -5,7 +5,7 @@ mod support;
 
 use std::net::SocketAddr;
 
-use tcpserver::{LimitPolicy, Server};
+use tcpserver_core::{LimitPolicy, Server};
 use tokio::net::{TcpSocket, TcpStream};
 
 use support::{config, connect, read_to_close, round_trip, v4, wait_until, within};
@@ -24,7 +24,7 @@ async fn connect_from(local: &str, addr: SocketAddr) -> TcpStream {
 }
 
 /// An echo server whose handler runs until the client closes.
-fn echo(config: &tcpserver::ServerConfig) -> Server {
+fn echo(config: &tcpserver_core::ServerConfig) -> Server {
     support::echo_server(config)
 }
 

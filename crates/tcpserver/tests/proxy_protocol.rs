@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use tcpserver::{ProxyProtocol, Server};
+use tcpserver_core::{ProxyProtocol, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use support::{config, connect, read_to_close, v4, wait_until};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tcpserver::{Connection, Server, ShutdownReport};
+use tcpserver_core::{Connection, Server, ShutdownReport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -16,7 +16,7 @@ use support::{config, connect, read_to_close, round_trip, v4, wait_until, within
 
 /// A server whose handler reports that it started, then runs `body`.
 fn started_server<F, Fut>(
-    config: &tcpserver::ServerConfig,
+    config: &tcpserver_core::ServerConfig,
     body: F,
 ) -> (Server, mpsc::UnboundedReceiver<u64>)
 where
@@ -226,7 +226,7 @@ async fn max_accept_connections_report_counts_every_connection() {
 
 /// `loops` accept loops and `max_connections(1)`; the handler greets, then echoes until EOF.
 fn greeting_server(loops: usize) -> Server {
-    let mut config = tcpserver::ServerConfig::new(v4());
+    let mut config = tcpserver_core::ServerConfig::new(v4());
     config.loops(loops).max_connections(1);
     Server::bind(&config, |mut conn| async move {
         if conn.write_all(b"hi").await.is_ok() {

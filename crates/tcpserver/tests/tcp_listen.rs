@@ -6,7 +6,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tcpserver::{Error, ErrorKind, InvalidKind, KeepAlive, MAX_LOOPS, Server, ServerConfig};
+use tcpserver_core::{Error, ErrorKind, InvalidKind, KeepAlive, MAX_LOOPS, Server, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -459,7 +459,7 @@ async fn local_addr_is_the_address_the_client_reached() {
             .unwrap();
         line
     }
-    let report = |mut conn: tcpserver::Connection| async move {
+    let report = |mut conn: tcpserver_core::Connection| async move {
         let local = conn.info().local_addr.to_string();
         let _ = conn.write_all(local.as_bytes()).await;
     };

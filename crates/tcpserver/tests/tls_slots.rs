@@ -8,9 +8,9 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tcpserver::driver::{Connections, DriveOptions, Event, EventSink, TlsStart};
-use tcpserver::tls::{ClientTlsSettings, PemIdentity, TlsAcceptor, TlsSettings};
-use tcpserver::{Server, Stream};
+use tcpserver_core::driver::{Connections, DriveOptions, Event, EventSink, TlsStart};
+use tcpserver_core::tls::{ClientTlsSettings, PemIdentity, TlsAcceptor, TlsSettings};
+use tcpserver_core::{Server, Stream};
 
 use support::{config, connect, v4, wait_until, within};
 
@@ -68,7 +68,7 @@ async fn silent_sockets_hold_no_handshake_slot() {
     }
     wait_until("5 accepted", || server.stats().accepted >= 5).await;
 
-    let client = tcpserver::tls::client_config(&ClientTlsSettings {
+    let client = tcpserver_core::tls::client_config(&ClientTlsSettings {
         ca: Some(fixture("ca.crt")),
         ..Default::default()
     })
@@ -77,7 +77,7 @@ async fn silent_sockets_hold_no_handshake_slot() {
     let stream = Stream::from(connect(addr).await);
     within(
         "client handshake",
-        tcpserver::tls::connect(&stream, client, "localhost", timeout * 3),
+        tcpserver_core::tls::connect(&stream, client, "localhost", timeout * 3),
     )
     .await
     .unwrap();

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tcpserver::{Address, ConnectOptions, Server, ServerConfig, Stream};
+use tcpserver_core::{Address, ConnectOptions, Server, ServerConfig, Stream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -45,7 +45,7 @@ async fn serves_tcp_and_unix_together() {
         timeout: Some(Duration::from_secs(5)),
         ..Default::default()
     };
-    let mut conn = tcpserver::connect_unix(&path, &opts, 1, CancellationToken::new())
+    let mut conn = tcpserver_core::connect_unix(&path, &opts, 1, CancellationToken::new())
         .await
         .unwrap();
     assert_eq!(conn.info().peer_addr, Address::Unix(path.clone()));
@@ -70,7 +70,7 @@ fn proxy_protocol_is_refused_with_unix_addresses() {
     let mut config = ServerConfig::default();
     config
         .unix_address(temp("proxy.sock"))
-        .proxy_protocol(tcpserver::ProxyProtocol::new(&["127.0.0.1".to_owned()]).unwrap());
+        .proxy_protocol(tcpserver_core::ProxyProtocol::new(&["127.0.0.1".to_owned()]).unwrap());
     let err = config.validate().unwrap_err();
     assert_eq!(err.option(), Some("proxyProtocol"));
     let mut config = ServerConfig::default();

@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::net::IpAddr;
-use tcpserver::{
+use tcpserver_core::{
     Address, address_from_parts, parse_address, parse_listen_address, split_host_port,
 };
 

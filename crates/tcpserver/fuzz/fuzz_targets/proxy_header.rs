@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some(Ok(Some((source, dest)))) = tcpserver::fuzz_header(data) else {
+    let Some(Ok(Some((source, dest)))) = tcpserver_core::fuzz_header(data) else {
         return;
     };
     // A proxied client's addresses are one family, and a v1 line says them in text that

@@ -42,10 +42,10 @@ fuzz_target!(|data: &[u8]| {
     if sealed {
         let at = 16 + addr_len + 3;
         header[at..at + 4].fill(0);
-        let crc = tcpserver::crc32c(&header);
+        let crc = tcpserver_core::crc32c(&header);
         header[at..at + 4].copy_from_slice(&crc.to_be_bytes());
     }
-    let result = tcpserver::fuzz_header(&header).expect("a whole header is framed");
+    let result = tcpserver_core::fuzz_header(&header).expect("a whole header is framed");
     if !tiles(tlvs) {
         assert_eq!(result, Err("malformed"), "TLVs that do not fill the header");
     }

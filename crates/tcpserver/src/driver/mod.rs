@@ -25,7 +25,7 @@
 //! ```
 //! use std::io;
 //! use std::sync::{Arc, Mutex};
-//! use tcpserver::driver::{Connections, DriveOptions, Event, EventSink, TlsStart};
+//! use tcpserver_core::driver::{Connections, DriveOptions, Event, EventSink, TlsStart};
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
 //!
 //! /// Upper-cases what it reads and sends it back.
@@ -54,8 +54,8 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let conns = Arc::new(Connections::new());
 //! let sink = Arc::new(Shout(conns.clone(), Mutex::new(Vec::new())));
-//! let config = tcpserver::ServerConfig::new("127.0.0.1:0".parse()?);
-//! let server = tcpserver::Server::bind(&config, move |conn| {
+//! let config = tcpserver_core::ServerConfig::new("127.0.0.1:0".parse()?);
+//! let server = tcpserver_core::Server::bind(&config, move |conn| {
 //!     conns.clone().drive(conn, sink.clone(), DriveOptions::default(), 0, TlsStart::None)
 //! })?;
 //!

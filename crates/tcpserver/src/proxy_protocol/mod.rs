@@ -31,12 +31,12 @@ pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// An IP network such as `10.0.0.0/8` or `::1/128` (a bare address is a single host).
 ///
 /// ```
-/// let net: tcpserver::Cidr = "10.0.0.0/8".parse()?;
+/// let net: tcpserver_core::Cidr = "10.0.0.0/8".parse()?;
 /// assert!(net.contains("10.1.2.3".parse().unwrap()));
 /// assert!(net.contains("::ffff:10.1.2.3".parse().unwrap())); // IPv4-mapped counts as IPv4
 /// assert!(!net.contains("192.0.2.1".parse().unwrap()));
-/// assert!("10.0.0.0/33".parse::<tcpserver::Cidr>().is_err());
-/// # Ok::<(), tcpserver::Error>(())
+/// assert!("10.0.0.0/33".parse::<tcpserver_core::Cidr>().is_err());
+/// # Ok::<(), tcpserver_core::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {
@@ -99,11 +99,11 @@ impl FromStr for Cidr {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// // Only the load balancers (here: this machine) may send headers; others are refused.
-/// let mut proxy = tcpserver::ProxyProtocol::new(&["127.0.0.1", "10.0.0.0/8"])?;
+/// let mut proxy = tcpserver_core::ProxyProtocol::new(&["127.0.0.1", "10.0.0.0/8"])?;
 /// proxy.header_timeout = Duration::from_secs(2);
-/// let mut config = tcpserver::ServerConfig::new("127.0.0.1:0".parse()?);
+/// let mut config = tcpserver_core::ServerConfig::new("127.0.0.1:0".parse()?);
 /// config.proxy_protocol(proxy);
-/// let server = tcpserver::Server::bind(&config, |mut conn| async move {
+/// let server = tcpserver_core::Server::bind(&config, |mut conn| async move {
 ///     // The real client, from the header; the balancer is in `proxied_by`.
 ///     let info = conn.info().clone();
 ///     let reply = format!("{} via {}", info.peer_addr, info.proxied_by.unwrap().ip());

@@ -59,15 +59,15 @@ pub fn client_config(s: &ClientTlsSettings) -> Result<Arc<rustls::ClientConfig>>
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use tcpserver::tls::{ClientTlsSettings, DEFAULT_HANDSHAKE_TIMEOUT};
+/// use tcpserver_core::tls::{ClientTlsSettings, DEFAULT_HANDSHAKE_TIMEOUT};
 /// use tokio_util::sync::CancellationToken;
 ///
-/// # async fn demo() -> tcpserver::Result<()> {
-/// let config = tcpserver::tls::client_config(&ClientTlsSettings::default())?;
-/// let conn = tcpserver::connect("example.com", 443, &Default::default(), 1, CancellationToken::new())
+/// # async fn demo() -> tcpserver_core::Result<()> {
+/// let config = tcpserver_core::tls::client_config(&ClientTlsSettings::default())?;
+/// let conn = tcpserver_core::connect("example.com", 443, &Default::default(), 1, CancellationToken::new())
 ///     .await?;
 /// let session =
-///     tcpserver::tls::connect(conn.stream(), config, "example.com", DEFAULT_HANDSHAKE_TIMEOUT).await?;
+///     tcpserver_core::tls::connect(conn.stream(), config, "example.com", DEFAULT_HANDSHAKE_TIMEOUT).await?;
 /// println!("negotiated {:?}", session.protocol_version());
 /// # Ok(()) }
 /// ```

@@ -92,7 +92,7 @@ impl ResolvesServerCert for SniResolver {
 /// survive certificate reloads.
 ///
 /// ```
-/// use tcpserver::tls::{PemIdentity, TlsSettings};
+/// use tcpserver_core::tls::{PemIdentity, TlsSettings};
 ///
 /// # let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../__test__/fixtures/tls");
 /// # let (cert, key) = (
@@ -100,9 +100,9 @@ impl ResolvesServerCert for SniResolver {
 /// #     std::fs::read(format!("{dir}/server.key")).unwrap(),
 /// # );
 /// let ticketer = rustls::crypto::ring::Ticketer::new().unwrap();
-/// let config = tcpserver::tls::server_config(&TlsSettings::new(PemIdentity { cert, key }), ticketer)?;
+/// let config = tcpserver_core::tls::server_config(&TlsSettings::new(PemIdentity { cert, key }), ticketer)?;
 /// assert!(config.alpn_protocols.is_empty());
-/// # Ok::<(), tcpserver::Error>(())
+/// # Ok::<(), tcpserver_core::Error>(())
 /// ```
 pub fn server_config(
     s: &TlsSettings,

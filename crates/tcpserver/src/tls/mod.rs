@@ -20,7 +20,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use tcpserver::tls::{ClientTlsSettings, PemIdentity, TlsAcceptor, TlsSettings};
+//! use tcpserver_core::tls::{ClientTlsSettings, PemIdentity, TlsAcceptor, TlsSettings};
 //!
 //! # let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../__test__/fixtures/tls");
 //! # let read = |name: &str| std::fs::read(format!("{dir}/{name}")).unwrap();
@@ -42,7 +42,7 @@
 //! assert_eq!(acceptor.counts(), (0, vec![])); // handshakes completed, failures by reason
 //!
 //! // The client side, trusting the test CA instead of the Mozilla roots.
-//! let client = tcpserver::tls::client_config(&ClientTlsSettings {
+//! let client = tcpserver_core::tls::client_config(&ClientTlsSettings {
 //!     ca: Some(ca_pem),
 //!     alpn: vec![b"h2".to_vec()],
 //!     ..Default::default()
@@ -54,7 +54,7 @@
 //! let err = TlsAcceptor::new(&TlsSettings::new(PemIdentity { cert: cert_pem, key: other_key }))
 //!     .unwrap_err();
 //! assert_eq!(err.option(), Some("tls.key"));
-//! # Ok::<(), tcpserver::Error>(())
+//! # Ok::<(), tcpserver_core::Error>(())
 //! ```
 
 mod acceptor;
