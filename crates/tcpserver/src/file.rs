@@ -6,13 +6,11 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 
-#[cfg(doc)]
-use crate::driver::Connections;
 use crate::error::{Error, Result};
 
-/// Opens `path` for [`Connections::send_file`] without waiting on anyone: on Unix the file is
+/// Opens `path` for [`Connections::send_file`](crate::driver::Connections::send_file) without waiting on anyone: on Unix the file is
 /// opened with `O_NONBLOCK` (a FIFO without a writer, a terminal or a device never holds the
-/// calling thread) and `O_NOCTTY`, then checked on the open descriptor ([`check_sendable`])
+/// calling thread) and `O_NOCTTY`, then checked on the open descriptor (`check_sendable`)
 /// before `O_NONBLOCK` is cleared. Only regular files pass: a directory is `EISDIR`, a FIFO,
 /// socket or device [`Error::NotAFile`], and so is a pseudo-file that reports 0 bytes but has
 /// content (`/proc`). Errors of the path carry it ([`Error::File`]: `ENOENT`, `EACCES`,
@@ -172,7 +170,7 @@ pub(crate) fn check_sendable(file: &File, target: String, path: Option<&Path>) -
 }
 
 /// A file from a descriptor the caller keeps owning (it is duplicated), checked like a path
-/// ([`check_sendable`]).
+/// (`check_sendable`).
 #[cfg(unix)]
 pub fn dup_for_send(fd: i32) -> Result<File> {
     use std::os::fd::{FromRawFd, OwnedFd};
