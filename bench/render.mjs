@@ -7,14 +7,21 @@ import { fileURLToPath } from 'node:url'
 import { updateReadme } from './lib/readme.mjs'
 import { markdownReport } from './lib/report-md.mjs'
 import { svgChart } from './lib/report-svg.mjs'
-import { anchorId, baselineId, variants as allVariants } from './lib/variants.mjs'
+import { variants as allVariants, anchorId, baselineId } from './lib/variants.mjs'
 
 const RESULTS = fileURLToPath(new URL('results/', import.meta.url))
 const { machine, method, tests, variants, rounds, summary } = JSON.parse(
   readFileSync(`${RESULTS}latest.json`, 'utf8'),
 )
 const label = (id) => allVariants.find((v) => v.id === id)?.label ?? id
-const report = { machine, method, summary, rounds, baselineLabel: label(baselineId), anchorLabel: label(anchorId) }
+const report = {
+  machine,
+  method,
+  summary,
+  rounds,
+  baselineLabel: label(baselineId),
+  anchorLabel: label(anchorId),
+}
 writeFileSync(`${RESULTS}latest.md`, markdownReport(report))
 writeFileSync(
   `${RESULTS}latest.svg`,

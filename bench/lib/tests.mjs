@@ -43,6 +43,13 @@ const PLAIN = {
   uws: { script: 'servers/uws.mjs' },
 }
 
+// Issue 14's tests on two cores: our workers against one thread and node:cluster (the baseline).
+const TWO_CORES = {
+  tcpserver: { script: 'servers/tcpserver.mjs', how: '(one thread)' },
+  'tcpserver-workers': { script: 'servers/tcpserver-workers.mjs' },
+  'node-cluster': { script: 'servers/node-cluster.mjs' },
+}
+
 const PROXIES = {
   tcpserver: { script: 'servers/proxy-tcpserver.mjs', how: 'pipe()' },
   'node-net': { script: 'servers/proxy-node-net.mjs', how: 'socket.pipe()' },
@@ -119,11 +126,7 @@ export const tests = [
     server: { bodySize: 64, sha: 64 * 1024 },
     serverCores: '0,1',
     baseline: 'node-cluster',
-    variants: {
-      tcpserver: { script: 'servers/tcpserver.mjs', how: '(one thread)' },
-      'tcpserver-workers': { script: 'servers/tcpserver-workers.mjs' },
-      'node-cluster': { script: 'servers/node-cluster.mjs' },
-    },
+    variants: TWO_CORES,
   },
   {
     id: 't2.2',
@@ -136,11 +139,7 @@ export const tests = [
     server: { bodySize: 1024 },
     serverCores: '0,1',
     baseline: 'node-cluster',
-    variants: {
-      tcpserver: { script: 'servers/tcpserver.mjs', how: '(one thread)' },
-      'tcpserver-workers': { script: 'servers/tcpserver-workers.mjs' },
-      'node-cluster': { script: 'servers/node-cluster.mjs' },
-    },
+    variants: TWO_CORES,
   },
   {
     id: 'proxy-rps',

@@ -1,28 +1,14 @@
 // The handler module of servers/tcpserver-workers.mjs: servers/tcpserver.mjs's handler, configured
 // by the main thread's server options (workerData).
-import { setTimeout as sleep } from 'node:timers/promises'
-import { createResponder } from './responder.mjs'
+import { countLostWrites, responderHandler } from './tcpserver-handler.mjs'
 
-let options
+let handler
 
 export function setup(workerData) {
-  options = workerData
-  process.on('unhandledRejection', () => {}) // writes to peers that left
+  handler = responderHandler(workerData)
+  countLostWrites()
 }
 
-export default async function handler(conn) {
-  const respond = createResponder(options.bodySize, { sha: options.sha })
-  try {
-    for await (const chunk of conn) {
-      const { out, close } = respond(chunk)
-      if (options.delay > 0 && out !== null) await sleep(options.delay)
-      if (close) {
-        if (out !== null) await conn.write(out)
-        return
-      }
-      if (out !== null) conn.write(out)
-    }
-  } catch {
-    // peer resets at the end of a run are expected
-  }
+export default function serve(conn) {
+  return handler(conn)
 }

@@ -18,11 +18,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{BindingError, Code, throw, to_binding};
 use crate::events::{JsBytes, JsSink};
-use crate::options::{BindingListenOptions, integer, to_config, to_tls};
+use crate::options::{BindingListenOptions, BindingTlsOptions, integer, to_config, to_tls};
 use crate::runtime::runtime;
 use crate::sni::SniBridge;
 use crate::types::*;
-use crate::workers::{Slot, Workers, add_timeouts};
+use crate::workers::{Slot, Workers, add_data, add_timeouts};
 use tcpserver_core::tls::TlsAcceptor;
 
 /// A listening server, or the process-wide hub of outbound connections (no listeners).
@@ -482,5 +482,67 @@ impl BindingServer {
     #[napi]
     pub fn resume(&self) {
         self.server.iter().for_each(Server::resume);
+    }
+
+    /// Swaps the TLS certificates for new handshakes; open connections keep theirs.
+    #[napi(catch_unwind)]
+    pub fn set_tls(&self, options: BindingTlsOptions) -> Option<BindingError> {
+        let Some(acceptor) = &self.tls else {
+            return Some(to_binding(&Error::value(
+                "tls",
+                "the server was not started with TLS",
+            )));
+        };
+        to_tls(&options)
+            .and_then(|s| acceptor.reload(&self.sni.attach(&options, s)))
+            .err()
+            .map(|e| to_binding(&e))
+    }
+
+    /// Answers a TLS_SNI event: the certificate for handshake `token`, or the default one.
+    #[napi]
+    pub fn resolve_sni(&self, token: u32, cert: Option<Buffer>, key: Option<Buffer>) {
+        let identity = match (cert, key) {
+            (Some(cert), Some(key)) => Some(tcpserver_core::tls::PemIdentity {
+                cert: cert.to_vec(),
+                key: key.to_vec(),
+            }),
+            _ => None,
+        };
+        self.sni.resolve(token, identity);
+    }
+
+    /// TLS handshakes completed, and failures by reason.
+    #[napi]
+    pub fn tls_stats(&self) -> BindingTlsStats {
+        let (handshakes, failures) = self.tls.as_ref().map(|t| t.counts()).unwrap_or_default();
+        BindingTlsStats {
+            handshakes: handshakes as f64,
+            failures: failures
+                .into_iter()
+                .map(|(code, count)| BindingCount {
+                    code,
+                    count: count as f64,
+                })
+                .collect(),
+        }
+    }
+
+    /// Counters of the zero-copy paths of this server's connections.
+    #[napi]
+    pub fn data_stats(&self) -> BindingDataStats {
+        let mut d = self.conns.data_stats();
+        if let Some(w) = &self.workers {
+            add_data(&mut d, &w.totals().1);
+        }
+        BindingDataStats {
+            pipes_spliced: d.pipes_spliced as f64,
+            pipes_copied: d.pipes_copied as f64,
+            bytes_piped: d.bytes_piped as f64,
+            files_sent: d.files_sent as f64,
+            file_bytes_zero_copy: d.file_bytes_zero_copy as f64,
+            file_bytes_copied: d.file_bytes_copied as f64,
+            direct_reads: d.direct_reads as f64,
+        }
     }
 }
