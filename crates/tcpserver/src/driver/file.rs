@@ -4,6 +4,7 @@
 //! the file shrinks.
 
 use std::fs::File;
+#[cfg(target_os = "linux")]
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
