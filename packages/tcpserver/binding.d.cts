@@ -40,14 +40,6 @@ export declare class BindingServer {
   setWriteTimeout(id: number, ms: number): void
   /** Counts a read timeout (reads wait in JavaScript, which applies the timeout). */
   countReadTimeout(): void
-  /** Swaps the TLS certificates for new handshakes; open connections keep theirs. */
-  setTls(options: BindingTlsOptions): BindingError | null
-  /** Answers a TLS_SNI event: the certificate for handshake `token`, or the default one. */
-  resolveSni(token: number, cert?: Buffer | undefined | null, key?: Buffer | undefined | null): void
-  /** TLS handshakes completed, and failures by reason. */
-  tlsStats(): BindingTlsStats
-  /** Counters of the zero-copy paths of this server's connections. */
-  dataStats(): BindingDataStats
   /** Stops reading connection `id` for a pipe; a PAUSED event follows. */
   pauseReading(id: number): BindingError | null
   /** Forwards between `id` and `otherId` (of `other`) in Rust; PIPE_DONE reports the end. */
@@ -101,6 +93,14 @@ export declare class BindingServer {
   pause(): void
   /** Undoes `pause()`. */
   resume(): void
+  /** Swaps the TLS certificates for new handshakes; open connections keep theirs. */
+  setTls(options: BindingTlsOptions): BindingError | null
+  /** Answers a TLS_SNI event: the certificate for handshake `token`, or the default one. */
+  resolveSni(token: number, cert?: Buffer | undefined | null, key?: Buffer | undefined | null): void
+  /** TLS handshakes completed, and failures by reason. */
+  tlsStats(): BindingTlsStats
+  /** Counters of the zero-copy paths of this server's connections. */
+  dataStats(): BindingDataStats
 }
 
 /**

@@ -112,6 +112,7 @@ export class WorkerPool {
     const init: WorkerInit = { ...this.#init, index }
     const worker = new Worker(ENTRY, { workerData: init })
     const entry: Running = { worker, startedAt: Date.now() }
+    const threadId = worker.threadId // -1 once the thread ended
     this.#running[index] = entry
     return new Promise((resolveReady, rejectReady) => {
       let ready = false
@@ -138,7 +139,7 @@ export class WorkerPool {
         }
         if (this.#closing) return
         process.emitWarning(
-          `worker ${index} (thread ${worker.threadId}) ended (${failure instanceof Error ? failure.message : `exit code ${code}`}); its connections were closed, a new worker takes its place`,
+          `worker ${index} (thread ${threadId}) ended (${failure instanceof Error ? failure.message : `exit code ${code}`}); its connections were closed, a new worker takes its place`,
           { code: 'TCPSERVER_WORKER_EXIT' },
         )
         this.#restart(index, Date.now() - entry.startedAt)
@@ -154,10 +155,11 @@ export class WorkerPool {
       if (this.#closing) return
       this.#restarts++
       this.#spawn(index).catch((e: unknown) => {
+        if (this.#closing) return // stopped with the server before it was ready: no failure
         process.emitWarning(`worker ${index} could not restart: ${(e as Error).message}`, {
           code: 'TCPSERVER_WORKER_EXIT',
         })
-        if (!this.#closing) this.#restart(index, 0)
+        this.#restart(index, 0)
       })
     }
     if (pause === 0) again()
