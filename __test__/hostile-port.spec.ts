@@ -2,28 +2,10 @@
 // listen() on a port another socket holds fails with EADDRINUSE, as node:net does; the
 // server's own accept loops (`loops`) still share their port; two servers share a port only
 // when both asked for `reusePort: true` (a hand-over between processes).
-import { spawn } from 'node:child_process'
 import net from 'node:net'
-import { fileURLToPath } from 'node:url'
 import test from 'ava'
 import { listen } from 'tcpserver-rs'
-import { portOf, roundTrip, serve, within } from './helpers/index.ts'
-
-const child = fileURLToPath(new URL('./fixtures/listen-child.mjs', import.meta.url))
-
-/** listen() in another process: `{ ok, port }` or `{ code }`. */
-function listenInChild(options: object): Promise<{ ok?: boolean; port?: number; code?: string }> {
-  const p = spawn(process.execPath, [child, JSON.stringify(options)])
-  let out = ''
-  p.stdout.on('data', (d) => {
-    out += d
-  })
-  return within(
-    new Promise((resolve) => p.once('exit', () => resolve(JSON.parse(out.split('\n')[0] || '{}')))),
-    10_000,
-    'child process',
-  )
-}
+import { listenInChild, portOf, roundTrip, serve, within } from './helpers/index.ts'
 
 /** A node:net server on 127.0.0.1:0 that answers `net` to every client, closed at the end. */
 async function netServer(t: { teardown(fn: () => void): void }): Promise<number> {

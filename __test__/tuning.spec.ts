@@ -1,33 +1,26 @@
 // Socket tuning, shown by its effect: a second process binding the same port (SO_REUSEPORT),
 // a silent client never reaching the handler (TCP_DEFER_ACCEPT), and the kernel's
 // TcpExtTCPFastOpenPassive counter rising for a curl --tcp-fastopen client (TCP_FASTOPEN).
-import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process'
+import { execFile, execFileSync, spawnSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import test from 'ava'
-import { connect, inPrivateNetns, portOf, serve, sleep, until, within } from './helpers/index.ts'
-
-const child = fileURLToPath(new URL('./fixtures/listen-child.mjs', import.meta.url))
-
-function runChild(options: object): Promise<{ ok?: boolean; port?: number; code?: string }> {
-  const p = spawn(process.execPath, [child, JSON.stringify(options)])
-  let out = ''
-  p.stdout.on('data', (d) => {
-    out += d
-  })
-  return within(
-    new Promise((resolve) => p.once('exit', () => resolve(JSON.parse(out.split('\n')[0] || '{}')))),
-    10_000,
-    'child process',
-  )
-}
+import {
+  connect,
+  inPrivateNetns,
+  listenInChild,
+  portOf,
+  serve,
+  sleep,
+  until,
+  within,
+} from './helpers/index.ts'
 
 test('SO_REUSEPORT: a second process binds the same port; without it, EADDRINUSE', async (t) => {
   const server = await serve(t, { reusePort: true, handler: async () => {} })
   const port = portOf(server)
-  t.deepEqual(await runChild({ address: `127.0.0.1:${port}`, reusePort: true }), { ok: true, port })
-  t.deepEqual(await runChild({ address: `127.0.0.1:${port}`, reusePort: false }), { code: 'EADDRINUSE' })
+  t.deepEqual(await listenInChild({ address: `127.0.0.1:${port}`, reusePort: true }), { ok: true, port })
+  t.deepEqual(await listenInChild({ address: `127.0.0.1:${port}`, reusePort: false }), { code: 'EADDRINUSE' })
 })
 
 test('TCP_DEFER_ACCEPT: a client that sends nothing does not reach the handler', async (t) => {

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto'
 import { readdirSync, readFileSync } from 'node:fs'
 import net from 'node:net'
 import tls from 'node:tls'
+import { fileURLToPath } from 'node:url'
 import type { ExecutionContext } from 'ava'
 import { type ListenOptions, listen, type Server } from 'tcpserver-rs'
 
@@ -262,4 +263,20 @@ export async function blackHole(t: ExecutionContext): Promise<number | null> {
     }
   }
   return null
+}
+
+const LISTEN_CHILD = fileURLToPath(new URL('../fixtures/listen-child.mjs', import.meta.url))
+
+/** listen() with `options` in another process: `{ ok, port }` or `{ code }`. */
+export function listenInChild(options: object): Promise<{ ok?: boolean; port?: number; code?: string }> {
+  const p = spawn(process.execPath, [LISTEN_CHILD, JSON.stringify(options)])
+  let out = ''
+  p.stdout.on('data', (d) => {
+    out += d
+  })
+  return within(
+    new Promise((resolve) => p.once('exit', () => resolve(JSON.parse(out.split('\n')[0] || '{}')))),
+    10_000,
+    'child process',
+  )
 }
