@@ -165,6 +165,8 @@ const LISTEN_OPTIONS = [
   'address',
   'fd',
   'handler',
+  'workers',
+  'workerData',
   'onError',
   'loops',
   'reusePort',
