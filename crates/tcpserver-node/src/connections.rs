@@ -16,19 +16,36 @@ use crate::server::{BindingServer, or_throw};
 use crate::types::*;
 use tcpserver_core::tls::TlsAcceptor;
 
+/// `$local` on the consumer loop when it serves the connection (`Option`: `None` when it
+/// does not), else `$tokio`, the Tokio driver's registry.
+macro_rules! route {
+    ($self:ident, |$l:ident| $local:expr, $tokio:expr) => {{
+        #[cfg(target_os = "linux")]
+        let on_loop = $self.local.as_deref().and_then(|$l| $local);
+        #[cfg(not(target_os = "linux"))]
+        let on_loop = None;
+        match on_loop {
+            Some(r) => r,
+            None => $tokio,
+        }
+    }};
+}
+
 #[napi]
 impl BindingServer {
     /// Writes to connection `id`; returns the bytes still queued in the process.
     #[napi(catch_unwind)]
     pub fn write(&self, id: u32, data: Uint8ArraySlice<'_>) -> Result<u32, Code> {
-        or_throw(self.conns.write(id, &data)).map(|q| u32::try_from(q).unwrap_or(u32::MAX))
+        let queued = route!(self, |l| l.write(id, &data), self.conns.write(id, &data));
+        or_throw(queued).map(|q| u32::try_from(q).unwrap_or(u32::MAX))
     }
 
     /// Writes a string (UTF-8) to connection `id`.
     #[napi(catch_unwind)]
     pub fn write_string(&self, id: u32, data: String) -> Result<u32, Code> {
-        or_throw(self.conns.write(id, data.as_bytes()))
-            .map(|q| u32::try_from(q).unwrap_or(u32::MAX))
+        let bytes = data.as_bytes();
+        let queued = route!(self, |l| l.write(id, bytes), self.conns.write(id, bytes));
+        or_throw(queued).map(|q| u32::try_from(q).unwrap_or(u32::MAX))
     }
 
     /// Reads what the socket of connection `id` already holds into `buf`, on this thread;
@@ -39,10 +56,13 @@ impl BindingServer {
         // touch `buf`, and the slice does not outlive the call.
         let bytes = unsafe { buf.as_mut() };
         // A connection that is already gone has nothing to read now; its events tell the rest.
-        let n = self
-            .conns
-            .read_now(id, delivered as u64, bytes)
-            .unwrap_or(0);
+        let n = route!(
+            self,
+            |l| l.read_now(id, delivered as u64, bytes),
+            self.conns
+                .read_now(id, delivered as u64, bytes)
+                .unwrap_or(0)
+        );
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
@@ -50,31 +70,33 @@ impl BindingServer {
     #[napi]
     pub fn ack(&self, id: u32, n: u32) {
         // A connection that is already gone needs no credit.
-        let _ = self.conns.ack(id, n as usize);
+        route!(self, |l| l.ack(id, n as usize), {
+            let _ = self.conns.ack(id, n as usize);
+        });
     }
 
     /// Half-close after flushing.
     #[napi(catch_unwind)]
     pub fn end(&self, id: u32) -> Result<(), Code> {
-        or_throw(self.conns.end(id))
+        or_throw(route!(self, |l| l.end(id), self.conns.end(id)))
     }
 
     /// The handler finished: flush, FIN, close.
     #[napi]
     pub fn release(&self, id: u32) {
-        let _ = self.conns.release(id);
+        let _ = route!(self, |l| l.release(id), self.conns.release(id));
     }
 
     /// Close now, dropping queued output.
     #[napi]
     pub fn close(&self, id: u32) {
-        let _ = self.conns.close(id);
+        let _ = route!(self, |l| l.close_now(id), self.conns.close(id));
     }
 
     /// Addresses and counters of a live connection (`null` once it is closed).
     #[napi]
     pub fn info(&self, id: u32) -> Option<BindingConnectionInfo> {
-        let d = self.conns.info(id).ok()?;
+        let d = route!(self, |l| l.info(id).map(Some), self.conns.info(id).ok())?;
         let start_time = d
             .info
             .start_time
@@ -102,7 +124,11 @@ impl BindingServer {
     /// `TCP_NODELAY` on connection `id`.
     #[napi(catch_unwind)]
     pub fn set_no_delay(&self, id: u32, on: bool) -> Result<(), Code> {
-        or_throw(self.conns.set_no_delay(id, on))
+        or_throw(route!(
+            self,
+            |l| l.set_no_delay(id, on),
+            self.conns.set_no_delay(id, on)
+        ))
     }
 
     /// Keep-alive on (with optional probe settings, ms) or off.
@@ -115,25 +141,38 @@ impl BindingServer {
         interval: Option<f64>,
         count: Option<f64>,
     ) -> Result<(), Code> {
-        if !enable {
-            return or_throw(self.conns.set_keep_alive(id, None));
-        }
-        let k = or_throw(keep_alive_from(initial_delay, interval, count))?;
-        or_throw(self.conns.set_keep_alive(id, Some(&k)))
+        let k = match enable {
+            false => None,
+            true => Some(or_throw(keep_alive_from(initial_delay, interval, count))?),
+        };
+        let k = k.as_ref();
+        or_throw(route!(
+            self,
+            |l| l.set_keep_alive(id, k),
+            self.conns.set_keep_alive(id, k)
+        ))
     }
 
     /// Idle timeout of connection `id`, ms (0 turns it off).
     #[napi(catch_unwind)]
     pub fn set_idle_timeout(&self, id: u32, ms: f64) -> Result<(), Code> {
         let t = or_throw(crate::options::timeout("idleTimeout", Some(ms)))?;
-        or_throw(self.conns.set_idle_timeout(id, t))
+        or_throw(route!(
+            self,
+            |l| l.set_idle_timeout(id, t),
+            self.conns.set_idle_timeout(id, t)
+        ))
     }
 
     /// Write timeout of connection `id`, ms (0 turns it off).
     #[napi(catch_unwind)]
     pub fn set_write_timeout(&self, id: u32, ms: f64) -> Result<(), Code> {
         let t = or_throw(crate::options::timeout("writeTimeout", Some(ms)))?;
-        or_throw(self.conns.set_write_timeout(id, t))
+        or_throw(route!(
+            self,
+            |l| l.set_write_timeout(id, t),
+            self.conns.set_write_timeout(id, t)
+        ))
     }
 
     /// Counts a read timeout (reads wait in JavaScript, which applies the timeout).
@@ -145,7 +184,9 @@ impl BindingServer {
     /// Stops reading connection `id` for a pipe; a PAUSED event follows.
     #[napi(catch_unwind)]
     pub fn pause_reading(&self, id: u32) -> Option<BindingError> {
-        self.conns.pause_reading(id).err().map(|e| to_binding(&e))
+        route!(self, |l| l.pause_reading(id), self.conns.pause_reading(id))
+            .err()
+            .map(|e| to_binding(&e))
     }
 
     /// Forwards between `id` and `otherId` (of `other`) in Rust; PIPE_DONE reports the end.
@@ -200,6 +241,11 @@ impl BindingServer {
             let length = length
                 .map(|l| integer("length", l, 0.0, MAX_SAFE))
                 .transpose()?;
+            // A connection on the consumer loop moves to the Tokio driver, which runs jobs.
+            #[cfg(target_os = "linux")]
+            if let Some(l) = &self.local {
+                l.hand_over_for_job(id)?;
+            }
             runtime().spawn(self.conns.send_file(id, file, offset, length)?);
             Ok(())
         };

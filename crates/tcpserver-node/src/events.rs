@@ -134,11 +134,19 @@ impl JsSink {
         (take_bytes(&mut b.events), take_bytes(&mut b.payload))
     }
 
-    fn push(&self, mut b: MutexGuard<'_, Batch>, words: [u32; 4]) {
+    fn push(&self, b: MutexGuard<'_, Batch>, words: [u32; 4]) {
+        self.push_then(b, words, true);
+    }
+
+    /// Appends an event; `schedule`: wake JavaScript for it (the Tokio side), or not (the
+    /// consumer loop, whose turn delivers the batch itself).
+    fn push_then(&self, mut b: MutexGuard<'_, Batch>, words: [u32; 4], schedule: bool) {
         for w in words {
             b.events.extend_from_slice(&w.to_le_bytes());
         }
-        self.schedule(b);
+        if schedule {
+            self.schedule(b);
+        }
     }
 
     fn schedule(&self, mut b: MutexGuard<'_, Batch>) {
@@ -249,17 +257,52 @@ impl EventSink for JsSink {
         max: usize,
         read: &mut dyn FnMut(&mut Vec<u8>) -> io::Result<usize>,
     ) -> io::Result<usize> {
+        self.record_read(true, id, max, read)
+    }
+
+    fn event(&self, id: u32, event: Event<'_>) {
+        self.record(true, id, event);
+    }
+}
+
+/// The consumer loop's view of a server's sink (`uv_watch.rs`): the same batch and format,
+/// without waking JavaScript, since the loop's turn delivers the batch itself.
+pub(crate) struct LoopSink(pub(crate) std::sync::Arc<JsSink>);
+
+impl EventSink for LoopSink {
+    fn read(
+        &self,
+        id: u32,
+        max: usize,
+        read: &mut dyn FnMut(&mut Vec<u8>) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        self.0.record_read(false, id, max, read)
+    }
+
+    fn event(&self, id: u32, event: Event<'_>) {
+        self.0.record(false, id, event);
+    }
+}
+
+impl JsSink {
+    fn record_read(
+        &self,
+        schedule: bool,
+        id: u32,
+        max: usize,
+        read: &mut dyn FnMut(&mut Vec<u8>) -> io::Result<usize>,
+    ) -> io::Result<usize> {
         let mut b = self.lock();
         let offset = b.payload.len();
         let n = read(&mut b.payload)?;
         if n > 0 {
             debug_assert!(n <= max);
-            self.push(b, [DATA, id, offset as u32, n as u32]);
+            self.push_then(b, [DATA, id, offset as u32, n as u32], schedule);
         }
         Ok(n)
     }
 
-    fn event(&self, id: u32, event: Event<'_>) {
+    fn record(&self, schedule: bool, id: u32, event: Event<'_>) {
         let mut b = self.lock();
         let words = match event {
             Event::Open { tag } => [OPEN, id, tag, 0],
@@ -297,7 +340,7 @@ impl EventSink for JsSink {
             // The core and this binding ship together; nothing else exists.
             _ => return,
         };
-        self.push(b, words);
+        self.push_then(b, words, schedule);
     }
 }
 

@@ -16,4 +16,6 @@ mod server;
 mod sni;
 mod teardown;
 mod types;
+#[cfg(target_os = "linux")]
+mod uv_watch;
 mod workers;

@@ -47,6 +47,10 @@ pub struct BindingServer {
     pub(crate) workers: Option<Arc<Workers>>,
     /// A worker thread's handle: its place among its server's workers.
     pub(crate) slot: Option<(Arc<Workers>, Arc<Slot>)>,
+    /// Plain connections served on this thread's own event loop (`uv_watch.rs`); the others
+    /// (TLS, Unix sockets, connections running a job) are in `conns`.
+    #[cfg(target_os = "linux")]
+    pub(crate) local: Option<Arc<tcpserver_core::driver::LocalLoop>>,
 }
 
 impl BindingServer {
@@ -127,8 +131,21 @@ pub fn listen(
         Some(acceptor) => TlsStart::Accept(acceptor.clone()),
         None => TlsStart::None,
     };
-    let bound = match &workers {
-        None => {
+    // Plain TCP on this thread's own loop, unless TLS (records stay off this thread) or
+    // workers (each has its own) serve the connections, or the loop cannot start here.
+    #[cfg(target_os = "linux")]
+    let local = (workers.is_none() && tls.is_none() && crate::uv_watch::enabled())
+        .then(|| crate::uv_watch::local_loop(&env, &conns, &sink, &on_events))
+        .flatten();
+    #[cfg(not(target_os = "linux"))]
+    let local: Option<()> = None;
+    let bound = match (&workers, &local) {
+        #[cfg(target_os = "linux")]
+        (None, Some(local)) => {
+            let local = local.clone();
+            Server::bind(&config, move |conn| local.adopt(conn, drive, 0))
+        }
+        (None, _) => {
             let (handler_conns, handler_sink, handler_tls) =
                 (conns.clone(), sink.clone(), tls.clone());
             Server::bind(&config, move |conn| {
@@ -143,7 +160,7 @@ pub fn listen(
         }
         // Each connection waits for a worker (while one starts), then is driven into that
         // worker's registry and sink, as a single-threaded server's would be into its own.
-        Some(workers) => {
+        (Some(workers), _) => {
             let (workers, handler_tls) = (workers.clone(), tls.clone());
             Server::bind(&config, move |conn| {
                 let (workers, tls) = (workers.clone(), start_tls(&handler_tls));
@@ -152,6 +169,10 @@ pub fn listen(
                     let Some(slot) = workers.pick(&abort).await else {
                         return; // the server closed first: the connection is dropped
                     };
+                    #[cfg(target_os = "linux")]
+                    if let (Some(local), TlsStart::None) = (&slot.local, &tls) {
+                        return local.adopt(conn, drive, 0).await;
+                    }
                     slot.conns
                         .clone()
                         .drive(conn, slot.sink.clone(), drive, 0, tls)
@@ -163,6 +184,10 @@ pub fn listen(
     let server = match bound {
         Ok(s) => s,
         Err(e) => {
+            #[cfg(target_os = "linux")]
+            if let Some(l) = &local {
+                l.finish();
+            }
             sink.release();
             return Ok(Either::A(to_binding(&e)));
         }
@@ -189,10 +214,18 @@ pub fn listen(
     let watched = server.clone();
     let final_sink = sink.clone();
     let final_workers = workers.clone();
+    #[cfg(target_os = "linux")]
+    let final_local = local.clone();
     rt.spawn(async move {
         let report = watched.closed().await;
         if let Some(w) = &final_workers {
             w.close();
+        }
+        // The loop's connections report their close (a forced one too) before the server's.
+        #[cfg(target_os = "linux")]
+        if let Some(l) = &final_local {
+            l.drained().await;
+            l.finish();
         }
         final_sink.server_closed(report.completed, report.forced);
         final_sink.release();
@@ -211,6 +244,8 @@ pub fn listen(
         read_timeout: settings.read_timeout,
         workers,
         slot: None,
+        #[cfg(target_os = "linux")]
+        local,
     }))
 }
 
@@ -258,6 +293,8 @@ pub fn create_hub(
         read_timeout: None,
         workers: None,
         slot: None,
+        #[cfg(target_os = "linux")]
+        local: None,
     })
 }
 
@@ -290,7 +327,17 @@ pub fn attach_worker(
     sink.set_wake(wake);
     runtime().spawn(sink.clone().flusher());
     let conns = Arc::new(Connections::new());
-    let slot = workers.attach(index, conns.clone(), sink.clone());
+    #[cfg(target_os = "linux")]
+    let local = crate::uv_watch::enabled()
+        .then(|| crate::uv_watch::local_loop(&env, &conns, &sink, &on_events))
+        .flatten();
+    let slot = workers.attach(
+        index,
+        conns.clone(),
+        sink.clone(),
+        #[cfg(target_os = "linux")]
+        local.clone(),
+    );
     // The thread may end without saying so (terminate(), an uncaught error): its connections
     // must not outlive it.
     let (hook_workers, hook_slot) = (workers.clone(), slot.clone());
@@ -308,6 +355,8 @@ pub fn attach_worker(
         attempts: Arc::default(),
         workers: None,
         slot: Some((workers, slot)),
+        #[cfg(target_os = "linux")]
+        local,
     }))
 }
 

@@ -26,8 +26,31 @@ pub(crate) struct Slot {
     pub(crate) index: u32,
     pub(crate) conns: Arc<Connections>,
     pub(crate) sink: Arc<JsSink>,
+    /// The worker thread's own loop for plain connections (`uv_watch.rs`), if it has one.
+    #[cfg(target_os = "linux")]
+    pub(crate) local: Option<Arc<tcpserver_core::driver::LocalLoop>>,
     /// Connections handed to this worker.
     accepted: AtomicU64,
+}
+
+impl Slot {
+    /// Connections open on this worker (on its loop and in its registry).
+    fn open(&self) -> usize {
+        #[cfg(target_os = "linux")]
+        if let Some(l) = &self.local {
+            return self.conns.len() + l.len();
+        }
+        self.conns.len()
+    }
+
+    /// Closes every connection of this worker now; returns how many were open.
+    fn close_all(&self) -> usize {
+        #[cfg(target_os = "linux")]
+        if let Some(l) = &self.local {
+            return self.conns.close_all() + l.close_all();
+        }
+        self.conns.close_all()
+    }
 }
 
 /// Counters of workers that are gone, folded together so they outlive them.
@@ -102,11 +125,14 @@ impl Workers {
         index: u32,
         conns: Arc<Connections>,
         sink: Arc<JsSink>,
+        #[cfg(target_os = "linux")] local: Option<Arc<tcpserver_core::driver::LocalLoop>>,
     ) -> Arc<Slot> {
         let slot = Arc::new(Slot {
             index,
             conns,
             sink,
+            #[cfg(target_os = "linux")]
+            local,
             accepted: AtomicU64::new(0),
         });
         self.slots().push(slot.clone());
@@ -126,7 +152,7 @@ impl Workers {
         if !removed {
             return;
         }
-        let closed = slot.conns.close_all();
+        let closed = slot.close_all();
         self.orphaned.fetch_add(closed as u64, Relaxed);
         let (t, d) = (slot.conns.timeout_stats(), slot.conns.data_stats());
         let mut r = self.retired.lock().unwrap_or_else(|e| e.into_inner());
@@ -161,7 +187,7 @@ impl Workers {
                     let start = self.turn.fetch_add(1, Relaxed) % slots.len();
                     let best = (0..slots.len())
                         .map(|i| &slots[(start + i) % slots.len()])
-                        .min_by_key(|s| s.conns.len())
+                        .min_by_key(|s| s.open())
                         .cloned();
                     if let Some(slot) = best {
                         slot.accepted.fetch_add(1, Relaxed);
@@ -181,7 +207,7 @@ impl Workers {
         let mut out: Vec<_> = self
             .slots()
             .iter()
-            .map(|s| (s.index, s.conns.len(), s.accepted.load(Relaxed)))
+            .map(|s| (s.index, s.open(), s.accepted.load(Relaxed)))
             .collect();
         out.sort_unstable_by_key(|w| w.0);
         out

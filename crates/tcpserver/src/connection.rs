@@ -9,7 +9,10 @@ use std::time::{Instant, SystemTime};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::sync::CancellationToken;
 
+use std::sync::Arc;
+
 use crate::addr::Address;
+use crate::lease::Lease;
 use crate::stream::Stream;
 
 /// Facts fixed at accept time.
@@ -39,6 +42,8 @@ pub struct Connection {
     info: ConnectionInfo,
     shutdown: CancellationToken,
     draining: CancellationToken,
+    /// Its place in its server (accepted connections), for a driver that ends it early.
+    lease: Option<Arc<Lease>>,
 }
 
 impl Connection {
@@ -53,7 +58,18 @@ impl Connection {
             info,
             shutdown,
             draining,
+            lease: None,
         }
+    }
+
+    pub(crate) fn with_lease(mut self, lease: Arc<Lease>) -> Self {
+        self.lease = Some(lease);
+        self
+    }
+
+    /// Its place in its server, given back when the consumer loop closes it.
+    pub(crate) fn lease(&self) -> Option<&Arc<Lease>> {
+        self.lease.as_ref()
     }
 
     /// Completes when the server stopped accepting (a graceful shutdown began). Work that has

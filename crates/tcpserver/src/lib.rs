@@ -170,6 +170,7 @@ mod error;
 mod file;
 mod gate;
 mod inherited;
+mod lease;
 mod listener;
 mod panic;
 mod per_ip;

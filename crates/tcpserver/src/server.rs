@@ -19,6 +19,7 @@ use crate::config::{ServerConfig, SocketOptions};
 use crate::connection::{Connection, ConnectionInfo};
 use crate::error::Result;
 use crate::gate::{Admission, Gate};
+use crate::lease::Lease;
 use crate::listener;
 use crate::panic::CatchUnwind;
 use crate::socket::apply_socket_options;
@@ -290,31 +291,38 @@ impl Inner {
         };
         let inner = self.clone();
         self.connections.spawn(async move {
-            let mut admission = admission;
-            inner.serve(stream, info, &mut admission).await;
-            inner.counters.active.fetch_sub(1, SeqCst);
-            drop(admission);
+            let lease = Arc::new(Lease::new(inner.counters.clone()));
+            inner.serve(stream, info, admission, &lease).await;
+            lease.give_back();
         });
     }
 
     /// Runs one connection: its PROXY protocol header if any, then the handler, until the
     /// handler completes, panics, or a forced shutdown aborts it.
-    async fn serve(&self, mut stream: Stream, mut info: ConnectionInfo, admission: &mut Admission) {
+    async fn serve(
+        &self,
+        mut stream: Stream,
+        mut info: ConnectionInfo,
+        mut admission: Admission,
+        lease: &Arc<Lease>,
+    ) {
         // Calling the handler inside the future puts its synchronous part under CatchUnwind too.
         let future = std::pin::pin!(async {
             let (gate, stop) = (&self.gate, &self.stop_accepting);
             if !gate
-                .proxy_header(&mut stream, &mut info, admission, stop)
+                .proxy_header(&mut stream, &mut info, &mut admission, stop)
                 .await
             {
                 return;
             }
+            lease.hold(admission);
             let conn = Connection::new(
                 stream,
                 info,
                 self.abort.clone(),
                 self.stop_accepting.clone(),
-            );
+            )
+            .with_lease(lease.clone());
             (self.handler)(conn).await;
         });
         tokio::select! {

@@ -23,6 +23,14 @@ pub(crate) fn apply_socket_options(stream: &Stream, opts: &SocketOptions) {
 /// Applies keep-alive probe settings to a connected TCP socket (Unix domain sockets refuse
 /// them with an OS error).
 pub fn set_keep_alive(stream: &Stream, k: &crate::config::KeepAlive) -> std::io::Result<()> {
+    set_keep_alive_on(SockRef::from(stream), k)
+}
+
+/// [`set_keep_alive`] on any socket (the consumer loop's connections are not [`Stream`]s).
+pub(crate) fn set_keep_alive_on(
+    sock: SockRef<'_>,
+    k: &crate::config::KeepAlive,
+) -> std::io::Result<()> {
     let mut ka = TcpKeepalive::new();
     if let Some(t) = k.time {
         ka = ka.with_time(t);
@@ -35,5 +43,5 @@ pub fn set_keep_alive(stream: &Stream, k: &crate::config::KeepAlive) -> std::io:
     if let Some(r) = k.retries {
         ka = ka.with_retries(r);
     }
-    SockRef::from(stream).set_tcp_keepalive(&ka)
+    sock.set_tcp_keepalive(&ka)
 }

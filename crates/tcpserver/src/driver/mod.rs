@@ -73,6 +73,8 @@ mod conn;
 mod counters;
 mod event;
 mod file;
+#[cfg(target_os = "linux")]
+mod local;
 mod outbox;
 mod pipe;
 mod run;
@@ -100,6 +102,8 @@ pub(crate) use counters::DataCounters;
 use counters::millis;
 pub use counters::{DataStats, TimeoutStats};
 pub use event::{DriveOptions, Event, EventSink, READ_CHUNK, TlsStart};
+#[cfg(target_os = "linux")]
+pub use local::LocalLoop;
 use outbox::Closing;
 pub use pipe::PipeOptions;
 use run::upgrade;

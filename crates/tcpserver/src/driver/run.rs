@@ -35,6 +35,18 @@ impl Connections {
         tag: u32,
         tls: TlsStart,
     ) {
+        self.drive_dyn(conn, sink, opts, tag, tls).await;
+    }
+
+    /// [`Connections::drive`] with a sink behind a trait object.
+    pub(crate) async fn drive_dyn(
+        self: Arc<Self>,
+        conn: Connection,
+        sink: Arc<dyn EventSink>,
+        opts: DriveOptions,
+        tag: u32,
+        tls: TlsStart,
+    ) {
         let draining = conn.draining().clone();
         let (stream, info, abort) = conn.into_parts();
         // TLS first: a failed or timed-out handshake never reaches the consumer.
@@ -70,14 +82,22 @@ impl Connections {
             opts,
         ));
         self.lock().insert(id, shared.clone());
+        sink.event(id, Event::Open { tag });
+        self.serve_registered(&shared, &*sink).await;
+    }
+
+    /// Runs a registered connection until it closes, then unregisters it and reports
+    /// [`Event::Closed`] (also on panic or when dropped). Also the second half of a hand-over
+    /// from the consumer's own loop (`local/handover.rs`), which registered the connection
+    /// with the state it had there.
+    pub(crate) async fn serve_registered(&self, shared: &Shared, sink: &dyn EventSink) {
         let mut guard = Unregister {
-            conns: &self,
-            shared: &shared,
-            sink: &*sink,
+            conns: self,
+            shared,
+            sink,
             reported: false,
         };
-        sink.event(id, Event::Open { tag });
-        let result = match CatchUnwind(Box::pin(run(&shared, &*sink))).await {
+        let result = match CatchUnwind(Box::pin(run(shared, sink))).await {
             Ok(r) => r,
             Err(panic) => Err(Error::Panic(panic_message(&*panic))),
         };
@@ -87,14 +107,14 @@ impl Connections {
 
 /// Removes the connection from the registry and reports `Closed` exactly once, also when the
 /// driving future is dropped by a forced shutdown.
-struct Unregister<'a, S: EventSink> {
+struct Unregister<'a> {
     conns: &'a Connections,
     shared: &'a Shared,
-    sink: &'a S,
+    sink: &'a dyn EventSink,
     reported: bool,
 }
 
-impl<S: EventSink> Unregister<'_, S> {
+impl Unregister<'_> {
     fn finish(&mut self, error: Option<&Error>) {
         let id = self.shared.id;
         self.conns.lock().remove(&id);
@@ -117,7 +137,7 @@ impl<S: EventSink> Unregister<'_, S> {
     }
 }
 
-impl<S: EventSink> Drop for Unregister<'_, S> {
+impl Drop for Unregister<'_> {
     fn drop(&mut self) {
         if !self.reported {
             self.finish(Some(&Error::Shutdown));

@@ -1,0 +1,409 @@
+//! One connection served on the consumer's loop: its socket, output queue, reading state and
+//! deadlines, and the synchronous steps the loop runs when the socket is ready (read into the
+//! sink, flush, half-close, the lingering close). It mirrors the Tokio driver's `run.rs` for
+//! plain TCP, without a task: no future, no waker, no registration beyond the epoll entry.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use socket2::SockRef;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use super::timers::{Kind, Timers};
+use crate::connection::ConnectionInfo;
+use crate::driver::conn::{CONSUMER_READING, READING};
+use crate::driver::event::{DriveOptions, Event, EventSink, READ_CHUNK};
+use crate::driver::outbox::{Closing, Outbox};
+use crate::error::{Error, Result};
+use crate::lease::Lease;
+
+/// How long a closing connection drains unread input before it is closed anyway (as the Tokio
+/// driver's `linger_close`).
+const LINGER: Duration = Duration::from_secs(2);
+/// Reads of one connection per readiness before the others get their turn.
+const READS_PER_TURN: usize = 4;
+
+/// The sink, and whether anything was reported through it (the loop then calls JavaScript).
+pub(super) struct Report<'a> {
+    pub(super) sink: &'a dyn EventSink,
+    pub(super) produced: bool,
+}
+
+impl Report<'_> {
+    pub(super) fn event(&mut self, id: u32, event: Event<'_>) {
+        self.produced = true;
+        self.sink.event(id, event);
+    }
+}
+
+/// What a step decided.
+pub(super) enum Step {
+    Open,
+    Close(Option<Error>),
+}
+
+pub(super) struct LocalConn {
+    pub(super) stream: TcpStream,
+    pub(super) info: ConnectionInfo,
+    /// The server's abort signal, for a hand-over to the Tokio driver.
+    pub(super) abort: CancellationToken,
+    /// Dropped when the connection ends: the server's small task for it (which holds its
+    /// admission and its place in `active`) completes then.
+    pub(super) done: oneshot::Sender<()>,
+    /// Its place in its server, given back as it closes (before `Closed` is reported).
+    pub(super) lease: Option<Arc<Lease>>,
+    pub(super) out: Outbox,
+    pub(super) credit: i64,
+    pub(super) high_water_mark: usize,
+    pub(super) mode: u8,
+    /// Readiness seen and not yet used up (the epoll set is edge-triggered).
+    pub(super) readable: bool,
+    pub(super) writable: bool,
+    /// The peer's FIN (or a reset) was announced: it stays to be read however short a read
+    /// is, as no further edge will come for it.
+    pub(super) read_closed: bool,
+    pub(super) read_open: bool,
+    pub(super) lingering: bool,
+    pub(super) idle_ms: u64,
+    pub(super) write_timeout_ms: u64,
+    /// When bytes last moved (kept only while an idle timeout is set).
+    pub(super) activity: Instant,
+    pub(super) idle_due: Option<Instant>,
+    pub(super) write_due: Option<Instant>,
+    /// Flushed bytes when the write deadline was armed: it is re-armed only after progress.
+    pub(super) write_mark: u64,
+    pub(super) bytes_read: u64,
+    pub(super) bytes_written: u64,
+}
+
+impl LocalConn {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        stream: TcpStream,
+        info: ConnectionInfo,
+        abort: CancellationToken,
+        done: oneshot::Sender<()>,
+        lease: Option<Arc<Lease>>,
+        opts: DriveOptions,
+        now: Instant,
+        timers: &mut Timers,
+    ) -> Self {
+        let mut c = Self {
+            stream,
+            info,
+            abort,
+            done,
+            lease,
+            out: Outbox::new(),
+            credit: opts.high_water_mark as i64,
+            high_water_mark: opts.high_water_mark,
+            mode: READING,
+            // Optimistic: a new connection's request is often there already (and with
+            // TCP_DEFER_ACCEPT, always); a read that finds nothing costs one EAGAIN.
+            readable: true,
+            writable: true,
+            read_closed: false,
+            read_open: true,
+            lingering: false,
+            idle_ms: 0,
+            write_timeout_ms: crate::driver::counters::millis(opts.write_timeout),
+            activity: now,
+            idle_due: None,
+            write_due: None,
+            write_mark: 0,
+            bytes_read: 0,
+            bytes_written: 0,
+        };
+        c.set_idle(
+            crate::driver::counters::millis(opts.idle_timeout),
+            now,
+            timers,
+        );
+        c
+    }
+
+    pub(super) fn id(&self) -> u32 {
+        self.info.id as u32
+    }
+
+    /// A new idle timeout counts from now, like Node's `socket.setTimeout()`.
+    pub(super) fn set_idle(&mut self, ms: u64, now: Instant, timers: &mut Timers) {
+        self.idle_ms = ms;
+        if ms == 0 {
+            self.idle_due = None;
+            return;
+        }
+        self.activity = now;
+        let due = now + Duration::from_millis(ms);
+        self.idle_due = Some(due);
+        timers.push(due, self.id(), Kind::Idle);
+    }
+
+    fn touch(&mut self, now: Instant) {
+        if self.idle_ms > 0 {
+            self.activity = now;
+        }
+    }
+
+    /// Writes `data`: straight into the socket when nothing is queued, the rest into the
+    /// queue. Returns the bytes now queued (see `Connections::write`).
+    pub(super) fn write(&mut self, data: &[u8]) -> Result<usize> {
+        if self.out.closing != Closing::No || self.out.write_shut {
+            return Err(Error::WriteAfterEnd);
+        }
+        let mut written = 0;
+        if self.out.idle() {
+            while written < data.len() {
+                match io::Write::write(&mut &self.stream, &data[written..]) {
+                    Ok(n) => written += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.writable = false;
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(Error::Io(e)),
+                }
+            }
+            if written > 0 {
+                self.bytes_written += written as u64;
+                if self.idle_ms > 0 {
+                    self.activity = Instant::now();
+                }
+            }
+        }
+        if written < data.len() {
+            self.out.append(&data[written..]);
+        }
+        let queued = self.out.pending();
+        if queued >= self.high_water_mark {
+            self.out.want_drain = true;
+        }
+        Ok(queued)
+    }
+
+    /// Everything that can be done now: flush, half-close, the lingering close, reads, and
+    /// the write deadline.
+    pub(super) fn progress(
+        &mut self,
+        report: &mut Report<'_>,
+        timers: &mut Timers,
+        now: Instant,
+        scratch: &mut [u8],
+    ) -> Step {
+        if let Some(e) = self.out.read_error.take() {
+            return Step::Close(Some(Error::Io(e)));
+        }
+        if self.out.closing == Closing::Now {
+            return Step::Close(None);
+        }
+        if self.out.pending() > 0
+            && self.writable
+            && let Err(e) = self.flush(report, now)
+        {
+            return Step::Close(Some(e));
+        }
+        if let Some(step) = self.closing_steps(timers, now) {
+            return step;
+        }
+        let mut reads = 0;
+        while self.readable && reads < READS_PER_TURN {
+            reads += 1;
+            if self.lingering {
+                match io::Read::read(&mut &self.stream, scratch) {
+                    Ok(0) => return Step::Close(None),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return Step::Close(None),
+                }
+                continue;
+            }
+            if !(self.read_open && self.mode == READING && self.credit > 0) {
+                break;
+            }
+            let max = (self.credit as usize).min(READ_CHUNK);
+            let stream = &self.stream;
+            let got = report
+                .sink
+                .read(self.id(), max, &mut |buf| recv_append(stream, buf, max));
+            match got {
+                Ok(0) => {
+                    self.read_open = false;
+                    self.readable = false;
+                    report.event(self.id(), Event::End);
+                    if let Some(step) = self.closing_steps(timers, now) {
+                        return step;
+                    }
+                }
+                Ok(n) => {
+                    report.produced = true;
+                    self.credit -= n as i64;
+                    self.bytes_read += n as u64;
+                    self.touch(now);
+                    if n < max && !self.read_closed {
+                        // A short read drained the socket: the next edge announces more.
+                        self.readable = false;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Step::Close(Some(Error::Io(e))),
+            }
+        }
+        // The write deadline runs only while output waits, and is re-armed only when the
+        // peer took some of it.
+        if self.write_timeout_ms > 0 && self.out.pending() > 0 {
+            if self.write_due.is_none() || self.write_mark != self.out.flushed {
+                self.write_mark = self.out.flushed;
+                let due = now + Duration::from_millis(self.write_timeout_ms);
+                self.write_due = Some(due);
+                timers.push(due, self.id(), Kind::Write);
+            }
+        } else {
+            self.write_due = None;
+        }
+        Step::Open
+    }
+
+    /// Half-close once the queue is empty, and the handler's release: close when the peer
+    /// already ended, otherwise FIN and linger (see `run.rs`'s `linger_close` for why).
+    fn closing_steps(&mut self, timers: &mut Timers, now: Instant) -> Option<Step> {
+        if !self.out.idle() {
+            return None;
+        }
+        match self.out.closing {
+            Closing::End if !self.out.write_shut => self.shutdown_write(),
+            Closing::Release if !self.read_open => return Some(Step::Close(None)),
+            Closing::Release if !self.lingering => {
+                if !self.out.write_shut {
+                    self.shutdown_write();
+                }
+                self.lingering = true;
+                // Unread input is drained (and discarded) from now on.
+                self.readable = true;
+                timers.push(now + LINGER, self.id(), Kind::Linger);
+            }
+            _ => {}
+        }
+        None
+    }
+
+    pub(super) fn shutdown_write(&mut self) {
+        self.out.write_shut = true;
+        // ENOTCONN here means the peer is already gone; the read side reports it.
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+    }
+
+    fn flush(&mut self, report: &mut Report<'_>, now: Instant) -> Result<()> {
+        while self.out.pending() > 0 {
+            let pos = self.out.pos;
+            match io::Write::write(&mut &self.stream, &self.out.buf[pos..]) {
+                Ok(n) => {
+                    self.out.advance(n);
+                    self.bytes_written += n as u64;
+                    self.touch(now);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.writable = false;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::Io(e)),
+            }
+        }
+        self.out.buf = Vec::new();
+        self.out.pos = 0;
+        if std::mem::take(&mut self.out.want_drain) {
+            report.event(self.id(), Event::Drain);
+        }
+        Ok(())
+    }
+
+    /// A deadline came.
+    pub(super) fn deadline(
+        &mut self,
+        due: Instant,
+        kind: Kind,
+        now: Instant,
+        timers: &mut Timers,
+    ) -> Step {
+        match kind {
+            Kind::Idle if self.idle_due == Some(due) => {
+                let real = self.activity + Duration::from_millis(self.idle_ms);
+                if real <= now {
+                    return Step::Close(Some(Error::IdleTimeout));
+                }
+                self.idle_due = Some(real);
+                timers.push(real, self.id(), Kind::Idle);
+            }
+            Kind::Write if self.write_due == Some(due) => {
+                if self.out.pending() > 0 && self.out.flushed == self.write_mark {
+                    return Step::Close(Some(Error::WriteTimeout));
+                }
+                // Re-armed by the next step, from the progress made.
+                self.write_due = None;
+            }
+            // The peer never finished sending: closed anyway, as an orderly close.
+            Kind::Linger if self.lingering => return Step::Close(None),
+            _ => {}
+        }
+        Step::Open
+    }
+
+    /// Reads on the consumer's behalf (see `Connections::read_now`). `Some(true)` when the
+    /// loop must look at the connection again (reading was handed back, or it failed).
+    pub(super) fn read_now(
+        &mut self,
+        delivered: u64,
+        buf: &mut [u8],
+        direct_reads: &std::sync::atomic::AtomicU64,
+    ) -> (usize, bool) {
+        let mode = self.mode;
+        if (mode == READING || mode == CONSUMER_READING)
+            && self.read_open
+            && !self.lingering
+            && self.bytes_read == delivered
+        {
+            let max = buf.len().min(READ_CHUNK);
+            match io::Read::read(&mut &self.stream, &mut buf[..max]) {
+                Ok(n) if n > 0 => {
+                    self.mode = CONSUMER_READING;
+                    self.bytes_read += n as u64;
+                    if self.idle_ms > 0 {
+                        self.activity = Instant::now();
+                    }
+                    direct_reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return (n, false);
+                }
+                // The end: the loop reads it again (a FIN stays readable) and reports it.
+                Ok(_) => self.readable = true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.out.read_error = Some(e);
+                    return (0, true);
+                }
+            }
+        }
+        // Reading goes back to the loop.
+        if mode == CONSUMER_READING {
+            self.mode = READING;
+            return (0, true);
+        }
+        (0, false)
+    }
+}
+
+/// Reads at most `max` bytes, appended to `buf`.
+fn recv_append(stream: &TcpStream, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    buf.reserve(max);
+    let spare: &mut [MaybeUninit<u8>] = &mut buf.spare_capacity_mut()[..max];
+    let n = SockRef::from(stream).recv(spare)?;
+    // SAFETY: `recv` initialised the first `n` bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}

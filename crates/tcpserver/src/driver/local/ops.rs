@@ -1,0 +1,189 @@
+//! The consumer's calls on connections served by its loop: write, read credit, direct reads,
+//! closing, settings, and the hand-over for jobs. Each locks the loop's state briefly and
+//! leaves what needs the socket's readiness to the next round (`mark`), which runs before the
+//! turn the call was made in ends, or wakes the loop when it was made outside one.
+
+use std::time::{Duration, Instant};
+
+use socket2::SockRef;
+
+use super::conn::LocalConn;
+use super::{LocalLoop, State};
+use crate::config::KeepAlive;
+#[cfg(doc)]
+use crate::driver::Connections;
+use crate::driver::DrivenInfo;
+use crate::driver::conn::PAUSING;
+use crate::driver::outbox::Closing;
+use crate::error::Result;
+
+impl LocalLoop {
+    /// Marks `id` for the next round (and wakes the loop if the consumer is not in a turn).
+    fn mark(&self, st: &mut State, id: u32) {
+        st.dirty.push(id);
+        self.wake();
+    }
+
+    /// Runs `f` on connection `id` if this loop serves it; `None` otherwise.
+    fn with<T>(&self, id: u32, f: impl FnOnce(&mut LocalConn, &mut bool) -> T) -> Option<T> {
+        let mut st = self.lock();
+        let c = st.conns.get_mut(&id)?;
+        let mut again = false;
+        let out = f(c, &mut again);
+        if again {
+            self.mark(&mut st, id);
+        }
+        Some(out)
+    }
+
+    /// Whether this loop serves connection `id`.
+    pub fn serves(&self, id: u32) -> bool {
+        self.lock().conns.contains_key(&id)
+    }
+
+    /// Number of connections served here.
+    pub fn len(&self) -> usize {
+        self.lock().conns.len()
+    }
+
+    /// `true` when no connection is served here.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// See [`Connections::write`]; `None` when this loop does not serve `id`.
+    pub fn write(&self, id: u32, data: &[u8]) -> Option<Result<usize>> {
+        self.with(id, |c, again| {
+            let r = c.write(data);
+            // The write deadline is armed by the next step.
+            *again = c.write_timeout_ms > 0 && c.out.pending() > 0;
+            r
+        })
+    }
+
+    /// See [`Connections::ack`].
+    pub fn ack(&self, id: u32, n: usize) -> Option<()> {
+        self.with(id, |c, again| {
+            let before = c.credit;
+            c.credit += n as i64;
+            *again = before <= 0 && c.credit > 0 && c.readable;
+        })
+    }
+
+    /// See [`Connections::read_now`].
+    pub fn read_now(&self, id: u32, delivered: u64, buf: &mut [u8]) -> Option<usize> {
+        let direct = &self.registry.counters.direct_reads;
+        self.with(id, |c, again| {
+            let (n, look) = c.read_now(delivered, buf, direct);
+            *again = look;
+            n
+        })
+    }
+
+    /// See [`Connections::end`], [`Connections::release`], [`Connections::close`].
+    fn set_closing(&self, id: u32, how: Closing) -> Option<Result<()>> {
+        let rank = |c: Closing| match c {
+            Closing::No => 0,
+            Closing::End => 1,
+            Closing::Release => 2,
+            Closing::Now => 3,
+        };
+        self.with(id, |c, again| {
+            if rank(how) > rank(c.out.closing) {
+                c.out.closing = how;
+            }
+            // Nothing left to send: the FIN goes out now, right behind the last write.
+            if matches!(how, Closing::End | Closing::Release) && !c.out.write_shut && c.out.idle() {
+                c.shutdown_write();
+            }
+            *again = true;
+            Ok(())
+        })
+    }
+
+    /// See [`Connections::end`].
+    pub fn end(&self, id: u32) -> Option<Result<()>> {
+        self.set_closing(id, Closing::End)
+    }
+
+    /// See [`Connections::release`].
+    pub fn release(&self, id: u32) -> Option<Result<()>> {
+        self.set_closing(id, Closing::Release)
+    }
+
+    /// See [`Connections::close`].
+    pub fn close_now(&self, id: u32) -> Option<Result<()>> {
+        self.set_closing(id, Closing::Now)
+    }
+
+    /// See [`Connections::info`].
+    pub fn info(&self, id: u32) -> Option<DrivenInfo> {
+        self.with(id, |c, _| DrivenInfo {
+            info: c.info.clone(),
+            bytes_read: c.bytes_read,
+            bytes_written: c.bytes_written,
+            queued: c.out.pending(),
+            tls: None,
+        })
+    }
+
+    /// See [`Connections::set_no_delay`].
+    pub fn set_no_delay(&self, id: u32, on: bool) -> Option<Result<()>> {
+        self.with(id, |c, _| Ok(c.stream.set_nodelay(on)?))
+    }
+
+    /// See [`Connections::set_keep_alive`].
+    pub fn set_keep_alive(&self, id: u32, keep_alive: Option<&KeepAlive>) -> Option<Result<()>> {
+        self.with(id, |c, _| {
+            let sock = SockRef::from(&c.stream);
+            match keep_alive {
+                Some(k) => crate::socket::set_keep_alive_on(sock, k)?,
+                None => sock.set_keepalive(false)?,
+            }
+            Ok(())
+        })
+    }
+
+    /// See [`Connections::set_idle_timeout`].
+    pub fn set_idle_timeout(&self, id: u32, timeout: Option<Duration>) -> Option<Result<()>> {
+        let mut st = self.lock();
+        let State { conns, timers, .. } = &mut *st;
+        let c = conns.get_mut(&id)?;
+        c.set_idle(
+            crate::driver::counters::millis(timeout),
+            Instant::now(),
+            timers,
+        );
+        self.mark(&mut st, id);
+        Some(Ok(()))
+    }
+
+    /// See [`Connections::set_write_timeout`].
+    pub fn set_write_timeout(&self, id: u32, timeout: Option<Duration>) -> Option<Result<()>> {
+        self.with(id, |c, again| {
+            c.write_timeout_ms = crate::driver::counters::millis(timeout);
+            c.write_due = None;
+            *again = true;
+            Ok(())
+        })
+    }
+
+    /// Stops reading `id` for a pipe (see [`Connections::pause_reading`]): the connection
+    /// moves to the Tokio driver, which reports `Paused`.
+    pub fn pause_reading(&self, id: u32) -> Option<Result<()>> {
+        let mut st = self.lock();
+        st.conns.get(&id)?;
+        Some(self.hand_over(&mut st, id, PAUSING))
+    }
+
+    /// Moves `id` to the Tokio driver for a job (a file): it keeps reading there.
+    /// `Ok(())` also when this loop does not serve `id`.
+    pub fn hand_over_for_job(&self, id: u32) -> Result<()> {
+        let mut st = self.lock();
+        let Some(c) = st.conns.get(&id) else {
+            return Ok(());
+        };
+        let mode = c.mode;
+        self.hand_over(&mut st, id, mode)
+    }
+}
