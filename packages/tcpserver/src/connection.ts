@@ -18,9 +18,15 @@ import {
   type TcpServerError,
 } from './errors.js'
 import type { BindingConnectionInfo, BindingServer } from './native.js'
-import type { PipeOptions, PipeResult, SendFileOptions, TlsOptions } from './options.js'
-import { ConnectionDuplex, type ConnectionDuplexOptions, createReadable, createWritable } from './streams.js'
+import { ConnectionDuplex, createReadable, createWritable } from './streams.js'
 import { toBindingTls } from './tls.js'
+import type {
+  ConnectionDuplexOptions,
+  PipeOptions,
+  PipeResult,
+  SendFileOptions,
+  TlsOptions,
+} from './types.js'
 import {
   expectData,
   expectNumber,

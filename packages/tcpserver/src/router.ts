@@ -14,7 +14,7 @@ import {
   deliverTlsStarted,
 } from './connection.js'
 import type { BindingServer } from './native.js'
-import type { ShutdownResult } from './options.js'
+import type { ShutdownResult } from './types.js'
 
 const OPEN = 1
 const DATA = 2
