@@ -78,14 +78,15 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
     this.#writeTimeout = settings.writeTimeout
   }
 
+  // Private helpers are static, as in connection/reader.ts: no brand slot in every connection.
   static {
-    deliverDrain = (c) => c.#onDrain()
-    deliverClosed = (c, closedText) => c.#onClosed(closedText)
-    releaseConnection = (c) => c.#release()
+    deliverDrain = (c) => Connection.#onDrain(c)
+    deliverClosed = (c, closedText) => Connection.#onClosed(c, closedText)
+    releaseConnection = (c) => Connection.#release(c)
     handlerSettled = (c, close) => {
       if (!c.#writeClosed) c.#settled = true
       if (close) c.close()
-      else c.#release()
+      else Connection.#release(c)
     }
     deliverTlsEnd = (c, closeNotify) => c.tlsEnded(closeNotify)
   }
@@ -105,7 +106,7 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
     } catch (e) {
       return quietReject(e as Error)
     }
-    if (this.#closed || this.#writeClosed) return quietReject(this.#writeClosedError())
+    if (this.#closed || this.#writeClosed) return quietReject(Connection.#writeClosedError(this))
     let queued: number
     try {
       if (typeof data === 'string') {
@@ -130,16 +131,16 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
   }
 
   /** Why output is closed: the handler settled, the connection failed, or end()/close(). */
-  #writeClosedError(): TcpServerError {
-    if (this.#settled) {
+  static #writeClosedError(conn: Connection): TcpServerError {
+    if (conn.#settled) {
       return codedError(
         'ERR_TCPSERVER_HANDLER_SETTLED',
-        `write after the handler settled: connection ${this.id} was closed when its handler's promise ` +
+        `write after the handler settled: connection ${conn.id} was closed when its handler's promise ` +
           'settled. Keep it open by awaiting the work that writes inside the handler (return a promise ' +
           'that settles when writing is done, e.g. `await once(emitter, "done")`)',
       )
     }
-    return this.#error ?? codedError('ERR_STREAM_WRITE_AFTER_END', 'write after end')
+    return conn.#error ?? codedError('ERR_STREAM_WRITE_AFTER_END', 'write after end')
   }
 
   /**
@@ -254,7 +255,7 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
     if (this.#closed) return
     // The native side forgets the connection at once; keep the addresses for code that reads
     // them right after (like onError), before the CLOSED event brings them.
-    this.#fetchInfo()
+    Connection.#fetchInfo(this)
     this.#writeClosed = true
     this.native.close(this.id)
   }
@@ -288,17 +289,23 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
   /** Sets `TCP_NODELAY`. */
   setNoDelay(noDelay = true): this {
     // Any value, taken for its truth, as net.Socket#setNoDelay does.
-    this.#setting(() => this.native.setNoDelay(this.id, Boolean(noDelay)), { caller: this.setNoDelay })
+    Connection.#setting(this, () => this.native.setNoDelay(this.id, Boolean(noDelay)), {
+      caller: this.setNoDelay,
+    })
     return this
   }
 
   /** Turns TCP keep-alive on or off; `initialDelay` in ms like `net.Socket#setKeepAlive`. */
   setKeepAlive(enable = false, initialDelay?: number): this {
     expectNumber('initialDelay', initialDelay, this.setKeepAlive)
-    this.#setting(() => this.native.setKeepAlive(this.id, Boolean(enable), initialDelay || undefined), {
-      caller: this.setKeepAlive,
-      arg: { name: 'initialDelay', value: initialDelay },
-    })
+    Connection.#setting(
+      this,
+      () => this.native.setKeepAlive(this.id, Boolean(enable), initialDelay || undefined),
+      {
+        caller: this.setKeepAlive,
+        arg: { name: 'initialDelay', value: initialDelay },
+      },
+    )
     return this
   }
 
@@ -306,8 +313,8 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
    * A setting's native call on a connection that may have closed meanwhile (then it is a
    * no-op, as on a destroyed net.Socket); its argument errors in Node's words.
    */
-  #setting(call: () => void, context: NativeContext): void {
-    if (this.#closed) return
+  static #setting(conn: Connection, call: () => void, context: NativeContext): void {
+    if (conn.#closed) return
     try {
       call()
     } catch (e) {
@@ -324,7 +331,7 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
   /** Changes the idle timeout of this connection (ms; 0 turns it off). */
   set idleTimeout(ms: number) {
     if (typeof ms !== 'number') throw argType('conn.idleTimeout', 'of type number', ms)
-    this.#setting(() => this.native.setIdleTimeout(this.id, ms), {
+    Connection.#setting(this, () => this.native.setIdleTimeout(this.id, ms), {
       arg: { name: 'conn.idleTimeout', value: ms },
     })
     this.#idleTimeout = ms
@@ -340,7 +347,7 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
 
   set writeTimeout(ms: number) {
     if (typeof ms !== 'number') throw argType('conn.writeTimeout', 'of type number', ms)
-    this.#setting(() => this.native.setWriteTimeout(this.id, ms), {
+    Connection.#setting(this, () => this.native.setWriteTimeout(this.id, ms), {
       arg: { name: 'conn.writeTimeout', value: ms },
     })
     this.#writeTimeout = ms
@@ -348,21 +355,21 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
 
   /** Flushes and closes (same as the handler settling). */
   [Symbol.asyncDispose](): Promise<void> {
-    this.#release()
+    Connection.#release(this)
     return this.closed
   }
 
   /** @internal The facts the address and TLS getters read. */
   protected override facts(): BindingConnectionInfo | ClosedInfo | null {
-    return this.#fetchInfo()
+    return Connection.#fetchInfo(this)
   }
 
-  #fetchInfo(): BindingConnectionInfo | ClosedInfo | null {
-    if (this.#info === null) {
-      if (this.#closedText !== null) [this.#info] = parseClosed(this.#closedText)
-      else if (!this.#closed) this.#info = this.native.info(this.id) ?? null
+  static #fetchInfo(conn: Connection): BindingConnectionInfo | ClosedInfo | null {
+    if (conn.#info === null) {
+      if (conn.#closedText !== null) [conn.#info] = parseClosed(conn.#closedText)
+      else if (!conn.#closed) conn.#info = conn.native.info(conn.id) ?? null
     }
-    return this.#info
+    return conn.#info
   }
 
   /** @internal For jobs: the error that closed the connection, or `ERR_SOCKET_CLOSED`; `null` while open. */
@@ -372,7 +379,7 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
 
   /** @internal For jobs: the handler settled, so output is refused. */
   protected override settledError(): TcpServerError | null {
-    return this.#settled ? this.#writeClosedError() : null
+    return this.#settled ? Connection.#writeClosedError(this) : null
   }
 
   /** @internal A pipe ended: nothing more may be written. */
@@ -386,38 +393,38 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
     this.forgetTls()
   }
 
-  #onDrain(): void {
-    const waiters = this.#drainWaiters
-    this.#drainWaiters = null
+  static #onDrain(conn: Connection): void {
+    const waiters = conn.#drainWaiters
+    conn.#drainWaiters = null
     if (waiters) for (const [resolve] of waiters) resolve()
   }
 
-  #onClosed(closedText: string): void {
-    if (this.#closed) return
-    this.#closedText = closedText
+  static #onClosed(conn: Connection, closedText: string): void {
+    if (conn.#closed) return
+    conn.#closedText = closedText
     const [, err] = parseClosed(closedText)
-    this.#closed = true
-    this.#writeClosed = true
-    if (err) this.#error = err
-    this.closeInput(err)
-    const waiters = this.#drainWaiters
-    this.#drainWaiters = null
+    conn.#closed = true
+    conn.#writeClosed = true
+    if (err) conn.#error = err
+    conn.closeInput(err)
+    const waiters = conn.#drainWaiters
+    conn.#drainWaiters = null
     if (waiters) {
       const e = err ?? codedError('ERR_SOCKET_CLOSED', 'connection closed before the queue drained')
       for (const [, reject] of waiters) reject(e)
     }
     // An Error costs a stack capture: made only when something still waits for the connection.
-    if (this.jobsWaiting || this.#abort !== null) {
+    if (conn.jobsWaiting || conn.#abort !== null) {
       const gone = err ?? codedError('ERR_SOCKET_CLOSED', 'connection closed')
-      this.failJobs(gone)
-      this.#abort?.abort(gone)
+      conn.failJobs(gone)
+      conn.#abort?.abort(gone)
     }
-    this.#closedResolve?.()
+    conn.#closedResolve?.()
   }
 
-  #release(): void {
-    if (this.#closed) return
-    this.#writeClosed = true
-    this.native.release(this.id)
+  static #release(conn: Connection): void {
+    if (conn.#closed) return
+    conn.#writeClosed = true
+    conn.native.release(conn.id)
   }
 }
