@@ -1,29 +1,10 @@
 // The options of listen() and the handler type: they name Connection, so they cannot live in
-// the leaf types.ts. The other public option and result types are re-exported from there, so
-// `options.ts` still names every one of them.
+// the leaf types.ts. Every other option and result type is re-exported from there, so
+// `options.ts` still names all of them.
 import type { Connection } from './connection.js'
 import type { AddressInfo, AddressInput, KeepAliveOptions, TlsOptions } from './types.js'
 
-export type {
-  AddressInfo,
-  AddressInput,
-  ConnectOptions,
-  ConnectTlsOptions,
-  DataPathStats,
-  KeepAliveOptions,
-  PeerCertificate,
-  PemInput,
-  PipeOptions,
-  PipeResult,
-  SendFileOptions,
-  ServerStats,
-  ShutdownOptions,
-  ShutdownResult,
-  SniCertificate,
-  TlsInfo,
-  TlsOptions,
-  WorkerStats,
-} from './types.js'
+export type * from './types.js'
 
 /** A connection handler: the connection is closed when the returned promise settles. */
 export type Handler = (conn: Connection) => void | Promise<void>
