@@ -1,5 +1,5 @@
 // Addresses as the native side reports them in event text, and as people read them.
-import type { AddressInfo } from './options.js'
+import type { AddressInfo } from './types.js'
 
 /** The prefix that marks a Unix domain socket path in address strings. */
 export const UNIX_PREFIX = 'unix:'

@@ -11,9 +11,9 @@ import {
   parseEventText,
 } from './errors.js'
 import { type BindingServer, binding } from './native.js'
-import type { AddressInput, ConnectOptions } from './options.js'
 import { EventRouter } from './router.js'
 import { toBindingClientTls } from './tls.js'
+import type { AddressInput, ConnectOptions } from './types.js'
 import { validateConnectAddress, validateConnectOptions } from './validate.js'
 
 const noop = (): void => {}

@@ -1,8 +1,9 @@
 import { type ArgContext, argValue, fromBinding, inOptions } from './errors.js'
 import { binding } from './native.js'
-import type { AddressInput, ListenOptions } from './options.js'
+import type { ListenOptions } from './options.js'
 import { Server } from './server.js'
 import { toBindingTls } from './tls.js'
+import type { AddressInput } from './types.js'
 import { validateListenOptions } from './validate.js'
 import { handlerModule, WorkerPool, workerCount } from './workers.js'
 

@@ -3,7 +3,7 @@
 // (Parsing incoming headers is the Rust core's job: `listen({ proxyProtocol })`.)
 import { isIPv4, isIPv6 } from 'node:net'
 import { argType, argValue, badPort } from './errors.js'
-import type { AddressInfo } from './options.js'
+import type { AddressInfo } from './types.js'
 
 /** The v2 signature (spec section 2.2). */
 const V2_SIGNATURE = Buffer.from('0d0a0d0a000d0a515549540a', 'hex')

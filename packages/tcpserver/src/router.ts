@@ -1,20 +1,17 @@
 // Dispatches one native event batch in a tight loop to the connections of one server (or of the
 // outbound hub). Event kinds and layout: crates/tcpserver-node/src/events.rs.
+
+import { deliverFileDone, deliverPaused, deliverPipeDone, deliverTlsStarted } from './connection/jobs.js'
+import { deliverData, deliverEnd } from './connection/reader.js'
 import {
   Connection,
   type ConnectionSettings,
   deliverClosed,
-  deliverData,
   deliverDrain,
-  deliverEnd,
-  deliverFileDone,
-  deliverPaused,
-  deliverPipeDone,
   deliverTlsEnd,
-  deliverTlsStarted,
 } from './connection.js'
 import type { BindingServer } from './native.js'
-import type { ShutdownResult } from './options.js'
+import type { ShutdownResult } from './types.js'
 
 const OPEN = 1
 const DATA = 2

@@ -4,17 +4,17 @@ import { eventAddress, formatAddress } from './address.js'
 import { type Connection, handlerSettled, releaseConnection } from './connection.js'
 import { argType, codedError, fromBinding, fromNative, inOptions, parseEventText } from './errors.js'
 import type { BindingServer } from './native.js'
+import type { Handler } from './options.js'
+import { EventRouter } from './router.js'
+import { pem, toBindingTls } from './tls.js'
 import type {
   AddressInfo,
-  Handler,
   ServerStats,
   ShutdownOptions,
   ShutdownResult,
   SniCertificate,
   TlsOptions,
-} from './options.js'
-import { EventRouter } from './router.js'
-import { pem, toBindingTls } from './tls.js'
+} from './types.js'
 import { expectNumber, optionsObject, validateTls } from './validate.js'
 import type { WorkerPool } from './workers.js'
 

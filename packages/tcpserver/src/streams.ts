@@ -5,26 +5,12 @@
 import { Duplex } from 'node:stream'
 import { ReadableStream, WritableStream } from 'node:stream/web'
 import type { Connection } from './connection.js'
-import type { AddressInfo } from './options.js'
+import type { AddressInfo, ConnectionDuplexOptions } from './types.js'
+
+export type { ConnectionDuplexOptions }
 
 /** Reads the connection's next chunk (`null` at the peer's FIN) on behalf of an adapter. */
 export type ReadSource = () => Promise<Buffer | null>
-
-/** Options for {@link Connection.toDuplex}; only the first call's options apply. */
-export interface ConnectionDuplexOptions {
-  /**
-   * Keep the writable side open after the peer's FIN (default `true`, as for a TCP socket
-   * with half-close). With `false` the Duplex calls `end()` once its readable side ended.
-   */
-  allowHalfOpen?: boolean
-  /** Bytes the readable side buffers before it stops pulling from the connection (default 16 KiB). */
-  readableHighWaterMark?: number
-  /**
-   * Bytes the writable side buffers before `write()` returns `false` (default 16 KiB). This
-   * comes on top of the connection's own output queue, bounded by its `highWaterMark`.
-   */
-  writableHighWaterMark?: number
-}
 
 /**
  * A `node:stream` Duplex over a {@link Connection}, from `conn.toDuplex()`. Besides the stream

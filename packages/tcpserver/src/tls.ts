@@ -4,7 +4,7 @@ import { X509Certificate } from 'node:crypto'
 import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs'
 import { codedError } from './errors.js'
 import type { BindingClientTlsOptions, BindingTlsOptions } from './native.js'
-import type { ConnectTlsOptions, PemInput, TlsOptions } from './options.js'
+import type { ConnectTlsOptions, PemInput, TlsOptions } from './types.js'
 
 export function pem(input: PemInput): Buffer {
   if (input instanceof Uint8Array) return Buffer.from(input.buffer, input.byteOffset, input.byteLength)

@@ -6,8 +6,7 @@
 // copy is used afterwards: a getter cannot pass the checks with one value and reach the native
 // side with another.
 import { argType, argValue } from './errors.js'
-import type { ConnectOptions, ListenOptions, PipeOptions, SendFileOptions } from './options.js'
-import type { ConnectionDuplexOptions } from './streams.js'
+import type { ConnectionDuplexOptions, ConnectOptions, PipeOptions, SendFileOptions } from './types.js'
 
 // biome-ignore lint/complexity/noBannedTypes: the caller is only used to trim the stack
 type Caller = Function
@@ -118,8 +117,12 @@ function address(name: string, v: unknown, caller: Caller): unknown {
 /** An array copied, or the one value as is. */
 const listOf = (v: unknown): unknown[] | null => (Array.isArray(v) ? [...v] : null)
 
-/** Checks the shape of `listen()`'s options and returns the copy to use. */
-export function validateListenOptions(o: unknown, caller: Caller): ListenOptions {
+/**
+ * Checks the shape of `listen()`'s options and returns the copy to use, typed as what was
+ * given (`ListenOptions`: generic because that type names Connection, whose module imports
+ * this one).
+ */
+export function validateListenOptions<T>(o: T, caller: Caller): T {
   const opts = optionsObject('options', o, LISTEN_KEYS, caller, false)
   const fd = opts.fd
   if (fd !== undefined && fd !== 'systemd') {
@@ -189,7 +192,7 @@ export function validateListenOptions(o: unknown, caller: Caller): ListenOptions
   }
   if (opts.tls !== undefined) opts.tls = validateTls(opts.tls, caller)
   expectSignal('options.signal', opts.signal, caller)
-  return opts as ListenOptions
+  return opts as T
 }
 
 /** Checks the shape of `connect()`'s options (refusing unknown ones, as `listen()` does). */

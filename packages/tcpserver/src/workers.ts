@@ -7,7 +7,8 @@ import { isAbsolute, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { argType, codedError, outOfRange, type TcpServerError } from './errors.js'
-import type { ListenOptions, WorkerStats } from './options.js'
+import type { ListenOptions } from './options.js'
+import type { WorkerStats } from './types.js'
 
 /** What a worker tells its parent once: it serves, or why it cannot. */
 export type WorkerReport =

@@ -1,7 +1,11 @@
 //! Helpers shared by the integration tests: loopback addresses, bounded waits, a running echo
 //! server, deterministic test data, and (on Linux) a look at this process's listening sockets.
+//! `driver`: the event-mode harness of the driver tests; `fuzz`: the property tests' settings.
 
 #![allow(dead_code)] // each test binary uses a different subset
+
+pub mod driver;
+pub mod fuzz;
 
 use std::future::Future;
 use std::net::SocketAddr;

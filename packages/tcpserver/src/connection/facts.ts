@@ -5,7 +5,7 @@ import { X509Certificate } from 'node:crypto'
 import { eventAddress } from '../address.js'
 import { parseEventText, type TcpServerError } from '../errors.js'
 import type { BindingConnectionInfo } from '../native.js'
-import type { AddressInfo, PeerCertificate, TlsInfo } from '../options.js'
+import type { AddressInfo, PeerCertificate, TlsInfo } from '../types.js'
 
 function parseCertificate(der: Buffer): PeerCertificate {
   const x = new X509Certificate(der)

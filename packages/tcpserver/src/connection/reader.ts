@@ -1,0 +1,312 @@
+// A connection's input: chunks from the server's event batches queued until read, read credit
+// returned to Rust in batches, direct reads (`readNow`) while the peer streams, the read
+// timeout, the `for await` iterator, and the lock a stream adapter puts on direct reads.
+//
+// A base class of Connection rather than an object it holds: an idle connection then pays for
+// these fields only, not for a second object with its own header and a pointer to it.
+
+import { argType, codedError, fromBinding, systemError, type TcpServerError } from '../errors.js'
+import type { BindingServer } from '../native.js'
+import { ConnectionFacts } from './facts.js'
+import { DONE, Reader } from './state.js'
+
+/**
+ * A chunk at least this big means the peer is streaming: the next read first asks the socket
+ * directly (`readNow`), which saves the worker's read and a thread hop per chunk. Smaller
+ * chunks (requests that each wait for their answer) would mostly find the socket empty.
+ */
+const STREAMING_CHUNK = 16 * 1024
+/** The buffer size of a direct read: the driver's largest read (or `highWaterMark` if smaller, which bounds chunks). */
+const READ_NOW_SIZE = 64 * 1024
+/** A full-size direct-read buffer that came back empty (or whose few bytes were copied out), for the next one. */
+let spareReadBuffer: Buffer | null = null
+
+/** Who took over the input; direct reads are refused from then on. */
+export type InputOwner = 'toDuplex()' | 'conn.readable'
+
+/** Internal entry points for the server's event dispatch (not exported from the package). */
+export let deliverData: (c: ConnectionReader, chunk: Buffer) => void
+export let deliverEnd: (c: ConnectionReader) => void
+let iterateNext: (c: ConnectionReader) => Promise<IteratorResult<Buffer>>
+
+/** `for await` over a connection: one small object, where two closures and their context cost every connection more. */
+class ConnectionIterator implements AsyncIterator<Buffer> {
+  readonly #conn: ConnectionReader
+  constructor(conn: ConnectionReader) {
+    this.#conn = conn
+  }
+  next(): Promise<IteratorResult<Buffer>> {
+    return iterateNext(this.#conn)
+  }
+  return(): Promise<IteratorResult<Buffer>> {
+    return Promise.resolve(DONE)
+  }
+}
+
+/** The reading half of {@link Connection}: `read()`, `for await`, `readTimeout`. */
+export abstract class ConnectionReader extends ConnectionFacts implements AsyncIterable<Buffer> {
+  /** Declared by Connection (where it is documented), so that its fields keep their order. */
+  abstract readonly id: number
+  abstract bytesRead: number
+  /** The error that closed the connection: reads reject with it. */
+  abstract get error(): TcpServerError | null
+
+  readonly #native: BindingServer
+  readonly #highWaterMark: number
+  #chunks: Buffer[] = []
+  #head = 0
+  #unacked = 0
+  /** The last chunk was big: try `readNow` before waiting for an event. */
+  #streaming = false
+  /** No more input: the peer's FIN, the end of a pipe, or the connection closed. */
+  #ended = false
+  #reader: Reader = Reader.None
+  #resolve: ((v: never) => void) | null = null
+  #reject: ((e: Error) => void) | null = null
+  #readTimeout: number
+  /** Armed while a read waits (at most one timer per connection, not one per read). */
+  #readTimer: NodeJS.Timeout | null = null
+  #waitStart = 0
+  /** Set once toDuplex() or `readable` owns the input: direct reads are refused from then on. */
+  #inputOwner: InputOwner | null = null
+
+  constructor(native: BindingServer, highWaterMark: number, readTimeout: number) {
+    super()
+    this.#native = native
+    this.#highWaterMark = highWaterMark
+    this.#readTimeout = readTimeout
+  }
+
+  // The private helpers are static and take the connection: a class with a private instance
+  // method gives every instance one more slot (its brand, 8 bytes per idle connection); a
+  // static one costs nothing per connection, and its call is as cheap.
+  static {
+    iterateNext = (c) => ConnectionReader.#next(c)
+    deliverData = (c, chunk) => ConnectionReader.#onData(c, chunk)
+    deliverEnd = (c) => ConnectionReader.#onEnd(c)
+  }
+
+  /** @internal The server (or hub) this connection lives on. */
+  protected get native(): BindingServer {
+    return this.#native
+  }
+
+  /** @internal Bytes queued before a write waits; the largest chunk a read returns. */
+  protected get highWaterMark(): number {
+    return this.#highWaterMark
+  }
+
+  /**
+   * The next chunk of data, or `null` once the peer has finished sending (or the connection
+   * closed). Rejects with `ECONNRESET` and similar when the connection fails, and with
+   * `ETIMEDOUT` when it waited longer than `readTimeout` (the connection stays open). One read
+   * at a time.
+   */
+  read(): Promise<Buffer | null> {
+    if (this.#inputOwner !== null) return Promise.reject(ConnectionReader.#lockedError(this))
+    return this.readInput()
+  }
+
+  /** @internal `read()` for the stream adapter that owns the input. */
+  protected readInput(): Promise<Buffer | null> {
+    if (this.#head < this.#chunks.length) return Promise.resolve(ConnectionReader.#take(this))
+    const error = this.error
+    if (error) return Promise.reject(error)
+    if (this.#ended) return Promise.resolve(null)
+    const chunk = this.#streaming ? ConnectionReader.#readNow(this) : null
+    if (chunk !== null) return Promise.resolve(chunk)
+    return ConnectionReader.#wait(this, Reader.Read)
+  }
+
+  /** `for await (const chunk of conn)`: the chunks `read()` would return, until the peer finished. */
+  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    return new ConnectionIterator(this)
+  }
+
+  static #next(conn: ConnectionReader): Promise<IteratorResult<Buffer>> {
+    if (conn.#inputOwner !== null) return Promise.reject(ConnectionReader.#lockedError(conn))
+    if (conn.#head < conn.#chunks.length)
+      return Promise.resolve({ value: ConnectionReader.#take(conn), done: false })
+    const error = conn.error
+    if (error) return Promise.reject(error)
+    if (conn.#ended) return Promise.resolve(DONE)
+    const chunk = conn.#streaming ? ConnectionReader.#readNow(conn) : null
+    if (chunk !== null) return Promise.resolve({ value: chunk, done: false })
+    return ConnectionReader.#wait(conn, Reader.Iterate)
+  }
+
+  /**
+   * Milliseconds a `read()` may wait for data before it rejects with `ETIMEDOUT`; 0 = off.
+   * Changing it applies to reads that start afterwards.
+   */
+  get readTimeout(): number {
+    return this.#readTimeout
+  }
+
+  set readTimeout(ms: number) {
+    if (typeof ms !== 'number') throw argType('conn.readTimeout', 'of type number', ms)
+    const err = this.#native.checkReadTimeout(ms)
+    if (err) throw fromBinding(err, undefined, () => ({ name: 'conn.readTimeout', value: ms }))
+    this.#readTimeout = ms
+  }
+
+  /**
+   * @internal Throws unless the input is free: no stream adapter owns it, no read is pending,
+   * and not `busy` (piping). With `owner`, that adapter owns the input from now on.
+   */
+  protected claimInput(busy: boolean, owner?: InputOwner): void {
+    if (this.#inputOwner !== null) throw ConnectionReader.#lockedError(this)
+    if (busy || this.#reader !== Reader.None) {
+      const what = 'connection is piping or has a pending read()'
+      throw codedError('ERR_TCPSERVER_BUSY', owner === undefined ? what : `${owner}: the ${what}`)
+    }
+    if (owner !== undefined) this.#inputOwner = owner
+  }
+
+  static #lockedError(conn: ConnectionReader): TcpServerError {
+    return codedError(
+      'ERR_TCPSERVER_STREAM_LOCKED',
+      `the connection's input is read through ${conn.#inputOwner}`,
+    )
+  }
+
+  /** @internal Unread input, handed to a pipe or to TLS: it counts as read. */
+  protected takeQueued(): Buffer | undefined {
+    const rest = this.#chunks.slice(this.#head)
+    this.#chunks.length = 0
+    this.#head = 0
+    if (rest.length === 0) return undefined
+    const all = rest.length === 1 ? (rest[0] as Buffer) : Buffer.concat(rest)
+    this.bytesRead += all.length
+    return all
+  }
+
+  /** @internal A pipe consumed the input: reads return `null`. */
+  protected endInput(): void {
+    this.#ended = true
+  }
+
+  /** @internal The connection closed: a waiting read gets `error` (or `null`), later ones too. */
+  protected closeInput(error: TcpServerError | null): void {
+    if (this.#readTimer !== null) clearTimeout(this.#readTimer)
+    this.#readTimer = null
+    this.#ended = true
+    if (this.#reader === Reader.None) return
+    if (error) {
+      const reject = this.#reject as (e: Error) => void
+      this.#reader = Reader.None
+      this.#resolve = null
+      this.#reject = null
+      reject(error)
+    } else {
+      ConnectionReader.#settle(this, null)
+    }
+  }
+
+  static #take(conn: ConnectionReader): Buffer {
+    const chunk = conn.#chunks[conn.#head] as Buffer
+    conn.#chunks[conn.#head++] = undefined as unknown as Buffer
+    if (conn.#head === conn.#chunks.length) {
+      conn.#chunks.length = 0
+      conn.#head = 0
+    }
+    ConnectionReader.#consumed(conn, chunk.length)
+    return chunk
+  }
+
+  // Read credit goes back to Rust in batches of half the high-water mark: one native call
+  // per 32 KiB consumed by default, and Rust never waits for an ack while JS is keeping up.
+  static #consumed(conn: ConnectionReader, n: number): void {
+    conn.bytesRead += n
+    conn.#unacked += n
+    if (conn.#unacked >= conn.#highWaterMark >>> 1) {
+      conn.#native.ack(conn.id, conn.#unacked)
+      conn.#unacked = 0
+    }
+  }
+
+  // Only with nothing buffered and no read pending: `bytesRead` is then everything delivered,
+  // which the native side compares with what it has read, so no chunk can overtake another.
+  static #readNow(conn: ConnectionReader): Buffer | null {
+    // No chunk is bigger than the high-water mark, direct or not. (Computed here, not kept per
+    // connection: idle connections should not pay for it.)
+    const size = Math.min(READ_NOW_SIZE, conn.#highWaterMark)
+    const buf =
+      size === READ_NOW_SIZE && spareReadBuffer !== null ? spareReadBuffer : Buffer.allocUnsafeSlow(size)
+    if (buf === spareReadBuffer) spareReadBuffer = null
+    const n = conn.#native.readNow(conn.id, conn.bytesRead, buf)
+    conn.bytesRead += n
+    if (n >= Math.min(STREAMING_CHUNK, size)) return n === buf.length ? buf : buf.subarray(0, n)
+    // After bytes, reading stays ours until a call returns 0 (which hands it back to the
+    // driver): only then may a read wait for events.
+    if (n === 0) conn.#streaming = false
+    if (size === READ_NOW_SIZE) spareReadBuffer = buf // a few bytes are copied out: it serves the next call
+    return n === 0 ? null : Buffer.from(buf.subarray(0, n))
+  }
+
+  static #wait<T>(conn: ConnectionReader, reader: Reader): Promise<T> {
+    if (conn.#reader !== Reader.None) {
+      return Promise.reject(codedError('ERR_TCPSERVER_CONCURRENT_READ', 'another read() is already pending'))
+    }
+    conn.#reader = reader
+    if (conn.#readTimeout > 0) {
+      // One clock read per waiting read; the timer is created only when none is armed.
+      conn.#waitStart = performance.now()
+      if (conn.#readTimer === null) ConnectionReader.#armReadTimer(conn, conn.#readTimeout)
+    }
+    return new Promise<T>((resolve, reject) => {
+      conn.#resolve = resolve as (v: never) => void
+      conn.#reject = reject
+    })
+  }
+
+  static #armReadTimer(conn: ConnectionReader, ms: number): void {
+    conn.#readTimer = setTimeout(() => ConnectionReader.#onReadTimer(conn), ms)
+    conn.#readTimer.unref()
+  }
+
+  // The timer may belong to an earlier read: it checks how long the current one has waited
+  // and sleeps again for the rest. (Closing clears it: closeInput.)
+  static #onReadTimer(conn: ConnectionReader): void {
+    conn.#readTimer = null
+    if (conn.#reader === Reader.None || conn.#readTimeout === 0) return
+    const left = conn.#readTimeout - (performance.now() - conn.#waitStart)
+    if (left >= 1) {
+      ConnectionReader.#armReadTimer(conn, Math.ceil(left))
+      return
+    }
+    const reject = conn.#reject as (e: Error) => void
+    conn.#reader = Reader.None
+    conn.#resolve = null
+    conn.#reject = null
+    conn.#native.countReadTimeout()
+    reject(systemError('ETIMEDOUT', 'read'))
+  }
+
+  static #settle(conn: ConnectionReader, value: Buffer | null): void {
+    const resolve = conn.#resolve as unknown as (v: unknown) => void
+    const reader = conn.#reader
+    conn.#reader = Reader.None
+    conn.#resolve = null
+    conn.#reject = null
+    if (reader === Reader.Read) resolve(value)
+    else resolve(value === null ? DONE : { value, done: false })
+  }
+
+  static #onData(conn: ConnectionReader, chunk: Buffer): void {
+    // Set here, cleared only by a readNow() that returns 0 (see #readNow).
+    if (chunk.length >= Math.min(STREAMING_CHUNK, conn.#highWaterMark)) conn.#streaming = true
+    if (conn.#reader !== Reader.None) {
+      ConnectionReader.#consumed(conn, chunk.length)
+      ConnectionReader.#settle(conn, chunk)
+    } else {
+      conn.#chunks.push(chunk)
+    }
+  }
+
+  static #onEnd(conn: ConnectionReader): void {
+    conn.#ended = true
+    if (conn.#reader !== Reader.None && conn.#head === conn.#chunks.length)
+      ConnectionReader.#settle(conn, null)
+  }
+}
