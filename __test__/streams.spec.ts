@@ -102,6 +102,7 @@ test('toDuplex(): the same Duplex twice; direct reads then fail with ERR_TCPSERV
     async handler(conn) {
       // Read before the takeover: the Duplex carries on from there.
       const first = await conn.read()
+      await conn.write('ok') // the client sends the rest only now: two separate chunks
       const duplex = conn.toDuplex()
       const out: Record<string, unknown> = { first: first?.toString(), same: conn.toDuplex() === duplex }
       out.read = errCode(await conn.read().catch((e: unknown) => e))
@@ -128,7 +129,7 @@ test('toDuplex(): the same Duplex twice; direct reads then fail with ERR_TCPSERV
   })
   const socket = await connect(portOf(server))
   socket.write('head|')
-  await sleep(50)
+  await within(new Promise((r) => socket.once('data', r)), 5000, "the server's ok")
   socket.end('tail')
   const out = await within(result.promise, 5000, 'handler')
   t.is(out.first, 'head|')
