@@ -137,6 +137,11 @@ impl Gate {
         admission.ip_slot.is_some()
     }
 
+    /// Whether connections start with a PROXY protocol header ([`Gate::proxy_header`]).
+    pub(crate) fn expects_proxy_header(&self) -> bool {
+        self.proxy.is_some()
+    }
+
     /// Reads the PROXY protocol header (within its timeout; a graceful shutdown, `stop`, does
     /// not wait for it), takes the client's addresses from it and admits the real client
     /// under `maxConnectionsPerIp`. `false`: the connection is to be closed (counted).

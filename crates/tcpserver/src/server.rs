@@ -27,6 +27,13 @@ use crate::stats::{Counters, Stats};
 use crate::stream::Stream;
 
 type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// An accepted connection on its way to its handler.
+struct Accepted {
+    stream: Stream,
+    info: ConnectionInfo,
+    admission: Admission,
+}
 type Handler = dyn Fn(Connection) -> BoxFuture + Send + Sync;
 
 /// What a shutdown found.
@@ -289,42 +296,39 @@ impl Inner {
             start_time: SystemTime::now(),
             started: Instant::now(),
         };
-        let inner = self.clone();
-        self.connections.spawn(async move {
-            let lease = Arc::new(Lease::new(inner.counters.clone()));
-            inner.serve(stream, info, admission, &lease).await;
-            lease.give_back();
+        let accepted = Box::new(Accepted {
+            stream,
+            info,
+            admission,
         });
+        self.connections.spawn(Self::serve(self.clone(), accepted));
     }
 
     /// Runs one connection: its PROXY protocol header if any, then the handler, until the
-    /// handler completes, panics, or a forced shutdown aborts it.
-    async fn serve(
-        &self,
-        mut stream: Stream,
-        mut info: ConnectionInfo,
-        mut admission: Admission,
-        lease: &Arc<Lease>,
-    ) {
-        // Calling the handler inside the future puts its synchronous part under CatchUnwind too.
-        let future = std::pin::pin!(async {
-            let (gate, stop) = (&self.gate, &self.stop_accepting);
-            if !gate
-                .proxy_header(&mut stream, &mut info, &mut admission, stop)
-                .await
-            {
-                return;
-            }
-            lease.hold(admission);
-            let conn = Connection::new(
-                stream,
-                info,
-                self.abort.clone(),
-                self.stop_accepting.clone(),
-            )
-            .with_lease(lease.clone());
-            (self.handler)(conn).await;
-        });
+    /// handler completes, panics, or a forced shutdown aborts it; then gives its place back.
+    ///
+    /// This future lives as long as the connection, so it holds only boxes: a future keeps
+    /// its arguments for its whole life, and the socket and facts (hundreds of bytes) would
+    /// stay in it, dead, after they became the handler's `Connection`.
+    async fn serve(self: Arc<Self>, accepted: Box<Accepted>) {
+        let lease = Arc::new(Lease::new(self.counters.clone()));
+        // Boxed for the same reason: admitting holds the socket and facts for a while (across
+        // a PROXY header), and only the box's pointer stays in this future's layout.
+        let admitted = Box::pin(self.admit(accepted, &lease)).await;
+        if let Some(conn) = admitted {
+            self.run(Box::new(conn)).await;
+        }
+        lease.give_back();
+    }
+
+    /// The handler, until it completes, panics, or a forced shutdown aborts it.
+    async fn run(&self, conn: Box<Connection>) {
+        // The handler's synchronous part (creating its future) is under catch_unwind too.
+        let call = std::panic::AssertUnwindSafe(|| (self.handler)(*conn));
+        let Ok(future) = std::panic::catch_unwind(call) else {
+            self.counters.panics.fetch_add(1, Relaxed);
+            return;
+        };
         tokio::select! {
             biased;
             outcome = CatchUnwind(future) => {
@@ -335,5 +339,47 @@ impl Inner {
             // Counted as forced by `abort_all`; dropping the future closes the connection.
             () = self.abort.cancelled() => {}
         }
+    }
+
+    /// The connection as its handler gets it, after its PROXY header if the server expects
+    /// one (`None`: closed for it, counted, or the server aborted meanwhile).
+    async fn admit(&self, accepted: Box<Accepted>, lease: &Arc<Lease>) -> Option<Connection> {
+        let Accepted {
+            mut stream,
+            mut info,
+            mut admission,
+        } = *accepted;
+        if self.gate.expects_proxy_header() {
+            // Boxed: inline, the header's reading state would enlarge every connection's task.
+            let header = CatchUnwind(Box::pin(self.gate.proxy_header(
+                &mut stream,
+                &mut info,
+                &mut admission,
+                &self.stop_accepting,
+            )));
+            let admitted = tokio::select! {
+                biased;
+                r = header => r,
+                () = self.abort.cancelled() => return None,
+            };
+            match admitted {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(_) => {
+                    self.counters.panics.fetch_add(1, Relaxed);
+                    return None;
+                }
+            }
+        }
+        lease.hold(admission);
+        Some(
+            Connection::new(
+                stream,
+                info,
+                self.abort.clone(),
+                self.stop_accepting.clone(),
+            )
+            .with_lease(lease.clone()),
+        )
     }
 }

@@ -27,6 +27,7 @@ mod timers;
 use std::collections::HashMap;
 use std::future::Future;
 use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -102,7 +103,9 @@ struct State {
     /// `None` once the loop closed its descriptors.
     poll: Option<Poll>,
     events: Events,
-    conns: HashMap<u32, LocalConn>,
+    /// Boxed: the map keeps room for more entries than it holds, and an empty slot of a
+    /// connection's size would cost every connection hundreds of bytes.
+    conns: HashMap<u32, Box<LocalConn>>,
     timers: Timers,
     /// Connections to look at in the next round.
     dirty: Vec<u32>,
@@ -190,14 +193,15 @@ impl LocalLoop {
         opts: DriveOptions,
         tag: u32,
     ) -> impl Future<Output = ()> + Send + 'static + use<> {
+        // The work is done here, not in the future: it would keep the connection (hundreds
+        // of bytes) for its whole life otherwise. The future only waits.
         let this = self.clone();
-        async move {
-            if !conn.stream().is_tcp() || this.closed.load(Relaxed) {
-                let (registry, sink) = (this.registry.clone(), this.tokio_sink.clone());
-                return registry
-                    .drive_dyn(conn, sink, opts, tag, TlsStart::None)
-                    .await;
-            }
+        let waiting = if !conn.stream().is_tcp() || this.closed.load(Relaxed) {
+            let (registry, sink) = (this.registry.clone(), this.tokio_sink.clone());
+            let driven: Pin<Box<dyn Future<Output = ()> + Send>> =
+                Box::pin(registry.drive_dyn(conn, sink, opts, tag, TlsStart::None));
+            Err(driven)
+        } else {
             let id = conn.info().id as u32;
             let (done, closed) = oneshot::channel();
             this.live.fetch_add(1, Relaxed);
@@ -207,14 +211,22 @@ impl LocalLoop {
                 tag,
                 done,
             })));
-            let mut guard = AbortOnDrop {
-                lp: &this,
-                id,
-                armed: true,
-            };
-            // Err: the sender was dropped, which is how a connection's end is told.
-            let _ = closed.await;
-            guard.armed = false;
+            Ok((id, closed))
+        };
+        async move {
+            match waiting {
+                Err(driven) => driven.await,
+                Ok((id, closed)) => {
+                    let mut guard = AbortOnDrop {
+                        lp: &this,
+                        id,
+                        armed: true,
+                    };
+                    // Err: the sender was dropped, which is how a connection's end is told.
+                    let _ = closed.await;
+                    guard.armed = false;
+                }
+            }
         }
     }
 
@@ -378,7 +390,7 @@ impl LocalLoop {
             return;
         }
         let c = LocalConn::new(stream, info, abort, done, lease, opts, now, &mut st.timers);
-        st.conns.insert(id, c);
+        st.conns.insert(id, Box::new(c));
         report.event(id, Event::Open { tag });
         st.dirty.push(id);
     }
