@@ -1,23 +1,4 @@
-//! Plain-TCP connections served on the consumer's own thread (Linux): the common case of the
-//! Node binding, where every byte is read and written by JavaScript anyway.
-//!
-//! The Tokio driver (`run.rs`) reads on a worker thread and hands each batch to the consumer's
-//! thread: two wake-ups per request and a task per connection. A [`LocalLoop`] instead keeps
-//! its connections in one map on the consumer's thread, in an edge-triggered epoll set whose
-//! descriptor ([`LocalLoop::fd`]) the consumer's own event loop watches (Node: `uv_poll`).
-//! When it is readable, the consumer calls [`LocalLoop::turn`], which reads every ready
-//! socket into the sink (the same events and format as the Tokio driver), runs due deadlines
-//! (a heap and a `timerfd` in the same set), and calls the consumer back once per round.
-//! Nothing per connection lives in Tokio but the server's small task that holds its
-//! admission until the connection ends.
-//!
-//! Tokio keeps what it is best at: accepting (the accept loops hand sockets over through
-//! [`LocalLoop::adopt`]), TLS, and the jobs. A connection that starts a pipe, a file or
-//! StartTLS is handed over to the Tokio driver (`handover.rs`) with its queue, credit and
-//! counters, under the same id, and stays there.
-//!
-//! Every operation takes `&self` and locks the loop's state briefly: the consumer's thread is
-//! the only one that turns the loop, and accept threads only queue new connections.
+//! The consumer loop: see [`LocalLoop`].
 
 mod conn;
 mod handover;
@@ -52,7 +33,26 @@ const ROUNDS: usize = 8;
 /// Readiness events taken per `epoll_wait`; more stay ready for the next turn.
 const EVENTS: usize = 1024;
 
-/// Connections served on the consumer's thread; see the [module docs](self).
+/// Plain-TCP connections served on the consumer's own thread (Linux): the common case of the
+/// Node binding, where every byte is read and written by JavaScript anyway.
+///
+/// The Tokio driver (`run.rs`) reads on a worker thread and hands each batch to the consumer's
+/// thread: two wake-ups per request and a task per connection. A [`LocalLoop`] instead keeps
+/// its connections in one map on the consumer's thread, in an edge-triggered epoll set whose
+/// descriptor ([`LocalLoop::fd`]) the consumer's own event loop watches (Node: `uv_poll`).
+/// When it is readable, the consumer calls [`LocalLoop::turn`], which reads every ready
+/// socket into the sink (the same events and format as the Tokio driver), runs due deadlines
+/// (a heap and a `timerfd` in the same set), and calls the consumer back once per round.
+/// Nothing per connection lives in Tokio but the server's small task that holds its
+/// admission until the connection ends.
+///
+/// Tokio keeps what it is best at: accepting (the accept loops hand sockets over through
+/// [`LocalLoop::adopt`]), TLS, and the jobs. A connection that starts a pipe, a file or
+/// StartTLS is handed over to the Tokio driver (`handover.rs`) with its queue, credit and
+/// counters, under the same id, and stays there.
+///
+/// Every operation takes `&self` and locks the loop's state briefly: the consumer's thread is
+/// the only one that turns the loop, and accept threads only queue new connections.
 pub struct LocalLoop {
     state: Mutex<State>,
     /// `None` once the loop closed its descriptors ([`LocalLoop::close_io`]).

@@ -1,0 +1,276 @@
+//! The consumer loop (`driver::LocalLoop`) without Node: a server hands its connections to a
+//! loop that this test turns on its own thread, watching the loop's descriptor with poll(2)
+//! as libuv does. Pins the echo path (reads with credit, writes tried at once, the handler's
+//! release), the idle timeout on the loop's timerfd, a file sent after the connection moved to
+//! the Tokio driver, and `active` given back as the close is reported.
+#![cfg(target_os = "linux")]
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tcpserver_core::driver::{Connections, DriveOptions, Event, EventSink, LocalLoop};
+use tcpserver_core::{ErrorKind, Server, ServerConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Ev {
+    Open,
+    Data(Vec<u8>),
+    End,
+    Closed(Option<ErrorKind>),
+    Other,
+}
+
+/// Records what the loop (or the Tokio driver, after a hand-over) reports.
+#[derive(Default)]
+struct Sink(Mutex<Vec<(u32, Ev)>>);
+
+impl Sink {
+    fn take(&self) -> Vec<(u32, Ev)> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl EventSink for Sink {
+    fn read(
+        &self,
+        id: u32,
+        max: usize,
+        read: &mut dyn FnMut(&mut Vec<u8>) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let mut buf = Vec::new();
+        let n = read(&mut buf)?;
+        assert!(n <= max);
+        if n > 0 {
+            self.0.lock().unwrap().push((id, Ev::Data(buf)));
+        }
+        Ok(n)
+    }
+
+    fn event(&self, id: u32, event: Event<'_>) {
+        let ev = match event {
+            Event::Open { .. } => Ev::Open,
+            Event::End => Ev::End,
+            Event::Closed { error, .. } => Ev::Closed(error.map(|e| e.kind())),
+            _ => Ev::Other,
+        };
+        self.0.lock().unwrap().push((id, ev));
+    }
+}
+
+/// A server whose connections go to a loop turned by a thread of this test, which runs
+/// `on_event` for each event (with the loop at hand) and records every one.
+struct Harness {
+    server: Server,
+    lp: Arc<LocalLoop>,
+    conns: Arc<Connections>,
+    seen: Seen,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+type Seen = Arc<Mutex<Vec<(u32, Ev)>>>;
+type OnEvent = dyn Fn(&LocalLoop, u32, &Ev) + Send + 'static;
+
+impl Harness {
+    fn start(opts: DriveOptions, on_event: Box<OnEvent>) -> Self {
+        let conns = Arc::new(Connections::new());
+        let sink = Arc::new(Sink::default());
+        let lp = Arc::new(
+            LocalLoop::new(
+                conns.clone(),
+                sink.clone(),
+                sink.clone(),
+                tokio::runtime::Handle::current(),
+            )
+            .expect("a loop"),
+        );
+        let adopting = lp.clone();
+        let config = ServerConfig::new("127.0.0.1:0".parse().unwrap());
+        let server = Server::bind(&config, move |conn| adopting.adopt(conn, opts, 0)).unwrap();
+        let (stop, seen) = (Arc::new(AtomicBool::new(false)), Arc::default());
+        let thread = {
+            let (lp, stop, seen): (Arc<LocalLoop>, Arc<AtomicBool>, Seen) =
+                (lp.clone(), stop.clone(), Arc::clone(&seen));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let mut fd = libc::pollfd {
+                        fd: lp.fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    // SAFETY: one valid pollfd on the stack.
+                    unsafe { libc::poll(&mut fd, 1, 20) };
+                    lp.turn(&mut || {
+                        for (id, ev) in sink.take() {
+                            on_event(&lp, id, &ev);
+                            seen.lock().unwrap().push((id, ev));
+                        }
+                    });
+                }
+            })
+        };
+        Self {
+            server,
+            lp,
+            conns,
+            seen,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.server.local_addrs()[0].port()
+    }
+
+    fn events(&self) -> Vec<Ev> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+
+    async fn until(&self, what: &str, check: impl Fn(&Self) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !check(self) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {:?}",
+                self.events()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.lp.close_io();
+    }
+}
+
+/// Echoes every chunk, returns its credit, and releases at the peer's end.
+fn echo(lp: &LocalLoop, id: u32, ev: &Ev) {
+    match ev {
+        Ev::Data(bytes) => {
+            lp.write(id, bytes).expect("served here").expect("written");
+            lp.ack(id, bytes.len());
+        }
+        Ev::End => {
+            let _ = lp.release(id);
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_on_the_loop_then_closed_once_and_active_given_back() {
+    let h = Harness::start(DriveOptions::default(), Box::new(echo));
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut client = tokio::net::TcpStream::connect(("127.0.0.1", h.port()))
+        .await
+        .unwrap();
+    let (mut rd, mut wr) = client.split();
+    let send = async {
+        wr.write_all(&data).await.unwrap();
+        wr.shutdown().await.unwrap();
+    };
+    let mut back = Vec::new();
+    let recv = rd.read_to_end(&mut back);
+    let ((), got) = tokio::join!(send, recv);
+    got.unwrap();
+    assert!(back == data, "the echo differs ({} bytes back)", back.len());
+    h.until("the close", |h| h.events().contains(&Ev::Closed(None)))
+        .await;
+    let events = h.events();
+    assert_eq!(events.first(), Some(&Ev::Open));
+    assert_eq!(
+        events.iter().filter(|e| matches!(e, Ev::Closed(_))).count(),
+        1
+    );
+    assert_eq!(
+        h.server.active_connections(),
+        0,
+        "active is given back with the close"
+    );
+    assert!(h.lp.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_timeout_fires_on_the_loops_timer() {
+    let opts = DriveOptions {
+        idle_timeout: Some(Duration::from_millis(150)),
+        ..DriveOptions::default()
+    };
+    let h = Harness::start(opts, Box::new(echo));
+    let started = Instant::now();
+    let mut client = tokio::net::TcpStream::connect(("127.0.0.1", h.port()))
+        .await
+        .unwrap();
+    let mut buf = [0u8; 16];
+    // Quiet: the server closes, the client reads its end.
+    let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buf)).await;
+    assert!(matches!(n, Ok(Ok(0)) | Ok(Err(_))), "{n:?}");
+    assert!(started.elapsed() >= Duration::from_millis(140));
+    h.until("the idle close", |h| {
+        h.events()
+            .contains(&Ev::Closed(Some(ErrorKind::IdleTimeout)))
+    })
+    .await;
+    assert_eq!(h.conns.timeout_stats().idle, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_after_a_reply_on_the_loop_goes_out_after_it_from_the_tokio_driver() {
+    let body: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    let path = tempfile_with(&body);
+    let conns_for_job: Arc<Mutex<Option<Arc<Connections>>>> = Arc::default();
+    let slot = conns_for_job.clone();
+    // The loop's thread is not a Tokio thread: jobs are spawned on the test's runtime.
+    let rt = tokio::runtime::Handle::current();
+    let file_path = path.clone();
+    let h = Harness::start(
+        DriveOptions::default(),
+        Box::new(move |lp, id, ev| {
+            if let Ev::Data(_) = ev {
+                lp.write(id, b"HEAD\n").unwrap().unwrap();
+                lp.hand_over_for_job(id).unwrap();
+                let conns = slot.lock().unwrap().clone().unwrap();
+                let f = std::fs::File::open(&file_path).unwrap();
+                rt.spawn(conns.send_file(id, f, 0, None).unwrap());
+            }
+        }),
+    );
+    *conns_for_job.lock().unwrap() = Some(h.conns.clone());
+    let mut client = tokio::net::TcpStream::connect(("127.0.0.1", h.port()))
+        .await
+        .unwrap();
+    client.write_all(b"GET\n").await.unwrap();
+    let mut got = vec![0u8; 5 + body.len()];
+    tokio::time::timeout(Duration::from_secs(5), client.read_exact(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&got[..5], b"HEAD\n");
+    assert!(got[5..] == body[..], "the file differs");
+    assert!(h.lp.is_empty(), "the connection left the loop");
+    assert_eq!(h.conns.len(), 1, "the Tokio driver serves it now");
+    let _ = std::fs::remove_file(&path);
+}
+
+/// A file with `data` in the temp directory.
+fn tempfile_with(data: &[u8]) -> std::path::PathBuf {
+    let path =
+        std::env::temp_dir().join(format!("tcpserver-local-loop-{}.bin", std::process::id()));
+    std::fs::write(&path, data).unwrap();
+    path
+}
