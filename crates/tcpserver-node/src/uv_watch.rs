@@ -128,7 +128,11 @@ pub(crate) fn start(
             return Err(napi::Error::from_reason("uv_poll_init failed"));
         }
         *handle.cast::<*mut Watch>() = watch;
-        uv_poll_start(handle, UV_READABLE, on_ready);
+        if uv_poll_start(handle, UV_READABLE, on_ready) != 0 {
+            // Never watched: the server drives its connections with Tokio instead.
+            begin_close(watch);
+            return Err(napi::Error::from_reason("uv_poll_start failed"));
+        }
         uv_unref(handle);
         let status = sys::napi_add_async_cleanup_hook(
             raw_env,

@@ -137,6 +137,10 @@ pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
 pub fn listeners_on(addr: SocketAddr) -> Vec<socket2::Socket> {
     use std::os::fd::{FromRawFd, OwnedFd};
 
+    // One scan at a time: a scan dups every descriptor of the process for a moment, and a
+    // scan running beside it in another test would count those copies as listeners too.
+    static SCANNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = SCANNING.lock().unwrap_or_else(|e| e.into_inner());
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
         let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
