@@ -14,6 +14,7 @@ use support::{assert_echoes, config, connect, echo_server, round_trip, v4, v6, w
 
 #[tokio::test]
 async fn ipv4_port_zero_reports_the_real_port() {
+    let _serial = support::one_at_a_time().await;
     let server = echo_server(&config(v4()));
     let addrs = server.local_addrs();
     assert_eq!(addrs.len(), 1);
@@ -25,6 +26,7 @@ async fn ipv4_port_zero_reports_the_real_port() {
 
 #[tokio::test]
 async fn ipv6_loopback_port_zero_reports_the_real_port() {
+    let _serial = support::one_at_a_time().await;
     let server = echo_server(&config(v6()));
     let addrs = server.local_addrs();
     assert_eq!(addrs.len(), 1);
@@ -37,6 +39,7 @@ async fn ipv6_loopback_port_zero_reports_the_real_port() {
 
 #[tokio::test]
 async fn one_server_serves_two_addresses() {
+    let _serial = support::one_at_a_time().await;
     let mut config = config(v4());
     config.address(v6());
     let server = echo_server(&config);
@@ -53,6 +56,7 @@ async fn one_server_serves_two_addresses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reuse_port_loops_share_the_port_and_all_accept() {
+    let _serial = support::one_at_a_time().await;
     let mut config = ServerConfig::new(v4());
     config.loops(2).reuse_port(true);
     let server = echo_server(&config);
@@ -84,6 +88,7 @@ async fn reuse_port_loops_share_the_port_and_all_accept() {
 
 #[tokio::test]
 async fn bind_without_reuse_port_on_a_busy_port_is_eaddrinuse() {
+    let _serial = support::one_at_a_time().await;
     // SO_REUSEPORT shares a port only when every socket on it has the option.
     for (first_reuses, second_reuses) in [(true, false), (false, true)] {
         let mut first = config(v4());
@@ -115,6 +120,7 @@ async fn bind_without_reuse_port_on_a_busy_port_is_eaddrinuse() {
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_reuse_port_refuses_a_port_held_by_a_stranger() {
+    let _serial = support::one_at_a_time().await;
     use socket2::{Domain, Socket, Type};
 
     for stranger_reuses in [false, true] {
@@ -170,6 +176,7 @@ async fn default_reuse_port_refuses_a_port_held_by_a_stranger() {
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn own_overlapping_addresses_share_their_port() {
+    let _serial = support::one_at_a_time().await;
     let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = probe.local_addr().unwrap().port();
     drop(probe);
@@ -193,6 +200,7 @@ async fn own_overlapping_addresses_share_their_port() {
 
 #[tokio::test]
 async fn explicit_reuse_port_on_both_servers_shares_the_port() {
+    let _serial = support::one_at_a_time().await;
     let mut first = ServerConfig::new(v4());
     first.reuse_port(true).loops(1);
     let first = echo_server(&first);
@@ -221,6 +229,7 @@ async fn explicit_reuse_port_on_both_servers_shares_the_port() {
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn reuse_port_lets_another_socket_bind_the_same_port() {
+    let _serial = support::one_at_a_time().await;
     use socket2::{Domain, Socket, Type};
 
     let server = echo_server(&config(v4()));
@@ -247,6 +256,7 @@ async fn reuse_port_lets_another_socket_bind_the_same_port() {
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn fast_open_and_defer_accept_are_set_on_the_listener() {
+    let _serial = support::one_at_a_time().await;
     let mut config = config(v4());
     config.fast_open(256).defer_accept(1);
     let server = echo_server(&config);
@@ -267,6 +277,7 @@ async fn fast_open_and_defer_accept_are_set_on_the_listener() {
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn defer_accept_holds_silent_clients_back() {
+    let _serial = support::one_at_a_time().await;
     // Linux turns the seconds into SYN-ACK retransmissions: 5 s keeps a silent client out of
     // `accept` for several seconds (1 s would let it in after the first retransmission).
     let mut config = config(v4());
@@ -299,6 +310,7 @@ async fn defer_accept_holds_silent_clients_back() {
 
 #[tokio::test]
 async fn listener_options_bind_together() {
+    let _serial = support::one_at_a_time().await;
     // Every listener option at once on a dual-stack address; the server still serves IPv4
     // clients because `ipv6_only` is off.
     let mut config = ServerConfig::new("[::]:0".parse().unwrap());
@@ -321,6 +333,7 @@ async fn listener_options_bind_together() {
 
 #[tokio::test]
 async fn accepted_sockets_get_no_delay_and_keep_alive() {
+    let _serial = support::one_at_a_time().await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut config = config(v4());
     config
@@ -356,6 +369,7 @@ async fn accepted_sockets_get_no_delay_and_keep_alive() {
 
 #[tokio::test]
 async fn ipv6_only_refuses_ipv4_clients() {
+    let _serial = support::one_at_a_time().await;
     let mut config = config("[::]:0".parse().unwrap());
     config.ipv6_only(true);
     let server = echo_server(&config);
@@ -378,6 +392,7 @@ type Case = (&'static str, InvalidKind, fn(&mut ServerConfig));
 
 #[tokio::test]
 async fn each_invalid_option_is_named() {
+    let _serial = support::one_at_a_time().await;
     use InvalidKind::{Range, Value};
     let cases: [Case; 13] = [
         ("loops", Range, |c| _ = c.loops(0)),
@@ -451,6 +466,7 @@ fn keep_alive(time: Option<u64>, interval: Option<u64>, retries: Option<u32>) ->
 /// per connection), the one the client reached for a wildcard listener.
 #[tokio::test]
 async fn local_addr_is_the_address_the_client_reached() {
+    let _serial = support::one_at_a_time().await;
     async fn reported_local(reach: SocketAddr) -> String {
         let mut s = connect(reach).await;
         let mut line = String::new();

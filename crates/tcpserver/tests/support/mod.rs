@@ -184,3 +184,11 @@ pub fn sockopt_int(socket: &socket2::Socket, level: libc::c_int, name: libc::c_i
     assert_eq!(rc, 0, "getsockopt: {}", std::io::Error::last_os_error());
     value
 }
+
+/// Held by each test of a binary whose tests bind shared ports (`SO_REUSEPORT` on port 0, or
+/// a port probed and released): run side by side, the kernel may give two of them the same
+/// port, and one counts the other's listeners as its own.
+pub async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
