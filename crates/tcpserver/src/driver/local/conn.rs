@@ -269,6 +269,13 @@ impl LocalConn {
         Step::Open
     }
 
+    /// Input is waiting that the next round may read: a step stopped at its reads-per-turn
+    /// bound, and the socket's edge will not be reported again.
+    pub(super) fn more_to_read(&self) -> bool {
+        self.readable
+            && (self.lingering || (self.read_open && self.mode == READING && self.credit > 0))
+    }
+
     /// Half-close once the queue is empty, and the handler's release: close when the peer
     /// already ended, otherwise FIN and linger (see `run.rs`'s `linger_close` for why).
     fn closing_steps(&mut self, timers: &mut Timers, now: Instant) -> Option<Step> {

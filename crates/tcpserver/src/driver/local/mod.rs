@@ -413,8 +413,11 @@ impl LocalLoop {
             let Some(c) = conns.get_mut(&id) else {
                 continue;
             };
-            if let Step::Close(error) = c.progress(report, timers, now, scratch) {
-                self.close(st, id, error, report);
+            match c.progress(report, timers, now, scratch) {
+                Step::Close(error) => self.close(st, id, error, report),
+                // Stopped at its reads-per-turn bound: the rest in a later round.
+                Step::Open if c.more_to_read() => st.dirty.push(id),
+                Step::Open => {}
             }
         }
         dirty.clear();
