@@ -105,7 +105,9 @@ test('limits and counters are global across workers', async (t) => {
     workers: 2,
     maxConnections: 2,
     onLimit: 'refuse',
-    idleTimeout: 300,
+    // Long enough that both stay open while the third client is refused on a loaded machine
+    // (at 300 ms, a Node 24 CI run saw the first one time out before the third arrived).
+    idleTimeout: 1500,
   })
   const [a] = await client(server)
   const [b] = await client(server)
