@@ -423,15 +423,7 @@ impl Connections {
     fn set_closing(&self, id: u32, how: Closing) -> Result<()> {
         let sh = self.get(id)?;
         let mut out = sh.out();
-        let rank = |c: Closing| match c {
-            Closing::No => 0,
-            Closing::End => 1,
-            Closing::Release => 2,
-            Closing::Now => 3,
-        };
-        if rank(how) > rank(out.closing) {
-            out.closing = how;
-        }
+        out.close_at_least(how);
         // Nothing left to send: the FIN goes out now, from the caller's thread, right behind
         // the last write (as `socket.end()` does). Left to the driver, it would leave a thread
         // hop later, after the peer had often reacted to the answer already, and the close

@@ -6,7 +6,8 @@ use super::Connections;
 use std::collections::VecDeque;
 use std::io;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// In order of strength: a later request never weakens an earlier one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Closing {
     No,
     /// Flush, then FIN; reading goes on.
@@ -86,6 +87,11 @@ impl Outbox {
     pub(crate) fn advance(&mut self, n: usize) {
         self.pos += n;
         self.flushed += n as u64;
+    }
+
+    /// Asks for `how`, unless a stronger way to close was asked for already.
+    pub(crate) fn close_at_least(&mut self, how: Closing) {
+        self.closing = self.closing.max(how);
     }
 
     /// Books the output for a job, behind everything queued so far; returns its ticket.

@@ -36,11 +36,6 @@ impl LocalLoop {
         Some(out)
     }
 
-    /// Whether this loop serves connection `id`.
-    pub fn serves(&self, id: u32) -> bool {
-        self.lock().conns.contains_key(&id)
-    }
-
     /// Number of connections served here.
     pub fn len(&self) -> usize {
         self.lock().conns.len()
@@ -82,16 +77,8 @@ impl LocalLoop {
 
     /// See [`Connections::end`], [`Connections::release`], [`Connections::close`].
     fn set_closing(&self, id: u32, how: Closing) -> Option<Result<()>> {
-        let rank = |c: Closing| match c {
-            Closing::No => 0,
-            Closing::End => 1,
-            Closing::Release => 2,
-            Closing::Now => 3,
-        };
         self.with(id, |c, again| {
-            if rank(how) > rank(c.out.closing) {
-                c.out.closing = how;
-            }
+            c.out.close_at_least(how);
             // Nothing left to send: the FIN goes out now, right behind the last write.
             if matches!(how, Closing::End | Closing::Release) && !c.out.write_shut && c.out.idle() {
                 c.shutdown_write();
