@@ -142,8 +142,12 @@ pub fn listen(
     let bound = match (&workers, &local) {
         #[cfg(target_os = "linux")]
         (None, Some(local)) => {
-            let local = local.clone();
-            Server::bind(&config, move |conn| local.adopt(conn, drive, 0))
+            // The loop accepts on its own when admission decides at once; other connections
+            // (held by `maxConnections`, behind a PROXY header, on Unix sockets) it adopts.
+            let adopting = local.clone();
+            Server::bind_on_loop(&config, local, drive, move |conn| {
+                adopting.adopt(conn, drive, 0)
+            })
         }
         (None, _) => {
             let (handler_conns, handler_sink, handler_tls) =

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use tokio::net::TcpSocket;
 use tokio_util::sync::CancellationToken;
@@ -185,14 +185,7 @@ pub async fn connect_unix(
 fn outbound(stream: Stream, id: u64, abort: CancellationToken) -> Result<Connection> {
     let peer_addr = stream.peer_addr()?;
     let local_addr = stream.local_addr()?;
-    let info = ConnectionInfo {
-        id,
-        peer_addr,
-        local_addr,
-        proxied_by: None,
-        start_time: SystemTime::now(),
-        started: Instant::now(),
-    };
+    let info = ConnectionInfo::starting_now(id, peer_addr, local_addr);
     // Outbound connections belong to no server: nothing drains them.
     Ok(Connection::new(
         stream,

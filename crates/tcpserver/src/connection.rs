@@ -34,6 +34,20 @@ pub struct ConnectionInfo {
     pub started: Instant,
 }
 
+impl ConnectionInfo {
+    /// The facts of a connection that starts now (accepted, or connected outbound).
+    pub(crate) fn starting_now(id: u64, peer_addr: Address, local_addr: Address) -> Self {
+        Self {
+            id,
+            peer_addr,
+            local_addr,
+            proxied_by: None,
+            start_time: SystemTime::now(),
+            started: Instant::now(),
+        }
+    }
+}
+
 /// One client connection, handed to the handler. It is closed when the handler's future
 /// completes (the future owns it) or when a forced shutdown aborts the handler.
 #[derive(Debug)]

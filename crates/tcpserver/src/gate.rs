@@ -108,6 +108,39 @@ impl Gate {
         })
     }
 
+    /// Whether clients may be taken now, for an accept loop that cannot wait (the consumer
+    /// loop's, `driver/local/listen.rs`): not paused, and admission never waits
+    /// ([`Gate::admit_now`]).
+    pub(crate) fn is_paused(&self) -> bool {
+        self.paused.load(SeqCst)
+    }
+
+    /// Whether [`Gate::admit_now`] decides every client at once: no `maxConnections` to hold
+    /// clients for, and no PROXY header to wait for.
+    pub(crate) fn decides_at_once(&self) -> bool {
+        self.proxy.is_none() && (self.limit.is_none() || self.limit_policy == LimitPolicy::Refuse)
+    }
+
+    /// [`Gate::admit`] and [`Gate::admit_peer`] for a gate that [decides at
+    /// once](Gate::decides_at_once); `None`: refused (counted).
+    pub(crate) fn admit_now(&self, peer: &Address) -> Option<Admission> {
+        let permit = match &self.limit {
+            None => None,
+            Some(sem) => match sem.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    self.counters.refused_max_connections.fetch_add(1, Relaxed);
+                    return None;
+                }
+            },
+        };
+        let mut admission = Admission {
+            _permit: permit,
+            ip_slot: None,
+        };
+        self.admit_ip(&mut admission, peer).then_some(admission)
+    }
+
     /// The checks on an accepted client's socket address; `false`: refused (counted). A
     /// PROXY protocol listener takes only trusted sources, and counts a client under
     /// `maxConnectionsPerIp` once its header named it (in [`Gate::proxy_header`]).

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -17,14 +17,20 @@ use crate::accept;
 use crate::addr::Address;
 use crate::config::{ServerConfig, SocketOptions};
 use crate::connection::{Connection, ConnectionInfo};
+#[cfg(target_os = "linux")]
+use crate::driver::{Admit, Admitted, DriveOptions, LocalLoop};
 use crate::error::Result;
 use crate::gate::{Admission, Gate};
 use crate::lease::Lease;
-use crate::listener;
+use crate::listener::{self, Listener};
 use crate::panic::CatchUnwind;
 use crate::socket::apply_socket_options;
+#[cfg(target_os = "linux")]
+use crate::socket::apply_socket_options_on;
 use crate::stats::{Counters, Stats};
 use crate::stream::Stream;
+#[cfg(target_os = "linux")]
+use socket2::SockRef;
 
 type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -75,6 +81,10 @@ pub(crate) struct Inner {
     max_accept: Option<u64>,
     active_at_shutdown: AtomicU64,
     shutdown_started: AtomicBool,
+    /// The consumer loop accepting for this server, if one does (`bind_on_loop`). It holds
+    /// the server too (its listeners' admission) until the server stops accepting.
+    #[cfg(target_os = "linux")]
+    local: std::sync::OnceLock<Arc<LocalLoop>>,
 }
 
 impl Server {
@@ -97,6 +107,39 @@ impl Server {
     /// # Ok(()) }
     /// ```
     pub fn bind<F, Fut>(config: &ServerConfig, handler: F) -> Result<Self>
+    where
+        F: Fn(Connection) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        Self::bind_with(config, handler, None)
+    }
+
+    /// [`Server::bind`], with the TCP listeners accepting on the consumer loop `lp` (Linux):
+    /// their clients are accepted, admitted and served on the loop's thread, without a task or
+    /// a thread hop, with `opts`. Only when the server's admission decides at once (no
+    /// `maxConnections` under [`LimitPolicy::Hold`](crate::LimitPolicy::Hold), no PROXY
+    /// protocol); otherwise, and for Unix sockets, `handler` serves the connections as in
+    /// [`Server::bind`] (it may [adopt](LocalLoop::adopt) them into the loop).
+    #[cfg(target_os = "linux")]
+    pub fn bind_on_loop<F, Fut>(
+        config: &ServerConfig,
+        lp: &Arc<LocalLoop>,
+        opts: DriveOptions,
+        handler: F,
+    ) -> Result<Self>
+    where
+        F: Fn(Connection) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        Self::bind_with(config, handler, Some((lp, opts)))
+    }
+
+    fn bind_with<F, Fut>(
+        config: &ServerConfig,
+        handler: F,
+        #[cfg(target_os = "linux")] on_loop: Option<(&Arc<LocalLoop>, DriveOptions)>,
+        #[cfg(not(target_os = "linux"))] _on_loop: Option<()>,
+    ) -> Result<Self>
     where
         F: Fn(Connection) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
@@ -127,8 +170,21 @@ impl Server {
             max_accept: config.max_accept_connections,
             active_at_shutdown: AtomicU64::new(0),
             shutdown_started: AtomicBool::new(false),
+            #[cfg(target_os = "linux")]
+            local: std::sync::OnceLock::new(),
         });
         for (addr, l) in listeners {
+            #[cfg(target_os = "linux")]
+            let l = match (on_loop, l) {
+                (Some((lp, opts)), Listener::Tcp(tcp)) if inner.gate.decides_at_once() => {
+                    if inner.local.set(lp.clone()).is_ok() {
+                        inner.loops.spawn(watch_loop(inner.clone(), lp.clone()));
+                    }
+                    lp.listen(tcp, &addr, inner.clone(), opts)?;
+                    continue;
+                }
+                (_, l) => l,
+            };
             let server = inner.clone();
             let dispatch = move |stream, peer, local: Option<&Address>, admission| {
                 server.dispatch(stream, peer, local, admission);
@@ -235,6 +291,11 @@ impl Inner {
                 .forced
                 .fetch_add(self.counters.active.load(SeqCst), SeqCst);
             self.abort.cancel();
+            // The loop's own connections have no task to cancel.
+            #[cfg(target_os = "linux")]
+            if let Some(lp) = self.local.get() {
+                lp.abort_all();
+            }
         }
     }
 
@@ -256,7 +317,28 @@ impl Inner {
         local: Option<&Address>,
         admission: Admission,
     ) {
-        let id = match self.max_accept {
+        let Some(id) = self.count_in() else {
+            return;
+        };
+        apply_socket_options(&stream, &self.socket);
+        let local_addr = match local {
+            Some(local) => local.clone(),
+            None => stream.local_addr().unwrap_or_else(|_| peer.clone()),
+        };
+        let info = ConnectionInfo::starting_now(id, peer, local_addr);
+        let accepted = Box::new(Accepted {
+            stream,
+            info,
+            admission,
+        });
+        self.connections.spawn(Self::serve(self.clone(), accepted));
+    }
+
+    /// Counts an accepted client in `accepted` and `active`, and returns its id; `None`: it
+    /// is past `maxAcceptConnections` (counted), to be closed at once. The last one allowed
+    /// begins the shutdown.
+    fn count_in(&self) -> Option<u64> {
+        Some(match self.max_accept {
             None => {
                 self.counters.active.fetch_add(1, SeqCst);
                 self.counters.accepted.fetch_add(1, Relaxed) + 1
@@ -278,30 +360,11 @@ impl Inner {
                     Err(_) => {
                         // A racing loop accepted past the limit: close it at once.
                         self.counters.refused_max_accept.fetch_add(1, Relaxed);
-                        return;
+                        return None;
                     }
                 }
             }
-        };
-        apply_socket_options(&stream, &self.socket);
-        let local_addr = match local {
-            Some(local) => local.clone(),
-            None => stream.local_addr().unwrap_or_else(|_| peer.clone()),
-        };
-        let info = ConnectionInfo {
-            id,
-            peer_addr: peer,
-            local_addr,
-            proxied_by: None,
-            start_time: SystemTime::now(),
-            started: Instant::now(),
-        };
-        let accepted = Box::new(Accepted {
-            stream,
-            info,
-            admission,
-        });
-        self.connections.spawn(Self::serve(self.clone(), accepted));
+        })
     }
 
     /// Runs one connection: its PROXY protocol header if any, then the handler, until the
@@ -381,5 +444,59 @@ impl Inner {
             )
             .with_lease(lease.clone()),
         )
+    }
+}
+
+/// Accepting on a consumer loop: the loop checks [`Admit::accepting`] before each accept;
+/// this task tells it when a pause ends, and closes its listeners when the server stops
+/// accepting (which also ends the loop's hold on the server).
+#[cfg(target_os = "linux")]
+async fn watch_loop(inner: Arc<Inner>, lp: Arc<LocalLoop>) {
+    loop {
+        tokio::select! {
+            biased;
+            () = inner.stop_accepting.cancelled() => break,
+            () = inner.gate.pausing() => {}
+        }
+        tokio::select! {
+            biased;
+            () = inner.stop_accepting.cancelled() => break,
+            () = inner.gate.unpaused() => {}
+        }
+        lp.accept_again();
+    }
+    lp.close_listeners();
+}
+
+#[cfg(target_os = "linux")]
+impl Admit for Inner {
+    fn accepting(&self) -> bool {
+        !self.stop_accepting.is_cancelled() && !self.gate.is_paused()
+    }
+
+    fn admit(&self, sock: SockRef<'_>, peer: Address, local: Option<&Address>) -> Option<Admitted> {
+        let admission = self.gate.admit_now(&peer)?;
+        let id = self.count_in()?;
+        let local_addr = match local {
+            Some(local) => local.clone(),
+            None => sock
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_socket())
+                .map_or_else(|| peer.clone(), Address::Ip),
+        };
+        apply_socket_options_on(sock, &self.socket);
+        let lease = Arc::new(Lease::new(self.counters.clone()));
+        lease.hold(admission);
+        Some(Admitted {
+            info: ConnectionInfo::starting_now(id, peer, local_addr),
+            lease,
+            token: self.connections.token(),
+            abort: self.abort.clone(),
+        })
+    }
+
+    fn accept_error(&self, errno: i32) {
+        self.counters.accept_error(errno);
     }
 }

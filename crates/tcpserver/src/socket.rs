@@ -9,14 +9,18 @@ use crate::stream::Stream;
 /// client for (the peer may already be gone); the connection proceeds with OS defaults. Unix
 /// domain sockets have neither.
 pub(crate) fn apply_socket_options(stream: &Stream, opts: &SocketOptions) {
-    if !stream.is_tcp() {
-        return;
+    if stream.is_tcp() {
+        apply_socket_options_on(SockRef::from(stream), opts);
     }
+}
+
+/// [`apply_socket_options`] on a TCP socket that is not a [`Stream`] (the consumer loop's).
+pub(crate) fn apply_socket_options_on(sock: SockRef<'_>, opts: &SocketOptions) {
     if opts.no_delay {
-        let _ = stream.set_nodelay(true);
+        let _ = sock.set_tcp_nodelay(true);
     }
     if let Some(k) = &opts.keep_alive {
-        let _ = set_keep_alive(stream, k);
+        let _ = set_keep_alive_on(sock, k);
     }
 }
 

@@ -76,6 +76,18 @@ type OnEvent = dyn Fn(&LocalLoop, u32, &Ev) + Send + 'static;
 
 impl Harness {
     fn start(opts: DriveOptions, on_event: Box<OnEvent>) -> Self {
+        let config = ServerConfig::new("127.0.0.1:0".parse().unwrap());
+        Self::start_with(&config, false, opts, on_event)
+    }
+
+    /// With `accept_on_loop`, the loop accepts the server's clients itself
+    /// (`Server::bind_on_loop`); otherwise the server's accept loop hands them over.
+    fn start_with(
+        config: &ServerConfig,
+        accept_on_loop: bool,
+        opts: DriveOptions,
+        on_event: Box<OnEvent>,
+    ) -> Self {
         let conns = Arc::new(Connections::new());
         let sink = Arc::new(Sink::default());
         let lp = Arc::new(
@@ -88,8 +100,13 @@ impl Harness {
             .expect("a loop"),
         );
         let adopting = lp.clone();
-        let config = ServerConfig::new("127.0.0.1:0".parse().unwrap());
-        let server = Server::bind(&config, move |conn| adopting.adopt(conn, opts, 0)).unwrap();
+        let handler = move |conn| adopting.adopt(conn, opts, 0);
+        let server = if accept_on_loop {
+            Server::bind_on_loop(config, &lp, opts, handler)
+        } else {
+            Server::bind(config, handler)
+        }
+        .unwrap();
         let (stop, seen) = (Arc::new(AtomicBool::new(false)), Arc::default());
         let thread = {
             let (lp, stop, seen): (Arc<LocalLoop>, Arc<AtomicBool>, Seen) =
@@ -265,6 +282,82 @@ async fn a_file_after_a_reply_on_the_loop_goes_out_after_it_from_the_tokio_drive
     assert!(h.lp.is_empty(), "the connection left the loop");
     assert_eq!(h.conns.len(), 1, "the Tokio driver serves it now");
     let _ = std::fs::remove_file(&path);
+}
+
+/// One echo round trip; `None` when the server closed the connection instead.
+async fn echo_once(port: u16, msg: &[u8]) -> Option<(tokio::net::TcpStream, Vec<u8>)> {
+    let mut client = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    if client.write_all(msg).await.is_err() {
+        return None;
+    }
+    let mut got = vec![0u8; msg.len()];
+    match tokio::time::timeout(Duration::from_secs(5), client.read_exact(&mut got)).await {
+        Ok(Ok(_)) => Some((client, got)),
+        Ok(Err(_)) => None,
+        Err(_) => panic!("no echo and no close within 5 s"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loop_accepts_itself_and_keeps_pause_and_the_refusing_limit() {
+    let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap());
+    config
+        .max_connections(2)
+        .limit_policy(tcpserver_core::LimitPolicy::Refuse);
+    let h = Harness::start_with(&config, true, DriveOptions::default(), Box::new(echo));
+    let port = h.port();
+    let (first, got) = echo_once(port, b"one").await.expect("served");
+    assert_eq!(got, b"one");
+    // Paused: a client waits in the backlog, unserved, until the server resumes.
+    h.server.pause();
+    let waiting = tokio::spawn(echo_once(port, b"two"));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(!waiting.is_finished(), "served while paused");
+    assert_eq!(h.server.accepted_connections(), 1);
+    h.server.resume();
+    let (second, got) = waiting.await.unwrap().expect("served after the resume");
+    assert_eq!(got, b"two");
+    // Two open: a third is refused (closed at once) and counted.
+    assert!(echo_once(port, b"three").await.is_none(), "over the limit");
+    assert_eq!(h.server.stats().refused_max_connections, 1);
+    drop((first, second));
+    h.until("both closes", |h| {
+        h.events()
+            .iter()
+            .filter(|e| matches!(e, Ev::Closed(_)))
+            .count()
+            == 2
+    })
+    .await;
+    assert_eq!(h.server.active_connections(), 0);
+    let (_c, got) = echo_once(port, b"four").await.expect("room again");
+    assert_eq!(got, b"four");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_closes_the_loops_listener_and_forces_its_connections_at_the_deadline() {
+    let config = ServerConfig::new("127.0.0.1:0".parse().unwrap());
+    let h = Harness::start_with(&config, true, DriveOptions::default(), Box::new(echo));
+    let port = h.port();
+    let (_held, got) = echo_once(port, b"held").await.expect("served");
+    assert_eq!(got, b"held");
+    let report = tokio::time::timeout(
+        Duration::from_secs(5),
+        h.server.shutdown(Some(Duration::from_millis(100))),
+    )
+    .await
+    .expect("the shutdown ends");
+    assert_eq!((report.completed, report.forced), (0, 1));
+    assert!(
+        h.events().contains(&Ev::Closed(Some(ErrorKind::Shutdown))),
+        "{:?}",
+        h.events()
+    );
+    assert_eq!(h.server.active_connections(), 0);
+    // The port is free once the shutdown returned.
+    std::net::TcpListener::bind(("127.0.0.1", port)).expect("the port is free");
 }
 
 /// A file with `data` in the temp directory.

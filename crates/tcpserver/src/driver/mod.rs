@@ -104,6 +104,8 @@ pub use counters::{DataStats, TimeoutStats};
 pub use event::{DriveOptions, Event, EventSink, READ_CHUNK, TlsStart};
 #[cfg(target_os = "linux")]
 pub use local::LocalLoop;
+#[cfg(target_os = "linux")]
+pub(crate) use local::{Admit, Admitted};
 use outbox::Closing;
 pub use pipe::PipeOptions;
 use run::upgrade;

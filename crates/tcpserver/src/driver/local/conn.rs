@@ -12,6 +12,7 @@ use mio::net::TcpStream;
 use socket2::SockRef;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use super::timers::{Kind, Timers};
 use crate::connection::ConnectionInfo;
@@ -40,6 +41,16 @@ impl Report<'_> {
     }
 }
 
+/// What ends with a connection: dropped as it closes, which tells its server that it ended.
+pub(crate) enum Life {
+    /// Adopted ([`LocalLoop::adopt`](super::LocalLoop::adopt)): the server's small task for
+    /// it completes when this is dropped.
+    Task { _done: oneshot::Sender<()> },
+    /// Accepted by the loop itself (`listen.rs`): its place among the server's connections,
+    /// which a shutdown waits for.
+    Tracked { _token: TaskTrackerToken },
+}
+
 /// What a step decided.
 pub(super) enum Step {
     Open,
@@ -51,9 +62,8 @@ pub(super) struct LocalConn {
     pub(super) info: ConnectionInfo,
     /// The server's abort signal, for a hand-over to the Tokio driver.
     pub(super) abort: CancellationToken,
-    /// Dropped when the connection ends: the server's small task for it (which holds its
-    /// admission and its place in `active`) completes then.
-    pub(super) done: oneshot::Sender<()>,
+    /// Dropped when the connection ends, which tells its server.
+    pub(super) life: Life,
     /// Its place in its server, given back as it closes (before `Closed` is reported).
     pub(super) lease: Option<Arc<Lease>>,
     pub(super) out: Outbox,
@@ -86,7 +96,7 @@ impl LocalConn {
         stream: TcpStream,
         info: ConnectionInfo,
         abort: CancellationToken,
-        done: oneshot::Sender<()>,
+        life: Life,
         lease: Option<Arc<Lease>>,
         opts: DriveOptions,
         now: Instant,
@@ -96,7 +106,7 @@ impl LocalConn {
             stream,
             info,
             abort,
-            done,
+            life,
             lease,
             out: Outbox::new(),
             credit: opts.high_water_mark as i64,

@@ -61,11 +61,16 @@ impl LocalLoop {
             shared.mode.store(crate::driver::conn::INPUT_DONE, Relaxed);
         }
         self.registry.lock().insert(id, shared.clone());
-        let (registry, sink, done) = (self.registry.clone(), self.tokio_sink.clone(), c.done);
+        let (registry, sink) = (self.registry.clone(), self.tokio_sink.clone());
+        let (life, lease) = (c.life, c.lease);
         self.runtime.spawn(async move {
             registry.serve_registered(&shared, &*sink).await;
-            // The server's task for this connection completes with it.
-            drop(done);
+            // Its place in the server is given back (once: an adopted connection's server
+            // task gives it back too), and the server learns that it ended.
+            if let Some(lease) = lease {
+                lease.give_back();
+            }
+            drop(life);
         });
         Ok(())
     }

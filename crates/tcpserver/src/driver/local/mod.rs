@@ -2,6 +2,7 @@
 
 mod conn;
 mod handover;
+mod listen;
 mod ops;
 mod timers;
 
@@ -22,7 +23,9 @@ use crate::connection::Connection;
 use crate::driver::outbox::Closing;
 use crate::error::Error;
 use crate::stream::Stream;
-use conn::{LocalConn, Report, Step};
+use conn::{Life, LocalConn, Report, Step};
+pub(crate) use listen::{Admit, Admitted};
+use listen::{LISTENER_BASE, LoopListener};
 use timers::{Kind, Timers};
 
 const WAKER: Token = Token(usize::MAX);
@@ -90,6 +93,10 @@ enum Request {
     Adopt(Box<Adopted>),
     /// The server aborted the connection (a forced shutdown).
     Abort(u32),
+    /// The server aborted every connection.
+    AbortAll,
+    /// Look at every listener's backlog (accepting resumed, or a listener was added).
+    AcceptAgain,
 }
 
 struct Adopted {
@@ -111,6 +118,10 @@ struct State {
     dirty: Vec<u32>,
     due: Vec<(Instant, u32, Kind)>,
     scratch: Vec<u8>,
+    /// The server's listeners when the loop accepts for it (`listen.rs`).
+    listeners: Vec<LoopListener>,
+    /// A listener stopped at its accepts-per-turn bound: the next turn goes on.
+    more_to_accept: bool,
 }
 
 impl LocalLoop {
@@ -137,6 +148,8 @@ impl LocalLoop {
                 dirty: Vec::new(),
                 due: Vec::new(),
                 scratch: vec![0; 4096],
+                listeners: Vec::new(),
+                more_to_accept: false,
             }),
             waker: Mutex::new(Some(waker)),
             queue: Mutex::new(Vec::new()),
@@ -272,7 +285,7 @@ impl LocalLoop {
         }
         self.busy.store(false, Relaxed);
         let mut st = self.lock();
-        if !st.dirty.is_empty() {
+        if !st.dirty.is_empty() || st.more_to_accept {
             // Rounds ran out: the rest is for the next turn.
             drop(st);
             self.wake();
@@ -288,6 +301,7 @@ impl LocalLoop {
             conns,
             dirty,
             timers,
+            listeners,
             ..
         } = &mut *st;
         // Readiness only: the wait is the consumer's (it watches `fd()`).
@@ -301,6 +315,7 @@ impl LocalLoop {
             match ev.token() {
                 WAKER => {}
                 TIMER => timers.clear(),
+                Token(t) if t >= LISTENER_BASE => listen::listener_ready(listeners, t),
                 Token(t) => {
                     let id = t as u32;
                     if let Some(c) = conns.get_mut(&id) {
@@ -323,24 +338,26 @@ impl LocalLoop {
                         tag,
                         done,
                     } = *a;
-                    self.open(st, conn, opts, tag, done, report, now);
+                    self.open(st, conn, opts, tag, Life::Task { _done: done }, report, now);
                 }
-                Request::Abort(id) => {
-                    if let Some(c) = st.conns.get_mut(&id) {
-                        // As the Tokio driver: a connection its consumer released (lingering
-                        // for the peer's FIN) just closes; any other was cut short.
-                        let released = c.lingering || c.out.closing == Closing::Release;
-                        let error = (!released).then_some(Error::Shutdown);
-                        c.out.closing = Closing::Now;
-                        self.close(st, id, error, report);
+                Request::Abort(id) => self.abort(st, id, report),
+                Request::AbortAll => {
+                    let ids: Vec<u32> = st.conns.keys().copied().collect();
+                    for id in ids {
+                        self.abort(st, id, report);
                     }
                 }
+                Request::AcceptAgain => listen::listeners_ready(&mut st.listeners),
             }
         }
         st.timers.due(now, &mut st.due);
         let due = std::mem::take(&mut st.due);
         for &(at, id, kind) in &due {
             let State { conns, timers, .. } = &mut *st;
+            if kind == Kind::Accept {
+                listen::backoff_over(&mut st.listeners, id, at);
+                continue;
+            }
             let Some(c) = conns.get_mut(&id) else {
                 continue;
             };
@@ -351,6 +368,21 @@ impl LocalLoop {
         }
         st.due = due;
         st.due.clear();
+        if !st.listeners.is_empty() {
+            self.accept_ready(st, report, now);
+        }
+    }
+
+    /// A forced shutdown of connection `id`.
+    fn abort(&self, st: &mut State, id: u32, report: &mut Report<'_>) {
+        if let Some(c) = st.conns.get_mut(&id) {
+            // As the Tokio driver: a connection its consumer released (lingering for the
+            // peer's FIN) just closes; any other was cut short.
+            let released = c.lingering || c.out.closing == Closing::Release;
+            let error = (!released).then_some(Error::Shutdown);
+            c.out.closing = Closing::Now;
+            self.close(st, id, error, report);
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -360,22 +392,41 @@ impl LocalLoop {
         conn: Connection,
         opts: DriveOptions,
         tag: u32,
-        done: oneshot::Sender<()>,
+        life: Life,
         report: &mut Report<'_>,
         now: Instant,
     ) {
         let lease = conn.lease().cloned();
         let (stream, info, abort) = conn.into_parts();
-        let id = info.id as u32;
         let adopted = match stream {
             Stream::Tcp(s) => s.into_std().map(mio::net::TcpStream::from_std),
             #[cfg(unix)]
             Stream::Unix(_) => Err(std::io::ErrorKind::Unsupported.into()),
         };
-        let Ok(mut stream) = adopted else {
+        let Ok(stream) = adopted else {
             self.forget();
             return; // dropped: closed, and its server's task completes
         };
+        self.start(st, stream, info, abort, life, lease, opts, tag, report, now);
+    }
+
+    /// Serves a connection counted in `live`: joins the epoll set, reports `Open`, and reads
+    /// in this round. A connection that cannot join is closed, and its place given back.
+    #[allow(clippy::too_many_arguments)]
+    fn start(
+        &self,
+        st: &mut State,
+        mut stream: mio::net::TcpStream,
+        info: crate::connection::ConnectionInfo,
+        abort: tokio_util::sync::CancellationToken,
+        life: Life,
+        lease: Option<Arc<crate::lease::Lease>>,
+        opts: DriveOptions,
+        tag: u32,
+        report: &mut Report<'_>,
+        now: Instant,
+    ) {
+        let id = info.id as u32;
         let registered = st.poll.as_ref().is_some_and(|p| {
             p.registry()
                 .register(
@@ -386,10 +437,13 @@ impl LocalLoop {
                 .is_ok()
         });
         if st.conns.contains_key(&id) || !registered {
+            if let Some(lease) = lease {
+                lease.give_back();
+            }
             self.forget();
             return;
         }
-        let c = LocalConn::new(stream, info, abort, done, lease, opts, now, &mut st.timers);
+        let c = LocalConn::new(stream, info, abort, life, lease, opts, now, &mut st.timers);
         st.conns.insert(id, Box::new(c));
         report.event(id, Event::Open { tag });
         st.dirty.push(id);
@@ -463,6 +517,7 @@ impl LocalLoop {
             }
         }
         let mut st = self.lock();
+        st.listeners.clear();
         let open: Vec<u32> = st.conns.keys().copied().collect();
         for &id in &open {
             if st.conns.remove(&id).is_some() {

@@ -15,6 +15,8 @@ pub(super) enum Kind {
     Idle,
     Write,
     Linger,
+    /// A listener's accept backoff (the id is the listener's index).
+    Accept,
 }
 
 pub(super) struct Timers {
