@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
+use tcpserver_core::driver::{DriveOptions, TimeoutKind};
 use tcpserver_core::tls::{ClientTlsSettings, PemIdentity, TlsSettings};
 use tcpserver_core::{
     Address, Error, InvalidKind, KeepAlive, LimitPolicy, ProxyProtocol, ServerConfig,
@@ -224,11 +225,10 @@ pub(crate) fn to_tls(o: &BindingTlsOptions) -> Result<TlsSettings, Error> {
     Ok(s)
 }
 
-/// Per-connection settings the binding keeps for its driver.
+/// Per-connection settings the binding keeps: the driver's, and the read timeout that
+/// JavaScript applies.
 pub(crate) struct DriverSettings {
-    pub(crate) high_water_mark: usize,
-    pub(crate) idle_timeout: Option<Duration>,
-    pub(crate) write_timeout: Option<Duration>,
+    pub(crate) drive: DriveOptions,
     pub(crate) read_timeout: Option<Duration>,
 }
 
@@ -347,30 +347,44 @@ pub(crate) fn to_config(o: &BindingListenOptions) -> Result<(ServerConfig, Drive
         c.max_accept_connections(integer("maxAcceptConnections", v, 0.0, MAX_SAFE)?);
     }
     c.validate()?;
-    let high_water_mark = match o.high_water_mark {
-        Some(v) => integer("highWaterMark", v, 1024.0, (1u64 << 30) as f64)? as usize,
-        None => tcpserver_core::driver::DriveOptions::default().high_water_mark,
-    };
+    let mut drive = DriveOptions::default();
+    if let Some(v) = o.high_water_mark {
+        drive.high_water_mark = integer("highWaterMark", v, 0.0, MAX_SAFE)? as usize;
+    }
+    for (kind, ms) in [
+        (TimeoutKind::Idle, o.idle_timeout),
+        (TimeoutKind::Write, o.write_timeout),
+    ] {
+        drive.timeouts[kind] = timeout(kind.option(), ms)?;
+    }
+    drive.validate()?;
+    let read_timeout = read_timeout(o.read_timeout)?;
     Ok((
         c,
         DriverSettings {
-            high_water_mark,
-            idle_timeout: timeout("idleTimeout", o.idle_timeout)?,
-            write_timeout: timeout("writeTimeout", o.write_timeout)?,
-            read_timeout: timeout("readTimeout", o.read_timeout)?,
+            drive,
+            read_timeout,
         },
     ))
 }
 
-/// A timeout option in ms: `None` or 0 is off.
+/// A timeout in ms as a `Duration` (`None` or 0: off). Conversion only: its range is the
+/// core's (`DriveOptions::validate`, `Connections::set_timeout`, `check_timeout`).
 pub(crate) fn timeout(option: &'static str, ms: Option<f64>) -> Result<Option<Duration>, Error> {
     match ms {
         None => Ok(None),
         Some(ms) => {
-            let ms = integer(option, ms, 0.0, U32 * 1000.0)?;
+            let ms = integer(option, ms, 0.0, MAX_SAFE)?;
             Ok((ms > 0).then(|| Duration::from_millis(ms)))
         }
     }
+}
+
+/// The read timeout (JavaScript applies it; no core structure holds it), checked by the core.
+pub(crate) fn read_timeout(ms: Option<f64>) -> Result<Option<Duration>, Error> {
+    let t = timeout("readTimeout", ms)?;
+    tcpserver_core::check_timeout("readTimeout", t)?;
+    Ok(t)
 }
 
 fn keep_alive(o: &BindingListenOptions) -> Result<KeepAlive, Error> {

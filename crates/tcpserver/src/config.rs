@@ -1,10 +1,13 @@
 //! Server configuration: `&mut self` setters, `Default`, and one `validate()` that every
-//! front end (Rust users and the Node binding alike) goes through.
+//! front end (Rust users and the Node binding alike) goes through. The ranges of the
+//! per-connection settings ([`DriveOptions::validate`], [`check_timeout`]) live here too: this
+//! file is the one place for every option's range.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::driver::{DriveOptions, TimeoutKind};
 use crate::error::{Error, Result};
 use crate::proxy_protocol::ProxyProtocol;
 
@@ -389,6 +392,46 @@ impl ServerConfig {
     }
 }
 
+/// Smallest per-connection `high_water_mark` ([`DriveOptions::validate`]).
+pub const MIN_HIGH_WATER_MARK: usize = 1024;
+/// Largest per-connection `high_water_mark` ([`DriveOptions::validate`]).
+pub const MAX_HIGH_WATER_MARK: usize = 1 << 30;
+/// Longest timeout of any kind ([`check_timeout`]): `u32::MAX` seconds, about 136 years, so
+/// that no deadline computed from it overflows.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(u32::MAX as u64);
+
+/// Checks a timeout named `option` (`None` is off): at most [`MAX_TIMEOUT`]. Every
+/// per-connection timeout goes through it: [`DriveOptions::validate`],
+/// [`Connections::set_timeout`](crate::driver::Connections::set_timeout), a pipe's idle
+/// timeout, and the read timeout a consumer applies itself.
+pub fn check_timeout(option: &'static str, timeout: Option<Duration>) -> Result<()> {
+    if timeout.is_some_and(|t| t > MAX_TIMEOUT) {
+        return Err(Error::range(
+            option,
+            format!("must be >= 0 and <= {}", MAX_TIMEOUT.as_millis()),
+        ));
+    }
+    Ok(())
+}
+
+impl DriveOptions {
+    /// Checks every per-connection setting once: `high_water_mark` between
+    /// [`MIN_HIGH_WATER_MARK`] and [`MAX_HIGH_WATER_MARK`] bytes, each timeout as
+    /// [`check_timeout`] (named by [`TimeoutKind::option`]).
+    pub fn validate(&self) -> Result<()> {
+        if !(MIN_HIGH_WATER_MARK..=MAX_HIGH_WATER_MARK).contains(&self.high_water_mark) {
+            return Err(Error::range(
+                "highWaterMark",
+                format!("must be >= {MIN_HIGH_WATER_MARK} and <= {MAX_HIGH_WATER_MARK}"),
+            ));
+        }
+        for kind in TimeoutKind::ALL {
+            check_timeout(kind.option(), self.timeouts[kind])?;
+        }
+        Ok(())
+    }
+}
+
 /// One accept loop per CPU this process may run on (respects `taskset`/cgroups).
 pub fn default_loops() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(64))
@@ -458,5 +501,37 @@ mod tests {
             ServerConfig::default().validate().unwrap_err().option(),
             Some("address")
         );
+    }
+
+    #[test]
+    fn drive_options_ranges_name_their_option() {
+        DriveOptions::default().validate().unwrap();
+        for high_water_mark in [MIN_HIGH_WATER_MARK - 1, MAX_HIGH_WATER_MARK + 1] {
+            let o = DriveOptions {
+                high_water_mark,
+                ..DriveOptions::default()
+            };
+            assert_eq!(o.validate().unwrap_err().option(), Some("highWaterMark"));
+        }
+        for kind in TimeoutKind::ALL {
+            let o = DriveOptions::default().with_timeout(kind, Some(MAX_TIMEOUT));
+            o.validate().unwrap();
+            let o = o.with_timeout(kind, Some(MAX_TIMEOUT + Duration::from_millis(1)));
+            let err = o.validate().unwrap_err();
+            assert_eq!(err.option(), Some(kind.option()));
+            assert_eq!(
+                err.kind(),
+                crate::ErrorKind::InvalidArgument(crate::InvalidKind::Range)
+            );
+        }
+    }
+
+    #[test]
+    fn timeout_kinds_index_in_their_listed_order() {
+        for (i, kind) in TimeoutKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind as usize, i);
+            assert_eq!(TimeoutKind::from_index(i), Some(kind));
+        }
+        assert_eq!(TimeoutKind::from_index(TimeoutKind::ALL.len()), None);
     }
 }
