@@ -460,8 +460,9 @@ impl Connections {
         Ok(self.get(id)?.stream.set_nodelay(on)?)
     }
 
-    /// Turns TCP keep-alive on (with probe settings) or off.
+    /// Turns TCP keep-alive on (with probe settings, see [`KeepAlive::validate`]) or off.
     pub fn set_keep_alive(&self, id: u32, keep_alive: Option<&KeepAlive>) -> Result<()> {
+        keep_alive.map_or(Ok(()), KeepAlive::validate)?;
         let sh = self.get(id)?;
         match keep_alive {
             Some(k) => crate::socket::set_keep_alive(&sh.stream, k)?,

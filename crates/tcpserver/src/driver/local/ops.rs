@@ -124,6 +124,7 @@ impl LocalLoop {
     /// See [`Connections::set_keep_alive`].
     pub fn set_keep_alive(&self, id: u32, keep_alive: Option<&KeepAlive>) -> Option<Result<()>> {
         self.with(id, |c, _| {
+            keep_alive.map_or(Ok(()), KeepAlive::validate)?;
             let sock = SockRef::from(&c.stream);
             match keep_alive {
                 Some(k) => crate::socket::set_keep_alive_on(sock, k)?,
