@@ -1,4 +1,4 @@
-// The `tcpserver` command line: spawns `node packages/tcpserver/dist/cli.js` with real clients
+// The `tcpserver` command line: spawns `node packages/tcpserver/dist/cli/main.js` with real clients
 // (node:net, and curl when installed). Every child is killed at teardown; every wait is bounded.
 import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'

@@ -1,7 +1,7 @@
 // TCP proxy: every client connection is forwarded to an upstream, both ways, entirely in Rust
 // (splice(2) on Linux: the bytes never enter JavaScript).
 //   node examples/proxy.mjs [listen-address] [upstream-address]
-// As a command, with TLS termination and stats: `tcpserver proxy` (packages/tcpserver/src/cli-proxy.ts).
+// As a command, with TLS termination and stats: `tcpserver proxy` (packages/tcpserver/src/cli/proxy.ts).
 import { connect, listen } from 'tcpserver-rs'
 
 export async function startProxy(address = '127.0.0.1:9000', upstream = '127.0.0.1:8080') {

@@ -1,7 +1,7 @@
 // Static file server over HTTP/1.1 keep-alive: files go out with sendfile(2) on Linux.
 //   node examples/static.mjs [root-dir] [address]
 // The API in a few lines. The complete server (HEAD, Range, Content-Type, 403/405/416, pipelining)
-// is the `tcpserver static DIR` command: packages/tcpserver/src/cli-static.ts.
+// is the `tcpserver static DIR` command: packages/tcpserver/src/cli/static.ts.
 import { realpath, stat } from 'node:fs/promises'
 import { join, resolve, sep } from 'node:path'
 import { listen } from 'tcpserver-rs'

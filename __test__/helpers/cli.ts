@@ -1,4 +1,4 @@
-// Runs the `tcpserver` command line (`node packages/tcpserver/dist/cli.js`) for the cli*.spec.ts
+// Runs the `tcpserver` command line (`node packages/tcpserver/dist/cli/main.js`) for the cli*.spec.ts
 // files: a child killed at teardown, its stdout lines awaited with deadlines, the address of its
 // "listening on" line, and raw exchanges with what it serves.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 import type { ExecutionContext } from 'ava'
 import { collect, connect, within } from './index.ts'
 
-const CLI = fileURLToPath(new URL('../../packages/tcpserver/dist/cli.js', import.meta.url))
+const CLI = fileURLToPath(new URL('../../packages/tcpserver/dist/cli/main.js', import.meta.url))
 export const hasCurl = spawnSync('curl', ['--version'], { stdio: 'ignore' }).status === 0
 
 export interface Cli {

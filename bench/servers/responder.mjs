@@ -1,5 +1,5 @@
 // The one HTTP/1.1 responder every transport variant shares: the package's own, the one behind
-// `tcpserver http` (packages/tcpserver/src/cli-http.ts), so its logic lives once and the
+// `tcpserver http` (packages/tcpserver/src/cli/http.ts), so its logic lives once and the
 // benchmark measures what the CLI serves. It uses no native code, so the node:net variants load
 // it too.
 //
@@ -8,7 +8,7 @@
 // one chunk) and requests split across chunks. Request bodies are not supported (GET only).
 
 import { createHash } from 'node:crypto'
-import { buildResponses, HttpResponder } from '../../packages/tcpserver/dist/cli-http.js'
+import { buildResponses, HttpResponder } from '../../packages/tcpserver/dist/cli/http.js'
 
 /** Responses per body size, built once: no connection pays for building them. */
 const built = new Map()

@@ -34,10 +34,11 @@ export declare class BindingServer {
   setNoDelay(id: number, on: boolean): void
   /** Keep-alive on (with optional probe settings, ms) or off. */
   setKeepAlive(id: number, enable: boolean, initialDelay?: number | undefined | null, interval?: number | undefined | null, count?: number | undefined | null): void
-  /** Idle timeout of connection `id`, ms (0 turns it off). */
-  setIdleTimeout(id: number, ms: number): void
-  /** Write timeout of connection `id`, ms (0 turns it off). */
-  setWriteTimeout(id: number, ms: number): void
+  /**
+   * Timeout `kind` of connection `id`, ms (0 turns it off). `kind` is the kind's index in
+   * the core's `TimeoutKind::ALL`: a number, so the call converts no string.
+   */
+  setTimeout(id: number, kind: number, ms: number): void
   /** Counts a read timeout (reads wait in JavaScript, which applies the timeout). */
   countReadTimeout(): void
   /** Stops reading connection `id` for a pipe; a PAUSED event follows. */
@@ -75,10 +76,11 @@ export declare class BindingServer {
    * `readTimeout` option would give, if any.
    */
   checkReadTimeout(ms: number): BindingError | null
-  /** The effective write timeout, ms (0 = off). */
-  get writeTimeout(): number
-  /** The effective idle timeout, ms (0 = off). */
-  get idleTimeout(): number
+  /**
+   * The effective timeouts for new connections, ms (0 = off), indexed as the core's
+   * `TimeoutKind::ALL`.
+   */
+  get timeouts(): Array<number>
   /** A snapshot of the counters. */
   stats(): BindingStats
   /**

@@ -7,6 +7,7 @@ use napi::Result;
 use napi::bindgen_prelude::{Buffer, Uint8ArraySlice};
 use napi_derive::napi;
 
+use tcpserver_core::driver::TimeoutKind;
 use tcpserver_core::{Error, PipeOptions};
 
 use crate::error::{BindingError, Code, to_binding};
@@ -153,25 +154,19 @@ impl BindingServer {
         ))
     }
 
-    /// Idle timeout of connection `id`, ms (0 turns it off).
+    /// Timeout `kind` of connection `id`, ms (0 turns it off). `kind` is the kind's index in
+    /// the core's `TimeoutKind::ALL`: a number, so the call converts no string.
     #[napi(catch_unwind)]
-    pub fn set_idle_timeout(&self, id: u32, ms: f64) -> Result<(), Code> {
-        let t = or_throw(crate::options::timeout("idleTimeout", Some(ms)))?;
+    pub fn set_timeout(&self, id: u32, kind: u32, ms: f64) -> Result<(), Code> {
+        let kind = or_throw(
+            TimeoutKind::from_index(kind as usize)
+                .ok_or_else(|| Error::value("kind", "is not a timeout kind")),
+        )?;
+        let t = or_throw(crate::options::timeout(kind.option(), Some(ms)))?;
         or_throw(route!(
             self,
-            |l| l.set_idle_timeout(id, t),
-            self.conns.set_idle_timeout(id, t)
-        ))
-    }
-
-    /// Write timeout of connection `id`, ms (0 turns it off).
-    #[napi(catch_unwind)]
-    pub fn set_write_timeout(&self, id: u32, ms: f64) -> Result<(), Code> {
-        let t = or_throw(crate::options::timeout("writeTimeout", Some(ms)))?;
-        or_throw(route!(
-            self,
-            |l| l.set_write_timeout(id, t),
-            self.conns.set_write_timeout(id, t)
+            |l| l.set_timeout(id, kind, t),
+            self.conns.set_timeout(id, kind, t)
         ))
     }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
+use tcpserver_core::driver::{DriveOptions, TimeoutKind};
 use tcpserver_core::tls::{ClientTlsSettings, PemIdentity, TlsSettings};
 use tcpserver_core::{
     Address, Error, InvalidKind, KeepAlive, LimitPolicy, ProxyProtocol, ServerConfig,
@@ -160,30 +161,26 @@ pub(crate) fn to_client_tls(o: &BindingClientTlsOptions) -> Result<ClientTlsSett
     Ok(ClientTlsSettings {
         server_name: o.servername.clone(),
         ca: o.ca.as_ref().map(|c| c.to_vec()),
-        alpn: alpn(o.alpn.as_ref())?,
+        alpn: alpn(o.alpn.as_ref()),
         identity,
         handshake_timeout: o
             .handshake_timeout
-            .map(|ms| {
-                integer("tls.handshakeTimeout", ms, 1.0, U32 * 1000.0).map(Duration::from_millis)
-            })
+            .map(|ms| millis("tls.handshakeTimeout", ms))
             .transpose()?,
     })
 }
 
-fn alpn(list: Option<&Vec<String>>) -> Result<Vec<Vec<u8>>, Error> {
-    let alpn: Vec<Vec<u8>> = list
-        .into_iter()
+/// ALPN names as bytes (their lengths are the core's to check).
+fn alpn(list: Option<&Vec<String>>) -> Vec<Vec<u8>> {
+    list.into_iter()
         .flatten()
         .map(|p| p.as_bytes().to_vec())
-        .collect();
-    if alpn.iter().any(|p| p.is_empty() || p.len() > 255) {
-        return Err(Error::value(
-            "tls.alpn",
-            "protocol names must be 1 to 255 bytes",
-        ));
-    }
-    Ok(alpn)
+        .collect()
+}
+
+/// A duration in ms (integers only; its range is the core's).
+fn millis(option: &'static str, ms: f64) -> Result<Duration, Error> {
+    Ok(Duration::from_millis(integer(option, ms, 0.0, MAX_SAFE)?))
 }
 
 pub(crate) fn to_tls(o: &BindingTlsOptions) -> Result<TlsSettings, Error> {
@@ -195,14 +192,13 @@ pub(crate) fn to_tls(o: &BindingTlsOptions) -> Result<TlsSettings, Error> {
     for e in o.sni.iter().flatten() {
         s.sni.push((e.name.clone(), identity(&e.cert, &e.key)));
     }
-    s.alpn = alpn(o.alpn.as_ref())?;
-    // Like Node: a CA alone does not ask clients for certificates; requestCert does.
-    if o.request_cert == Some(true) || o.require_cert == Some(true) {
+    s.alpn = alpn(o.alpn.as_ref());
+    // Like Node: a CA alone does not ask clients for certificates; requestCert does (and the
+    // core refuses either without a CA).
+    s.request_client_cert = o.request_cert == Some(true);
+    s.require_client_cert = o.require_cert == Some(true);
+    if s.request_client_cert || s.require_client_cert {
         s.client_ca = o.ca.as_ref().map(|c| c.to_vec());
-        s.require_client_cert = o.require_cert == Some(true);
-        if s.client_ca.is_none() {
-            return Err(Error::value("tls.ca", "requestCert/requireCert need `ca`"));
-        }
     }
     s.tls12 = match o.min_version.as_deref() {
         None | Some("TLSv1.2") => true,
@@ -215,20 +211,18 @@ pub(crate) fn to_tls(o: &BindingTlsOptions) -> Result<TlsSettings, Error> {
         }
     };
     if let Some(ms) = o.handshake_timeout {
-        s.handshake_timeout =
-            Duration::from_millis(integer("tls.handshakeTimeout", ms, 1.0, U32 * 1000.0)?);
+        s.handshake_timeout = millis("tls.handshakeTimeout", ms)?;
     }
     if let Some(n) = o.max_handshakes {
-        s.max_handshakes = integer("tls.maxHandshakes", n, 1.0, U32)? as usize;
+        s.max_handshakes = integer("tls.maxHandshakes", n, 0.0, MAX_SAFE)? as usize;
     }
     Ok(s)
 }
 
-/// Per-connection settings the binding keeps for its driver.
+/// Per-connection settings the binding keeps: the driver's, and the read timeout that
+/// JavaScript applies.
 pub(crate) struct DriverSettings {
-    pub(crate) high_water_mark: usize,
-    pub(crate) idle_timeout: Option<Duration>,
-    pub(crate) write_timeout: Option<Duration>,
+    pub(crate) drive: DriveOptions,
     pub(crate) read_timeout: Option<Duration>,
 }
 
@@ -255,7 +249,7 @@ const U32: f64 = u32::MAX as f64;
 pub(crate) const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
 
 fn secs(option: &'static str, ms: f64) -> Result<Duration, Error> {
-    let ms = integer(option, ms, 1.0, U32 * 1000.0)?;
+    let ms = integer(option, ms, 0.0, MAX_SAFE)?;
     // The kernel counts keep-alive in whole seconds; round up so 1500 ms is 2 s, not 1 s.
     Ok(Duration::from_secs(ms.div_ceil(1000)))
 }
@@ -286,7 +280,7 @@ pub(crate) fn to_config(o: &BindingListenOptions) -> Result<(ServerConfig, Drive
         c.address(addr);
     }
     if let Some(mode) = o.unix_permissions {
-        c.unix_permissions(integer("unixPermissions", mode, 0.0, f64::from(0o7777))? as u32);
+        c.unix_permissions(integer("unixPermissions", mode, 0.0, U32)? as u32);
     }
     for &fd in o.fds.iter().flatten() {
         c.listener_fd(integer("fd", fd, 0.0, f64::from(i32::MAX))? as i32);
@@ -338,8 +332,7 @@ pub(crate) fn to_config(o: &BindingListenOptions) -> Result<(ServerConfig, Drive
     if let Some(p) = &o.proxy_protocol {
         let mut proxy = ProxyProtocol::new(&p.trusted)?;
         if let Some(ms) = p.timeout {
-            proxy.header_timeout =
-                Duration::from_millis(integer("proxyProtocol.timeout", ms, 1.0, U32 * 1000.0)?);
+            proxy.header_timeout = millis("proxyProtocol.timeout", ms)?;
         }
         c.proxy_protocol(proxy);
     }
@@ -347,30 +340,39 @@ pub(crate) fn to_config(o: &BindingListenOptions) -> Result<(ServerConfig, Drive
         c.max_accept_connections(integer("maxAcceptConnections", v, 0.0, MAX_SAFE)?);
     }
     c.validate()?;
-    let high_water_mark = match o.high_water_mark {
-        Some(v) => integer("highWaterMark", v, 1024.0, (1u64 << 30) as f64)? as usize,
-        None => tcpserver_core::driver::DriveOptions::default().high_water_mark,
-    };
+    let mut drive = DriveOptions::default();
+    if let Some(v) = o.high_water_mark {
+        drive.high_water_mark = integer("highWaterMark", v, 0.0, MAX_SAFE)? as usize;
+    }
+    for (kind, ms) in [
+        (TimeoutKind::Idle, o.idle_timeout),
+        (TimeoutKind::Write, o.write_timeout),
+    ] {
+        drive.timeouts[kind] = timeout(kind.option(), ms)?;
+    }
+    drive.validate()?;
+    let read_timeout = read_timeout(o.read_timeout)?;
     Ok((
         c,
         DriverSettings {
-            high_water_mark,
-            idle_timeout: timeout("idleTimeout", o.idle_timeout)?,
-            write_timeout: timeout("writeTimeout", o.write_timeout)?,
-            read_timeout: timeout("readTimeout", o.read_timeout)?,
+            drive,
+            read_timeout,
         },
     ))
 }
 
-/// A timeout option in ms: `None` or 0 is off.
+/// A timeout in ms as a `Duration` (`None` or 0: off). Conversion only: its range is the
+/// core's (`DriveOptions::validate`, `Connections::set_timeout`, `check_timeout`).
 pub(crate) fn timeout(option: &'static str, ms: Option<f64>) -> Result<Option<Duration>, Error> {
-    match ms {
-        None => Ok(None),
-        Some(ms) => {
-            let ms = integer(option, ms, 0.0, U32 * 1000.0)?;
-            Ok((ms > 0).then(|| Duration::from_millis(ms)))
-        }
-    }
+    let t = ms.map(|ms| millis(option, ms)).transpose()?;
+    Ok(t.filter(|t| !t.is_zero()))
+}
+
+/// The read timeout (JavaScript applies it; no core structure holds it), checked by the core.
+pub(crate) fn read_timeout(ms: Option<f64>) -> Result<Option<Duration>, Error> {
+    let t = timeout("readTimeout", ms)?;
+    tcpserver_core::check_timeout("readTimeout", t)?;
+    Ok(t)
 }
 
 fn keep_alive(o: &BindingListenOptions) -> Result<KeepAlive, Error> {
@@ -394,7 +396,7 @@ pub(crate) fn keep_alive_from(
             .map(|v| secs("keepAlive.interval", v))
             .transpose()?,
         retries: count
-            .map(|v| integer("keepAlive.count", v, 1.0, 127.0).map(|n| n as u32))
+            .map(|v| integer("keepAlive.count", v, 0.0, U32).map(|n| n as u32))
             .transpose()?,
     })
 }

@@ -116,11 +116,7 @@ pub fn listen(
         })?;
     sink.set_weak_wake(wake);
     let conns = Arc::new(Connections::new());
-    let drive = DriveOptions {
-        high_water_mark: settings.high_water_mark,
-        idle_timeout: settings.idle_timeout,
-        write_timeout: settings.write_timeout,
-    };
+    let drive = settings.drive;
     let rt = runtime();
     let _entered = rt.enter();
     let workers = options
@@ -436,25 +432,17 @@ impl BindingServer {
     /// `readTimeout` option would give, if any.
     #[napi(catch_unwind)]
     pub fn check_read_timeout(&self, ms: f64) -> Option<BindingError> {
-        crate::options::timeout("readTimeout", Some(ms))
+        crate::options::read_timeout(Some(ms))
             .err()
             .map(|e| to_binding(&e))
     }
 
-    /// The effective write timeout, ms (0 = off).
+    /// The effective timeouts for new connections, ms (0 = off), indexed as the core's
+    /// `TimeoutKind::ALL`.
     #[napi(getter)]
-    pub fn write_timeout(&self) -> f64 {
-        self.drive
-            .write_timeout
-            .map_or(0.0, |d| d.as_millis() as f64)
-    }
-
-    /// The effective idle timeout, ms (0 = off).
-    #[napi(getter)]
-    pub fn idle_timeout(&self) -> f64 {
-        self.drive
-            .idle_timeout
-            .map_or(0.0, |d| d.as_millis() as f64)
+    pub fn timeouts(&self) -> Vec<f64> {
+        let ms = |t: Option<Duration>| t.map_or(0.0, |d| d.as_millis() as f64);
+        self.drive.timeouts.0.map(ms).to_vec()
     }
 
     /// A snapshot of the counters.

@@ -1,12 +1,16 @@
 //! Server configuration: `&mut self` setters, `Default`, and one `validate()` that every
-//! front end (Rust users and the Node binding alike) goes through.
+//! front end (Rust users and the Node binding alike) goes through. The ranges of the
+//! per-connection settings ([`DriveOptions::validate`], [`check_timeout`]) live here too: this
+//! file is the one place for every option's range.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::driver::{DriveOptions, TimeoutKind};
 use crate::error::{Error, Result};
 use crate::proxy_protocol::ProxyProtocol;
+use crate::tls::{ClientTlsSettings, TlsSettings};
 
 /// Options applied to listening sockets before `bind`/`listen`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +48,30 @@ pub struct KeepAlive {
     pub interval: Option<Duration>,
     /// Unanswered probes before the connection is dropped (`TCP_KEEPCNT`); `None` keeps the OS default.
     pub retries: Option<u32>,
+}
+
+impl KeepAlive {
+    /// Checks the probe settings: times of 1 to 32767 seconds, 1 to 127 probes (what Linux
+    /// accepts). [`ServerConfig::validate`] and the per-connection setters call it.
+    pub fn validate(&self) -> Result<()> {
+        let secs_ok = |d: Option<Duration>| d.is_none_or(|d| (1..=32767).contains(&d.as_secs()));
+        if !secs_ok(self.time) {
+            return Err(Error::range(
+                "keepAlive.initialDelay",
+                "must be between 1 and 32767 seconds",
+            ));
+        }
+        if !secs_ok(self.interval) {
+            return Err(Error::range(
+                "keepAlive.interval",
+                "must be between 1 and 32767 seconds",
+            ));
+        }
+        if self.retries.is_some_and(|r| !(1..=127).contains(&r)) {
+            return Err(Error::range("keepAlive.count", "must be between 1 and 127"));
+        }
+        Ok(())
+    }
 }
 
 /// Options applied to every accepted socket.
@@ -336,23 +364,7 @@ impl ServerConfig {
             ));
         }
         if let Some(k) = &self.socket.keep_alive {
-            let secs_ok =
-                |d: Option<Duration>| d.is_none_or(|d| (1..=32767).contains(&d.as_secs()));
-            if !secs_ok(k.time) {
-                return Err(Error::range(
-                    "keepAlive.initialDelay",
-                    "must be between 1 and 32767 seconds",
-                ));
-            }
-            if !secs_ok(k.interval) {
-                return Err(Error::range(
-                    "keepAlive.interval",
-                    "must be between 1 and 32767 seconds",
-                ));
-            }
-            if k.retries.is_some_and(|r| !(1..=127).contains(&r)) {
-                return Err(Error::range("keepAlive.count", "must be between 1 and 127"));
-            }
+            k.validate()?;
         }
         if self.max_connections == Some(0) {
             return Err(Error::range("maxConnections", "must be at least 1"));
@@ -375,10 +387,10 @@ impl ServerConfig {
                     "name at least one trusted network",
                 ));
             }
-            if p.header_timeout.is_zero() {
+            if p.header_timeout.is_zero() || p.header_timeout > MAX_TIMEOUT {
                 return Err(Error::range(
                     "proxyProtocol.timeout",
-                    "must be at least 1 ms",
+                    format!("must be >= 1 and <= {}", MAX_TIMEOUT.as_millis()),
                 ));
             }
         }
@@ -386,6 +398,100 @@ impl ServerConfig {
             return Err(Error::range("maxAcceptConnections", "must be at least 1"));
         }
         Ok(())
+    }
+}
+
+/// Smallest per-connection `high_water_mark` ([`DriveOptions::validate`]).
+pub const MIN_HIGH_WATER_MARK: usize = 1024;
+/// Largest per-connection `high_water_mark` ([`DriveOptions::validate`]).
+pub const MAX_HIGH_WATER_MARK: usize = 1 << 30;
+/// Longest timeout of any kind ([`check_timeout`]): `u32::MAX` seconds, about 136 years, so
+/// that no deadline computed from it overflows.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(u32::MAX as u64);
+
+/// Checks a timeout named `option` (`None` is off): at most [`MAX_TIMEOUT`]. Every
+/// per-connection timeout goes through it: [`DriveOptions::validate`],
+/// [`Connections::set_timeout`](crate::driver::Connections::set_timeout), a pipe's idle
+/// timeout, and the read timeout a consumer applies itself.
+pub fn check_timeout(option: &'static str, timeout: Option<Duration>) -> Result<()> {
+    if timeout.is_some_and(|t| t > MAX_TIMEOUT) {
+        return Err(Error::range(
+            option,
+            format!("must be >= 0 and <= {}", MAX_TIMEOUT.as_millis()),
+        ));
+    }
+    Ok(())
+}
+
+impl DriveOptions {
+    /// Checks every per-connection setting once: `high_water_mark` between
+    /// [`MIN_HIGH_WATER_MARK`] and [`MAX_HIGH_WATER_MARK`] bytes, each timeout as
+    /// [`check_timeout`] (named by [`TimeoutKind::option`]).
+    pub fn validate(&self) -> Result<()> {
+        if !(MIN_HIGH_WATER_MARK..=MAX_HIGH_WATER_MARK).contains(&self.high_water_mark) {
+            return Err(Error::range(
+                "highWaterMark",
+                format!("must be >= {MIN_HIGH_WATER_MARK} and <= {MAX_HIGH_WATER_MARK}"),
+            ));
+        }
+        for kind in TimeoutKind::ALL {
+            check_timeout(kind.option(), self.timeouts[kind])?;
+        }
+        Ok(())
+    }
+}
+
+/// ALPN protocol names: 1 to 255 bytes each (RFC 7301).
+fn check_alpn(alpn: &[Vec<u8>]) -> Result<()> {
+    if alpn.iter().any(|p| p.is_empty() || p.len() > 255) {
+        return Err(Error::value(
+            "tls.alpn",
+            "protocol names must be 1 to 255 bytes",
+        ));
+    }
+    Ok(())
+}
+
+/// A TLS handshake deadline: 1 ms to [`MAX_TIMEOUT`].
+fn check_handshake_timeout(timeout: Duration) -> Result<()> {
+    if timeout.is_zero() || timeout > MAX_TIMEOUT {
+        return Err(Error::range(
+            "tls.handshakeTimeout",
+            format!("must be >= 1 and <= {}", MAX_TIMEOUT.as_millis()),
+        ));
+    }
+    Ok(())
+}
+
+impl TlsSettings {
+    /// Checks the values that need no parsing: ALPN names of 1 to 255 bytes, a handshake
+    /// timeout of 1 ms to [`MAX_TIMEOUT`], at least one handshake at a time, and CA
+    /// certificates whenever client certificates are asked for. The certificates themselves are
+    /// checked as they are loaded ([`server_config`](crate::tls::server_config), which calls
+    /// this first).
+    pub fn validate(&self) -> Result<()> {
+        check_alpn(&self.alpn)?;
+        check_handshake_timeout(self.handshake_timeout)?;
+        if self.max_handshakes == 0 {
+            return Err(Error::range("tls.maxHandshakes", "must be at least 1"));
+        }
+        if (self.request_client_cert || self.require_client_cert) && self.client_ca.is_none() {
+            return Err(Error::value(
+                "tls.ca",
+                "requestCert/requireCert need the CA certificates that clients must chain to",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl ClientTlsSettings {
+    /// Checks ALPN names (1 to 255 bytes) and the handshake timeout (1 ms to
+    /// [`MAX_TIMEOUT`]); [`client_config`](crate::tls::client_config) calls this first.
+    pub fn validate(&self) -> Result<()> {
+        check_alpn(&self.alpn)?;
+        self.handshake_timeout
+            .map_or(Ok(()), check_handshake_timeout)
     }
 }
 
@@ -458,5 +564,79 @@ mod tests {
             ServerConfig::default().validate().unwrap_err().option(),
             Some("address")
         );
+    }
+
+    #[test]
+    fn drive_options_ranges_name_their_option() {
+        DriveOptions::default().validate().unwrap();
+        for high_water_mark in [MIN_HIGH_WATER_MARK - 1, MAX_HIGH_WATER_MARK + 1] {
+            let o = DriveOptions {
+                high_water_mark,
+                ..DriveOptions::default()
+            };
+            assert_eq!(o.validate().unwrap_err().option(), Some("highWaterMark"));
+        }
+        for kind in TimeoutKind::ALL {
+            let o = DriveOptions::default().with_timeout(kind, Some(MAX_TIMEOUT));
+            o.validate().unwrap();
+            let o = o.with_timeout(kind, Some(MAX_TIMEOUT + Duration::from_millis(1)));
+            let err = o.validate().unwrap_err();
+            assert_eq!(err.option(), Some(kind.option()));
+            assert_eq!(
+                err.kind(),
+                crate::ErrorKind::InvalidArgument(crate::InvalidKind::Range)
+            );
+        }
+    }
+
+    #[test]
+    fn tls_ranges_name_their_option() {
+        use crate::tls::PemIdentity;
+        let base = || {
+            TlsSettings::new(PemIdentity {
+                cert: Vec::new(),
+                key: Vec::new(),
+            })
+        };
+        base().validate().unwrap();
+        type Set = fn(&mut TlsSettings);
+        let cases: [(&str, Set); 7] = [
+            ("tls.alpn", |s| s.alpn = vec![Vec::new()]),
+            ("tls.alpn", |s| s.alpn = vec![vec![b'a'; 256]]),
+            ("tls.handshakeTimeout", |s| {
+                s.handshake_timeout = Duration::ZERO
+            }),
+            ("tls.handshakeTimeout", |s| {
+                s.handshake_timeout = MAX_TIMEOUT + Duration::from_millis(1)
+            }),
+            ("tls.maxHandshakes", |s| s.max_handshakes = 0),
+            ("tls.ca", |s| s.request_client_cert = true),
+            ("tls.ca", |s| s.require_client_cert = true),
+        ];
+        for (option, set) in cases {
+            let mut s = base();
+            set(&mut s);
+            assert_eq!(s.validate().unwrap_err().option(), Some(option));
+        }
+        let client = ClientTlsSettings {
+            alpn: vec![Vec::new()],
+            ..Default::default()
+        };
+        assert_eq!(client.validate().unwrap_err().option(), Some("tls.alpn"));
+        let client = ClientTlsSettings {
+            handshake_timeout: Some(Duration::ZERO),
+            ..Default::default()
+        };
+        let err = client.validate().unwrap_err();
+        assert_eq!(err.option(), Some("tls.handshakeTimeout"));
+    }
+
+    #[test]
+    fn timeout_kinds_index_in_their_listed_order() {
+        for (i, kind) in TimeoutKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind as usize, i);
+            assert_eq!(TimeoutKind::from_index(i), Some(kind));
+        }
+        assert_eq!(TimeoutKind::from_index(TimeoutKind::ALL.len()), None);
     }
 }

@@ -189,7 +189,8 @@ pub use addr::{
     Address, UNIX_PREFIX, address_from_parts, parse_address, parse_listen_address, split_host_port,
 };
 pub use config::{
-    DEFAULT_IPV6_PREFIX, KeepAlive, LimitPolicy, MAX_LOOPS, PerIpLimit, ServerConfig, default_loops,
+    DEFAULT_IPV6_PREFIX, KeepAlive, LimitPolicy, MAX_HIGH_WATER_MARK, MAX_LOOPS, MAX_TIMEOUT,
+    MIN_HIGH_WATER_MARK, PerIpLimit, ServerConfig, check_timeout, default_loops,
 };
 pub use connect::{ConnectOptions, connect, connect_unix};
 pub use connection::{Connection, ConnectionInfo};

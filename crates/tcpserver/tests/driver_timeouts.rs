@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use tcpserver_core::ErrorKind;
-use tcpserver_core::driver::DriveOptions;
+use tcpserver_core::driver::{DriveOptions, TimeoutKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use support::driver::{Ev, HWM, Harness};
@@ -15,11 +15,13 @@ use support::{read_to_close, within};
 #[tokio::test]
 async fn idle_timeout_closes_a_quiet_connection() {
     let idle = Duration::from_millis(200);
-    let (h, mut client) = Harness::new(DriveOptions {
-        high_water_mark: HWM,
-        idle_timeout: Some(idle),
-        ..DriveOptions::default()
-    })
+    let (h, mut client) = Harness::new(
+        DriveOptions {
+            high_water_mark: HWM,
+            ..DriveOptions::default()
+        }
+        .with_timeout(TimeoutKind::Idle, Some(idle)),
+    )
     .await;
 
     // Traffic keeps it alive well past the timeout.
@@ -52,11 +54,13 @@ async fn idle_timeout_closes_a_quiet_connection() {
 #[tokio::test(start_paused = true)]
 async fn idle_timeout_closes_at_the_last_byte_plus_the_timeout() {
     let idle = Duration::from_millis(1000);
-    let (h, mut client) = Harness::new(DriveOptions {
-        high_water_mark: HWM,
-        idle_timeout: Some(idle),
-        ..DriveOptions::default()
-    })
+    let (h, mut client) = Harness::new(
+        DriveOptions {
+            high_water_mark: HWM,
+            ..DriveOptions::default()
+        }
+        .with_timeout(TimeoutKind::Idle, Some(idle)),
+    )
     .await;
     let start = tokio::time::Instant::now();
     client.write_all(b"a").await.unwrap();
@@ -77,11 +81,13 @@ async fn idle_timeout_closes_at_the_last_byte_plus_the_timeout() {
 
     // A connection that never says a word is closed one timeout after it opened.
     let opened = tokio::time::Instant::now();
-    let (h, _quiet) = Harness::new(DriveOptions {
-        high_water_mark: HWM,
-        idle_timeout: Some(idle),
-        ..DriveOptions::default()
-    })
+    let (h, _quiet) = Harness::new(
+        DriveOptions {
+            high_water_mark: HWM,
+            ..DriveOptions::default()
+        }
+        .with_timeout(TimeoutKind::Idle, Some(idle)),
+    )
     .await;
     h.wait_closed().await;
     let at = opened.elapsed();
@@ -94,11 +100,13 @@ async fn idle_timeout_closes_at_the_last_byte_plus_the_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn write_timeout_closes_when_the_peer_stops_reading() {
     let timeout = Duration::from_millis(300);
-    let (h, mut client) = Harness::new(DriveOptions {
-        high_water_mark: HWM,
-        write_timeout: Some(timeout),
-        ..DriveOptions::default()
-    })
+    let (h, mut client) = Harness::new(
+        DriveOptions {
+            high_water_mark: HWM,
+            ..DriveOptions::default()
+        }
+        .with_timeout(TimeoutKind::Write, Some(timeout)),
+    )
     .await;
 
     // A slow reader that keeps taking bytes is not timed out, however long output waits.
@@ -136,4 +144,35 @@ async fn write_timeout_closes_when_the_peer_stops_reading() {
     assert_eq!(h.conns.timeout_stats().write, 1);
     assert_eq!(h.conns.timeout_stats().idle, 0);
     assert!(h.conns.is_empty());
+}
+
+/// One setter for every kind: a live connection's idle timeout set later closes it one timeout
+/// after the call; a value out of the core's range is refused, named by its option.
+#[tokio::test]
+async fn set_timeout_changes_a_live_connection_and_checks_the_range() {
+    let (h, _quiet) = Harness::new(DriveOptions::default()).await;
+    let too_long = Some(tcpserver_core::MAX_TIMEOUT + Duration::from_millis(1));
+    for kind in TimeoutKind::ALL {
+        let err = h.conns.set_timeout(h.id, kind, too_long).unwrap_err();
+        assert_eq!(err.option(), Some(kind.option()));
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(h.sink.closed(), None, "no timeout was set");
+    let set = Instant::now();
+    let idle = Duration::from_millis(200);
+    h.conns
+        .set_timeout(h.id, TimeoutKind::Idle, Some(idle))
+        .unwrap();
+    let closed = h.wait_closed().await;
+    assert_eq!(closed, Ev::Closed(Some((ErrorKind::IdleTimeout, None))));
+    assert!(
+        set.elapsed() >= idle,
+        "closed {:?} after the call",
+        set.elapsed()
+    );
+    let err = h
+        .conns
+        .set_timeout(h.id, TimeoutKind::Write, None)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionClosed);
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tcpserver_core::driver::{Connections, DriveOptions, Event, EventSink, LocalLoop};
+use tcpserver_core::driver::{Connections, DriveOptions, Event, EventSink, LocalLoop, TimeoutKind};
 use tcpserver_core::{ErrorKind, Server, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -224,10 +224,8 @@ async fn echo_on_the_loop_then_closed_once_and_active_given_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_timeout_fires_on_the_loops_timer() {
-    let opts = DriveOptions {
-        idle_timeout: Some(Duration::from_millis(150)),
-        ..DriveOptions::default()
-    };
+    let opts =
+        DriveOptions::default().with_timeout(TimeoutKind::Idle, Some(Duration::from_millis(150)));
     let h = Harness::start(opts, Box::new(echo));
     let started = Instant::now();
     let mut client = tokio::net::TcpStream::connect(("127.0.0.1", h.port()))

@@ -23,12 +23,20 @@ import { expectData, expectNumber, validateDuplexOptions, validatePipeOptions } 
 
 const RESOLVED: Promise<void> = Promise.resolve()
 
+/**
+ * The core's timeout kinds, by their index in `TimeoutKind::ALL`
+ * (crates/tcpserver/src/driver/event.rs): the `kind` of `native.setTimeout()` and the index in
+ * `native.timeouts`. `__test__/event-table.spec.ts` fails while the two disagree.
+ */
+const TIMEOUT_IDLE = 0
+const TIMEOUT_WRITE = 1
+
 /** A server's (or the outbound hub's) defaults for its connections, read once. */
 export interface ConnectionSettings {
   highWaterMark: number
-  idleTimeout: number
+  /** ms by timeout kind (`TIMEOUT_*`), 0 = off. */
+  timeouts: readonly number[]
   readTimeout: number
-  writeTimeout: number
 }
 
 /** Internal entry points for the server's event dispatch (not exported from the package). */
@@ -74,8 +82,8 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
   constructor(native: BindingServer, id: number, settings: ConnectionSettings) {
     super(native, settings.highWaterMark, settings.readTimeout)
     this.id = id
-    this.#idleTimeout = settings.idleTimeout
-    this.#writeTimeout = settings.writeTimeout
+    this.#idleTimeout = settings.timeouts[TIMEOUT_IDLE] ?? 0
+    this.#writeTimeout = settings.timeouts[TIMEOUT_WRITE] ?? 0
   }
 
   // Private helpers are static, as in connection/reader.ts: no brand slot in every connection.
@@ -323,6 +331,14 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
     }
   }
 
+  /** Timeout `kind` (`TIMEOUT_*`) of this connection: one native call for every kind. */
+  static #setTimeout(conn: Connection, kind: number, ms: number, name: string): void {
+    if (typeof ms !== 'number') throw argType(name, 'of type number', ms)
+    Connection.#setting(conn, () => conn.native.setTimeout(conn.id, kind, ms), {
+      arg: { name, value: ms },
+    })
+  }
+
   /** Milliseconds without a byte moving either way before the connection is closed; 0 = off. */
   get idleTimeout(): number {
     return this.#idleTimeout
@@ -330,10 +346,7 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
 
   /** Changes the idle timeout of this connection (ms; 0 turns it off). */
   set idleTimeout(ms: number) {
-    if (typeof ms !== 'number') throw argType('conn.idleTimeout', 'of type number', ms)
-    Connection.#setting(this, () => this.native.setIdleTimeout(this.id, ms), {
-      arg: { name: 'conn.idleTimeout', value: ms },
-    })
+    Connection.#setTimeout(this, TIMEOUT_IDLE, ms, 'conn.idleTimeout')
     this.#idleTimeout = ms
   }
 
@@ -346,10 +359,7 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
   }
 
   set writeTimeout(ms: number) {
-    if (typeof ms !== 'number') throw argType('conn.writeTimeout', 'of type number', ms)
-    Connection.#setting(this, () => this.native.setWriteTimeout(this.id, ms), {
-      arg: { name: 'conn.writeTimeout', value: ms },
-    })
+    Connection.#setTimeout(this, TIMEOUT_WRITE, ms, 'conn.writeTimeout')
     this.#writeTimeout = ms
   }
 

@@ -51,8 +51,7 @@ export class EventRouter {
     // Read once: native getters are N-API calls, not worth one per connection.
     this.#settings = {
       highWaterMark: native.highWaterMark,
-      idleTimeout: native.idleTimeout,
-      writeTimeout: native.writeTimeout,
+      timeouts: native.timeouts,
       readTimeout: native.readTimeout,
     }
   }

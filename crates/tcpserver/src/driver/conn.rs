@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 #[cfg(doc)]
 use super::Connections;
 use super::counters::millis;
-use super::event::{DriveOptions, Event, EventSink, READ_CHUNK};
+use super::event::{DriveOptions, Event, EventSink, READ_CHUNK, TimeoutKind, Timeouts};
 use super::outbox::{Closing, Outbox, Start};
 use crate::connection::ConnectionInfo;
 use crate::error::{Error, Result};
@@ -89,8 +89,8 @@ pub(crate) struct Shared {
     /// consumer in socket order.
     pub(crate) read_lock: Mutex<()>,
     pub(crate) high_water_mark: usize,
-    pub(crate) idle_ms: AtomicU64,
-    pub(crate) write_timeout_ms: AtomicU64,
+    /// The timeouts by kind, in ms (0: off); the consumer changes them, the driver reads them.
+    pub(crate) timeout_ms: Timeouts<AtomicU64>,
     /// A job (a file) timed out writing: the driver ends with [`Error::WriteTimeout`].
     pub(crate) write_timed_out: AtomicBool,
     pub(crate) activity: Activity,
@@ -137,8 +137,7 @@ impl Shared {
             credit: AtomicI64::new(opts.high_water_mark as i64),
             read_lock: Mutex::new(()),
             high_water_mark: opts.high_water_mark,
-            idle_ms: AtomicU64::new(millis(opts.idle_timeout)),
-            write_timeout_ms: AtomicU64::new(millis(opts.write_timeout)),
+            timeout_ms: Timeouts(opts.timeouts.0.map(|t| AtomicU64::new(millis(t)))),
             write_timed_out: AtomicBool::new(false),
             activity: Activity::new(),
             bytes_read: AtomicU64::new(0),
@@ -150,9 +149,9 @@ impl Shared {
         self.out.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The write timeout, if set.
-    pub(crate) fn write_timeout(&self) -> Option<Duration> {
-        let ms = self.write_timeout_ms.load(Relaxed);
+    /// Timeout `kind`, if set.
+    pub(crate) fn timeout(&self, kind: TimeoutKind) -> Option<Duration> {
+        let ms = self.timeout_ms[kind].load(Relaxed);
         (ms > 0).then(|| Duration::from_millis(ms))
     }
 

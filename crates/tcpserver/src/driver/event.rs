@@ -1,7 +1,9 @@
 //! The driver's vocabulary: what a connection reports ([`Event`]), where it reports it
-//! ([`EventSink`]), and how it starts ([`TlsStart`], [`DriveOptions`]).
+//! ([`EventSink`]), how it starts ([`TlsStart`], [`DriveOptions`]), and the timeouts it applies
+//! itself ([`TimeoutKind`], [`Timeouts`]).
 
 use std::io;
+use std::ops::{Index, IndexMut};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -100,24 +102,82 @@ pub enum TlsStart {
     Session(Box<rustls::Connection>),
 }
 
-/// Per-connection settings of a driven connection.
+/// A timeout that a driven connection applies itself, on either data path (the Tokio driver
+/// and the consumer loop). Set one with [`DriveOptions::timeouts`] for new connections and
+/// with [`Connections::set_timeout`] on a live one; every kind has the same range
+/// ([`DriveOptions::validate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum TimeoutKind {
+    /// Close the connection ([`Error::IdleTimeout`]) after this long without a byte moving
+    /// either way. A new value counts from the moment it is set, like Node's
+    /// `socket.setTimeout()`.
+    Idle,
+    /// Close the connection ([`Error::WriteTimeout`]) when output waits this long without the
+    /// peer taking a byte of it: a peer that does not read.
+    Write,
+}
+
+impl TimeoutKind {
+    /// Every kind, in the order of its index in [`Timeouts`].
+    pub const ALL: [Self; 2] = [Self::Idle, Self::Write];
+
+    /// The kind at `index` in [`TimeoutKind::ALL`] (how the Node binding passes a kind).
+    pub fn from_index(index: usize) -> Option<Self> {
+        Self::ALL.get(index).copied()
+    }
+
+    /// The option that sets it, as errors name it (`idleTimeout`, `writeTimeout`).
+    pub const fn option(self) -> &'static str {
+        match self {
+            Self::Idle => "idleTimeout",
+            Self::Write => "writeTimeout",
+        }
+    }
+}
+
+/// One value per [`TimeoutKind`], indexed by the kind: a connection's timeouts (and, inside the
+/// driver, their state) are one array, so every kind shares one setter and one code path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timeouts<T>(pub [T; TimeoutKind::ALL.len()]);
+
+impl<T> Index<TimeoutKind> for Timeouts<T> {
+    type Output = T;
+
+    fn index(&self, kind: TimeoutKind) -> &T {
+        &self.0[kind as usize]
+    }
+}
+
+impl<T> IndexMut<TimeoutKind> for Timeouts<T> {
+    fn index_mut(&mut self, kind: TimeoutKind) -> &mut T {
+        &mut self.0[kind as usize]
+    }
+}
+
+/// Per-connection settings of a driven connection. Their ranges are checked by
+/// [`DriveOptions::validate`] (front ends call it once; [`Connections::drive`] does not).
 #[derive(Debug, Clone, Copy)]
 pub struct DriveOptions {
     /// Bound on unconsumed input and on queued output, in bytes.
     pub high_water_mark: usize,
-    /// Close the connection after this long without a byte moving either way.
-    pub idle_timeout: Option<Duration>,
-    /// Close the connection ([`Error::WriteTimeout`]) when output waits this long without
-    /// the peer taking a byte of it: a peer that does not read.
-    pub write_timeout: Option<Duration>,
+    /// The timeouts by kind (`None`: off), e.g. `opts.timeouts[TimeoutKind::Idle]`.
+    pub timeouts: Timeouts<Option<Duration>>,
+}
+
+impl DriveOptions {
+    /// These options with timeout `kind` set to `timeout` (`None`: off).
+    pub fn with_timeout(mut self, kind: TimeoutKind, timeout: Option<Duration>) -> Self {
+        self.timeouts[kind] = timeout;
+        self
+    }
 }
 
 impl Default for DriveOptions {
     fn default() -> Self {
         Self {
             high_water_mark: 64 * 1024,
-            idle_timeout: None,
-            write_timeout: None,
+            timeouts: Timeouts::default(),
         }
     }
 }

@@ -14,7 +14,7 @@ use tokio::io::Interest;
 
 use super::conn::Shared;
 use super::counters::DataCounters;
-use super::event::Event;
+use super::event::{Event, TimeoutKind};
 use crate::error::{Error, Result};
 use crate::file::read_at;
 #[cfg(target_os = "linux")]
@@ -81,7 +81,7 @@ async fn send(
     ticket: u64,
 ) -> Result<()> {
     sh.begin_job(ticket).await?;
-    let Some(timeout) = sh.write_timeout() else {
+    let Some(timeout) = sh.timeout(TimeoutKind::Write) else {
         return send_range(counters, sh, file, offset, length, sent).await;
     };
     tokio::select! {

@@ -101,7 +101,7 @@ use conn::{CONSUMER_READING, PAUSED, PAUSING, READING};
 pub(crate) use counters::DataCounters;
 use counters::millis;
 pub use counters::{DataStats, TimeoutStats};
-pub use event::{DriveOptions, Event, EventSink, READ_CHUNK, TlsStart};
+pub use event::{DriveOptions, Event, EventSink, READ_CHUNK, TimeoutKind, Timeouts, TlsStart};
 #[cfg(target_os = "linux")]
 pub use local::LocalLoop;
 #[cfg(target_os = "linux")]
@@ -186,6 +186,7 @@ impl Connections {
         other_id: u32,
         opts: PipeOptions,
     ) -> Result<impl Future<Output = ()> + Send + 'static> {
+        crate::config::check_timeout("idleTimeout", opts.idle_timeout)?;
         let a = self.get(id)?;
         let b = other.get(other_id)?;
         if Arc::ptr_eq(&a, &b) || a.mode.load(Relaxed) != PAUSED || b.mode.load(Relaxed) != PAUSED {
@@ -461,8 +462,9 @@ impl Connections {
         Ok(self.get(id)?.stream.set_nodelay(on)?)
     }
 
-    /// Turns TCP keep-alive on (with probe settings) or off.
+    /// Turns TCP keep-alive on (with probe settings, see [`KeepAlive::validate`]) or off.
     pub fn set_keep_alive(&self, id: u32, keep_alive: Option<&KeepAlive>) -> Result<()> {
+        keep_alive.map_or(Ok(()), KeepAlive::validate)?;
         let sh = self.get(id)?;
         match keep_alive {
             Some(k) => crate::socket::set_keep_alive(&sh.stream, k)?,
@@ -471,18 +473,13 @@ impl Connections {
         Ok(())
     }
 
-    /// Changes the idle timeout (`None` turns it off).
-    pub fn set_idle_timeout(&self, id: u32, timeout: Option<Duration>) -> Result<()> {
+    /// Changes timeout `kind` of connection `id` (`None` turns it off; see [`TimeoutKind`]).
+    /// A value out of range ([`check_timeout`](crate::check_timeout)) is refused, named by
+    /// [`TimeoutKind::option`].
+    pub fn set_timeout(&self, id: u32, kind: TimeoutKind, timeout: Option<Duration>) -> Result<()> {
+        crate::config::check_timeout(kind.option(), timeout)?;
         let sh = self.get(id)?;
-        sh.idle_ms.store(millis(timeout), Relaxed);
-        sh.wake.notify_one();
-        Ok(())
-    }
-
-    /// Changes the write timeout (`None` turns it off); see [`DriveOptions::write_timeout`].
-    pub fn set_write_timeout(&self, id: u32, timeout: Option<Duration>) -> Result<()> {
-        let sh = self.get(id)?;
-        sh.write_timeout_ms.store(millis(timeout), Relaxed);
+        sh.timeout_ms[kind].store(millis(timeout), Relaxed);
         sh.wake.notify_one();
         Ok(())
     }

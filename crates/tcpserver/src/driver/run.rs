@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Connections;
 use super::conn::{INPUT_DONE, PAUSED, PAUSING, READING, Shared, flush};
-use super::event::{DriveOptions, Event, EventSink, READ_CHUNK, TlsStart};
+use super::event::{DriveOptions, Event, EventSink, READ_CHUNK, TimeoutKind, TlsStart};
 use super::outbox::Closing;
 use crate::connection::Connection;
 use crate::error::{Error, Result};
@@ -226,7 +226,7 @@ pub(super) async fn run(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
                 _ => {}
             }
         }
-        let idle_ms = sh.idle_ms.load(Relaxed);
+        let idle_ms = sh.timeout_ms[TimeoutKind::Idle].load(Relaxed);
         if idle_ms != idle_ms_armed {
             // A new timeout counts from now, like Node's `socket.setTimeout()`.
             idle_ms_armed = idle_ms;
@@ -239,7 +239,7 @@ pub(super) async fn run(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
         }
         // The write timeout runs only while output waits for the socket, and is re-armed only
         // when the peer took some of it: nothing per byte on the fast path.
-        let write_ms = sh.write_timeout_ms.load(Relaxed);
+        let write_ms = sh.timeout_ms[TimeoutKind::Write].load(Relaxed);
         if write_ms > 0 && pending > 0 {
             if write_stall != Some(flushed) {
                 write_stall = Some(flushed);

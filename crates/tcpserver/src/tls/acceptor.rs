@@ -34,9 +34,6 @@ pub struct TlsAcceptor {
 impl TlsAcceptor {
     /// Validates `settings` and builds the acceptor.
     pub fn new(settings: &TlsSettings) -> Result<Self> {
-        if settings.max_handshakes == 0 {
-            return Err(Error::range("tls.maxHandshakes", "must be at least 1"));
-        }
         let ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| tls_error("tls", e))?;
         Ok(Self {
             config: RwLock::new(server_config(settings, ticketer.clone())?),
@@ -54,9 +51,6 @@ impl TlsAcceptor {
     /// Swaps the certificates, ALPN, versions and handshake limits for new handshakes; open
     /// connections keep theirs.
     pub fn reload(&self, settings: &TlsSettings) -> Result<()> {
-        if settings.max_handshakes == 0 {
-            return Err(Error::range("tls.maxHandshakes", "must be at least 1"));
-        }
         let config = server_config(settings, self.ticketer.clone())?;
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
         *self.settings.lock().unwrap_or_else(|e| e.into_inner()) = settings.clone();

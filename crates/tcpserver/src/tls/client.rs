@@ -25,8 +25,9 @@ pub struct ClientTlsSettings {
     pub handshake_timeout: Option<Duration>,
 }
 
-/// Builds a rustls client configuration.
+/// Builds a rustls client configuration (after [`ClientTlsSettings::validate`]).
 pub fn client_config(s: &ClientTlsSettings) -> Result<Arc<rustls::ClientConfig>> {
+    s.validate()?;
     let provider = provider();
     let roots = match &s.ca {
         Some(ca) => root_store("tls.ca", ca)?,

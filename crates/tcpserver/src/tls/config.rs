@@ -87,7 +87,7 @@ impl ResolvesServerCert for SniResolver {
 }
 
 /// Builds a rustls server configuration; every problem is an error here, never at the first
-/// connection. [`TlsAcceptor`] calls it; use it directly to run rustls on your own I/O.
+/// connection (the ranges first: [`TlsSettings::validate`]). [`TlsAcceptor`] calls it; use it directly to run rustls on your own I/O.
 /// `ticketer` issues session tickets: keep one for the server's lifetime so that sessions
 /// survive certificate reloads.
 ///
@@ -108,6 +108,7 @@ pub fn server_config(
     s: &TlsSettings,
     ticketer: Arc<dyn rustls::server::ProducesTickets>,
 ) -> Result<Arc<rustls::ServerConfig>> {
+    s.validate()?;
     let provider = provider();
     let default = certified_key(("tls.cert", "tls.key"), &s.identity, &provider)?;
     let mut exact = HashMap::new();
@@ -136,12 +137,6 @@ pub fn server_config(
         &[&rustls::version::TLS13]
     };
     let clients = match &s.client_ca {
-        None if s.require_client_cert => {
-            return Err(tls_error(
-                "tls.ca",
-                "requireCert needs the CA certificates that clients must chain to",
-            ));
-        }
         None => rustls::server::WebPkiClientVerifier::no_client_auth(),
         Some(ca) => {
             let roots = root_store("tls.ca", ca)?;

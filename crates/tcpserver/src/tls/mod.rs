@@ -128,6 +128,9 @@ pub struct TlsSettings {
     pub max_handshakes: usize,
     /// CA certificates (PEM) that client certificates must chain to; asks clients for one.
     pub client_ca: Option<Vec<u8>>,
+    /// Ask clients for a certificate, verified against `client_ca` (which it needs; the CA
+    /// alone asks too). For front ends whose users ask explicitly, like Node's `requestCert`.
+    pub request_client_cert: bool,
     /// Refuse clients without a valid certificate (needs `client_ca`).
     pub require_client_cert: bool,
     /// Chooses certificates at handshake time; `sni` and the default apply when it returns `None`.
@@ -145,6 +148,7 @@ impl TlsSettings {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             max_handshakes: DEFAULT_MAX_HANDSHAKES,
             client_ca: None,
+            request_client_cert: false,
             require_client_cert: false,
             sni_callback: None,
         }

@@ -17,7 +17,8 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 use super::timers::{Kind, Timers};
 use crate::connection::ConnectionInfo;
 use crate::driver::conn::{CONSUMER_READING, READING};
-use crate::driver::event::{DriveOptions, Event, EventSink, READ_CHUNK};
+use crate::driver::counters::millis;
+use crate::driver::event::{DriveOptions, Event, EventSink, READ_CHUNK, TimeoutKind, Timeouts};
 use crate::driver::outbox::{Closing, Outbox};
 use crate::error::{Error, Result};
 use crate::lease::Lease;
@@ -78,12 +79,12 @@ pub(super) struct LocalConn {
     pub(super) read_closed: bool,
     pub(super) read_open: bool,
     pub(super) lingering: bool,
-    pub(super) idle_ms: u64,
-    pub(super) write_timeout_ms: u64,
+    /// The timeouts by kind, in ms (0: off).
+    pub(super) timeout_ms: Timeouts<u64>,
     /// When bytes last moved (kept only while an idle timeout is set).
     pub(super) activity: Instant,
-    pub(super) idle_due: Option<Instant>,
-    pub(super) write_due: Option<Instant>,
+    /// The deadline each timeout armed (a heap entry that no longer matches is skipped).
+    pub(super) due: Timeouts<Option<Instant>>,
     /// Flushed bytes when the write deadline was armed: it is re-armed only after progress.
     pub(super) write_mark: u64,
     pub(super) bytes_read: u64,
@@ -119,20 +120,16 @@ impl LocalConn {
             read_closed: false,
             read_open: true,
             lingering: false,
-            idle_ms: 0,
-            write_timeout_ms: crate::driver::counters::millis(opts.write_timeout),
+            timeout_ms: Timeouts::default(),
             activity: now,
-            idle_due: None,
-            write_due: None,
+            due: Timeouts::default(),
             write_mark: 0,
             bytes_read: 0,
             bytes_written: 0,
         };
-        c.set_idle(
-            crate::driver::counters::millis(opts.idle_timeout),
-            now,
-            timers,
-        );
+        for kind in TimeoutKind::ALL {
+            c.set_timeout(kind, millis(opts.timeouts[kind]), now, timers);
+        }
         c
     }
 
@@ -140,21 +137,28 @@ impl LocalConn {
         self.info.id as u32
     }
 
-    /// A new idle timeout counts from now, like Node's `socket.setTimeout()`.
-    pub(super) fn set_idle(&mut self, ms: u64, now: Instant, timers: &mut Timers) {
-        self.idle_ms = ms;
-        if ms == 0 {
-            self.idle_due = None;
-            return;
+    /// Sets timeout `kind` to `ms` (0: off). A new idle timeout counts from now, like Node's
+    /// `socket.setTimeout()`; the write deadline is armed by the next step, from the output
+    /// then waiting.
+    pub(super) fn set_timeout(
+        &mut self,
+        kind: TimeoutKind,
+        ms: u64,
+        now: Instant,
+        timers: &mut Timers,
+    ) {
+        self.timeout_ms[kind] = ms;
+        self.due[kind] = None;
+        if kind == TimeoutKind::Idle && ms > 0 {
+            self.activity = now;
+            let due = now + Duration::from_millis(ms);
+            self.due[kind] = Some(due);
+            timers.push(due, self.id(), Kind::Timeout(kind));
         }
-        self.activity = now;
-        let due = now + Duration::from_millis(ms);
-        self.idle_due = Some(due);
-        timers.push(due, self.id(), Kind::Idle);
     }
 
     fn touch(&mut self, now: Instant) {
-        if self.idle_ms > 0 {
+        if self.timeout_ms[TimeoutKind::Idle] > 0 {
             self.activity = now;
         }
     }
@@ -180,7 +184,7 @@ impl LocalConn {
             }
             if written > 0 {
                 self.bytes_written += written as u64;
-                if self.idle_ms > 0 {
+                if self.timeout_ms[TimeoutKind::Idle] > 0 {
                     self.activity = Instant::now();
                 }
             }
@@ -266,15 +270,16 @@ impl LocalConn {
         }
         // The write deadline runs only while output waits, and is re-armed only when the
         // peer took some of it.
-        if self.write_timeout_ms > 0 && self.out.pending() > 0 {
-            if self.write_due.is_none() || self.write_mark != self.out.flushed {
+        let write_ms = self.timeout_ms[TimeoutKind::Write];
+        if write_ms > 0 && self.out.pending() > 0 {
+            if self.due[TimeoutKind::Write].is_none() || self.write_mark != self.out.flushed {
                 self.write_mark = self.out.flushed;
-                let due = now + Duration::from_millis(self.write_timeout_ms);
-                self.write_due = Some(due);
-                timers.push(due, self.id(), Kind::Write);
+                let due = now + Duration::from_millis(write_ms);
+                self.due[TimeoutKind::Write] = Some(due);
+                timers.push(due, self.id(), Kind::Timeout(TimeoutKind::Write));
             }
         } else {
-            self.write_due = None;
+            self.due[TimeoutKind::Write] = None;
         }
         Step::Open
     }
@@ -349,20 +354,22 @@ impl LocalConn {
         timers: &mut Timers,
     ) -> Step {
         match kind {
-            Kind::Idle if self.idle_due == Some(due) => {
-                let real = self.activity + Duration::from_millis(self.idle_ms);
+            Kind::Timeout(t) if self.due[t] != Some(due) => {}
+            Kind::Timeout(TimeoutKind::Idle) => {
+                let idle = TimeoutKind::Idle;
+                let real = self.activity + Duration::from_millis(self.timeout_ms[idle]);
                 if real <= now {
                     return Step::Close(Some(Error::IdleTimeout));
                 }
-                self.idle_due = Some(real);
-                timers.push(real, self.id(), Kind::Idle);
+                self.due[idle] = Some(real);
+                timers.push(real, self.id(), kind);
             }
-            Kind::Write if self.write_due == Some(due) => {
+            Kind::Timeout(TimeoutKind::Write) => {
                 if self.out.pending() > 0 && self.out.flushed == self.write_mark {
                     return Step::Close(Some(Error::WriteTimeout));
                 }
                 // Re-armed by the next step, from the progress made.
-                self.write_due = None;
+                self.due[TimeoutKind::Write] = None;
             }
             // The peer never finished sending: closed anyway, as an orderly close.
             Kind::Linger if self.lingering => return Step::Close(None),
@@ -390,7 +397,7 @@ impl LocalConn {
                 Ok(n) if n > 0 => {
                     self.mode = CONSUMER_READING;
                     self.bytes_read += n as u64;
-                    if self.idle_ms > 0 {
+                    if self.timeout_ms[TimeoutKind::Idle] > 0 {
                         self.activity = Instant::now();
                     }
                     direct_reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

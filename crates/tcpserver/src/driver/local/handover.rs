@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::{LocalLoop, State};
 use crate::driver::conn::Shared;
-use crate::driver::event::DriveOptions;
+use crate::driver::event::{DriveOptions, TimeoutKind};
 use crate::error::{Error, Result};
 use crate::stream::Stream;
 
@@ -35,8 +35,7 @@ impl LocalLoop {
         };
         let opts = DriveOptions {
             high_water_mark: c.high_water_mark,
-            idle_timeout: None,
-            write_timeout: None,
+            ..DriveOptions::default()
         };
         let shared = Arc::new(Shared::new(
             id,
@@ -51,8 +50,9 @@ impl LocalLoop {
         *shared.out() = std::mem::replace(&mut c.out, crate::driver::outbox::Outbox::new());
         shared.credit.store(c.credit, Relaxed);
         shared.mode.store(mode, Relaxed);
-        shared.idle_ms.store(c.idle_ms, Relaxed);
-        shared.write_timeout_ms.store(c.write_timeout_ms, Relaxed);
+        for kind in TimeoutKind::ALL {
+            shared.timeout_ms[kind].store(c.timeout_ms[kind], Relaxed);
+        }
         shared.bytes_read.store(c.bytes_read, Relaxed);
         shared.bytes_written.store(c.bytes_written, Relaxed);
         // The peer's end was reported already: the driver must not read (and report) it again.

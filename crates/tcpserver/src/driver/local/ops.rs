@@ -14,6 +14,8 @@ use crate::config::KeepAlive;
 use crate::driver::Connections;
 use crate::driver::DrivenInfo;
 use crate::driver::conn::PAUSING;
+use crate::driver::counters::millis;
+use crate::driver::event::TimeoutKind;
 use crate::driver::outbox::Closing;
 use crate::error::Result;
 
@@ -51,7 +53,7 @@ impl LocalLoop {
         self.with(id, |c, again| {
             let r = c.write(data);
             // The write deadline is armed by the next step.
-            *again = c.write_timeout_ms > 0 && c.out.pending() > 0;
+            *again = c.timeout_ms[TimeoutKind::Write] > 0 && c.out.pending() > 0;
             r
         })
     }
@@ -122,6 +124,7 @@ impl LocalLoop {
     /// See [`Connections::set_keep_alive`].
     pub fn set_keep_alive(&self, id: u32, keep_alive: Option<&KeepAlive>) -> Option<Result<()>> {
         self.with(id, |c, _| {
+            keep_alive.map_or(Ok(()), KeepAlive::validate)?;
             let sock = SockRef::from(&c.stream);
             match keep_alive {
                 Some(k) => crate::socket::set_keep_alive_on(sock, k)?,
@@ -131,28 +134,22 @@ impl LocalLoop {
         })
     }
 
-    /// See [`Connections::set_idle_timeout`].
-    pub fn set_idle_timeout(&self, id: u32, timeout: Option<Duration>) -> Option<Result<()>> {
+    /// See [`Connections::set_timeout`].
+    pub fn set_timeout(
+        &self,
+        id: u32,
+        kind: TimeoutKind,
+        timeout: Option<Duration>,
+    ) -> Option<Result<()>> {
         let mut st = self.lock();
         let State { conns, timers, .. } = &mut *st;
         let c = conns.get_mut(&id)?;
-        c.set_idle(
-            crate::driver::counters::millis(timeout),
-            Instant::now(),
-            timers,
-        );
+        if let Err(e) = crate::config::check_timeout(kind.option(), timeout) {
+            return Some(Err(e));
+        }
+        c.set_timeout(kind, millis(timeout), Instant::now(), timers);
         self.mark(&mut st, id);
         Some(Ok(()))
-    }
-
-    /// See [`Connections::set_write_timeout`].
-    pub fn set_write_timeout(&self, id: u32, timeout: Option<Duration>) -> Option<Result<()>> {
-        self.with(id, |c, again| {
-            c.write_timeout_ms = crate::driver::counters::millis(timeout);
-            c.write_due = None;
-            *again = true;
-            Ok(())
-        })
     }
 
     /// Stops reading `id` for a pipe (see [`Connections::pause_reading`]): the connection

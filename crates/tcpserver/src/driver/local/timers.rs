@@ -9,11 +9,14 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
+use crate::driver::event::TimeoutKind;
+
 /// What a deadline is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Kind {
-    Idle,
-    Write,
+    /// A connection's timeout of this kind.
+    Timeout(TimeoutKind),
+    /// The lingering close gives up.
     Linger,
     /// A listener's accept backoff (the id is the listener's index).
     Accept,

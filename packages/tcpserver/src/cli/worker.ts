@@ -1,11 +1,11 @@
 // The handler module of `tcpserver <command> --workers N`: every worker thread builds the same
-// handler as the single-threaded CLI (cli-run.ts), counting into its own slot of the counters
+// handler as the single-threaded CLI (run.ts), counting into its own slot of the counters
 // the main thread reports.
-import type { CommandOptions } from './cli-args.js'
-import { handlerFor } from './cli-handlers.js'
-import { stdio } from './cli-output.js'
-import { slotCounters } from './cli-stats.js'
-import type { Connection, Handler } from './index.js'
+import type { Connection, Handler } from '../index.js'
+import type { CommandOptions } from './args.js'
+import { handlerFor } from './handlers.js'
+import { stdio } from './output.js'
+import { slotCounters } from './stats.js'
 
 /** What the main thread passes (`listen({ workerData })`). */
 export interface CliWorkerData {

@@ -2,13 +2,13 @@
 // "listening on" line, stats lines (timer and SIGUSR1), and shuts down gracefully on
 // SIGINT/SIGTERM with a deadline (a second signal closes everything at once).
 import { availableParallelism } from 'node:os'
-import type { CommandOptions, CommonOptions } from './cli-args.js'
-import { handlerFor } from './cli-handlers.js'
-import { formatAddress, type Output, stdio } from './cli-output.js'
-import { newCounters, StatsReporter, sharedCounterBuffer, summedCounters } from './cli-stats.js'
-import type { CliWorkerData } from './cli-worker.js'
 // Only the public API, like any user of the package.
-import { isTcpServerError, listen, type Server } from './index.js'
+import { isTcpServerError, listen, type Server } from '../index.js'
+import type { CommandOptions, CommonOptions } from './args.js'
+import { handlerFor } from './handlers.js'
+import { formatAddress, type Output, stdio } from './output.js'
+import { newCounters, StatsReporter, sharedCounterBuffer, summedCounters } from './stats.js'
+import type { CliWorkerData } from './worker.js'
 
 /**
  * Starts `command` with `options` and runs until a signal shuts it down.
@@ -21,7 +21,7 @@ export async function runServer(
   options: CommonOptions,
   io: Output = stdio,
 ): Promise<number> {
-  // With --workers the handlers run in worker threads (cli-worker.ts), each counting into its
+  // With --workers the handlers run in worker threads (worker.ts), each counting into its
   // own slot of a shared buffer; the stats line adds the slots up.
   const workers = options.workers === 'auto' ? availableParallelism() : options.workers
   const shared = workers === undefined ? undefined : sharedCounterBuffer(workers)
@@ -33,7 +33,7 @@ export async function runServer(
       ...(shared
         ? {
             workers,
-            handler: new URL('./cli-worker.js', import.meta.url),
+            handler: new URL('./worker.js', import.meta.url),
             workerData: { command, counters: shared } satisfies CliWorkerData,
           }
         : { handler: await handlerFor(command, counters, io) }),

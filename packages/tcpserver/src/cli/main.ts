@@ -3,10 +3,10 @@
 // The library (and with it the native addon) loads only to run a server: `--help`, `--version`
 // and usage errors work even where no binary for this platform is installed.
 import { readFileSync } from 'node:fs'
-import { type Invocation, parseCommandLine, UsageError } from './cli-args.js'
+import { type Invocation, parseCommandLine, UsageError } from './args.js'
 
 function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
     version: string
   }
   return pkg.version
@@ -39,9 +39,9 @@ async function main(argv: readonly string[]): Promise<number> {
       process.stdout.write(`${packageVersion()}\n`)
       return 0
     case 'run': {
-      let runServer: typeof import('./cli-run.js').runServer
+      let runServer: typeof import('./run.js').runServer
       try {
-        ;({ runServer } = await import('./cli-run.js'))
+        ;({ runServer } = await import('./run.js'))
       } catch (e) {
         // The native addon did not load (no binary for this platform): say why, causes included.
         const code = (e as { code?: unknown }).code

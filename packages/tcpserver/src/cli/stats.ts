@@ -1,7 +1,7 @@
 // The counters the `tcpserver` handlers keep and the stats line that reports them with the
 // server's own counters.
-import type { CommandName } from './cli-args.js'
-import type { Server } from './index.js'
+import type { Server } from '../index.js'
+import type { CommandName } from './args.js'
 
 /** Byte, request and failure counters the handlers keep (the server counts connections). */
 export interface Counters {

@@ -1,14 +1,14 @@
 // The connection handler of each `tcpserver` subcommand, built from its options and counting
-// into `Counters`: used on the main thread (cli-run.ts) and in every worker (cli-worker.ts).
+// into `Counters`: used on the main thread (run.ts) and in every worker (worker.ts).
 import { realpath } from 'node:fs/promises'
-import type { CommandOptions } from './cli-args.js'
-import { buildResponses, HttpResponder } from './cli-http.js'
-import type { Output } from './cli-output.js'
-import { proxyHandler } from './cli-proxy.js'
-import { staticHandler } from './cli-static.js'
-import type { Counters } from './cli-stats.js'
 // Only the public API, like any user of the package.
-import type { Connection, Handler } from './index.js'
+import type { Connection, Handler } from '../index.js'
+import type { CommandOptions } from './args.js'
+import { buildResponses, HttpResponder } from './http.js'
+import type { Output } from './output.js'
+import { proxyHandler } from './proxy.js'
+import { staticHandler } from './static.js'
+import type { Counters } from './stats.js'
 
 function echoHandler(c: Counters): Handler {
   return async (conn: Connection) => {

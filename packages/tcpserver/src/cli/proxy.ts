@@ -1,10 +1,10 @@
 // The handler of `tcpserver proxy`: one upstream connection per client, then `pipe()` both ways
 // in the Rust core (splice(2) when both sides are plain TCP, a copy loop when either is TLS).
 import { readFileSync } from 'node:fs'
-import type { CommandOptions } from './cli-args.js'
-import { formatAddress, type Output } from './cli-output.js'
-import type { Counters } from './cli-stats.js'
-import { type Connection, type ConnectOptions, connect, type Handler, proxyHeader } from './index.js'
+import { type Connection, type ConnectOptions, connect, type Handler, proxyHeader } from '../index.js'
+import type { CommandOptions } from './args.js'
+import { formatAddress, type Output } from './output.js'
+import type { Counters } from './stats.js'
 
 /** The `proxy` command's options. */
 export type ProxyOptions = Extract<CommandOptions, { name: 'proxy' }>

@@ -9,8 +9,8 @@
 import { constants } from 'node:fs'
 import { type FileHandle, open, realpath } from 'node:fs/promises'
 import { extname, join, sep } from 'node:path'
-import type { Counters } from './cli-stats.js'
-import type { Connection, Handler } from './index.js'
+import type { Connection, Handler } from '../index.js'
+import type { Counters } from './stats.js'
 
 /** A request head longer than this without its end is refused (431) and the connection closed. */
 const MAX_HEAD = 16 * 1024

@@ -1,6 +1,6 @@
 // Where and how the `tcpserver` command writes: stdout for its output lines, stderr for errors
 // and warnings, addresses as `127.0.0.1:7000` / `[::1]:7000` / `unix:/path`.
-export { formatAddress } from './address.js'
+export { formatAddress } from '../address.js'
 
 /** Where the CLI writes: stdout for its output lines, stderr for errors. */
 export interface Output {
