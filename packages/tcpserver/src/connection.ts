@@ -74,7 +74,7 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
   #abort: AbortController | null = null
   #idleTimeout: number
   #writeTimeout: number
-  #duplex: ConnectionDuplex | null = null
+  #duplex: ConnectionDuplex<Connection> | null = null
   #readable: ReadableStream<Uint8Array> | null = null
   #writable: WritableStream<Uint8Array> | null = null
 
@@ -177,7 +177,7 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
    * @throws {TcpServerError} `ERR_TCPSERVER_STREAM_LOCKED` if `conn.readable` already owns the
    * input; `ERR_TCPSERVER_BUSY` while a `read()` is pending or the connection is piping.
    */
-  toDuplex(options?: ConnectionDuplexOptions): ConnectionDuplex {
+  toDuplex(options?: ConnectionDuplexOptions): ConnectionDuplex<Connection> {
     if (this.#duplex === null) {
       const opts = validateDuplexOptions(options, this.toDuplex)
       this.claimInput(this.jobHoldsInput, 'toDuplex()')

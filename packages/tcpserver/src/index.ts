@@ -31,4 +31,4 @@ export type {
 } from './options.js'
 export { proxyHeader } from './proxy-header.js'
 export { Server } from './server.js'
-export { ConnectionDuplex, type ConnectionDuplexOptions } from './streams.js'
+export { ConnectionDuplex, type ConnectionDuplexOptions, type StreamedConnection } from './streams.js'

@@ -1,13 +1,34 @@
 // Adapters from a Connection to Node streams (`node:stream` Duplex) and web streams. Kept out
-// of connection.ts: they use only the connection's public methods, plus a read function that
+// of connection.ts: they use only the connection's public methods (named by `StreamedConnection`,
+// so this module does not import connection.ts, which imports it), plus a read function that
 // bypasses the lock the connection puts on direct reads once an adapter owns its input.
 
 import { Duplex } from 'node:stream'
 import { ReadableStream, WritableStream } from 'node:stream/web'
-import type { Connection } from './connection.js'
 import type { AddressInfo, ConnectionDuplexOptions } from './types.js'
 
 export type { ConnectionDuplexOptions }
+
+/**
+ * The part of a {@link Connection}'s public API the stream adapters use. `Connection`
+ * implements it; `conn.toDuplex().connection` is typed as the `Connection` itself.
+ */
+export interface StreamedConnection {
+  readonly closed: Promise<void>
+  readonly error: Error | null
+  readonly remoteAddress: string | undefined
+  readonly remotePort: number | undefined
+  readonly remoteFamily: AddressInfo['family'] | undefined
+  readonly localAddress: string | undefined
+  readonly localPort: number | undefined
+  write(data: Uint8Array | string): Promise<void>
+  end(data?: Uint8Array | string): unknown
+  close(): void
+  address(): AddressInfo | Record<string, never>
+  setNoDelay(noDelay?: boolean): unknown
+  setKeepAlive(enable?: boolean, initialDelay?: number): unknown
+  [Symbol.asyncDispose](): Promise<void>
+}
 
 /** Reads the connection's next chunk (`null` at the peer's FIN) on behalf of an adapter. */
 export type ReadSource = () => Promise<Buffer | null>
@@ -17,15 +38,15 @@ export type ReadSource = () => Promise<Buffer | null>
  * API it has a few `net.Socket` look-alikes (`remoteAddress`, `remotePort`, `setNoDelay()`, ...)
  * so libraries written for sockets, such as `node:http`, find what they look for.
  */
-export class ConnectionDuplex extends Duplex {
+export class ConnectionDuplex<C extends StreamedConnection = StreamedConnection> extends Duplex {
   /** The connection this stream reads from and writes to. */
-  readonly connection: Connection
+  readonly connection: C
   readonly #read: ReadSource
   #reading = false
   #timer: NodeJS.Timeout | null = null
 
   /** @internal Created by `Connection.toDuplex()`. */
-  constructor(connection: Connection, read: ReadSource, options: ConnectionDuplexOptions = {}) {
+  constructor(connection: C, read: ReadSource, options: ConnectionDuplexOptions = {}) {
     super({
       allowHalfOpen: options.allowHalfOpen ?? true,
       readableHighWaterMark: options.readableHighWaterMark,
@@ -170,7 +191,7 @@ export class ConnectionDuplex extends Duplex {
  * ownership of the memory it is handed, and received chunks share theirs. Cancelling closes
  * the connection, after flushing what was already written.
  */
-export function createReadable(connection: Connection, read: ReadSource): ReadableStream<Uint8Array> {
+export function createReadable(connection: StreamedConnection, read: ReadSource): ReadableStream<Uint8Array> {
   return new ReadableStream({
     type: 'bytes',
     // Pulled only when the stream's queue is empty: backpressure stays with the connection.
@@ -203,7 +224,7 @@ export function createReadable(connection: Connection, read: ReadSource): Readab
  * stream waits for its promise, so `writer.ready` reflects the connection's output queue.
  * `close()` half-closes (`conn.end()`); `abort()` closes the connection at once.
  */
-export function createWritable(connection: Connection): WritableStream<Uint8Array> {
+export function createWritable(connection: StreamedConnection): WritableStream<Uint8Array> {
   return new WritableStream<Uint8Array>({
     write(chunk) {
       if (!(chunk instanceof Uint8Array)) {
