@@ -213,11 +213,21 @@ fn event_text(fields: &[&dyn std::fmt::Display], error: Option<&tcpserver_core::
 }
 
 /// An address as event text fields: the IP and port, or `unix:<path>` and 0 (paths hold no
-/// newline: `parse_listen_address` refuses them, and peers of Unix sockets are unnamed).
-fn address_fields(a: &tcpserver_core::Address) -> (String, u16) {
-    match a.as_ip() {
-        Some(ip) => (ip.ip().to_string(), ip.port()),
-        None => (a.to_string().replace('\n', " "), 0),
+/// newline: `parse_listen_address` refuses them, and peers of Unix sockets are unnamed). The
+/// host is written straight into the event's text (no string of its own per address).
+fn address_fields(a: &tcpserver_core::Address) -> (AddressHost<'_>, u16) {
+    (AddressHost(a), a.as_ip().map_or(0, |ip| ip.port()))
+}
+
+/// The host part of [`address_fields`].
+struct AddressHost<'a>(&'a tcpserver_core::Address);
+
+impl std::fmt::Display for AddressHost<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.as_ip() {
+            Some(ip) => write!(f, "{}", ip.ip()),
+            None => f.write_str(&self.0.to_string().replace('\n', " ")),
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 // synchronous native call that tries the socket at once. Jobs: connection/jobs.ts.
 
 import type { ReadableStream, WritableStream } from 'node:stream/web'
-import { type ClosedInfo, parseClosed } from './connection/facts.js'
+import { type ClosedInfo, errorOfClosed, parseClosed } from './connection/facts.js'
 import { ConnectionJobs } from './connection/jobs.js'
 import { noop, quietReject } from './connection/state.js'
 import {
@@ -412,7 +412,7 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
   static #onClosed(conn: Connection, closedText: string): void {
     if (conn.#closed) return
     conn.#closedText = closedText
-    const [, err] = parseClosed(closedText)
+    const err = errorOfClosed(closedText)
     conn.#closed = true
     conn.#writeClosed = true
     if (err) conn.#error = err

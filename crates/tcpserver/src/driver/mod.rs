@@ -73,13 +73,13 @@ mod conn;
 mod counters;
 mod event;
 mod file;
+mod id_map;
 #[cfg(target_os = "linux")]
 mod local;
 mod outbox;
 mod pipe;
 mod run;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::sync::atomic::Ordering::Relaxed;
@@ -102,6 +102,7 @@ pub(crate) use counters::DataCounters;
 use counters::millis;
 pub use counters::{DataStats, TimeoutStats};
 pub use event::{DriveOptions, Event, EventSink, READ_CHUNK, TimeoutKind, Timeouts, TlsStart};
+pub(crate) use id_map::IdMap;
 #[cfg(target_os = "linux")]
 pub use local::LocalLoop;
 #[cfg(target_os = "linux")]
@@ -132,7 +133,7 @@ pub struct DrivenInfo {
 /// a complete example.
 #[derive(Debug, Default)]
 pub struct Connections {
-    map: Mutex<HashMap<u32, Arc<Shared>>>,
+    map: Mutex<IdMap<Arc<Shared>>>,
     pub(crate) counters: Arc<DataCounters>,
 }
 
@@ -142,7 +143,7 @@ impl Connections {
         Self::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<u32, Arc<Shared>>> {
+    fn lock(&self) -> MutexGuard<'_, IdMap<Arc<Shared>>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 

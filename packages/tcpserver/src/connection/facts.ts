@@ -35,6 +35,22 @@ export function parseClosed(text: string): [ClosedInfo, TcpServerError | null] {
   return [info, error]
 }
 
+/**
+ * A CLOSED event's error alone, without parsing its addresses (they are parsed only if asked
+ * for after the close): `null`, the common case, when the line after the four address fields
+ * is empty.
+ */
+export function errorOfClosed(text: string): TcpServerError | null {
+  let at = -1
+  for (let field = 0; field < 4; field++) {
+    at = text.indexOf('\n', at + 1)
+    if (at < 0) return null
+  }
+  const next = text.charCodeAt(at + 1)
+  if (Number.isNaN(next) || next === 10) return null
+  return parseClosed(text)[1]
+}
+
 /** The address, TLS and time getters of {@link Connection}, over the facts it provides. */
 export abstract class ConnectionFacts {
   readonly #openedAt = Date.now()

@@ -6,7 +6,6 @@ mod listen;
 mod ops;
 mod timers;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
@@ -18,7 +17,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use tokio::sync::{Notify, oneshot};
 
-use super::{Connections, DriveOptions, Event, EventSink, TlsStart};
+use super::{Connections, DriveOptions, Event, EventSink, IdMap, TlsStart};
 use crate::connection::Connection;
 use crate::driver::outbox::Closing;
 use crate::error::Error;
@@ -112,7 +111,7 @@ struct State {
     events: Events,
     /// Boxed: the map keeps room for more entries than it holds, and an empty slot of a
     /// connection's size would cost every connection hundreds of bytes.
-    conns: HashMap<u32, Box<LocalConn>>,
+    conns: IdMap<Box<LocalConn>>,
     timers: Timers,
     /// Connections to look at in the next round.
     dirty: Vec<u32>,
@@ -143,7 +142,7 @@ impl LocalLoop {
             state: Mutex::new(State {
                 poll: Some(poll),
                 events: Events::with_capacity(EVENTS),
-                conns: HashMap::new(),
+                conns: IdMap::default(),
                 timers,
                 dirty: Vec::new(),
                 due: Vec::new(),
