@@ -835,6 +835,8 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.BindingConnections = nativeBinding.BindingConnections
+module.exports.BindingHub = nativeBinding.BindingHub
 module.exports.BindingServer = nativeBinding.BindingServer
 module.exports.attachWorker = nativeBinding.attachWorker
 module.exports.createHub = nativeBinding.createHub

@@ -9,8 +9,25 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
-/** A listening server, or the process-wide hub of outbound connections (no listeners). */
-export declare class BindingServer {
+/**
+ * The operations on the connections of one source (`BindingServer.connections`,
+ * `BindingHub.connections`): what JavaScript's `Connection` calls, by connection id.
+ */
+export declare class BindingConnections {
+  /** The effective per-connection high-water mark, bytes. */
+  get highWaterMark(): number
+  /** The read timeout for new connections, ms (0 = off). */
+  get readTimeout(): number
+  /**
+   * Checks a per-connection read timeout (JavaScript applies it): the error the
+   * `readTimeout` option would give, if any.
+   */
+  checkReadTimeout(ms: number): BindingError | null
+  /**
+   * The effective timeouts for new connections, ms (0 = off), indexed as the core's
+   * `TimeoutKind::ALL`.
+   */
+  get timeouts(): Array<number>
   /** Writes to connection `id`; returns the bytes still queued in the process. */
   write(id: number, data: Uint8Array): number
   /** Writes a string (UTF-8) to connection `id`. */
@@ -44,7 +61,7 @@ export declare class BindingServer {
   /** Stops reading connection `id` for a pipe; a PAUSED event follows. */
   pauseReading(id: number): BindingError | null
   /** Forwards between `id` and `otherId` (of `other`) in Rust; PIPE_DONE reports the end. */
-  pipe(id: number, other: BindingServer, otherId: number, headToOther?: Uint8Array | undefined | null, headToThis?: Uint8Array | undefined | null, idleTimeout?: number | undefined | null): BindingError | null
+  pipe(id: number, other: BindingConnections, otherId: number, headToOther?: Uint8Array | undefined | null, headToThis?: Uint8Array | undefined | null, idleTimeout?: number | undefined | null): BindingError | null
   /**
    * Sends a file (by path, or by a descriptor the caller keeps) on connection `id`;
    * FILE_DONE reports the end. Open and range errors throw at once.
@@ -55,10 +72,34 @@ export declare class BindingServer {
    * settings; `head` is input the consumer already read. TLS_STARTED reports the end.
    */
   startTls(id: number, head?: Uint8Array | undefined | null, tls?: BindingTlsOptions | undefined | null): BindingError | null
+}
+
+/**
+ * The hub of outbound connections: no listeners, and a wake-up function that does not keep
+ * the process alive (JavaScript does, while connections exist).
+ */
+export declare class BindingHub {
+  /**
+   * The operations on the hub's connections (read once: each read makes a new handle on
+   * the same connections).
+   */
+  get connections(): BindingConnections
   /** Opens an outbound connection on this hub; OPEN (with `tag`) or CONNECT_FAILED follows. */
   connect(options: BindingConnectOptions, tag: number): BindingError | null
   /** Stops the outbound attempt `tag` if it has not connected yet (no event follows). */
   cancelConnect(tag: number): void
+}
+
+/**
+ * A listening server, or a worker thread's handle on one: its lifecycle, settings and
+ * counters. Its connections' operations are `connections` (`connections.rs`).
+ */
+export declare class BindingServer {
+  /**
+   * The operations on this server's connections (read once: each read makes a new handle
+   * on the same connections).
+   */
+  get connections(): BindingConnections
   /** The bound addresses (real ports). */
   addresses(): Array<BindingAddress>
   /** The key worker threads attach with (0 for a server without workers). */
@@ -67,20 +108,6 @@ export declare class BindingServer {
   detach(): void
   /** Per worker thread: its index, open connections, and connections handed to it. */
   workerStats(): BindingWorkerStats
-  /** The effective per-connection high-water mark, bytes. */
-  get highWaterMark(): number
-  /** The read timeout for new connections, ms (0 = off). */
-  get readTimeout(): number
-  /**
-   * Checks a per-connection read timeout (JavaScript applies it): the error the
-   * `readTimeout` option would give, if any.
-   */
-  checkReadTimeout(ms: number): BindingError | null
-  /**
-   * The effective timeouts for new connections, ms (0 = off), indexed as the core's
-   * `TimeoutKind::ALL`.
-   */
-  get timeouts(): Array<number>
   /** A snapshot of the counters. */
   stats(): BindingStats
   /**
@@ -428,11 +455,8 @@ export interface BindingWorkerStats {
   orphaned: number
 }
 
-/**
- * The hub of outbound connections: a `BindingServer` without listeners whose wake-up
- * function does not keep the process alive (JavaScript does, while connections exist).
- */
-export declare function createHub(onEvents: (arg0: Buffer, arg1: Buffer) => void): BindingServer
+/** Creates the hub; `onEvents(events, payload)` receives its event batches. */
+export declare function createHub(onEvents: (arg0: Buffer, arg1: Buffer) => void): BindingHub
 
 /** Listens. `onEvents(events, payload)` receives every event batch of this server. */
 export declare function listen(options: BindingListenOptions, onEvents: (arg0: Buffer, arg1: Buffer) => void): BindingError | BindingServer

@@ -1,19 +1,22 @@
-//! The per-connection operations of a `BindingServer` (write, read credit, close, settings,
-//! and the pipe, file and StartTLS jobs): each one call into the core's `Connections`.
+//! `BindingConnections`: the per-connection operations (write, read credit, close, settings,
+//! and the pipe, file and StartTLS jobs) of one source of connections (a server, a worker
+//! thread's handle, the hub of outbound ones): each one call into the core's `Connections`,
+//! or into the consumer loop that serves the connection.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use napi::Result;
 use napi::bindgen_prelude::{Buffer, Uint8ArraySlice};
 use napi_derive::napi;
 
-use tcpserver_core::driver::TimeoutKind;
+use tcpserver_core::driver::{Connections, DriveOptions, TimeoutKind};
 use tcpserver_core::{Error, PipeOptions};
 
 use crate::error::{BindingError, Code, to_binding};
 use crate::options::{BindingTlsOptions, MAX_SAFE, integer, keep_alive_from, to_tls};
 use crate::runtime::runtime;
-use crate::server::{BindingServer, or_throw};
+use crate::server::or_throw;
 use crate::types::*;
 use tcpserver_core::tls::TlsAcceptor;
 
@@ -32,8 +35,75 @@ macro_rules! route {
     }};
 }
 
+/// The operations on the connections of one source (`BindingServer.connections`,
+/// `BindingHub.connections`): what JavaScript's `Connection` calls, by connection id.
 #[napi]
-impl BindingServer {
+#[derive(Clone)]
+pub struct BindingConnections {
+    pub(crate) conns: Arc<Connections>,
+    /// New connections' settings.
+    pub(crate) drive: DriveOptions,
+    /// New connections' read timeout, which JavaScript applies.
+    pub(crate) read_timeout: Option<Duration>,
+    /// The server's TLS settings: the default of `startTls`.
+    pub(crate) tls: Option<Arc<TlsAcceptor>>,
+    /// Plain connections served on this thread's own event loop (`uv_watch.rs`); the others
+    /// (TLS, Unix sockets, connections running a job) are in `conns`.
+    #[cfg(target_os = "linux")]
+    pub(crate) local: Option<Arc<tcpserver_core::driver::LocalLoop>>,
+}
+
+impl BindingConnections {
+    /// Operations on `conns` (and on `local`'s connections) with these defaults.
+    pub(crate) fn new(
+        conns: Arc<Connections>,
+        drive: DriveOptions,
+        read_timeout: Option<Duration>,
+        tls: Option<Arc<TlsAcceptor>>,
+        #[cfg(target_os = "linux")] local: Option<Arc<tcpserver_core::driver::LocalLoop>>,
+    ) -> Self {
+        Self {
+            conns,
+            drive,
+            read_timeout,
+            tls,
+            #[cfg(target_os = "linux")]
+            local,
+        }
+    }
+}
+
+#[napi]
+impl BindingConnections {
+    /// The effective per-connection high-water mark, bytes.
+    #[napi(getter)]
+    pub fn high_water_mark(&self) -> u32 {
+        u32::try_from(self.drive.high_water_mark).unwrap_or(u32::MAX)
+    }
+
+    /// The read timeout for new connections, ms (0 = off).
+    #[napi(getter)]
+    pub fn read_timeout(&self) -> f64 {
+        self.read_timeout.map_or(0.0, |d| d.as_millis() as f64)
+    }
+
+    /// Checks a per-connection read timeout (JavaScript applies it): the error the
+    /// `readTimeout` option would give, if any.
+    #[napi(catch_unwind)]
+    pub fn check_read_timeout(&self, ms: f64) -> Option<BindingError> {
+        crate::options::read_timeout(Some(ms))
+            .err()
+            .map(|e| to_binding(&e))
+    }
+
+    /// The effective timeouts for new connections, ms (0 = off), indexed as the core's
+    /// `TimeoutKind::ALL`.
+    #[napi(getter)]
+    pub fn timeouts(&self) -> Vec<f64> {
+        let ms = |t: Option<Duration>| t.map_or(0.0, |d| d.as_millis() as f64);
+        self.drive.timeouts.0.map(ms).to_vec()
+    }
+
     /// Writes to connection `id`; returns the bytes still queued in the process.
     #[napi(catch_unwind)]
     pub fn write(&self, id: u32, data: Uint8ArraySlice<'_>) -> Result<u32, Code> {
@@ -189,7 +259,7 @@ impl BindingServer {
     pub fn pipe(
         &self,
         id: u32,
-        other: &BindingServer,
+        other: &BindingConnections,
         other_id: u32,
         head_to_other: Option<Uint8ArraySlice<'_>>,
         head_to_this: Option<Uint8ArraySlice<'_>>,

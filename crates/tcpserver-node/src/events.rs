@@ -95,6 +95,26 @@ impl JsSink {
         *self.wake.lock().unwrap_or_else(|e| e.into_inner()) = Some(wake);
     }
 
+    /// A sink whose batches go to `on_events` through a weak threadsafe function: one that does
+    /// not keep the process alive (JavaScript does, for as long as it wants to: a server's
+    /// timer that `unref()` lets go of, the hub's open connections).
+    pub(crate) fn weak_to(
+        on_events: &napi::bindgen_prelude::Function<'_, FnArgs<(Buffer, Buffer)>, ()>,
+    ) -> napi::Result<std::sync::Arc<Self>> {
+        let sink = std::sync::Arc::new(Self::new());
+        let taker = sink.clone();
+        let wake = on_events
+            .build_threadsafe_function::<()>()
+            .callee_handled::<false>()
+            .weak::<true>()
+            .build_callback(move |_ctx| {
+                let (events, payload) = taker.take();
+                Ok(FnArgs::from((JsBytes(events), JsBytes(payload))))
+            })?;
+        sink.set_weak_wake(wake);
+        Ok(sink)
+    }
+
     pub(crate) fn set_weak_wake(&self, f: WeakEventsFn) {
         let wake: Wake = Box::new(move || {
             f.call((), ThreadsafeFunctionCallMode::NonBlocking);

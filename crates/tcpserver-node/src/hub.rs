@@ -1,24 +1,85 @@
-//! Outbound connections (`connect()`): the target, TLS on top, then driven like accepted ones,
-//! on the hub (or any server handle) that JavaScript calls it on.
+//! `BindingHub`: the process-wide hub of outbound connections (`connect()`): the target, TLS on
+//! top, then driven like accepted ones. Its connections' operations are `connections`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use napi::Env;
+use napi::bindgen_prelude::{Buffer, FnArgs, Function};
 use napi_derive::napi;
-use std::sync::atomic::Ordering::Relaxed;
 
-use tcpserver_core::driver::TlsStart;
+use tcpserver_core::driver::{Connections, DriveOptions, TlsStart};
 use tcpserver_core::{ConnectOptions, Error};
 use tokio_util::sync::CancellationToken;
 
+use crate::connections::BindingConnections;
 use crate::error::{BindingError, to_binding};
+use crate::events::JsSink;
 use crate::options::{MAX_SAFE, integer, to_client_tls};
 use crate::runtime::runtime;
-use crate::server::BindingServer;
 use crate::types::*;
 
+/// The hub of outbound connections: no listeners, and a wake-up function that does not keep
+/// the process alive (JavaScript does, while connections exist).
 #[napi]
-impl BindingServer {
+pub struct BindingHub {
+    ops: BindingConnections,
+    sink: Arc<JsSink>,
+    /// Outbound connections' ids.
+    next_id: AtomicU64,
+    /// Cancelled only when the environment ends: JavaScript closes the connections otherwise.
+    abort: CancellationToken,
+    /// Attempts not yet connected, by tag: `cancelConnect` stops one (an aborted `signal` in
+    /// JavaScript).
+    attempts: Arc<Mutex<HashMap<u32, CancellationToken>>>,
+}
+
+/// Creates the hub; `onEvents(events, payload)` receives its event batches.
+#[napi(catch_unwind)]
+pub fn create_hub(
+    env: Env,
+    on_events: Function<'_, FnArgs<(Buffer, Buffer)>, ()>,
+) -> napi::Result<BindingHub> {
+    let sink = JsSink::weak_to(&on_events)?;
+    let (conns, abort) = (Arc::new(Connections::new()), CancellationToken::new());
+    // Its connections and attempts end with its environment (a worker thread terminated).
+    crate::teardown::register(
+        &env,
+        crate::teardown::Owned {
+            server: None,
+            abort: abort.clone(),
+            sink: sink.clone(),
+            conns: conns.clone(),
+        },
+    )?;
+    runtime().spawn(sink.clone().flusher());
+    Ok(BindingHub {
+        ops: BindingConnections::new(
+            conns,
+            DriveOptions::default(),
+            None,
+            None,
+            #[cfg(target_os = "linux")]
+            None,
+        ),
+        sink,
+        next_id: AtomicU64::new(1),
+        abort,
+        attempts: Arc::default(),
+    })
+}
+
+#[napi]
+impl BindingHub {
+    /// The operations on the hub's connections (read once: each read makes a new handle on
+    /// the same connections).
+    #[napi(getter)]
+    pub fn connections(&self) -> BindingConnections {
+        self.ops.clone()
+    }
+
     /// Opens an outbound connection on this hub; OPEN (with `tag`) or CONNECT_FAILED follows.
     #[napi(catch_unwind)]
     pub fn connect(&self, options: BindingConnectOptions, tag: u32) -> Option<BindingError> {
@@ -92,10 +153,10 @@ impl BindingServer {
         };
         let id = self.next_id.fetch_add(1, Relaxed);
         let (conns, sink, abort, drive) = (
-            self.conns.clone(),
+            self.ops.conns.clone(),
             self.sink.clone(),
             self.abort.clone(),
-            self.drive,
+            self.ops.drive,
         );
         let cancel = CancellationToken::new();
         lock(&self.attempts).insert(tag, cancel.clone());
@@ -147,7 +208,7 @@ impl BindingServer {
 }
 
 /// The attempts map, also after a panic elsewhere poisoned it (it holds plain tokens).
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 

@@ -1,8 +1,8 @@
-//! `BindingServer`: the JavaScript-facing handle of one `tcpserver_core::Server` (or of the outbound
-//! hub, or of a worker thread's share of a server) plus its driven connections: creating it
-//! (`listen`, `createHub`, `attachWorker`) and its lifecycle, settings and counters. Its
-//! per-connection operations are in `connections.rs`, outbound connections in `hub.rs`. Every
-//! method is synchronous; results of long operations arrive as events.
+//! `BindingServer`: the JavaScript-facing handle of one `tcpserver_core::Server` (or of a worker
+//! thread's share of one): creating it (`listen`, `attachWorker`) and its lifecycle, settings
+//! and counters. Its per-connection operations are `BindingConnections` (`connections.rs`);
+//! the outbound hub is `BindingHub` (`hub.rs`). Every method is synchronous; results of long
+//! operations arrive as events.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,12 +10,12 @@ use std::time::Duration;
 use napi::bindgen_prelude::{Buffer, Either, FnArgs, Function};
 use napi::{Env, Result};
 use napi_derive::napi;
-use std::sync::atomic::AtomicU64;
 
-use tcpserver_core::driver::{Connections, DriveOptions, TlsStart};
+use tcpserver_core::driver::{Connections, TlsStart};
 use tcpserver_core::{Error, Server};
 use tokio_util::sync::CancellationToken;
 
+use crate::connections::BindingConnections;
 use crate::error::{BindingError, Code, throw, to_binding};
 use crate::events::{JsBytes, JsSink};
 use crate::options::{BindingListenOptions, BindingTlsOptions, integer, to_config, to_tls};
@@ -25,38 +25,23 @@ use crate::types::*;
 use crate::workers::{Slot, Workers, add_data, add_timeouts};
 use tcpserver_core::tls::TlsAcceptor;
 
-/// A listening server, or the process-wide hub of outbound connections (no listeners).
+/// A listening server, or a worker thread's handle on one: its lifecycle, settings and
+/// counters. Its connections' operations are `connections` (`connections.rs`).
 #[napi]
 pub struct BindingServer {
     pub(crate) server: Option<Server>,
-    pub(crate) conns: Arc<Connections>,
-    pub(crate) drive: DriveOptions,
-    pub(crate) sink: Arc<JsSink>,
-    /// Outbound connections: their ids and abort signal (cancelled only when the environment
-    /// ends: JavaScript closes them otherwise).
-    pub(crate) next_id: AtomicU64,
-    pub(crate) abort: CancellationToken,
-    pub(crate) tls: Option<Arc<TlsAcceptor>>,
+    pub(crate) ops: BindingConnections,
     pub(crate) sni: SniBridge,
-    /// New connections' read timeout, which JavaScript applies.
-    pub(crate) read_timeout: Option<Duration>,
-    /// Outbound attempts not yet connected, by tag: `cancelConnect` stops one (an aborted
-    /// `signal` in JavaScript).
-    pub(crate) attempts: Arc<std::sync::Mutex<std::collections::HashMap<u32, CancellationToken>>>,
-    /// A server with worker threads: where its connections go (`conns` stays empty).
+    /// A server with worker threads: where its connections go (`ops.conns` stays empty).
     pub(crate) workers: Option<Arc<Workers>>,
     /// A worker thread's handle: its place among its server's workers.
     pub(crate) slot: Option<(Arc<Workers>, Arc<Slot>)>,
-    /// Plain connections served on this thread's own event loop (`uv_watch.rs`); the others
-    /// (TLS, Unix sockets, connections running a job) are in `conns`.
-    #[cfg(target_os = "linux")]
-    pub(crate) local: Option<Arc<tcpserver_core::driver::LocalLoop>>,
 }
 
 impl BindingServer {
     /// Timeout counters of this server's connections, its workers' included.
     fn timeout_totals(&self) -> tcpserver_core::driver::TimeoutStats {
-        let mut t = self.conns.timeout_stats();
+        let mut t = self.ops.conns.timeout_stats();
         if let Some(w) = &self.workers {
             add_timeouts(&mut t, &w.totals().0);
         }
@@ -92,7 +77,9 @@ pub fn listen(
         Ok(c) => c,
         Err(e) => return Ok(Either::A(to_binding(&e))),
     };
-    let sink = Arc::new(JsSink::new());
+    // Weak: JavaScript keeps the process alive while the server runs, with a timer that
+    // `server.unref()` lets go of.
+    let sink = JsSink::weak_to(&on_events)?;
     let sni = SniBridge::new(&sink);
     let tls = match options
         .tls
@@ -103,18 +90,6 @@ pub fn listen(
         Some(Ok(acceptor)) => Some(Arc::new(acceptor)),
         Some(Err(e)) => return Ok(Either::A(to_binding(&e))),
     };
-    let taker = sink.clone();
-    // Weak: JavaScript keeps the process alive while the server runs, with a timer that
-    // `server.unref()` lets go of.
-    let wake = on_events
-        .build_threadsafe_function::<()>()
-        .callee_handled::<false>()
-        .weak::<true>()
-        .build_callback(move |_ctx| {
-            let (events, payload) = taker.take();
-            Ok(FnArgs::from((JsBytes(events), JsBytes(payload))))
-        })?;
-    sink.set_weak_wake(wake);
     let conns = Arc::new(Connections::new());
     let drive = settings.drive;
     let rt = runtime();
@@ -233,69 +208,18 @@ pub fn listen(
     });
     Ok(Either::B(BindingServer {
         server: Some(server),
-        conns,
-        drive,
-        sink,
-        next_id: AtomicU64::new(1),
-        abort: CancellationToken::new(),
-        attempts: Arc::default(),
-        tls,
+        ops: BindingConnections::new(
+            conns,
+            drive,
+            settings.read_timeout,
+            tls,
+            #[cfg(target_os = "linux")]
+            local,
+        ),
         sni,
-        read_timeout: settings.read_timeout,
         workers,
         slot: None,
-        #[cfg(target_os = "linux")]
-        local,
     }))
-}
-
-/// The hub of outbound connections: a `BindingServer` without listeners whose wake-up
-/// function does not keep the process alive (JavaScript does, while connections exist).
-#[napi(catch_unwind)]
-pub fn create_hub(
-    env: Env,
-    on_events: Function<'_, FnArgs<(Buffer, Buffer)>, ()>,
-) -> Result<BindingServer> {
-    let sink = Arc::new(JsSink::new());
-    let sni = SniBridge::new(&sink);
-    let taker = sink.clone();
-    let wake = on_events
-        .build_threadsafe_function::<()>()
-        .callee_handled::<false>()
-        .weak::<true>()
-        .build_callback(move |_ctx| {
-            let (events, payload) = taker.take();
-            Ok(FnArgs::from((JsBytes(events), JsBytes(payload))))
-        })?;
-    sink.set_weak_wake(wake);
-    let (conns, abort) = (Arc::new(Connections::new()), CancellationToken::new());
-    // Its connections and attempts end with its environment (a worker thread terminated).
-    crate::teardown::register(
-        &env,
-        crate::teardown::Owned {
-            server: None,
-            abort: abort.clone(),
-            sink: sink.clone(),
-            conns: conns.clone(),
-        },
-    )?;
-    runtime().spawn(sink.clone().flusher());
-    Ok(BindingServer {
-        server: None,
-        conns,
-        drive: DriveOptions::default(),
-        sink,
-        next_id: AtomicU64::new(1),
-        abort,
-        attempts: Arc::default(),
-        tls: None,
-        sni,
-        read_timeout: None,
-        workers: None,
-        slot: None,
-        #[cfg(target_os = "linux")]
-        local: None,
-    })
 }
 
 /// A worker thread's handle on the server registered under `key` (`workersKey` of the main
@@ -344,24 +268,29 @@ pub fn attach_worker(
     env.add_env_cleanup_hook((), move |()| hook_workers.detach(&hook_slot))?;
     Ok(Either::B(BindingServer {
         server: None,
-        conns,
-        drive: workers.drive,
+        ops: BindingConnections::new(
+            conns,
+            workers.drive,
+            workers.read_timeout,
+            None,
+            #[cfg(target_os = "linux")]
+            local,
+        ),
         sni: SniBridge::new(&sink),
-        sink,
-        next_id: AtomicU64::new(1),
-        abort: CancellationToken::new(),
-        tls: None,
-        read_timeout: workers.read_timeout,
-        attempts: Arc::default(),
         workers: None,
         slot: Some((workers, slot)),
-        #[cfg(target_os = "linux")]
-        local,
     }))
 }
 
 #[napi]
 impl BindingServer {
+    /// The operations on this server's connections (read once: each read makes a new handle
+    /// on the same connections).
+    #[napi(getter)]
+    pub fn connections(&self) -> BindingConnections {
+        self.ops.clone()
+    }
+
     /// The bound addresses (real ports).
     #[napi]
     pub fn addresses(&self) -> Vec<BindingAddress> {
@@ -414,35 +343,6 @@ impl BindingServer {
                 .collect(),
             orphaned: w.orphaned() as f64,
         }
-    }
-
-    /// The effective per-connection high-water mark, bytes.
-    #[napi(getter)]
-    pub fn high_water_mark(&self) -> u32 {
-        u32::try_from(self.drive.high_water_mark).unwrap_or(u32::MAX)
-    }
-
-    /// The read timeout for new connections, ms (0 = off).
-    #[napi(getter)]
-    pub fn read_timeout(&self) -> f64 {
-        self.read_timeout.map_or(0.0, |d| d.as_millis() as f64)
-    }
-
-    /// Checks a per-connection read timeout (JavaScript applies it): the error the
-    /// `readTimeout` option would give, if any.
-    #[napi(catch_unwind)]
-    pub fn check_read_timeout(&self, ms: f64) -> Option<BindingError> {
-        crate::options::read_timeout(Some(ms))
-            .err()
-            .map(|e| to_binding(&e))
-    }
-
-    /// The effective timeouts for new connections, ms (0 = off), indexed as the core's
-    /// `TimeoutKind::ALL`.
-    #[napi(getter)]
-    pub fn timeouts(&self) -> Vec<f64> {
-        let ms = |t: Option<Duration>| t.map_or(0.0, |d| d.as_millis() as f64);
-        self.drive.timeouts.0.map(ms).to_vec()
     }
 
     /// A snapshot of the counters.
@@ -528,7 +428,7 @@ impl BindingServer {
     /// Swaps the TLS certificates for new handshakes; open connections keep theirs.
     #[napi(catch_unwind)]
     pub fn set_tls(&self, options: BindingTlsOptions) -> Option<BindingError> {
-        let Some(acceptor) = &self.tls else {
+        let Some(acceptor) = &self.ops.tls else {
             return Some(to_binding(&Error::value(
                 "tls",
                 "the server was not started with TLS",
@@ -556,7 +456,12 @@ impl BindingServer {
     /// TLS handshakes completed, and failures by reason.
     #[napi]
     pub fn tls_stats(&self) -> BindingTlsStats {
-        let (handshakes, failures) = self.tls.as_ref().map(|t| t.counts()).unwrap_or_default();
+        let (handshakes, failures) = self
+            .ops
+            .tls
+            .as_ref()
+            .map(|t| t.counts())
+            .unwrap_or_default();
         BindingTlsStats {
             handshakes: handshakes as f64,
             failures: failures
@@ -572,7 +477,7 @@ impl BindingServer {
     /// Counters of the zero-copy paths of this server's connections.
     #[napi]
     pub fn data_stats(&self) -> BindingDataStats {
-        let mut d = self.conns.data_stats();
+        let mut d = self.ops.conns.data_stats();
         if let Some(w) = &self.workers {
             add_data(&mut d, &w.totals().1);
         }

@@ -1,4 +1,4 @@
-// Outbound connections. They live on one process-wide hub: a native BindingServer without
+// Outbound connections. They live on one process-wide hub: a native BindingHub without
 // listeners, whose events this module dispatches like a server's.
 import type { Connection } from './connection.js'
 import {
@@ -10,7 +10,7 @@ import {
   inOptions,
   parseEventText,
 } from './errors.js'
-import { type BindingServer, binding } from './native.js'
+import { type BindingHub, binding } from './native.js'
 import { EventRouter } from './router.js'
 import { toBindingClientTls } from './tls.js'
 import type { AddressInput, ConnectOptions } from './types.js'
@@ -33,7 +33,7 @@ interface Pending {
 type ArgLookup = (option: string) => ArgContext | undefined
 
 class Hub {
-  readonly native: BindingServer
+  readonly native: BindingHub
   readonly #router: EventRouter
   readonly #pending = new Map<number, Pending>()
   #nextTag = 1
@@ -42,7 +42,7 @@ class Hub {
 
   constructor() {
     this.native = binding.createHub((events, payload) => this.#router.dispatch(events, payload))
-    this.#router = new EventRouter(this.native, {
+    this.#router = new EventRouter(this.native.connections, {
       open: (conn, tag) => this.#opened(conn, tag),
       closed: () => {
         this.#open--
@@ -53,7 +53,7 @@ class Hub {
   }
 
   connect(
-    options: Parameters<BindingServer['connect']>[0],
+    options: Parameters<BindingHub['connect']>[0],
     signal: AbortSignal | undefined,
     context: ArgLookup,
   ): Promise<Connection> {

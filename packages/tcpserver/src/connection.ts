@@ -16,7 +16,7 @@ import {
   type NativeContext,
   type TcpServerError,
 } from './errors.js'
-import type { BindingConnectionInfo, BindingServer } from './native.js'
+import type { BindingConnectionInfo, BindingConnections } from './native.js'
 import { ConnectionDuplex, createReadable, createWritable } from './streams.js'
 import type { ConnectionDuplexOptions, PipeOptions, PipeResult } from './types.js'
 import { expectData, expectNumber, validateDuplexOptions, validatePipeOptions } from './validate.js'
@@ -79,7 +79,7 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
   #writable: WritableStream<Uint8Array> | null = null
 
   /** @internal Created by the server. */
-  constructor(native: BindingServer, id: number, settings: ConnectionSettings) {
+  constructor(native: BindingConnections, id: number, settings: ConnectionSettings) {
     super(native, settings.highWaterMark, settings.readTimeout)
     this.id = id
     this.#idleTimeout = settings.timeouts[TIMEOUT_IDLE] ?? 0

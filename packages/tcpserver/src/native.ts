@@ -115,7 +115,9 @@ export const binding: typeof import('../binding.cjs') = load()
 export type {
   BindingClientTlsOptions,
   BindingConnectionInfo,
+  BindingConnections,
   BindingError,
+  BindingHub,
   BindingServer,
   BindingTlsOptions,
 } from '../binding.cjs'

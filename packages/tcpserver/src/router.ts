@@ -10,7 +10,7 @@ import {
   deliverDrain,
   deliverTlsEnd,
 } from './connection.js'
-import type { BindingServer } from './native.js'
+import type { BindingConnections } from './native.js'
 import type { ShutdownResult } from './types.js'
 
 const OPEN = 1
@@ -40,12 +40,12 @@ export interface RouterHooks {
 }
 
 export class EventRouter {
-  readonly #native: BindingServer
+  readonly #native: BindingConnections
   readonly #hooks: RouterHooks
   readonly #settings: ConnectionSettings
   readonly conns: Map<number, Connection> = new Map()
 
-  constructor(native: BindingServer, hooks: RouterHooks) {
+  constructor(native: BindingConnections, hooks: RouterHooks) {
     this.#native = native
     this.#hooks = hooks
     // Read once: native getters are N-API calls, not worth one per connection.

@@ -79,7 +79,7 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
     this.#onError = init.onError ?? defaultOnError
     this.#sniCallback = init.sniCallback
     this.#pool = init.pool
-    this.#router = new EventRouter(native, {
+    this.#router = new EventRouter(native.connections, {
       open: (conn) => {
         if (this.#unrefed) this.#updateRef()
         this.#open(conn)

@@ -6,7 +6,7 @@
 // these fields only, not for a second object with its own header and a pointer to it.
 
 import { argType, codedError, fromBinding, systemError, type TcpServerError } from '../errors.js'
-import type { BindingServer } from '../native.js'
+import type { BindingConnections } from '../native.js'
 import { ConnectionFacts } from './facts.js'
 import { DONE, Reader } from './state.js'
 
@@ -51,7 +51,7 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
   /** The error that closed the connection: reads reject with it. */
   abstract get error(): TcpServerError | null
 
-  readonly #native: BindingServer
+  readonly #native: BindingConnections
   readonly #highWaterMark: number
   #chunks: Buffer[] = []
   #head = 0
@@ -70,7 +70,7 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
   /** Set once toDuplex() or `readable` owns the input: direct reads are refused from then on. */
   #inputOwner: InputOwner | null = null
 
-  constructor(native: BindingServer, highWaterMark: number, readTimeout: number) {
+  constructor(native: BindingConnections, highWaterMark: number, readTimeout: number) {
     super()
     this.#native = native
     this.#highWaterMark = highWaterMark
@@ -87,7 +87,7 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
   }
 
   /** @internal The server (or hub) this connection lives on. */
-  protected get native(): BindingServer {
+  protected get native(): BindingConnections {
     return this.#native
   }
 
