@@ -68,6 +68,62 @@ test('packages/tcpserver/src has no import circle (type-only imports included)',
   t.is(cycle?.map((f) => relative(src, f)).join(' → ') ?? null, null)
 })
 
+/**
+ * The files a Rust source file uses (`crate::`, `super::`, `self::` paths, `use` groups
+ * included), each as the deepest module file the path names; doc comments and the test module
+ * do not count. `files` maps a module path (`driver/local`) to its file.
+ */
+function rustUses(mod: string, file: string, files: Map<string, string>): string[] {
+  const parts = mod === '' ? [] : mod.split('/')
+  const text = (readFileSync(file, 'utf8').split(/#\[cfg\(test\)\]\s*mod tests/)[0] as string)
+    .split('\n')
+    .filter((l) => !l.trim().startsWith('//'))
+    .join('\n')
+  const resolveTo = (path: string[]): string | null => {
+    for (let n = path.length; n > 0; n--) {
+      const m = path.slice(0, n).join('/')
+      if (files.has(m)) return m
+    }
+    return null
+  }
+  const absolute = (kind: string, path: string[]): string[] => {
+    if (kind === 'crate') return path
+    if (kind === 'self') return [...parts, ...path]
+    return [...parts.slice(0, -1), ...path.filter((p) => p !== 'super')]
+  }
+  const used = new Set<string>()
+  for (const m of text.matchAll(/\b(crate|super|self)((?:::[A-Za-z_]\w*)+)/g)) {
+    const to = resolveTo(absolute(m[1] as string, (m[2] as string).split('::').slice(1)))
+    if (to !== null && to !== mod) used.add(to)
+  }
+  for (const m of text.matchAll(/use (crate|super)::((?:\w+::)*)\{([^}]*)\}/g)) {
+    const base = absolute(m[1] as string, (m[2] as string).split('::').filter(Boolean))
+    for (const item of (m[3] as string).split(',')) {
+      const name = item.trim().split(/\s/)[0]
+      if (!name) continue
+      const to = resolveTo([...base, ...name.split('::')])
+      if (to !== null && to !== mod) used.add(to)
+    }
+  }
+  return [...used]
+}
+
+for (const crate of ['crates/tcpserver/src', 'crates/tcpserver-node/src']) {
+  test(`${crate} has no import circle between its files`, (t) => {
+    const dir = join(root, crate)
+    const files = new Map<string, string>()
+    for (const f of filesUnder(dir, '.rs')) {
+      const mod = relative(dir, f)
+        .replace(/\.rs$/, '')
+        .replace(/(^|\/)(mod|lib)$/, '')
+      files.set(mod, f)
+    }
+    const graph = new Map([...files].map(([mod, f]) => [mod, rustUses(mod, f, files)]))
+    t.true((graph.get('server') ?? []).length > 0, 'the uses were found')
+    t.is(findCycle(graph)?.join(' → ') ?? null, null)
+  })
+}
+
 test(`no source file is over ${MAX_LINES} lines`, (t) => {
   const files = [
     ...filesUnder(join(root, 'crates/tcpserver/src'), '.rs'),

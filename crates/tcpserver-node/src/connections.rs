@@ -13,10 +13,10 @@ use napi_derive::napi;
 use tcpserver_core::driver::{Connections, DriveOptions, TimeoutKind};
 use tcpserver_core::{Error, PipeOptions};
 
-use crate::error::{BindingError, Code, to_binding};
+use crate::error::{BindingError, Code, or_throw, to_binding};
 use crate::options::{BindingTlsOptions, MAX_SAFE, integer, keep_alive_from, to_tls};
 use crate::runtime::runtime;
-use crate::server::or_throw;
+
 use crate::types::*;
 use tcpserver_core::tls::TlsAcceptor;
 

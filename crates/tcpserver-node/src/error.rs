@@ -228,3 +228,8 @@ pub(crate) fn io_code(e: &std::io::Error) -> String {
     };
     name.into()
 }
+
+/// A core result as a call's: its error thrown as JavaScript's (see [`throw`]).
+pub(crate) fn or_throw<T>(r: Result<T, Error>) -> napi::Result<T, Code> {
+    r.map_err(|e| throw(&e))
+}

@@ -16,7 +16,7 @@ use tcpserver_core::{Error, Server};
 use tokio_util::sync::CancellationToken;
 
 use crate::connections::BindingConnections;
-use crate::error::{BindingError, Code, throw, to_binding};
+use crate::error::{BindingError, Code, or_throw, to_binding};
 use crate::events::{JsBytes, JsSink};
 use crate::options::{BindingListenOptions, BindingTlsOptions, integer, to_config, to_tls};
 use crate::runtime::runtime;
@@ -47,10 +47,6 @@ impl BindingServer {
         }
         t
     }
-}
-
-pub(crate) fn or_throw<T>(r: std::result::Result<T, Error>) -> Result<T, Code> {
-    r.map_err(|e| throw(&e))
 }
 
 /// The sockets of systemd socket activation (`LISTEN_PID`/`LISTEN_FDS`) meant for this process.

@@ -1,52 +1,19 @@
 //! An accepted connection: the stream plus what is known about it.
 
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Instant, SystemTime};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::sync::CancellationToken;
 
 use std::sync::Arc;
 
-use crate::addr::Address;
 use crate::lease::Lease;
 use crate::stream::Stream;
 
-/// Facts fixed at accept time.
-#[derive(Debug, Clone)]
-pub struct ConnectionInfo {
-    /// Server-unique id, counting from 1.
-    pub id: u64,
-    /// The client's address (from the PROXY protocol header, on such listeners). Clients of
-    /// Unix domain sockets are usually unnamed: [`Address::Unix`] with an empty path.
-    pub peer_addr: Address,
-    /// The server-side address the client connected to (the header's, on PROXY protocol
-    /// listeners); the socket's path on Unix domain sockets.
-    pub local_addr: Address,
-    /// On PROXY protocol listeners: the load balancer's address, i.e. the socket's peer.
-    pub proxied_by: Option<SocketAddr>,
-    /// Wall-clock time of accept.
-    pub start_time: SystemTime,
-    /// Monotonic time of accept.
-    pub started: Instant,
-}
-
-impl ConnectionInfo {
-    /// The facts of a connection that starts now (accepted, or connected outbound).
-    pub(crate) fn starting_now(id: u64, peer_addr: Address, local_addr: Address) -> Self {
-        Self {
-            id,
-            peer_addr,
-            local_addr,
-            proxied_by: None,
-            start_time: SystemTime::now(),
-            started: Instant::now(),
-        }
-    }
-}
+pub(crate) mod info;
+pub use info::ConnectionInfo;
 
 /// One client connection, handed to the handler. It is closed when the handler's future
 /// completes (the future owns it) or when a forced shutdown aborts the handler.

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::addr::Address;
 use crate::config::{LimitPolicy, ServerConfig};
-use crate::connection::ConnectionInfo;
+use crate::connection::info::ConnectionInfo;
 use crate::per_ip::{IpSlot, PerIpTable};
 use crate::proxy_protocol::{self, Header, ProxyProtocol};
 use crate::stats::Counters;
