@@ -45,11 +45,15 @@ const EVENTS: usize = 1024;
 /// When it is readable, the consumer calls [`LocalLoop::turn`], which reads every ready
 /// socket into the sink (the same events and format as the Tokio driver), runs due deadlines
 /// (a heap and a `timerfd` in the same set), and calls the consumer back once per round.
-/// Nothing per connection lives in Tokio but the server's small task that holds its
-/// admission until the connection ends.
 ///
-/// Tokio keeps what it is best at: accepting (the accept loops hand sockets over through
-/// [`LocalLoop::adopt`]), TLS, and the jobs. A connection that starts a pipe, a file or
+/// A server whose admission decides at once puts its TCP listeners in the same set
+/// (`Server::bind_on_loop`, `listen.rs`): the loop accepts, admits and reads its clients in
+/// one turn, and nothing per connection lives in Tokio. Other servers' accept loops hand
+/// sockets over through [`LocalLoop::adopt`], with a small task per connection that holds its
+/// admission until it ends.
+///
+/// Tokio keeps what it is best at: TLS, the jobs, and accepting for servers that must wait
+/// (a held `maxConnections`, a PROXY header). A connection that starts a pipe, a file or
 /// StartTLS is handed over to the Tokio driver (`handover.rs`) with its queue, credit and
 /// counters, under the same id, and stays there.
 ///
