@@ -10,7 +10,7 @@ import type { AddressInfo, ConnectionDuplexOptions } from './types.js'
 export type { ConnectionDuplexOptions }
 
 /**
- * The part of a {@link Connection}'s public API the stream adapters use. `Connection`
+ * The part of a `Connection`'s public API the stream adapters use. `Connection`
  * implements it; `conn.toDuplex().connection` is typed as the `Connection` itself.
  */
 export interface StreamedConnection {
@@ -34,7 +34,7 @@ export interface StreamedConnection {
 export type ReadSource = () => Promise<Buffer | null>
 
 /**
- * A `node:stream` Duplex over a {@link Connection}, from `conn.toDuplex()`. Besides the stream
+ * A `node:stream` Duplex over a `Connection`, from `conn.toDuplex()`. Besides the stream
  * API it has a few `net.Socket` look-alikes (`remoteAddress`, `remotePort`, `setNoDelay()`, ...)
  * so libraries written for sockets, such as `node:http`, find what they look for.
  */
