@@ -456,3 +456,59 @@ async fn start_tls_that_fails_reports_and_closes() {
     let mut rest = Vec::new();
     let _ = within("close", client.read_to_end(&mut rest)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_sent_in_a_row_report_their_results_in_call_order_before_the_close() {
+    // Empty files between large ones: an empty file's job ends at once, and the next job (on
+    // the other worker thread) must not report before it does.
+    let big = random_bytes(5, 256 * 1024);
+    let dir = std::env::temp_dir();
+    let big_path = dir.join(format!("tcpserver-driver-jobs-big-{}", std::process::id()));
+    let empty_path = dir.join(format!(
+        "tcpserver-driver-jobs-empty-{}",
+        std::process::id()
+    ));
+    std::fs::write(&big_path, &big).unwrap();
+    std::fs::write(&empty_path, b"").unwrap();
+
+    let d = Driven::start(None);
+    let mut client = connect(d.addr()).await;
+    let id = d.sink.opened(0).await;
+    let sizes: Vec<u64> = (0..20)
+        .map(|i| if i % 2 == 0 { big.len() as u64 } else { 0 })
+        .collect();
+    for &size in &sizes {
+        let path = if size == 0 { &empty_path } else { &big_path };
+        let file = tcpserver_core::open_for_send(path).unwrap();
+        tokio::spawn(d.conns.send_file(id, file, 0, None).unwrap());
+    }
+    d.conns.release(id).unwrap();
+
+    let mut got = Vec::new();
+    within("the files", client.read_to_end(&mut got))
+        .await
+        .unwrap();
+    let _ = std::fs::remove_file(&big_path);
+    let _ = std::fs::remove_file(&empty_path);
+    assert_eq!(got.len() as u64, sizes.iter().sum::<u64>());
+    d.sink
+        .wait(id, "Closed", |r| matches!(r, Rec::Closed(_)).then_some(()))
+        .await;
+    let events = d.sink.of(id);
+    let done: Vec<u64> = events
+        .iter()
+        .filter_map(|r| match r {
+            Rec::FileDone(b, None) => Some(*b),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        done, sizes,
+        "FILE_DONE in call order, each with its own size"
+    );
+    assert_eq!(
+        events.last(),
+        Some(&Rec::Closed(None)),
+        "the close comes last"
+    );
+}

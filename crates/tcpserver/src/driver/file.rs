@@ -53,15 +53,12 @@ pub(crate) async fn run_send(
         () = sh.abort.cancelled() => Err(Error::Shutdown),
         () = sh.gone() => Err(Error::ConnectionClosed),
     };
-    sh.end_job(ticket);
-    if matches!(result, Err(Error::WriteTimeout)) {
-        // Part of the file went out and the peer stopped taking more: the stream cannot
-        // go on, so the connection ends (with this error, counted like any write timeout).
-        sh.fail_write_timeout();
-    }
     if result.is_ok() {
         counters.files_sent.fetch_add(1, Relaxed);
     }
+    // Reported before the turn passes on, as a pipe's result is: the next job (another file,
+    // on another worker thread) or the driver (a close) could otherwise report first, and the
+    // consumer matches FILE_DONE events to its calls in order.
     sh.sink.event(
         sh.id,
         Event::FileDone {
@@ -69,6 +66,12 @@ pub(crate) async fn run_send(
             error: result.as_ref().err(),
         },
     );
+    if matches!(result, Err(Error::WriteTimeout)) {
+        // Part of the file went out and the peer stopped taking more: the stream cannot
+        // go on, so the connection ends (with this error, counted like any write timeout).
+        sh.fail_write_timeout();
+    }
+    sh.end_job(ticket);
 }
 
 async fn send(
