@@ -109,6 +109,8 @@ if (
   newest(join(pkg, 'src')) > mtime(join(pkg, 'dist/index.js')) ||
   mtime(join(pkg, 'binding.d.cts')) > mtime(join(pkg, 'dist/index.js'))
 ) {
+  // Without its output, tsc -b would still trust its build info and emit nothing.
+  if (!existsSync(join(pkg, 'dist/index.js'))) rmSync(join(pkg, 'tsconfig.tsbuildinfo'), { force: true })
   run('npx', ['tsc', '-b', 'packages/tcpserver'])
 }
 
