@@ -93,13 +93,7 @@ impl Gate {
             None => None,
             Some(sem) => match self.limit_policy {
                 LimitPolicy::Hold => sem.clone().acquire_owned().await.ok(),
-                LimitPolicy::Refuse => match sem.clone().try_acquire_owned() {
-                    Ok(p) => Some(p),
-                    Err(_) => {
-                        self.counters.refused_max_connections.fetch_add(1, Relaxed);
-                        return None;
-                    }
-                },
+                LimitPolicy::Refuse => Some(self.slot_or_refuse(sem)?),
             },
         };
         Some(Admission {
@@ -108,9 +102,17 @@ impl Gate {
         })
     }
 
-    /// Whether clients may be taken now, for an accept loop that cannot wait (the consumer
-    /// loop's, `driver/local/listen.rs`): not paused, and admission never waits
-    /// ([`Gate::admit_now`]).
+    /// A free slot of `sem`, or `None` when the server is full (the refusal is counted).
+    fn slot_or_refuse(&self, sem: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
+        let slot = sem.clone().try_acquire_owned().ok();
+        if slot.is_none() {
+            self.counters.refused_max_connections.fetch_add(1, Relaxed);
+        }
+        slot
+    }
+
+    /// Whether accepting is paused, for an accept loop that checks before each `accept`
+    /// rather than waiting ([`Gate::unpaused`]): the consumer loop's, `driver/local/listen.rs`.
     pub(crate) fn is_paused(&self) -> bool {
         self.paused.load(SeqCst)
     }
@@ -126,19 +128,13 @@ impl Gate {
     pub(crate) fn admit_now(&self, peer: &Address) -> Option<Admission> {
         let permit = match &self.limit {
             None => None,
-            Some(sem) => match sem.clone().try_acquire_owned() {
-                Ok(p) => Some(p),
-                Err(_) => {
-                    self.counters.refused_max_connections.fetch_add(1, Relaxed);
-                    return None;
-                }
-            },
+            Some(sem) => Some(self.slot_or_refuse(sem)?),
         };
         let mut admission = Admission {
             _permit: permit,
             ip_slot: None,
         };
-        self.admit_ip(&mut admission, peer).then_some(admission)
+        self.admit_peer(&mut admission, peer).then_some(admission)
     }
 
     /// The checks on an accepted client's socket address; `false`: refused (counted). A
