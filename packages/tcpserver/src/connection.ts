@@ -7,7 +7,7 @@
 import type { ReadableStream, WritableStream } from 'node:stream/web'
 import { type ClosedInfo, errorOfClosed, parseClosed } from './connection/facts.js'
 import { ConnectionJobs } from './connection/jobs.js'
-import { noop, quietReject } from './connection/state.js'
+import { type ConnectionSettings, noop, quietReject } from './connection/state.js'
 import {
   argType,
   argValue,
@@ -31,12 +31,31 @@ const RESOLVED: Promise<void> = Promise.resolve()
 const TIMEOUT_IDLE = 0
 const TIMEOUT_WRITE = 1
 
-/** A server's (or the outbound hub's) defaults for its connections, read once. */
-export interface ConnectionSettings {
-  highWaterMark: number
-  /** ms by timeout kind (`TIMEOUT_*`), 0 = off. */
-  timeouts: readonly number[]
-  readTimeout: number
+export type { ConnectionSettings }
+
+/** Bits of a connection's `#state`. */
+const CLOSED = 1
+const WRITE_CLOSED = 2
+/** Output was closed because the handler settled (not by end()/close()): writes say so. */
+const SETTLED = 4
+
+/**
+ * What only some connections need, made on first use: an idle connection that never fails,
+ * waits for a drain, hands out its `closed` promise or `signal`, changes a timeout or makes a
+ * stream adapter pays for one empty field instead of ten.
+ */
+class ConnectionExtra {
+  error: TcpServerError | null = null
+  drainWaiters: Array<[() => void, (e: Error) => void]> | null = null
+  closedPromise: Promise<void> | null = null
+  closedResolve: (() => void) | null = null
+  abort: AbortController | null = null
+  /** This connection's timeouts once changed; -1: the server's. */
+  idleTimeout = -1
+  writeTimeout = -1
+  duplex: ConnectionDuplex<Connection> | null = null
+  readable: ReadableStream<Uint8Array> | null = null
+  writable: WritableStream<Uint8Array> | null = null
 }
 
 /** Internal entry points for the server's event dispatch (not exported from the package). */
@@ -61,29 +80,19 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
   /** Bytes accepted by `write()` so far (in the kernel or queued). */
   bytesWritten = 0
 
-  #closed = false
-  #writeClosed = false
-  /** Output was closed because the handler settled (not by end()/close()): writes say so. */
-  #settled = false
-  #error: TcpServerError | null = null
-  #drainWaiters: Array<[() => void, (e: Error) => void]> | null = null
-  #info: BindingConnectionInfo | ClosedInfo | null = null
-  #closedText: string | null = null
-  #closedPromise: Promise<void> | null = null
-  #closedResolve: (() => void) | null = null
-  #abort: AbortController | null = null
-  #idleTimeout: number
-  #writeTimeout: number
-  #duplex: ConnectionDuplex<Connection> | null = null
-  #readable: ReadableStream<Uint8Array> | null = null
-  #writable: WritableStream<Uint8Array> | null = null
+  /** `CLOSED`, `WRITE_CLOSED`, `SETTLED`. */
+  #state = 0
+  /**
+   * The addresses (and TLS facts): the native side's while open, fetched on first use; after
+   * the close, the CLOSED event's text until something asks (then parsed once).
+   */
+  #facts: BindingConnectionInfo | ClosedInfo | string | null = null
+  #extra: ConnectionExtra | null = null
 
   /** @internal Created by the server. */
   constructor(native: BindingConnections, id: number, settings: ConnectionSettings) {
-    super(native, settings.highWaterMark, settings.readTimeout)
+    super(native, settings)
     this.id = id
-    this.#idleTimeout = settings.timeouts[TIMEOUT_IDLE] ?? 0
-    this.#writeTimeout = settings.timeouts[TIMEOUT_WRITE] ?? 0
   }
 
   // Private helpers are static, as in connection/reader.ts: no brand slot in every connection.
@@ -92,7 +101,7 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
     deliverClosed = (c, closedText) => Connection.#onClosed(c, closedText)
     releaseConnection = (c) => Connection.#release(c)
     handlerSettled = (c, close) => {
-      if (!c.#writeClosed) c.#settled = true
+      if (!(c.#state & WRITE_CLOSED)) c.#state |= SETTLED
       if (close) c.close()
       else Connection.#release(c)
     }
@@ -114,7 +123,7 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
     } catch (e) {
       return quietReject(e as Error)
     }
-    if (this.#closed || this.#writeClosed) return quietReject(Connection.#writeClosedError(this))
+    if (this.#state & (CLOSED | WRITE_CLOSED)) return quietReject(Connection.#writeClosedError(this))
     let queued: number
     try {
       if (typeof data === 'string') {
@@ -128,9 +137,10 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
       return quietReject(fromNative(e, { caller: this.write, syscall: 'write' }))
     }
     if (queued < this.highWaterMark) return RESOLVED
+    const extra = Connection.#extraOf(this)
     const drained = new Promise<void>((resolve, reject) => {
-      if (this.#drainWaiters === null) this.#drainWaiters = []
-      this.#drainWaiters.push([resolve, reject])
+      if (extra.drainWaiters === null) extra.drainWaiters = []
+      extra.drainWaiters.push([resolve, reject])
     })
     // Like an immediate failure: a write nobody awaits must not become an unhandled
     // rejection when the peer goes away; the error also reaches read(), `error` and `signal`.
@@ -140,7 +150,7 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
 
   /** Why output is closed: the handler settled, the connection failed, or end()/close(). */
   static #writeClosedError(conn: Connection): TcpServerError {
-    if (conn.#settled) {
+    if (conn.#state & SETTLED) {
       return codedError(
         'ERR_TCPSERVER_HANDLER_SETTLED',
         `write after the handler settled: connection ${conn.id} was closed when its handler's promise ` +
@@ -148,7 +158,7 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
           'that settles when writing is done, e.g. `await once(emitter, "done")`)',
       )
     }
-    return conn.#error ?? codedError('ERR_STREAM_WRITE_AFTER_END', 'write after end')
+    return conn.#extra?.error ?? codedError('ERR_STREAM_WRITE_AFTER_END', 'write after end')
   }
 
   /**
@@ -178,12 +188,13 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
    * input; `ERR_TCPSERVER_BUSY` while a `read()` is pending or the connection is piping.
    */
   toDuplex(options?: ConnectionDuplexOptions): ConnectionDuplex<Connection> {
-    if (this.#duplex === null) {
-      const opts = validateDuplexOptions(options, this.toDuplex)
-      this.claimInput(this.jobHoldsInput, 'toDuplex()')
-      this.#duplex = new ConnectionDuplex(this, () => this.readInput(), opts)
-    }
-    return this.#duplex
+    const made = this.#extra?.duplex
+    if (made) return made
+    const opts = validateDuplexOptions(options, this.toDuplex)
+    this.claimInput(this.jobHoldsInput, 'toDuplex()')
+    const duplex = new ConnectionDuplex(this, () => this.readInput(), opts)
+    Connection.#extraOf(this).duplex = duplex
+    return duplex
   }
 
   /**
@@ -201,11 +212,12 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
    * input; `ERR_TCPSERVER_BUSY` while a `read()` is pending or the connection is piping.
    */
   get readable(): ReadableStream<Uint8Array> {
-    if (this.#readable === null) {
-      this.claimInput(this.jobHoldsInput, 'conn.readable')
-      this.#readable = createReadable(this, () => this.readInput())
-    }
-    return this.#readable
+    const made = this.#extra?.readable
+    if (made) return made
+    this.claimInput(this.jobHoldsInput, 'conn.readable')
+    const readable = createReadable(this, () => this.readInput())
+    Connection.#extraOf(this).readable = readable
+    return readable
   }
 
   /**
@@ -216,8 +228,9 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
    * Writing does not lock anything: direct `write()` calls interleave chunk by chunk.
    */
   get writable(): WritableStream<Uint8Array> {
-    if (this.#writable === null) this.#writable = createWritable(this)
-    return this.#writable
+    const extra = Connection.#extraOf(this)
+    if (extra.writable === null) extra.writable = createWritable(this)
+    return extra.writable
   }
 
   /**
@@ -245,11 +258,11 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
    */
   end(data?: Uint8Array | string): this {
     if (data !== undefined) expectData('data', data, this.end)
-    if (this.#closed || this.#writeClosed) return this
+    if (this.#state & (CLOSED | WRITE_CLOSED)) return this
     // write() queues synchronously, so the FIN below always follows `data`; its failure
     // (a reset) also reaches read(), `error` and `signal`.
     if (data !== undefined) void this.write(data)
-    this.#writeClosed = true
+    this.#state |= WRITE_CLOSED
     try {
       this.native.end(this.id)
     } catch {
@@ -260,38 +273,40 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
 
   /** Closes now; bytes still queued in the process are dropped. */
   close(): void {
-    if (this.#closed) return
+    if (this.#state & CLOSED) return
     // The native side forgets the connection at once; keep the addresses for code that reads
     // them right after (like onError), before the CLOSED event brings them.
     Connection.#fetchInfo(this)
-    this.#writeClosed = true
+    this.#state |= WRITE_CLOSED
     this.native.close(this.id)
   }
 
   /** Resolves when the connection has closed (for any reason). */
   get closed(): Promise<void> {
-    if (this.#closedPromise === null) {
-      this.#closedPromise = this.#closed
-        ? RESOLVED
-        : new Promise((resolve) => {
-            this.#closedResolve = resolve
-          })
+    if (this.#state & CLOSED) return this.#extra?.closedPromise ?? RESOLVED
+    const extra = Connection.#extraOf(this)
+    if (extra.closedPromise === null) {
+      extra.closedPromise = new Promise((resolve) => {
+        extra.closedResolve = resolve
+      })
     }
-    return this.#closedPromise
+    return extra.closedPromise
   }
 
   /** Aborted when the connection closes; `reason` is the error, if it failed. */
   get signal(): AbortSignal {
-    if (this.#abort === null) {
-      this.#abort = new AbortController()
-      if (this.#closed) this.#abort.abort(this.#error ?? codedError('ERR_SOCKET_CLOSED', 'connection closed'))
+    const extra = Connection.#extraOf(this)
+    if (extra.abort === null) {
+      extra.abort = new AbortController()
+      if (this.#state & CLOSED)
+        extra.abort.abort(extra.error ?? codedError('ERR_SOCKET_CLOSED', 'connection closed'))
     }
-    return this.#abort.signal
+    return extra.abort.signal
   }
 
   /** The error that ended the connection, if any. */
   get error(): TcpServerError | null {
-    return this.#error
+    return this.#extra?.error ?? null
   }
 
   /** Sets `TCP_NODELAY`. */
@@ -322,7 +337,7 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
    * no-op, as on a destroyed net.Socket); its argument errors in Node's words.
    */
   static #setting(conn: Connection, call: () => void, context: NativeContext): void {
-    if (conn.#closed) return
+    if (conn.#state & CLOSED) return
     try {
       call()
     } catch (e) {
@@ -341,13 +356,14 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
 
   /** Milliseconds without a byte moving either way before the connection is closed; 0 = off. */
   get idleTimeout(): number {
-    return this.#idleTimeout
+    const own = this.#extra?.idleTimeout ?? -1
+    return own >= 0 ? own : (this.settings.timeouts[TIMEOUT_IDLE] ?? 0)
   }
 
   /** Changes the idle timeout of this connection (ms; 0 turns it off). */
   set idleTimeout(ms: number) {
     Connection.#setTimeout(this, TIMEOUT_IDLE, ms, 'conn.idleTimeout')
-    this.#idleTimeout = ms
+    Connection.#extraOf(this).idleTimeout = ms
   }
 
   /**
@@ -355,12 +371,13 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
    * is closed with `ERR_TCPSERVER_WRITE_TIMEOUT`; 0 = off.
    */
   get writeTimeout(): number {
-    return this.#writeTimeout
+    const own = this.#extra?.writeTimeout ?? -1
+    return own >= 0 ? own : (this.settings.timeouts[TIMEOUT_WRITE] ?? 0)
   }
 
   set writeTimeout(ms: number) {
     Connection.#setTimeout(this, TIMEOUT_WRITE, ms, 'conn.writeTimeout')
-    this.#writeTimeout = ms
+    Connection.#extraOf(this).writeTimeout = ms
   }
 
   /** Flushes and closes (same as the handler settling). */
@@ -375,66 +392,79 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
   }
 
   static #fetchInfo(conn: Connection): BindingConnectionInfo | ClosedInfo | null {
-    if (conn.#info === null) {
-      if (conn.#closedText !== null) [conn.#info] = parseClosed(conn.#closedText)
-      else if (!conn.#closed) conn.#info = conn.native.info(conn.id) ?? null
-    }
-    return conn.#info
+    const known = conn.#facts
+    if (typeof known === 'string') [conn.#facts] = parseClosed(known)
+    else if (known === null && !(conn.#state & CLOSED)) conn.#facts = conn.native.info(conn.id) ?? null
+    return conn.#facts as BindingConnectionInfo | ClosedInfo | null
+  }
+
+  static #extraOf(conn: Connection): ConnectionExtra {
+    if (conn.#extra === null) conn.#extra = new ConnectionExtra()
+    return conn.#extra
   }
 
   /** @internal For jobs: the error that closed the connection, or `ERR_SOCKET_CLOSED`; `null` while open. */
   protected override closedError(): TcpServerError | null {
-    return this.#closed ? (this.#error ?? codedError('ERR_SOCKET_CLOSED', 'connection closed')) : null
+    return this.#state & CLOSED
+      ? (this.#extra?.error ?? codedError('ERR_SOCKET_CLOSED', 'connection closed'))
+      : null
   }
 
   /** @internal For jobs: the handler settled, so output is refused. */
   protected override settledError(): TcpServerError | null {
-    return this.#settled ? Connection.#writeClosedError(this) : null
+    return this.#state & SETTLED ? Connection.#writeClosedError(this) : null
   }
 
   /** @internal A pipe ended: nothing more may be written. */
   protected override endOutput(): void {
-    this.#writeClosed = true
+    this.#state |= WRITE_CLOSED
   }
 
   /** @internal After StartTLS. */
   protected override forgetInfo(): void {
-    this.#info = null
+    this.#facts = null
     this.forgetTls()
   }
 
   static #onDrain(conn: Connection): void {
-    const waiters = conn.#drainWaiters
-    conn.#drainWaiters = null
-    if (waiters) for (const [resolve] of waiters) resolve()
+    const extra = conn.#extra
+    const waiters = extra?.drainWaiters
+    if (!extra || !waiters) return
+    extra.drainWaiters = null
+    for (const [resolve] of waiters) resolve()
   }
 
   static #onClosed(conn: Connection, closedText: string): void {
-    if (conn.#closed) return
-    conn.#closedText = closedText
+    if (conn.#state & CLOSED) return
+    // Addresses already fetched stay; otherwise the text keeps them until asked for.
+    if (conn.#facts === null) conn.#facts = closedText
     const err = errorOfClosed(closedText)
-    conn.#closed = true
-    conn.#writeClosed = true
-    if (err) conn.#error = err
+    conn.#state |= CLOSED | WRITE_CLOSED
+    if (err) Connection.#extraOf(conn).error = err
     conn.closeInput(err)
-    const waiters = conn.#drainWaiters
-    conn.#drainWaiters = null
+    const extra = conn.#extra
+    if (extra === null) {
+      if (conn.jobsWaiting) conn.failJobs(err ?? codedError('ERR_SOCKET_CLOSED', 'connection closed'))
+      return
+    }
+    const waiters = extra.drainWaiters
+    extra.drainWaiters = null
     if (waiters) {
       const e = err ?? codedError('ERR_SOCKET_CLOSED', 'connection closed before the queue drained')
       for (const [, reject] of waiters) reject(e)
     }
     // An Error costs a stack capture: made only when something still waits for the connection.
-    if (conn.jobsWaiting || conn.#abort !== null) {
+    if (conn.jobsWaiting || extra.abort !== null) {
       const gone = err ?? codedError('ERR_SOCKET_CLOSED', 'connection closed')
       conn.failJobs(gone)
-      conn.#abort?.abort(gone)
+      extra.abort?.abort(gone)
     }
-    conn.#closedResolve?.()
+    extra.closedResolve?.()
   }
 
   static #release(conn: Connection): void {
-    if (conn.#closed) return
-    conn.#writeClosed = true
+    if (conn.#state & CLOSED) return
+    conn.#state |= WRITE_CLOSED
     conn.native.release(conn.id)
   }
 }

@@ -51,24 +51,40 @@ export function errorOfClosed(text: string): TcpServerError | null {
   return parseClosed(text)[1]
 }
 
+/**
+ * The clock `startTime` falls back on counts from here: for 24 days after the module loaded, a
+ * connection's opening time is then a small integer kept in its field, not a heap number of its
+ * own (16 bytes per connection).
+ */
+const CLOCK_BASE = Date.now()
+
+/** A TLS connection's facts as JavaScript has them, made at the first question or TLS_END. */
+class TlsState {
+  info: TlsInfo | null | undefined = undefined
+  /** How the TLS peer ended its input: 0 not yet, 1 with close_notify, 2 without (truncated). */
+  end: 0 | 1 | 2 = 0
+}
+
 /** The address, TLS and time getters of {@link Connection}, over the facts it provides. */
 export abstract class ConnectionFacts {
-  readonly #openedAt = Date.now()
-  #tls: TlsInfo | null | undefined = undefined
-  /** How the TLS peer ended its input: 0 not yet, 1 with close_notify, 2 without (truncated). */
-  #tlsEnd: 0 | 1 | 2 = 0
+  /** ms since `CLOCK_BASE`. */
+  readonly #openedAt = sinceClockBase()
+  /** `null`: plain TCP (known once asked); `undefined`: not asked yet. */
+  #tls: TlsState | null | undefined = undefined
 
   /** @internal The native side's facts while open, the CLOSED event's afterwards; `null` if never known. */
   protected abstract facts(): BindingConnectionInfo | ClosedInfo | null
 
   /** @internal The TLS peer's input ended, with or without `close_notify` (a TLS_END event). */
   protected tlsEnded(closeNotify: boolean): void {
-    this.#tlsEnd = closeNotify ? 1 : 2
+    if (!this.#tls) this.#tls = new TlsState()
+    this.#tls.end = closeNotify ? 1 : 2
   }
 
   /** @internal After StartTLS: the next `tls` read asks again. */
   protected forgetTls(): void {
-    this.#tls = undefined
+    if (this.#tls) this.#tls.info = undefined
+    else this.#tls = undefined
   }
 
   /**
@@ -135,11 +151,18 @@ export abstract class ConnectionFacts {
 
   /** What TLS negotiated, or `null` for plain TCP. */
   get tls(): TlsInfo | null {
-    if (this.#tls === undefined) {
+    const known = this.#tls
+    if (known === null) return null
+    if (known === undefined || known.info === undefined) {
       const info = this.facts()
       const t = info && 'tls' in info ? info.tls : null
-      const facts = this
-      this.#tls = t
+      if (!t && known === undefined) {
+        this.#tls = null
+        return null
+      }
+      const state = known ?? new TlsState()
+      this.#tls = state
+      state.info = t
         ? {
             protocol: t.protocol,
             cipher: t.cipher,
@@ -148,20 +171,27 @@ export abstract class ConnectionFacts {
             resumed: t.resumed,
             peerCertificates: t.peerCertificates.map(parseCertificate),
             get closeNotify() {
-              return facts.#tlsEnd === 1
+              return state.end === 1
             },
             get truncated() {
-              return facts.#tlsEnd === 2
+              return state.end === 2
             },
           }
         : null
+      return state.info
     }
-    return this.#tls
+    return known.info
   }
 
   /** When the connection was accepted (ms since the epoch). */
   get startTime(): number {
     const info = this.facts()
-    return info && 'startTime' in info ? info.startTime : this.#openedAt
+    return info && 'startTime' in info ? info.startTime : CLOCK_BASE + this.#openedAt
   }
+}
+
+/** Now, in ms since `CLOCK_BASE`: an int32 (a small integer to V8) for the first 24 days. */
+function sinceClockBase(): number {
+  const ms = Date.now() - CLOCK_BASE
+  return ms <= 0x7fffffff ? ms | 0 : ms
 }

@@ -2,8 +2,8 @@
 // connection (`pipe`), sending a file (`sendFile`), upgrading to TLS in place (`startTls`);
 // pausing the reader they need first, and their done events.
 //
-// A base class of Connection, like the reader below it: the state of jobs that never run
-// costs an idle connection its fields only, with no object of its own.
+// A base class of Connection, like the reader below it. A job's state is one small object made
+// when the first job starts: a connection that never runs one pays for one empty field.
 
 import { fileError, fromBinding, inOptions, type TcpServerError } from '../errors.js'
 import { toBindingTls } from '../tls.js'
@@ -18,19 +18,29 @@ export let deliverPipeDone: (c: ConnectionJobs, text: string) => void
 export let deliverFileDone: (c: ConnectionJobs, text: string) => void
 export let deliverTlsStarted: (c: ConnectionJobs, text: string) => void
 
+/** The state of a connection's jobs, made when the first one starts. */
+class JobState {
+  pipe: Pipe = Pipe.None
+  peer: ConnectionJobs | null = null
+  paused: Settle<void> | null = null
+  pipeDone: Settle<PipeResult> | null = null
+  /** Pending sendFile() calls, in call order: the native side finishes them in that order. */
+  filesDone: Settle<number>[] | null = null
+  tlsStarted: Settle<void> | null = null
+}
+
 /** The jobs of {@link Connection}: `pipe()` (entered through Connection), `sendFile()`, `startTls()`. */
 export abstract class ConnectionJobs extends ConnectionReader {
   abstract bytesWritten: number
 
-  #pipe: Pipe = Pipe.None
-  #pipePeer: ConnectionJobs | null = null
-  #paused: Settle<void> | null = null
-  #pipeDone: Settle<PipeResult> | null = null
-  /** Pending sendFile() calls, in call order: the native side finishes them in that order. */
-  #filesDone: Settle<number>[] | null = null
-  #tlsStarted: Settle<void> | null = null
+  #jobs: JobState | null = null
 
   // Private helpers are static for the reason given in reader.ts: no brand slot per instance.
+  static #jobsOf(conn: ConnectionJobs): JobState {
+    if (conn.#jobs === null) conn.#jobs = new JobState()
+    return conn.#jobs
+  }
+
   static {
     deliverPaused = (c) => ConnectionJobs.#onPaused(c)
     deliverPipeDone = (c, text) => ConnectionJobs.#onPipeDone(c, text)
@@ -49,25 +59,27 @@ export abstract class ConnectionJobs extends ConnectionReader {
 
   /** @internal Piping, or pausing to pipe or to start TLS: the input is not free. */
   protected get jobHoldsInput(): boolean {
-    return this.#pipe !== Pipe.None
+    return (this.#jobs?.pipe ?? Pipe.None) !== Pipe.None
   }
 
   /** @internal `pipe()` once its arguments are checked. */
   protected async pipeTo(other: ConnectionJobs, options: PipeOptions): Promise<PipeResult> {
     for (const c of [this, other]) ConnectionJobs.#assertIdle(c)
-    this.#pipePeer = other
-    other.#pipePeer = this
+    const mine = ConnectionJobs.#jobsOf(this)
+    const theirs = ConnectionJobs.#jobsOf(other)
+    mine.peer = other
+    theirs.peer = this
     await Promise.all([ConnectionJobs.#pauseReading(this), ConnectionJobs.#pauseReading(other)])
-    const mine = this.takeQueued()
-    const toOther = options.head && mine ? Buffer.concat([options.head, mine]) : (options.head ?? mine)
+    const queued = this.takeQueued()
+    const toOther = options.head && queued ? Buffer.concat([options.head, queued]) : (options.head ?? queued)
     const toThis = other.takeQueued()
     return new Promise<PipeResult>((resolve, reject) => {
-      this.#pipeDone = [resolve, reject]
-      this.#pipe = Pipe.Piping
-      other.#pipe = Pipe.Piping
+      mine.pipeDone = [resolve, reject]
+      mine.pipe = Pipe.Piping
+      theirs.pipe = Pipe.Piping
       const err = this.native.pipe(this.id, other.native, other.id, toOther, toThis, options.idleTimeout)
       if (err) {
-        this.#pipeDone = null
+        mine.pipeDone = null
         reject(fromBinding(err, undefined, inOptions(options)))
       }
     })
@@ -112,8 +124,11 @@ export abstract class ConnectionJobs extends ConnectionReader {
           o === 'file' ? { name: 'file', value: file } : context(o),
         )
         reject(typeof file === 'string' ? fileError(e, 'open', file) : e)
-      } else if (this.#filesDone === null) this.#filesDone = [[resolve, reject]]
-      else this.#filesDone.push([resolve, reject])
+      } else {
+        const jobs = ConnectionJobs.#jobsOf(this)
+        if (jobs.filesDone === null) jobs.filesDone = [[resolve, reject]]
+        else jobs.filesDone.push([resolve, reject])
+      }
     })
   }
 
@@ -136,11 +151,12 @@ export abstract class ConnectionJobs extends ConnectionReader {
     ConnectionJobs.#assertIdle(this)
     await ConnectionJobs.#pauseReading(this)
     const head = this.takeQueued()
+    const jobs = ConnectionJobs.#jobsOf(this)
     await new Promise<void>((resolve, reject) => {
-      this.#tlsStarted = [resolve, reject]
+      jobs.tlsStarted = [resolve, reject]
       const err = this.native.startTls(this.id, head, options ? toBindingTls(options) : undefined)
       if (err) {
-        this.#tlsStarted = null
+        jobs.tlsStarted = null
         const context = inOptions(options)
         reject(
           fromBinding(err, undefined, (o) =>
@@ -149,68 +165,76 @@ export abstract class ConnectionJobs extends ConnectionReader {
         )
       }
     })
-    this.#pipe = Pipe.None
+    jobs.pipe = Pipe.None
     this.forgetInfo()
   }
 
   /** @internal Something waits for a job: closing must build an error to reject it with. */
   protected get jobsWaiting(): boolean {
+    const jobs = this.#jobs
     return (
-      this.#paused !== null ||
-      (this.#filesDone?.length ?? 0) > 0 ||
-      this.#pipeDone !== null ||
-      this.#tlsStarted !== null
+      jobs !== null &&
+      (jobs.paused !== null ||
+        (jobs.filesDone?.length ?? 0) > 0 ||
+        jobs.pipeDone !== null ||
+        jobs.tlsStarted !== null)
     )
   }
 
   /** @internal The connection closed: every job still waiting fails with `gone`. */
   protected failJobs(gone: Error): void {
-    this.#paused?.[1](gone)
-    this.#paused = null
-    for (const [, reject] of this.#filesDone?.splice(0) ?? []) reject(gone)
-    this.#pipeDone?.[1](gone)
-    this.#pipeDone = null
-    this.#tlsStarted?.[1](gone)
-    this.#tlsStarted = null
+    const jobs = this.#jobs
+    if (jobs === null) return
+    jobs.paused?.[1](gone)
+    jobs.paused = null
+    for (const [, reject] of jobs.filesDone?.splice(0) ?? []) reject(gone)
+    jobs.pipeDone?.[1](gone)
+    jobs.pipeDone = null
+    jobs.tlsStarted?.[1](gone)
+    jobs.tlsStarted = null
   }
 
   static #assertIdle(conn: ConnectionJobs): void {
     const closed = conn.closedError()
     if (closed) throw closed
-    conn.claimInput(conn.#pipe !== Pipe.None)
+    conn.claimInput(conn.jobHoldsInput)
   }
 
   static #pauseReading(conn: ConnectionJobs): Promise<void> {
-    conn.#pipe = Pipe.Pausing
+    const jobs = ConnectionJobs.#jobsOf(conn)
+    jobs.pipe = Pipe.Pausing
     return new Promise<void>((resolve, reject) => {
-      conn.#paused = [resolve, reject]
+      jobs.paused = [resolve, reject]
       const err = conn.native.pauseReading(conn.id)
       if (err) {
-        conn.#paused = null
+        jobs.paused = null
         reject(fromBinding(err))
       }
     })
   }
 
   static #onPaused(conn: ConnectionJobs): void {
-    conn.#pipe = Pipe.Paused
-    const p = conn.#paused
-    conn.#paused = null
+    const jobs = conn.#jobs
+    if (jobs === null) return
+    jobs.pipe = Pipe.Paused
+    const p = jobs.paused
+    jobs.paused = null
     p?.[0]()
   }
 
   static #onPipeDone(conn: ConnectionJobs, text: string): void {
     const [[bytesIn = 0, bytesOut = 0], err] = splitDone(text, 2)
-    for (const c of [conn, conn.#pipePeer]) {
+    const jobs = ConnectionJobs.#jobsOf(conn)
+    for (const c of [conn, jobs.peer]) {
       if (!c) continue
-      c.#pipe = Pipe.Done
+      ConnectionJobs.#jobsOf(c).pipe = Pipe.Done
       c.endInput()
       c.endOutput()
     }
     conn.bytesRead += bytesIn
     conn.bytesWritten += bytesOut
-    const done = conn.#pipeDone
-    conn.#pipeDone = null
+    const done = jobs.pipeDone
+    jobs.pipeDone = null
     if (err) done?.[1](err)
     else done?.[0]({ bytesIn, bytesOut })
   }
@@ -218,15 +242,16 @@ export abstract class ConnectionJobs extends ConnectionReader {
   static #onFileDone(conn: ConnectionJobs, text: string): void {
     const [[bytes = 0], err] = splitDone(text, 1)
     conn.bytesWritten += bytes
-    const done = conn.#filesDone?.shift()
+    const done = conn.#jobs?.filesDone?.shift()
     if (err) done?.[1](err)
     else done?.[0](bytes)
   }
 
   static #onTlsStarted(conn: ConnectionJobs, text: string): void {
     const [, err] = splitDone(text, 0)
-    const done = conn.#tlsStarted
-    conn.#tlsStarted = null
+    const jobs = conn.#jobs
+    const done = jobs?.tlsStarted ?? null
+    if (jobs !== null) jobs.tlsStarted = null
     if (err) done?.[1](err)
     else done?.[0]()
   }

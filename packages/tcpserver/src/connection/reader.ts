@@ -3,12 +3,14 @@
 // timeout, the `for await` iterator, and the lock a stream adapter puts on direct reads.
 //
 // A base class of Connection rather than an object it holds: an idle connection then pays for
-// these fields only, not for a second object with its own header and a pointer to it.
+// these fields only, not for a second object with its own header and a pointer to it. What only
+// some connections need (a read timer, a stream adapter's lock, a changed readTimeout) lives in
+// a small object made on first use.
 
 import { argType, codedError, fromBinding, systemError, type TcpServerError } from '../errors.js'
 import type { BindingConnections } from '../native.js'
 import { ConnectionFacts } from './facts.js'
-import { DONE, Reader } from './state.js'
+import { type ConnectionSettings, DONE, Reader } from './state.js'
 
 /**
  * A chunk at least this big means the peer is streaming: the next read first asks the socket
@@ -28,6 +30,24 @@ export type InputOwner = 'toDuplex()' | 'conn.readable'
 export let deliverData: (c: ConnectionReader, chunk: Buffer) => void
 export let deliverEnd: (c: ConnectionReader) => void
 let iterateNext: (c: ConnectionReader) => Promise<IteratorResult<Buffer>>
+
+/** Bits of `#state`: the pending reader (`Reader`) in the low two, then these. */
+const READER_MASK = 3
+/** The last chunk was big: try `readNow` before waiting for an event. */
+const STREAMING = 4
+/** No more input: the peer's FIN, the end of a pipe, or the connection closed. */
+const ENDED = 8
+
+/** The reading state only some connections need, made on first use. */
+class ReaderExtra {
+  /** This connection's `readTimeout` once changed; -1: the server's. */
+  readTimeout = -1
+  /** Armed while a read waits (at most one timer per connection, not one per read). */
+  readTimer: NodeJS.Timeout | null = null
+  waitStart = 0
+  /** Set once toDuplex() or `readable` owns the input: direct reads are refused from then on. */
+  inputOwner: InputOwner | null = null
+}
 
 /** `for await` over a connection: one small object, where two closures and their context cost every connection more. */
 class ConnectionIterator implements AsyncIterator<Buffer> {
@@ -52,29 +72,22 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
   abstract get error(): TcpServerError | null
 
   readonly #native: BindingConnections
-  readonly #highWaterMark: number
-  #chunks: Buffer[] = []
+  /** The server's defaults, shared by its connections. */
+  readonly #settings: ConnectionSettings
+  /** Chunks received and not read yet (from `#head` on); made at the first one that waits. */
+  #chunks: Buffer[] | null = null
   #head = 0
   #unacked = 0
-  /** The last chunk was big: try `readNow` before waiting for an event. */
-  #streaming = false
-  /** No more input: the peer's FIN, the end of a pipe, or the connection closed. */
-  #ended = false
-  #reader: Reader = Reader.None
+  /** `READER_MASK`, `STREAMING`, `ENDED`. */
+  #state = 0
   #resolve: ((v: never) => void) | null = null
   #reject: ((e: Error) => void) | null = null
-  #readTimeout: number
-  /** Armed while a read waits (at most one timer per connection, not one per read). */
-  #readTimer: NodeJS.Timeout | null = null
-  #waitStart = 0
-  /** Set once toDuplex() or `readable` owns the input: direct reads are refused from then on. */
-  #inputOwner: InputOwner | null = null
+  #extra: ReaderExtra | null = null
 
-  constructor(native: BindingConnections, highWaterMark: number, readTimeout: number) {
+  constructor(native: BindingConnections, settings: ConnectionSettings) {
     super()
     this.#native = native
-    this.#highWaterMark = highWaterMark
-    this.#readTimeout = readTimeout
+    this.#settings = settings
   }
 
   // The private helpers are static and take the connection: a class with a private instance
@@ -91,9 +104,14 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
     return this.#native
   }
 
+  /** @internal The server's defaults for its connections. */
+  protected get settings(): ConnectionSettings {
+    return this.#settings
+  }
+
   /** @internal Bytes queued before a write waits; the largest chunk a read returns. */
   protected get highWaterMark(): number {
-    return this.#highWaterMark
+    return this.#settings.highWaterMark
   }
 
   /**
@@ -103,17 +121,17 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
    * at a time.
    */
   read(): Promise<Buffer | null> {
-    if (this.#inputOwner !== null) return Promise.reject(ConnectionReader.#lockedError(this))
+    if (this.#extra?.inputOwner != null) return Promise.reject(ConnectionReader.#lockedError(this))
     return this.readInput()
   }
 
   /** @internal `read()` for the stream adapter that owns the input. */
   protected readInput(): Promise<Buffer | null> {
-    if (this.#head < this.#chunks.length) return Promise.resolve(ConnectionReader.#take(this))
+    if (ConnectionReader.#queued(this)) return Promise.resolve(ConnectionReader.#take(this))
     const error = this.error
     if (error) return Promise.reject(error)
-    if (this.#ended) return Promise.resolve(null)
-    const chunk = this.#streaming ? ConnectionReader.#readNow(this) : null
+    if (this.#state & ENDED) return Promise.resolve(null)
+    const chunk = this.#state & STREAMING ? ConnectionReader.#readNow(this) : null
     if (chunk !== null) return Promise.resolve(chunk)
     return ConnectionReader.#wait(this, Reader.Read)
   }
@@ -124,13 +142,13 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
   }
 
   static #next(conn: ConnectionReader): Promise<IteratorResult<Buffer>> {
-    if (conn.#inputOwner !== null) return Promise.reject(ConnectionReader.#lockedError(conn))
-    if (conn.#head < conn.#chunks.length)
+    if (conn.#extra?.inputOwner != null) return Promise.reject(ConnectionReader.#lockedError(conn))
+    if (ConnectionReader.#queued(conn))
       return Promise.resolve({ value: ConnectionReader.#take(conn), done: false })
     const error = conn.error
     if (error) return Promise.reject(error)
-    if (conn.#ended) return Promise.resolve(DONE)
-    const chunk = conn.#streaming ? ConnectionReader.#readNow(conn) : null
+    if (conn.#state & ENDED) return Promise.resolve(DONE)
+    const chunk = conn.#state & STREAMING ? ConnectionReader.#readNow(conn) : null
     if (chunk !== null) return Promise.resolve({ value: chunk, done: false })
     return ConnectionReader.#wait(conn, Reader.Iterate)
   }
@@ -140,14 +158,29 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
    * Changing it applies to reads that start afterwards.
    */
   get readTimeout(): number {
-    return this.#readTimeout
+    return ConnectionReader.#readTimeoutOf(this)
+  }
+
+  static #readTimeoutOf(conn: ConnectionReader): number {
+    const own = conn.#extra?.readTimeout ?? -1
+    return own >= 0 ? own : conn.#settings.readTimeout
+  }
+
+  static #extraOf(conn: ConnectionReader): ReaderExtra {
+    if (conn.#extra === null) conn.#extra = new ReaderExtra()
+    return conn.#extra
+  }
+
+  /** A chunk waits in the queue. */
+  static #queued(conn: ConnectionReader): boolean {
+    return conn.#chunks !== null && conn.#head < conn.#chunks.length
   }
 
   set readTimeout(ms: number) {
     if (typeof ms !== 'number') throw argType('conn.readTimeout', 'of type number', ms)
     const err = this.#native.checkReadTimeout(ms)
     if (err) throw fromBinding(err, undefined, () => ({ name: 'conn.readTimeout', value: ms }))
-    this.#readTimeout = ms
+    ConnectionReader.#extraOf(this).readTimeout = ms
   }
 
   /**
@@ -155,25 +188,25 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
    * and not `busy` (piping). With `owner`, that adapter owns the input from now on.
    */
   protected claimInput(busy: boolean, owner?: InputOwner): void {
-    if (this.#inputOwner !== null) throw ConnectionReader.#lockedError(this)
-    if (busy || this.#reader !== Reader.None) {
+    if (this.#extra?.inputOwner != null) throw ConnectionReader.#lockedError(this)
+    if (busy || (this.#state & READER_MASK) !== Reader.None) {
       const what = 'connection is piping or has a pending read()'
       throw codedError('ERR_TCPSERVER_BUSY', owner === undefined ? what : `${owner}: the ${what}`)
     }
-    if (owner !== undefined) this.#inputOwner = owner
+    if (owner !== undefined) ConnectionReader.#extraOf(this).inputOwner = owner
   }
 
   static #lockedError(conn: ConnectionReader): TcpServerError {
     return codedError(
       'ERR_TCPSERVER_STREAM_LOCKED',
-      `the connection's input is read through ${conn.#inputOwner}`,
+      `the connection's input is read through ${conn.#extra?.inputOwner}`,
     )
   }
 
   /** @internal Unread input, handed to a pipe or to TLS: it counts as read. */
   protected takeQueued(): Buffer | undefined {
-    const rest = this.#chunks.slice(this.#head)
-    this.#chunks.length = 0
+    const rest = this.#chunks?.slice(this.#head) ?? []
+    this.#chunks = null
     this.#head = 0
     if (rest.length === 0) return undefined
     const all = rest.length === 1 ? (rest[0] as Buffer) : Buffer.concat(rest)
@@ -183,18 +216,21 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
 
   /** @internal A pipe consumed the input: reads return `null`. */
   protected endInput(): void {
-    this.#ended = true
+    this.#state |= ENDED
   }
 
   /** @internal The connection closed: a waiting read gets `error` (or `null`), later ones too. */
   protected closeInput(error: TcpServerError | null): void {
-    if (this.#readTimer !== null) clearTimeout(this.#readTimer)
-    this.#readTimer = null
-    this.#ended = true
-    if (this.#reader === Reader.None) return
+    const extra = this.#extra
+    if (extra !== null && extra.readTimer !== null) {
+      clearTimeout(extra.readTimer)
+      extra.readTimer = null
+    }
+    this.#state |= ENDED
+    if ((this.#state & READER_MASK) === Reader.None) return
     if (error) {
       const reject = this.#reject as (e: Error) => void
-      this.#reader = Reader.None
+      this.#state &= ~READER_MASK
       this.#resolve = null
       this.#reject = null
       reject(error)
@@ -204,10 +240,11 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
   }
 
   static #take(conn: ConnectionReader): Buffer {
-    const chunk = conn.#chunks[conn.#head] as Buffer
-    conn.#chunks[conn.#head++] = undefined as unknown as Buffer
-    if (conn.#head === conn.#chunks.length) {
-      conn.#chunks.length = 0
+    const chunks = conn.#chunks as Buffer[]
+    const chunk = chunks[conn.#head] as Buffer
+    chunks[conn.#head++] = undefined as unknown as Buffer
+    if (conn.#head === chunks.length) {
+      chunks.length = 0
       conn.#head = 0
     }
     ConnectionReader.#consumed(conn, chunk.length)
@@ -219,7 +256,7 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
   static #consumed(conn: ConnectionReader, n: number): void {
     conn.bytesRead += n
     conn.#unacked += n
-    if (conn.#unacked >= conn.#highWaterMark >>> 1) {
+    if (conn.#unacked >= conn.#settings.highWaterMark >>> 1) {
       conn.#native.ack(conn.id, conn.#unacked)
       conn.#unacked = 0
     }
@@ -230,7 +267,7 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
   static #readNow(conn: ConnectionReader): Buffer | null {
     // No chunk is bigger than the high-water mark, direct or not. (Computed here, not kept per
     // connection: idle connections should not pay for it.)
-    const size = Math.min(READ_NOW_SIZE, conn.#highWaterMark)
+    const size = Math.min(READ_NOW_SIZE, conn.#settings.highWaterMark)
     const buf =
       size === READ_NOW_SIZE && spareReadBuffer !== null ? spareReadBuffer : Buffer.allocUnsafeSlow(size)
     if (buf === spareReadBuffer) spareReadBuffer = null
@@ -239,20 +276,22 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
     if (n >= Math.min(STREAMING_CHUNK, size)) return n === buf.length ? buf : buf.subarray(0, n)
     // After bytes, reading stays ours until a call returns 0 (which hands it back to the
     // driver): only then may a read wait for events.
-    if (n === 0) conn.#streaming = false
+    if (n === 0) conn.#state &= ~STREAMING
     if (size === READ_NOW_SIZE) spareReadBuffer = buf // a few bytes are copied out: it serves the next call
     return n === 0 ? null : Buffer.from(buf.subarray(0, n))
   }
 
   static #wait<T>(conn: ConnectionReader, reader: Reader): Promise<T> {
-    if (conn.#reader !== Reader.None) {
+    if ((conn.#state & READER_MASK) !== Reader.None) {
       return Promise.reject(codedError('ERR_TCPSERVER_CONCURRENT_READ', 'another read() is already pending'))
     }
-    conn.#reader = reader
-    if (conn.#readTimeout > 0) {
+    conn.#state |= reader
+    const timeout = ConnectionReader.#readTimeoutOf(conn)
+    if (timeout > 0) {
       // One clock read per waiting read; the timer is created only when none is armed.
-      conn.#waitStart = performance.now()
-      if (conn.#readTimer === null) ConnectionReader.#armReadTimer(conn, conn.#readTimeout)
+      const extra = ConnectionReader.#extraOf(conn)
+      extra.waitStart = performance.now()
+      if (extra.readTimer === null) ConnectionReader.#armReadTimer(extra, conn, timeout)
     }
     return new Promise<T>((resolve, reject) => {
       conn.#resolve = resolve as (v: never) => void
@@ -260,23 +299,24 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
     })
   }
 
-  static #armReadTimer(conn: ConnectionReader, ms: number): void {
-    conn.#readTimer = setTimeout(() => ConnectionReader.#onReadTimer(conn), ms)
-    conn.#readTimer.unref()
+  static #armReadTimer(extra: ReaderExtra, conn: ConnectionReader, ms: number): void {
+    extra.readTimer = setTimeout(() => ConnectionReader.#onReadTimer(extra, conn), ms)
+    extra.readTimer.unref()
   }
 
   // The timer may belong to an earlier read: it checks how long the current one has waited
   // and sleeps again for the rest. (Closing clears it: closeInput.)
-  static #onReadTimer(conn: ConnectionReader): void {
-    conn.#readTimer = null
-    if (conn.#reader === Reader.None || conn.#readTimeout === 0) return
-    const left = conn.#readTimeout - (performance.now() - conn.#waitStart)
+  static #onReadTimer(extra: ReaderExtra, conn: ConnectionReader): void {
+    extra.readTimer = null
+    const timeout = ConnectionReader.#readTimeoutOf(conn)
+    if ((conn.#state & READER_MASK) === Reader.None || timeout === 0) return
+    const left = timeout - (performance.now() - extra.waitStart)
     if (left >= 1) {
-      ConnectionReader.#armReadTimer(conn, Math.ceil(left))
+      ConnectionReader.#armReadTimer(extra, conn, Math.ceil(left))
       return
     }
     const reject = conn.#reject as (e: Error) => void
-    conn.#reader = Reader.None
+    conn.#state &= ~READER_MASK
     conn.#resolve = null
     conn.#reject = null
     conn.#native.countReadTimeout()
@@ -285,8 +325,8 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
 
   static #settle(conn: ConnectionReader, value: Buffer | null): void {
     const resolve = conn.#resolve as unknown as (v: unknown) => void
-    const reader = conn.#reader
-    conn.#reader = Reader.None
+    const reader = conn.#state & READER_MASK
+    conn.#state &= ~READER_MASK
     conn.#resolve = null
     conn.#reject = null
     if (reader === Reader.Read) resolve(value)
@@ -295,18 +335,20 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
 
   static #onData(conn: ConnectionReader, chunk: Buffer): void {
     // Set here, cleared only by a readNow() that returns 0 (see #readNow).
-    if (chunk.length >= Math.min(STREAMING_CHUNK, conn.#highWaterMark)) conn.#streaming = true
-    if (conn.#reader !== Reader.None) {
+    if (chunk.length >= Math.min(STREAMING_CHUNK, conn.#settings.highWaterMark)) conn.#state |= STREAMING
+    if ((conn.#state & READER_MASK) !== Reader.None) {
       ConnectionReader.#consumed(conn, chunk.length)
       ConnectionReader.#settle(conn, chunk)
+    } else if (conn.#chunks === null) {
+      conn.#chunks = [chunk]
     } else {
       conn.#chunks.push(chunk)
     }
   }
 
   static #onEnd(conn: ConnectionReader): void {
-    conn.#ended = true
-    if (conn.#reader !== Reader.None && conn.#head === conn.#chunks.length)
+    conn.#state |= ENDED
+    if ((conn.#state & READER_MASK) !== Reader.None && !ConnectionReader.#queued(conn))
       ConnectionReader.#settle(conn, null)
   }
 }

@@ -1,6 +1,15 @@
-// The small pieces of a connection's state machine: what is reading, where a pipe stands, the
-// settle pair of a pending job, and the parsing of a job's done event.
+// The small pieces of a connection's state machine: the server's shared defaults, what is
+// reading, where a pipe stands, the settle pair of a pending job, and the parsing of a job's
+// done event.
 import { parseEventText, type TcpServerError } from '../errors.js'
+
+/** A server's (or the outbound hub's) defaults for its connections, read once and shared by them. */
+export interface ConnectionSettings {
+  highWaterMark: number
+  /** ms by timeout kind (`TIMEOUT_*` in connection.ts), 0 = off. */
+  timeouts: readonly number[]
+  readTimeout: number
+}
 
 export const DONE: IteratorResult<Buffer> = Object.freeze({
   value: undefined,
