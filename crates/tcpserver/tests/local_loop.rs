@@ -335,6 +335,45 @@ async fn the_loop_accepts_itself_and_keeps_pause_and_the_refusing_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_sent_before_the_accept_follows_its_open_in_the_batch() {
+    let config = ServerConfig::new("127.0.0.1:0".parse().unwrap());
+    let h = Harness::start_with(&config, true, DriveOptions::default(), Box::new(echo));
+    let port = h.port();
+    // Paused: three clients connect and send while in the backlog; the resume accepts all three
+    // in one turn.
+    h.server.pause();
+    let mut clients = Vec::new();
+    for i in 0..3u8 {
+        let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        c.write_all(&[b'a' + i; 5]).await.unwrap();
+        clients.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    h.server.resume();
+    for (i, c) in clients.iter_mut().enumerate() {
+        let mut got = [0u8; 5];
+        tokio::time::timeout(Duration::from_secs(5), c.read_exact(&mut got))
+            .await
+            .expect("echoed in time")
+            .unwrap();
+        assert_eq!(got, [b'a' + i as u8; 5]);
+    }
+    // JavaScript queues such a request before the handler starts (no read waits on a promise).
+    let seen = h.seen.lock().unwrap().clone();
+    let opens: Vec<usize> = (0..seen.len()).filter(|&k| seen[k].1 == Ev::Open).collect();
+    assert_eq!(opens.len(), 3, "{seen:?}");
+    for k in opens {
+        let (id, _) = seen[k];
+        assert!(
+            matches!(seen.get(k + 1), Some((next, Ev::Data(_))) if *next == id),
+            "the Open of {id} is not followed by its data: {seen:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shutdown_closes_the_loops_listener_and_forces_its_connections_at_the_deadline() {
     let config = ServerConfig::new("127.0.0.1:0".parse().unwrap());
     let h = Harness::start_with(&config, true, DriveOptions::default(), Box::new(echo));

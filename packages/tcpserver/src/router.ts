@@ -75,6 +75,18 @@ export class EventRouter {
         } else if (kind === OPEN) {
           const conn = new Connection(this.#native, id, this.#settings)
           conns.set(id, conn)
+          // Input read in the same round follows its Open (the loop reads a new connection at
+          // once): queued before the handler starts, its first read finds it without waiting
+          // on a promise.
+          for (let next = i + 4; next < words.length && words[next + 1] === id; next += 4) {
+            const nextKind = words[next]
+            if (nextKind === DATA) {
+              const at = words[next + 2] as number
+              deliverData(conn, payload.subarray(at, at + (words[next + 3] as number)))
+            } else if (nextKind === END) deliverEnd(conn)
+            else break
+            i = next
+          }
           this.#hooks.open(conn, a)
         } else if (kind === TLS_END) {
           const conn = conns.get(id)

@@ -449,7 +449,10 @@ impl LocalLoop {
         let c = LocalConn::new(stream, info, abort, life, lease, opts, now, &mut st.timers);
         st.conns.insert(id, Box::new(c));
         report.event(id, Event::Open { tag });
-        st.dirty.push(id);
+        // Read now, so that a first request already sent follows its Open in the batch:
+        // JavaScript then queues it before the handler starts, whose first read finds it
+        // there instead of waiting on a promise.
+        self.progress_one(st, id, report, now);
     }
 
     fn forget(&self) {
@@ -461,25 +464,30 @@ impl LocalLoop {
     fn run_dirty(&self, st: &mut State, report: &mut Report<'_>, now: Instant) {
         let mut dirty = std::mem::take(&mut st.dirty);
         for &id in &dirty {
-            let State {
-                conns,
-                timers,
-                scratch,
-                ..
-            } = &mut *st;
-            let Some(c) = conns.get_mut(&id) else {
-                continue;
-            };
-            match c.progress(report, timers, now, scratch) {
-                Step::Close(error) => self.close(st, id, error, report),
-                // Stopped at its reads-per-turn bound: the rest in a later round.
-                Step::Open if c.more_to_read() => st.dirty.push(id),
-                Step::Open => {}
-            }
+            self.progress_one(st, id, report, now);
         }
         dirty.clear();
         if st.dirty.is_empty() {
             st.dirty = dirty; // keeps its capacity
+        }
+    }
+
+    /// Reads, writes and flushes what connection `id` can now; closes it if that ended it.
+    fn progress_one(&self, st: &mut State, id: u32, report: &mut Report<'_>, now: Instant) {
+        let State {
+            conns,
+            timers,
+            scratch,
+            ..
+        } = &mut *st;
+        let Some(c) = conns.get_mut(&id) else {
+            return;
+        };
+        match c.progress(report, timers, now, scratch) {
+            Step::Close(error) => self.close(st, id, error, report),
+            // Stopped at its reads-per-turn bound: the rest in a later round.
+            Step::Open if c.more_to_read() => st.dirty.push(id),
+            Step::Open => {}
         }
     }
 
