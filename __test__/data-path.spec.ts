@@ -5,7 +5,7 @@
 // (descriptors and memory back to baseline), and the same answers with the loop turned off
 // (TCPSERVER_DATA_PATH=tokio). Serial: descriptor and memory counts.
 import { createHash, randomBytes } from 'node:crypto'
-import { writeFileSync } from 'node:fs'
+import { existsSync, rmSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -137,6 +137,55 @@ test.serial(
     client.end('GET\n')
     const got = await within(received, 20000, 'the file')
     t.is(sha256(got), sha256(Buffer.concat([Buffer.from('HEAD\n'), body, Buffer.from('TAIL\n')])))
+  },
+)
+
+/** A child's clients: each connects, sends its line and checks that the echo is its own. */
+const LINE_CLIENTS = `
+const net = require('node:net')
+const fs = require('node:fs')
+const [port, n, marker] = [Number(process.argv[1]), Number(process.argv[2]), process.argv[3]]
+let connected = 0, closed = 0, wrong = 0
+for (let i = 0; i < n; i++) {
+  const chunks = []
+  const s = net.connect(port, '127.0.0.1', () => {
+    s.write('client ' + i + '\\n')
+    if (++connected === n) setTimeout(() => fs.writeFileSync(marker, ''), 100)
+  })
+  s.on('data', (c) => chunks.push(c))
+  s.on('error', () => {})
+  s.on('close', () => {
+    if (Buffer.concat(chunks).toString() !== 'client ' + i + '\\n') wrong++
+    if (++closed === n) console.log(JSON.stringify({ wrong }))
+  })
+}`
+
+test.serial(
+  'a turn with more events than the loop\'s event area (900 clients accepted at once) delivers every one: each client gets its own echo',
+  async (t) => {
+    const CLIENTS = 900 // an Open and a Data each, in one turn: 1,800 events, over the area's 1,024
+    const server = await serve(t, {
+      backlog: 2048,
+      async handler(conn) {
+        const chunk = await conn.read()
+        if (chunk) await conn.write(chunk)
+      },
+    })
+    const marker = join(tmpdir(), `tcpserver-area-${process.pid}`)
+    const run = runJsonChild<{ wrong: number }>(
+      [process.execPath, '-e', LINE_CLIENTS, String(portOf(server)), String(CLIENTS), marker],
+      process.env,
+    )
+    // This thread (the server's loop) stays blocked until every client has connected and sent:
+    // they wait in the backlog, so that one turn accepts and reads them all.
+    const blocked = new Int32Array(new SharedArrayBuffer(4))
+    const deadline = Date.now() + 15_000
+    while (!existsSync(marker) && Date.now() < deadline) Atomics.wait(blocked, 0, 0, 10)
+    t.true(existsSync(marker), 'the clients connected and sent')
+    rmSync(marker, { force: true })
+    const { out } = await run
+    t.is(out.wrong, 0)
+    t.is(server.stats().accepted, CLIENTS)
   },
 )
 

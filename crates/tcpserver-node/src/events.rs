@@ -147,6 +147,26 @@ impl JsSink {
         self.batch.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Lends the batch to `f` and leaves it empty: for the consumer loop's turn, which copies
+    /// the bytes straight into JavaScript's buffers (no copy of its own). `f` must not call
+    /// JavaScript: the batch is locked meanwhile. Its arguments: the event words, the payload
+    /// (which `f` may take, leaving it empty).
+    pub(crate) fn lend<R>(&self, f: impl FnOnce(&[u8], &mut Vec<u8>) -> R) -> R {
+        let mut b = self.lock();
+        b.scheduled = false;
+        let Batch {
+            events, payload, ..
+        } = &mut *b;
+        let r = f(events, payload);
+        for buf in [events, payload] {
+            buf.clear();
+            if buf.capacity() > RETAINED_MAX {
+                buf.shrink_to(RETAINED_MAX);
+            }
+        }
+        r
+    }
+
     /// Takes the batch: called on the JavaScript thread by the wake-up.
     pub(crate) fn take(&self) -> (Vec<u8>, Vec<u8>) {
         let mut b = self.lock();
@@ -377,26 +397,42 @@ impl JsSink {
 /// Bytes that become a JS `Buffer`: copied when small, handed over when big.
 pub(crate) struct JsBytes(pub(crate) Vec<u8>);
 
-impl ToNapiValue for JsBytes {
-    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
-        if val.0.len() >= EXTERNAL_MIN {
-            // SAFETY: forwarded as is; `env` is the live env this conversion was called with.
-            return unsafe { Buffer::to_napi_value(env, Buffer::from(val.0)) };
-        }
+impl JsBytes {
+    /// Whether a batch buffer of `len` bytes is handed over (no copy) rather than copied.
+    pub(crate) fn handed_over(len: usize) -> bool {
+        len >= EXTERNAL_MIN
+    }
+
+    /// A JS `Buffer` with a copy of `bytes`.
+    ///
+    /// # Safety
+    /// `env` is the live env of the JavaScript thread this runs on.
+    pub(crate) unsafe fn copy(env: sys::napi_env, bytes: &[u8]) -> napi::Result<sys::napi_value> {
         let mut out = ptr::null_mut();
         let mut data = ptr::null_mut();
-        // SAFETY: `env` is the live env of the JS thread running this conversion; the source
-        // pointer and length describe `val.0`, which outlives the call (Node copies the bytes).
+        // SAFETY: `env` per the contract; the source pointer and length describe `bytes`,
+        // which outlives the call (Node copies them).
         let status = unsafe {
             sys::napi_create_buffer_copy(
                 env,
-                val.0.len(),
-                val.0.as_ptr().cast(),
+                bytes.len(),
+                bytes.as_ptr().cast(),
                 &mut data,
                 &mut out,
             )
         };
         napi::check_status!(status, "cannot create a Buffer for an event batch")?;
         Ok(out)
+    }
+}
+
+impl ToNapiValue for JsBytes {
+    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
+        if Self::handed_over(val.0.len()) {
+            // SAFETY: forwarded as is; `env` is the live env this conversion was called with.
+            return unsafe { Buffer::to_napi_value(env, Buffer::from(val.0)) };
+        }
+        // SAFETY: `env` is the live env of the JS thread running this conversion.
+        unsafe { Self::copy(env, &val.0) }
     }
 }

@@ -37,9 +37,17 @@ unsafe extern "C" {
 const UV_POLL: i32 = 8;
 const UV_READABLE: i32 = 1;
 
+/// The bytes of a loop's event area: the event words of a turn go there when they fit (1,024
+/// events), so a turn creates one buffer (the payload's) instead of two.
+const AREA_BYTES: usize = 16 * 1024;
+
 struct Watch {
     env: sys::napi_env,
     on_events: sys::napi_ref,
+    /// A `Buffer` made once, which every turn's event words are copied into (JavaScript keeps
+    /// one `Uint32Array` over it): a fresh one per turn cost two allocations, a copy and a GC
+    /// finalizer more. `onEvents` gets it with the count of words.
+    area: sys::napi_ref,
     local: Arc<LocalLoop>,
     sink: Arc<JsSink>,
     /// The `uv_poll_t`, as opaque memory of libuv's size (its first field is `void* data`).
@@ -103,11 +111,27 @@ pub(crate) fn start(
     let status =
         unsafe { sys::napi_create_reference(raw_env, on_events.raw(), 1, &mut on_events_ref) };
     napi::check_status!(status, "cannot reference onEvents")?;
+    let mut area_ref = ptr::null_mut();
+    // SAFETY: on the env's thread (a binding call); the buffer and the reference are made and
+    // checked here, and the reference is deleted with the watch (`on_closed`) or below.
+    let status = unsafe {
+        let (mut area, mut data) = (ptr::null_mut(), ptr::null_mut());
+        match sys::napi_create_buffer(raw_env, AREA_BYTES, &mut data, &mut area) {
+            sys::Status::napi_ok => sys::napi_create_reference(raw_env, area, 1, &mut area_ref),
+            failed => failed,
+        }
+    };
+    if status != sys::Status::napi_ok {
+        // SAFETY: the reference made above, not shared yet.
+        unsafe { sys::napi_delete_reference(raw_env, on_events_ref) };
+        return Err(napi::Error::from_reason("cannot create the event area"));
+    }
     // SAFETY: a pure query of libuv.
     let size = unsafe { uv_handle_size(UV_POLL) };
     let watch = Box::into_raw(Box::new(Watch {
         env: raw_env,
         on_events: on_events_ref,
+        area: area_ref,
         local,
         sink,
         handle: vec![0u64; size.div_ceil(8)].into_boxed_slice(),
@@ -124,6 +148,7 @@ pub(crate) fn start(
         let fd = w.local.fd();
         if uv_poll_init(uv_loop.cast(), handle, fd) != 0 {
             sys::napi_delete_reference(raw_env, on_events_ref);
+            sys::napi_delete_reference(raw_env, area_ref);
             drop(Box::from_raw(watch));
             return Err(napi::Error::from_reason("uv_poll_init failed"));
         }
@@ -182,12 +207,9 @@ unsafe extern "C" fn on_ready(handle: *mut c_void, _status: i32, _events: i32) {
     }
 }
 
-/// Calls `onEvents` with the batch, when it holds anything.
+/// Calls `onEvents` with the batch, when it holds anything: `(area, payload, words)` when the
+/// event words fit the area, `(events, payload)` otherwise.
 fn deliver(w: &Watch) {
-    let (events, payload) = w.sink.take();
-    if events.is_empty() {
-        return;
-    }
     let env = w.env;
     // SAFETY: runs on the env's thread inside a libuv callback, where Node has the env's
     // context entered; every value is created and used inside the handle scope opened here.
@@ -196,18 +218,36 @@ fn deliver(w: &Watch) {
         if sys::napi_open_handle_scope(env, &mut scope) != sys::Status::napi_ok {
             return;
         }
+        // No JavaScript runs while the batch is lent: only buffers are made.
+        let args = w.sink.lend(|events, payload| {
+            if events.is_empty() {
+                return None;
+            }
+            let mut words = ptr::null_mut();
+            let area = area_with(env, w.area, events).filter(|_| {
+                sys::napi_create_uint32(env, (events.len() / 4) as u32, &mut words)
+                    == sys::Status::napi_ok
+            });
+            let first = match area {
+                Some(area) => Ok(area),
+                None => JsBytes::copy(env, events),
+            };
+            let second = if JsBytes::handed_over(payload.len()) {
+                JsBytes::to_napi_value(env, JsBytes(std::mem::take(payload)))
+            } else {
+                JsBytes::copy(env, payload)
+            };
+            Some((first, second, area.map(|_| words)))
+        });
         let mut func = ptr::null_mut();
         let mut recv = ptr::null_mut();
-        let args = (
-            JsBytes::to_napi_value(env, JsBytes(events)),
-            JsBytes::to_napi_value(env, JsBytes(payload)),
-        );
-        if let (Ok(a), Ok(b)) = args
+        if let Some((Ok(a), Ok(b), words)) = args
             && sys::napi_get_reference_value(env, w.on_events, &mut func) == sys::Status::napi_ok
             && !func.is_null()
             && sys::napi_get_global(env, &mut recv) == sys::Status::napi_ok
         {
-            let argv = [a, b];
+            let argv = [a, b, words.unwrap_or(ptr::null_mut())];
+            let argc = if words.is_some() { 3 } else { 2 };
             let mut result = ptr::null_mut();
             // A null async context: the callback runs at the top of the stack like any libuv
             // callback; MakeCallback runs the microtasks and nextTicks after it.
@@ -216,7 +256,7 @@ fn deliver(w: &Watch) {
                 ptr::null_mut(),
                 recv,
                 func,
-                2,
+                argc,
                 argv.as_ptr(),
                 &mut result,
             );
@@ -229,6 +269,36 @@ fn deliver(w: &Watch) {
         }
         sys::napi_close_handle_scope(env, scope);
     }
+}
+
+/// The loop's event area with `events` copied to its start, if they fit.
+///
+/// # Safety
+/// On the env's thread, inside a handle scope; `area` is the watch's live reference.
+unsafe fn area_with(
+    env: sys::napi_env,
+    area: sys::napi_ref,
+    events: &[u8],
+) -> Option<sys::napi_value> {
+    if events.len() > AREA_BYTES {
+        return None;
+    }
+    let (mut value, mut data, mut len) = (ptr::null_mut(), ptr::null_mut(), 0usize);
+    // SAFETY: per the contract. The length is asked each time rather than trusted: a buffer
+    // whose memory was detached reports 0 and is not written.
+    unsafe {
+        if sys::napi_get_reference_value(env, area, &mut value) != sys::Status::napi_ok
+            || value.is_null()
+            || sys::napi_get_buffer_info(env, value, &mut data, &mut len) != sys::Status::napi_ok
+            || len < events.len()
+        {
+            return None;
+        }
+        // SAFETY: `data` holds `len` >= `events.len()` bytes of a buffer no one else writes
+        // (JavaScript only reads it, and not while this runs); the two do not overlap.
+        ptr::copy_nonoverlapping(events.as_ptr(), data.cast::<u8>(), events.len());
+    }
+    Some(value)
 }
 
 /// Node: the environment is ending. Its connections close; the hook completes when libuv
@@ -269,6 +339,7 @@ unsafe extern "C" fn on_closed(handle: *mut c_void) {
         // libuv no longer watches the descriptor: it can go (and with it the loop's others).
         watch.local.close_io();
         sys::napi_delete_reference(watch.env, watch.on_events);
+        sys::napi_delete_reference(watch.env, watch.area);
         if watch.in_cleanup {
             sys::napi_remove_async_cleanup_hook(watch.cleanup);
         }

@@ -116,8 +116,9 @@ export async function listen(input: ListenOptions): Promise<Server> {
   const module = workers === undefined ? undefined : handlerModule(options.handler, listen)
   const fds = inheritedFds(options.fd)
   let server: Server | undefined
-  const result = binding.listen(toBindingOptions(options, fds, workers !== undefined), (events, payload) =>
-    server?.dispatch(events, payload),
+  const result = binding.listen(
+    toBindingOptions(options, fds, workers !== undefined),
+    (events: Buffer, payload: Buffer, words?: number) => server?.dispatch(events, payload, words),
   )
   if (!(result instanceof binding.BindingServer)) throw fromBinding(result, listen, argContext(options))
   if (options.fd === 'systemd') {

@@ -44,6 +44,9 @@ export class EventRouter {
   readonly #hooks: RouterHooks
   readonly #settings: ConnectionSettings
   readonly conns: Map<number, Connection> = new Map()
+  /** The consumer loop's event area (crates/tcpserver-node/src/uv_watch.rs) and a view of it, made once. */
+  #area: Buffer | null = null
+  #areaWords: Uint32Array = new Uint32Array(0)
 
   constructor(native: BindingConnections, hooks: RouterHooks) {
     this.#native = native
@@ -56,14 +59,28 @@ export class EventRouter {
     }
   }
 
-  /** The native event callback: one call per batch. */
-  dispatch(events: Buffer, payload: Buffer): void {
-    const words =
-      events.byteOffset % 4 === 0
-        ? new Uint32Array(events.buffer, events.byteOffset, events.length >>> 2)
-        : new Uint32Array(Uint8Array.from(events).buffer)
+  /**
+   * The native event callback: one call per batch. `events` holds the batch's event words, or,
+   * with `count`, is the loop's event area, reused by every batch, whose first `count` words
+   * are this batch's.
+   */
+  dispatch(events: Buffer, payload: Buffer, count?: number): void {
+    let words: Uint32Array
+    if (count === undefined) {
+      words =
+        events.byteOffset % 4 === 0
+          ? new Uint32Array(events.buffer, events.byteOffset, events.length >>> 2)
+          : new Uint32Array(Uint8Array.from(events).buffer)
+      count = words.length
+    } else {
+      if (events !== this.#area) {
+        this.#area = events
+        this.#areaWords = new Uint32Array(events.buffer, events.byteOffset, events.length >>> 2)
+      }
+      words = this.#areaWords
+    }
     const conns = this.conns
-    for (let i = 0; i < words.length; i += 4) {
+    for (let i = 0; i < count; i += 4) {
       const kind = words[i] as number
       const id = words[i + 1] as number
       const a = words[i + 2] as number
@@ -78,7 +95,7 @@ export class EventRouter {
           // Input read in the same round follows its Open (the loop reads a new connection at
           // once): queued before the handler starts, its first read finds it without waiting
           // on a promise.
-          for (let next = i + 4; next < words.length && words[next + 1] === id; next += 4) {
+          for (let next = i + 4; next < count && words[next + 1] === id; next += 4) {
             const nextKind = words[next]
             if (nextKind === DATA) {
               const at = words[next + 2] as number

@@ -154,9 +154,9 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
       : { address: first.address, family: first.family, port: first.port }
   }
 
-  /** @internal The native event callback: one call per batch. */
-  dispatch(events: Buffer, payload: Buffer): void {
-    this.#router.dispatch(events, payload)
+  /** @internal The native event callback: one call per batch (see EventRouter#dispatch). */
+  dispatch(events: Buffer, payload: Buffer, words?: number): void {
+    this.#router.dispatch(events, payload, words)
   }
 
   #open(conn: Connection): void {

@@ -29,8 +29,10 @@ try {
   }
   if (typeof mod.setup === 'function') await mod.setup(init.data, { index: init.index, threadId })
   let server: Server | undefined
-  const native = binding.attachWorker(init.key, init.index, (events, payload) =>
-    server?.dispatch(events, payload),
+  const native = binding.attachWorker(
+    init.key,
+    init.index,
+    (events: Buffer, payload: Buffer, words?: number) => server?.dispatch(events, payload, words),
   )
   if (!(native instanceof binding.BindingServer)) throw fromBinding(native)
   server = new Server(native, {
