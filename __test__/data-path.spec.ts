@@ -161,7 +161,7 @@ for (let i = 0; i < n; i++) {
 }`
 
 test.serial(
-  'a turn with more events than the loop\'s event area (900 clients accepted at once) delivers every one: each client gets its own echo',
+  "a turn with more events than the loop's event area (900 clients accepted at once) delivers every one: each client gets its own echo",
   async (t) => {
     const CLIENTS = 900 // an Open and a Data each, in one turn: 1,800 events, over the area's 1,024
     const server = await serve(t, {

@@ -28,21 +28,10 @@ export declare class BindingConnections {
    * `TimeoutKind::ALL`.
    */
   get timeouts(): Array<number>
-  /** Writes to connection `id`; returns the bytes still queued in the process. */
-  write(id: number, data: Uint8Array): number
   /** Writes a string (UTF-8) to connection `id`. */
   writeString(id: number, data: string): number
-  /**
-   * Reads what the socket of connection `id` already holds into `buf`, on this thread;
-   * `delivered` is the bytes the connection has received so far. 0: wait for events.
-   */
-  readNow(id: number, delivered: number, buf: Uint8Array): number
-  /** Returns `n` bytes of read credit to connection `id`. */
-  ack(id: number, n: number): void
   /** Half-close after flushing. */
   end(id: number): void
-  /** The handler finished: flush, FIN, close. */
-  release(id: number): void
   /** Close now, dropping queued output. */
   close(id: number): void
   /** Addresses and counters of a live connection (`null` once it is closed). */
@@ -72,6 +61,11 @@ export declare class BindingConnections {
    * settings; `head` is input the consumer already read. TLS_STARTED reports the end.
    */
   startTls(id: number, head?: Uint8Array | undefined | null, tls?: BindingTlsOptions | undefined | null): BindingError | null
+  /**
+   * The per-request calls (`write`, `release`, `ack`, `readNow`) as functions bound to
+   * these connections, without napi-rs's per-call bookkeeping.
+   */
+  hotCalls(): { write(id: number, data: Uint8Array): number; release(id: number): void; ack(id: number, n: number): void; readNow(id: number, delivered: number, buf: Uint8Array): number }
 }
 
 /**

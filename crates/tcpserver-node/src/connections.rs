@@ -73,6 +73,39 @@ impl BindingConnections {
     }
 }
 
+/// The per-request operations, called through `hot_calls.rs`.
+impl BindingConnections {
+    /// Writes to connection `id`; returns the bytes still queued in the process.
+    pub(crate) fn write_bytes(&self, id: u32, data: &[u8]) -> std::result::Result<usize, Error> {
+        route!(self, |l| l.write(id, data), self.conns.write(id, data))
+    }
+
+    /// Reads what the socket of connection `id` already holds into `buf`, on this thread;
+    /// `delivered` is the bytes the connection has received so far. 0: wait for events.
+    pub(crate) fn read_into(&self, id: u32, delivered: f64, buf: &mut [u8]) -> u32 {
+        // A connection that is already gone has nothing to read now; its events tell the rest.
+        let n = route!(
+            self,
+            |l| l.read_now(id, delivered as u64, buf),
+            self.conns.read_now(id, delivered as u64, buf).unwrap_or(0)
+        );
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// Returns `n` bytes of read credit to connection `id`.
+    pub(crate) fn ack(&self, id: u32, n: u32) {
+        // A connection that is already gone needs no credit.
+        route!(self, |l| l.ack(id, n as usize), {
+            let _ = self.conns.ack(id, n as usize);
+        });
+    }
+
+    /// The handler finished: flush, FIN, close.
+    pub(crate) fn release(&self, id: u32) {
+        let _ = route!(self, |l| l.release(id), self.conns.release(id));
+    }
+}
+
 #[napi]
 impl BindingConnections {
     /// The effective per-connection high-water mark, bytes.
@@ -104,13 +137,6 @@ impl BindingConnections {
         self.drive.timeouts.0.map(ms).to_vec()
     }
 
-    /// Writes to connection `id`; returns the bytes still queued in the process.
-    #[napi(catch_unwind)]
-    pub fn write(&self, id: u32, data: Uint8ArraySlice<'_>) -> Result<u32, Code> {
-        let queued = route!(self, |l| l.write(id, &data), self.conns.write(id, &data));
-        or_throw(queued).map(|q| u32::try_from(q).unwrap_or(u32::MAX))
-    }
-
     /// Writes a string (UTF-8) to connection `id`.
     #[napi(catch_unwind)]
     pub fn write_string(&self, id: u32, data: String) -> Result<u32, Code> {
@@ -119,43 +145,10 @@ impl BindingConnections {
         or_throw(queued).map(|q| u32::try_from(q).unwrap_or(u32::MAX))
     }
 
-    /// Reads what the socket of connection `id` already holds into `buf`, on this thread;
-    /// `delivered` is the bytes the connection has received so far. 0: wait for events.
-    #[napi]
-    pub fn read_now(&self, id: u32, delivered: f64, mut buf: Uint8ArraySlice<'_>) -> u32 {
-        // SAFETY: this runs synchronously on the JavaScript thread, the only one that can
-        // touch `buf`, and the slice does not outlive the call.
-        let bytes = unsafe { buf.as_mut() };
-        // A connection that is already gone has nothing to read now; its events tell the rest.
-        let n = route!(
-            self,
-            |l| l.read_now(id, delivered as u64, bytes),
-            self.conns
-                .read_now(id, delivered as u64, bytes)
-                .unwrap_or(0)
-        );
-        u32::try_from(n).unwrap_or(u32::MAX)
-    }
-
-    /// Returns `n` bytes of read credit to connection `id`.
-    #[napi]
-    pub fn ack(&self, id: u32, n: u32) {
-        // A connection that is already gone needs no credit.
-        route!(self, |l| l.ack(id, n as usize), {
-            let _ = self.conns.ack(id, n as usize);
-        });
-    }
-
     /// Half-close after flushing.
     #[napi(catch_unwind)]
     pub fn end(&self, id: u32) -> Result<(), Code> {
         or_throw(route!(self, |l| l.end(id), self.conns.end(id)))
-    }
-
-    /// The handler finished: flush, FIN, close.
-    #[napi]
-    pub fn release(&self, id: u32) {
-        let _ = route!(self, |l| l.release(id), self.conns.release(id));
     }
 
     /// Close now, dropping queued output.

@@ -9,6 +9,7 @@
 mod connections;
 mod error;
 mod events;
+mod hot_calls;
 mod hub;
 mod options;
 mod runtime;

@@ -130,7 +130,7 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
         queued = this.native.writeString(this.id, data)
         this.bytesWritten += Buffer.byteLength(data)
       } else {
-        queued = this.native.write(this.id, data)
+        queued = this.settings.calls.write(this.id, data)
         this.bytesWritten += data.byteLength
       }
     } catch (e) {
@@ -465,6 +465,6 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
   static #release(conn: Connection): void {
     if (conn.#state & CLOSED) return
     conn.#state |= WRITE_CLOSED
-    conn.native.release(conn.id)
+    conn.settings.calls.release(conn.id)
   }
 }

@@ -53,6 +53,7 @@ export class EventRouter {
     this.#hooks = hooks
     // Read once: native getters are N-API calls, not worth one per connection.
     this.#settings = {
+      calls: native.hotCalls(),
       highWaterMark: native.highWaterMark,
       timeouts: native.timeouts,
       readTimeout: native.readTimeout,

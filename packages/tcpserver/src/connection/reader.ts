@@ -257,7 +257,7 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
     conn.bytesRead += n
     conn.#unacked += n
     if (conn.#unacked >= conn.#settings.highWaterMark >>> 1) {
-      conn.#native.ack(conn.id, conn.#unacked)
+      conn.#settings.calls.ack(conn.id, conn.#unacked)
       conn.#unacked = 0
     }
   }
@@ -271,7 +271,7 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
     const buf =
       size === READ_NOW_SIZE && spareReadBuffer !== null ? spareReadBuffer : Buffer.allocUnsafeSlow(size)
     if (buf === spareReadBuffer) spareReadBuffer = null
-    const n = conn.#native.readNow(conn.id, conn.bytesRead, buf)
+    const n = conn.#settings.calls.readNow(conn.id, conn.bytesRead, buf)
     conn.bytesRead += n
     if (n >= Math.min(STREAMING_CHUNK, size)) return n === buf.length ? buf : buf.subarray(0, n)
     // After bytes, reading stays ours until a call returns 0 (which hands it back to the

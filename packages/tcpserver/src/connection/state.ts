@@ -2,9 +2,15 @@
 // reading, where a pipe stands, the settle pair of a pending job, and the parsing of a job's
 // done event.
 import { parseEventText, type TcpServerError } from '../errors.js'
+import type { BindingConnections } from '../native.js'
+
+/** The per-request native calls, bound to one source of connections (hot_calls.rs). */
+export type HotCalls = ReturnType<BindingConnections['hotCalls']>
 
 /** A server's (or the outbound hub's) defaults for its connections, read once and shared by them. */
 export interface ConnectionSettings {
+  /** `write`, `release`, `ack`, `readNow` without napi-rs's per-call bookkeeping. */
+  calls: HotCalls
   highWaterMark: number
   /** ms by timeout kind (`TIMEOUT_*` in connection.ts), 0 = off. */
   timeouts: readonly number[]
