@@ -259,6 +259,45 @@ fn address_fields(a: &tcpserver_core::Address) -> (AddressHost<'_>, u16) {
     (AddressHost(a), a.as_ip().map_or(0, |ip| ip.port()))
 }
 
+/// An address's two event text lines (see [`address_fields`]) appended to `out`: IPv4 digits
+/// by hand, the rest through `Display`.
+fn push_address(out: &mut Vec<u8>, a: &tcpserver_core::Address) {
+    use std::io::Write;
+    let (host, port) = address_fields(a);
+    match a.as_ip().map(|ip| ip.ip()) {
+        Some(std::net::IpAddr::V4(v4)) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                push_decimal(out, u32::from(octet));
+            }
+        }
+        _ => {
+            let _ = write!(out, "{host}");
+        }
+    }
+    out.push(b'\n');
+    push_decimal(out, u32::from(port));
+    out.push(b'\n');
+}
+
+/// `n` in decimal digits.
+fn push_decimal(out: &mut Vec<u8>, n: u32) {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 /// The host part of [`address_fields`].
 struct AddressHost<'a>(&'a tcpserver_core::Address);
 
@@ -379,13 +418,19 @@ impl JsSink {
             Event::Drain => [DRAIN, id, 0, 0],
             // Fields: remote ip, port, local ip, port. JavaScript keeps the text and parses it
             // only if the addresses or the error are asked for.
+            // Written straight into the payload (every connection's close has one).
             Event::Closed { error, info } => {
-                let ((rip, rport), (lip, lport)) = (
-                    address_fields(&info.peer_addr),
-                    address_fields(&info.local_addr),
-                );
-                let text = event_text(&[&rip, &rport, &lip, &lport], error);
-                append_text(&mut b, CLOSED, id, &text)
+                let offset = b.payload.len();
+                for a in [&info.peer_addr, &info.local_addr] {
+                    push_address(&mut b.payload, a);
+                }
+                match error {
+                    Some(e) => b
+                        .payload
+                        .extend_from_slice(crate::error::event_fields(e).as_bytes()),
+                    None => b.payload.push(b'\n'),
+                }
+                [CLOSED, id, offset as u32, (b.payload.len() - offset) as u32]
             }
             // The core and this binding ship together; nothing else exists.
             _ => return,
@@ -434,5 +479,34 @@ impl ToNapiValue for JsBytes {
         }
         // SAFETY: `env` is the live env of the JS thread running this conversion.
         unsafe { Self::copy(env, &val.0) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hand-written IPv4 and port digits match `Display`, as the text JavaScript parses.
+    #[test]
+    fn address_lines_match_display() {
+        let cases = [
+            "0.0.0.0:0",
+            "127.0.0.1:8080",
+            "255.255.255.255:65535",
+            "10.20.3.199:443",
+            "[::1]:9",
+            "[2001:db8::ff00:42:8329]:40000",
+            "[::ffff:192.0.2.1]:1",
+        ];
+        for c in cases {
+            let sa: std::net::SocketAddr = c.parse().unwrap();
+            let mut out = Vec::new();
+            push_address(&mut out, &tcpserver_core::Address::Ip(sa));
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                format!("{}\n{}\n", sa.ip(), sa.port()),
+                "{c}"
+            );
+        }
     }
 }

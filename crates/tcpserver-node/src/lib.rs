@@ -3,7 +3,8 @@
 //! See README.md beside this crate for how a byte travels and what each step costs.
 
 // napi-derive compiles its registration code out under cfg(test), which `--all-targets` builds;
-// this crate has no Rust tests (the ava suite exercises it), so nothing is dead for real there.
+// its Rust tests are unit tests of pure helpers (the ava suite exercises the rest), so nothing is
+// dead for real there.
 #![cfg_attr(test, allow(dead_code))]
 
 mod connections;
