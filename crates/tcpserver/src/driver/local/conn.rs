@@ -305,8 +305,10 @@ impl LocalConn {
                     self.shutdown_write();
                 }
                 self.lingering = true;
-                // Unread input is drained (and discarded) from now on.
-                self.readable = true;
+                // Unread input is drained (and discarded) from now on. `readable` already says
+                // whether any is waiting unseen: it stays set until a read finds the socket
+                // empty, and the next edge sets it again; forcing it cost every released
+                // connection a read that found nothing.
                 timers.push(now + LINGER, self.id(), Kind::Linger);
             }
             _ => {}
