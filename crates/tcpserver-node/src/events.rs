@@ -87,12 +87,21 @@ impl JsSink {
         }
     }
 
-    pub(crate) fn set_wake(&self, f: EventsFn) {
-        // NonBlocking: a Tokio worker must never wait for the JavaScript thread.
-        let wake: Wake = Box::new(move || {
+    /// A sink whose batches go to `on_events` through a threadsafe function that keeps its
+    /// thread alive while attached (a worker thread's).
+    pub(crate) fn keeping_alive_to(
+        on_events: &napi::bindgen_prelude::Function<'_, FnArgs<(Buffer, Buffer)>, ()>,
+    ) -> napi::Result<std::sync::Arc<Self>> {
+        let sink = std::sync::Arc::new(Self::new());
+        let taker = sink.clone();
+        let f: EventsFn = on_events
+            .build_threadsafe_function::<()>()
+            .callee_handled::<false>()
+            .build_callback(move |_ctx| taker.batch_args())?;
+        sink.set_wake(Box::new(move || {
             f.call((), ThreadsafeFunctionCallMode::NonBlocking);
-        });
-        *self.wake.lock().unwrap_or_else(|e| e.into_inner()) = Some(wake);
+        }));
+        Ok(sink)
     }
 
     /// A sink whose batches go to `on_events` through a weak threadsafe function: one that does
@@ -103,22 +112,25 @@ impl JsSink {
     ) -> napi::Result<std::sync::Arc<Self>> {
         let sink = std::sync::Arc::new(Self::new());
         let taker = sink.clone();
-        let wake = on_events
+        let f: WeakEventsFn = on_events
             .build_threadsafe_function::<()>()
             .callee_handled::<false>()
             .weak::<true>()
-            .build_callback(move |_ctx| {
-                let (events, payload) = taker.take();
-                Ok(FnArgs::from((JsBytes(events), JsBytes(payload))))
-            })?;
-        sink.set_weak_wake(wake);
+            .build_callback(move |_ctx| taker.batch_args())?;
+        sink.set_wake(Box::new(move || {
+            f.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        }));
         Ok(sink)
     }
 
-    pub(crate) fn set_weak_wake(&self, f: WeakEventsFn) {
-        let wake: Wake = Box::new(move || {
-            f.call((), ThreadsafeFunctionCallMode::NonBlocking);
-        });
+    /// The wake-up's call: the batch taken, as `onEvents`' arguments.
+    fn batch_args(&self) -> napi::Result<FnArgs<(JsBytes, JsBytes)>> {
+        let (events, payload) = self.take();
+        Ok(FnArgs::from((JsBytes(events), JsBytes(payload))))
+    }
+
+    /// NonBlocking calls only: a Tokio worker must never wait for the JavaScript thread.
+    fn set_wake(&self, wake: Wake) {
         *self.wake.lock().unwrap_or_else(|e| e.into_inner()) = Some(wake);
     }
 
@@ -159,10 +171,7 @@ impl JsSink {
         } = &mut *b;
         let r = f(events, payload);
         for buf in [events, payload] {
-            buf.clear();
-            if buf.capacity() > RETAINED_MAX {
-                buf.shrink_to(RETAINED_MAX);
-            }
+            empty_keeping_room(buf);
         }
         r
     }
@@ -319,11 +328,16 @@ fn take_bytes(buf: &mut Vec<u8>) -> Vec<u8> {
         return std::mem::take(buf);
     }
     let out = buf.clone();
+    empty_keeping_room(buf);
+    out
+}
+
+/// Empties a batch buffer, keeping its room up to `RETAINED_MAX` for the next batch.
+fn empty_keeping_room(buf: &mut Vec<u8>) {
     buf.clear();
     if buf.capacity() > RETAINED_MAX {
         buf.shrink_to(RETAINED_MAX);
     }
-    out
 }
 
 fn clamp(n: u64) -> u32 {

@@ -10,8 +10,9 @@
 //! does its work: no unwrap of `this`, no lock, no allocation.
 //!
 //! Each function owns one reference to the connections (an `Arc`), dropped by a finalizer when
-//! the function is collected. Errors and panics become JavaScript exceptions exactly as the
-//! `#[napi]` methods' do (the same `Code` errors), so `fromNative` reads them alike.
+//! the function is collected. Errors, bad arguments and panics are core errors thrown through
+//! the binding's one mapping (`error.rs`), as the `#[napi]` methods' are, so `fromNative` reads
+//! them alike.
 
 use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -22,8 +23,10 @@ use napi::bindgen_prelude::{JsObjectValue, Object};
 use napi::{Env, JsError, Status, sys};
 use napi_derive::napi;
 
+use tcpserver_core::{Error, InvalidKind};
+
 use crate::connections::BindingConnections;
-use crate::error::{Code, or_throw};
+use crate::error::{Code, or_throw, throw};
 
 /// A call's outcome before it becomes a JavaScript value or exception.
 type Outcome = Result<Option<u32>, napi::Error<Code>>;
@@ -182,10 +185,9 @@ unsafe fn call<const N: usize>(
         )
     };
     let outcome = if status != sys::Status::napi_ok || data.is_null() {
-        Err(napi::Error::new(
-            Code("ERR_INVALID_STATE".into()),
-            "no callback info".to_owned(),
-        ))
+        Err(throw(&Error::Panic(
+            "the call's arguments could not be read".into(),
+        )))
     } else if argc < N {
         Err(arg_error("arguments", "all of them"))
     } else {
@@ -194,10 +196,7 @@ unsafe fn call<const N: usize>(
         let conns = unsafe { &*data.cast::<BindingConnections>() };
         catch_unwind(AssertUnwindSafe(|| f(conns, &argv))).unwrap_or_else(|panic| {
             let e = napi::bindgen_prelude::panic_to_error(panic);
-            Err(napi::Error::new(
-                Code("ERR_TCPSERVER_PANIC".into()),
-                e.reason.clone(),
-            ))
+            Err(throw(&Error::Panic(e.reason.clone())))
         })
     };
     let mut out = ptr::null_mut();
@@ -215,12 +214,13 @@ unsafe fn call<const N: usize>(
     out
 }
 
-/// A `TypeError`-class argument error, as napi-rs's conversions give.
-fn arg_error(name: &str, expected: &str) -> napi::Error<Code> {
-    napi::Error::new(
-        Code("ERR_INVALID_ARG_TYPE".into()),
-        format!("{name}: expected {expected}"),
-    )
+/// An argument of the wrong type: `ERR_INVALID_ARG_TYPE`, through the binding's one mapping.
+fn arg_error(name: &'static str, expected: &str) -> napi::Error<Code> {
+    throw(&Error::InvalidOption {
+        option: name,
+        reason: format!("{name}: expected {expected}"),
+        invalid: InvalidKind::Type,
+    })
 }
 
 /// A `u32` argument.
@@ -230,7 +230,7 @@ fn arg_error(name: &str, expected: &str) -> napi::Error<Code> {
 unsafe fn u32_arg(
     env: sys::napi_env,
     value: sys::napi_value,
-    name: &str,
+    name: &'static str,
 ) -> Result<u32, napi::Error<Code>> {
     let mut n = 0u32;
     // SAFETY: per the contract.
@@ -248,7 +248,7 @@ unsafe fn u32_arg(
 unsafe fn bytes_arg(
     env: sys::napi_env,
     value: sys::napi_value,
-    name: &str,
+    name: &'static str,
 ) -> Result<(*const u8, usize), napi::Error<Code>> {
     let mut kind = 0;
     let (mut len, mut data, mut buffer, mut offset) =

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::connections::BindingConnections;
 use crate::error::{BindingError, Code, or_throw, to_binding};
-use crate::events::{JsBytes, JsSink};
+use crate::events::JsSink;
 use crate::options::{BindingListenOptions, BindingTlsOptions, integer, to_config, to_tls};
 use crate::runtime::runtime;
 use crate::sni::SniBridge;
@@ -235,16 +235,7 @@ pub fn attach_worker(
             "no running server with workers has this key (it closed, or the key is wrong)",
         ))));
     };
-    let sink = Arc::new(JsSink::new());
-    let taker = sink.clone();
-    let wake = on_events
-        .build_threadsafe_function::<()>()
-        .callee_handled::<false>()
-        .build_callback(move |_ctx| {
-            let (events, payload) = taker.take();
-            Ok(FnArgs::from((JsBytes(events), JsBytes(payload))))
-        })?;
-    sink.set_wake(wake);
+    let sink = JsSink::keeping_alive_to(&on_events)?;
     runtime().spawn(sink.clone().flusher());
     let conns = Arc::new(Connections::new());
     #[cfg(target_os = "linux")]

@@ -280,12 +280,9 @@ unsafe fn area_with(
     area: sys::napi_ref,
     events: &[u8],
 ) -> Option<sys::napi_value> {
-    if events.len() > AREA_BYTES {
-        return None;
-    }
     let (mut value, mut data, mut len) = (ptr::null_mut(), ptr::null_mut(), 0usize);
-    // SAFETY: per the contract. The length is asked each time rather than trusted: a buffer
-    // whose memory was detached reports 0 and is not written.
+    // SAFETY: per the contract. The length is asked each time rather than trusted (a buffer
+    // whose memory was detached reports 0 and is not written); it also bounds the batch.
     unsafe {
         if sys::napi_get_reference_value(env, area, &mut value) != sys::Status::napi_ok
             || value.is_null()

@@ -31,8 +31,6 @@ const RESOLVED: Promise<void> = Promise.resolve()
 const TIMEOUT_IDLE = 0
 const TIMEOUT_WRITE = 1
 
-export type { ConnectionSettings }
-
 /** Bits of a connection's `#state`. */
 const CLOSED = 1
 const WRITE_CLOSED = 2

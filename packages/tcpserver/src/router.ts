@@ -3,13 +3,8 @@
 
 import { deliverFileDone, deliverPaused, deliverPipeDone, deliverTlsStarted } from './connection/jobs.js'
 import { deliverData, deliverEnd } from './connection/reader.js'
-import {
-  Connection,
-  type ConnectionSettings,
-  deliverClosed,
-  deliverDrain,
-  deliverTlsEnd,
-} from './connection.js'
+import type { ConnectionSettings } from './connection/state.js'
+import { Connection, deliverClosed, deliverDrain, deliverTlsEnd } from './connection.js'
 import type { BindingConnections } from './native.js'
 import type { ShutdownResult } from './types.js'
 

@@ -86,9 +86,8 @@ impl Timers {
         let mut best: Option<(usize, Option<Instant>)> = None;
         for (i, q) in self.queues.iter().enumerate() {
             let last = q.back().map(|e| e.0);
-            match last {
-                Some(at) if at > due => continue,
-                _ => {}
+            if last.is_some_and(|at| at > due) {
+                continue;
             }
             if best.is_none_or(|(_, b)| last > b) {
                 best = Some((i, last));
