@@ -16,8 +16,8 @@ use std::ptr;
 use std::sync::{Mutex, MutexGuard};
 
 use napi::bindgen_prelude::{Buffer, FnArgs, ToNapiValue};
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{Status, sys};
+use napi::sys;
+use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use tcpserver_core::driver::{Event, EventSink};
 use tokio::sync::Notify;
 
@@ -43,12 +43,8 @@ const EXTERNAL_MIN: usize = 64 * 1024;
 /// The most a batch buffer keeps between batches (room for one full read and then some).
 const RETAINED_MAX: usize = 256 * 1024;
 
-/// A worker thread's wake-up function keeps that thread alive while it is attached.
-pub(crate) type EventsFn = ThreadsafeFunction<(), (), FnArgs<(JsBytes, JsBytes)>, Status, false>;
-/// A server's and the outbound hub's do not: JavaScript keeps the process alive, with a timer
-/// it can `ref()`/`unref()` (a server while it runs, the hub while it has connections).
-pub(crate) type WeakEventsFn =
-    ThreadsafeFunction<(), (), FnArgs<(JsBytes, JsBytes)>, Status, false, true>;
+/// JavaScript's `onEvents(events, payload, words?)` as the binding receives it.
+pub(crate) type OnEvents<'a> = napi::bindgen_prelude::Function<'a, FnArgs<(Buffer, Buffer)>, ()>;
 type Wake = Box<dyn Fn() + Send + Sync>;
 
 #[derive(Default)]
@@ -89,37 +85,32 @@ impl JsSink {
 
     /// A sink whose batches go to `on_events` through a threadsafe function that keeps its
     /// thread alive while attached (a worker thread's).
-    pub(crate) fn keeping_alive_to(
-        on_events: &napi::bindgen_prelude::Function<'_, FnArgs<(Buffer, Buffer)>, ()>,
-    ) -> napi::Result<std::sync::Arc<Self>> {
-        let sink = std::sync::Arc::new(Self::new());
-        let taker = sink.clone();
-        let f: EventsFn = on_events
-            .build_threadsafe_function::<()>()
-            .callee_handled::<false>()
-            .build_callback(move |_ctx| taker.batch_args())?;
-        sink.set_wake(Box::new(move || {
-            f.call((), ThreadsafeFunctionCallMode::NonBlocking);
-        }));
-        Ok(sink)
+    pub(crate) fn keeping_alive_to(on_events: &OnEvents<'_>) -> napi::Result<std::sync::Arc<Self>> {
+        Self::sending_to::<false>(on_events)
     }
 
     /// A sink whose batches go to `on_events` through a weak threadsafe function: one that does
     /// not keep the process alive (JavaScript does, for as long as it wants to: a server's
     /// timer that `unref()` lets go of, the hub's open connections).
-    pub(crate) fn weak_to(
-        on_events: &napi::bindgen_prelude::Function<'_, FnArgs<(Buffer, Buffer)>, ()>,
+    pub(crate) fn weak_to(on_events: &OnEvents<'_>) -> napi::Result<std::sync::Arc<Self>> {
+        Self::sending_to::<true>(on_events)
+    }
+
+    fn sending_to<const WEAK: bool>(
+        on_events: &OnEvents<'_>,
     ) -> napi::Result<std::sync::Arc<Self>> {
         let sink = std::sync::Arc::new(Self::new());
         let taker = sink.clone();
-        let f: WeakEventsFn = on_events
+        let f = on_events
             .build_threadsafe_function::<()>()
             .callee_handled::<false>()
-            .weak::<true>()
+            .weak::<WEAK>()
             .build_callback(move |_ctx| taker.batch_args())?;
-        sink.set_wake(Box::new(move || {
+        // NonBlocking: a Tokio worker must never wait for the JavaScript thread.
+        let wake: Wake = Box::new(move || {
             f.call((), ThreadsafeFunctionCallMode::NonBlocking);
-        }));
+        });
+        *sink.wake.lock().unwrap_or_else(|e| e.into_inner()) = Some(wake);
         Ok(sink)
     }
 
@@ -127,11 +118,6 @@ impl JsSink {
     fn batch_args(&self) -> napi::Result<FnArgs<(JsBytes, JsBytes)>> {
         let (events, payload) = self.take();
         Ok(FnArgs::from((JsBytes(events), JsBytes(payload))))
-    }
-
-    /// NonBlocking calls only: a Tokio worker must never wait for the JavaScript thread.
-    fn set_wake(&self, wake: Wake) {
-        *self.wake.lock().unwrap_or_else(|e| e.into_inner()) = Some(wake);
     }
 
     /// Delivers what is pending and drops the wake-up function (after the final event), so the

@@ -14,11 +14,11 @@ use std::ffi::c_void;
 use std::ptr;
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{FnArgs, Function, ToNapiValue};
+use napi::bindgen_prelude::ToNapiValue;
 use napi::{Env, JsValue, sys};
 use tcpserver_core::driver::LocalLoop;
 
-use crate::events::{JsBytes, JsSink};
+use crate::events::{JsBytes, JsSink, OnEvents};
 
 type UvPollCb = unsafe extern "C" fn(handle: *mut c_void, status: i32, events: i32);
 type UvCloseCb = unsafe extern "C" fn(handle: *mut c_void);
@@ -71,11 +71,7 @@ pub(crate) fn local_loop(
     env: &Env,
     conns: &Arc<tcpserver_core::driver::Connections>,
     sink: &Arc<JsSink>,
-    on_events: &Function<
-        '_,
-        FnArgs<(napi::bindgen_prelude::Buffer, napi::bindgen_prelude::Buffer)>,
-        (),
-    >,
+    on_events: &OnEvents<'_>,
 ) -> Option<Arc<LocalLoop>> {
     let local = LocalLoop::new(
         conns.clone(),
@@ -95,11 +91,7 @@ pub(crate) fn start(
     env: &Env,
     local: Arc<LocalLoop>,
     sink: Arc<JsSink>,
-    on_events: &Function<
-        '_,
-        FnArgs<(napi::bindgen_prelude::Buffer, napi::bindgen_prelude::Buffer)>,
-        (),
-    >,
+    on_events: &OnEvents<'_>,
 ) -> napi::Result<()> {
     let raw_env = env.raw();
     let mut uv_loop = ptr::null_mut();
