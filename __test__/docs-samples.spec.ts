@@ -171,6 +171,12 @@ const drivers: Record<string, Driver> = {
     await listening(r, 9000)
     t.is((await exchange(9000, 'through the proxy')).toString(), 'through the proxy')
   },
+  receive: async (t, sample) => {
+    const r = run(t, materialize(sample))
+    await listening(r, 7001)
+    t.is((await exchange(7001, 'hello\nwor')).toString(), 'HELLO\n')
+    t.is((await exchange(7001, 'a\nb\nQUIT\nnot read\n')).toString(), 'A\nB\nBYE\n')
+  },
   gzip: async (t, sample) => {
     const r = run(t, materialize(sample))
     await listening(r, 7000)

@@ -9,20 +9,28 @@ const head = (close) =>
 export async function startHttp(address = process.argv[2] ?? '127.0.0.1:8080') {
   return listen({
     address,
-    async handler(conn) {
+    handler(conn) {
       let pending = ''
-      for await (const chunk of conn) {
+      // receive(): a callback per chunk as it arrives, no promise per request.
+      return conn.receive((chunk) => {
         pending += chunk.toString('latin1')
+        let reply = null
         let end = pending.indexOf('\r\n\r\n')
         while (end !== -1) {
           const request = pending.slice(0, end)
           pending = pending.slice(end + 4)
           const close = /\r\nconnection:\s*close/i.test(request)
-          await conn.write(Buffer.concat([Buffer.from(head(close)), body]))
-          if (close) return // returning closes the connection after the write is flushed
+          const response = Buffer.concat([Buffer.from(head(close)), body])
+          reply = reply === null ? response : Buffer.concat([reply, response])
+          if (close) {
+            conn.write(reply)
+            return false // stop: the handler settles, the connection closes after the write
+          }
           end = pending.indexOf('\r\n\r\n')
         }
-      }
+        // Holds the next chunk back only while the client is not reading its answers.
+        return reply === null ? undefined : conn.write(reply)
+      })
     },
   })
 }

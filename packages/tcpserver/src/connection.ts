@@ -7,7 +7,7 @@
 import type { ReadableStream, WritableStream } from 'node:stream/web'
 import { type ClosedInfo, errorOfClosed, parseClosed } from './connection/facts.js'
 import { ConnectionJobs } from './connection/jobs.js'
-import { type ConnectionSettings, noop, quietReject } from './connection/state.js'
+import { type ConnectionSettings, noop, quietReject, RESOLVED } from './connection/state.js'
 import {
   argType,
   argValue,
@@ -20,8 +20,6 @@ import type { BindingConnectionInfo, BindingConnections } from './native.js'
 import { ConnectionDuplex, createReadable, createWritable } from './streams.js'
 import type { ConnectionDuplexOptions, PipeOptions, PipeResult } from './types.js'
 import { expectData, expectNumber, validateDuplexOptions, validatePipeOptions } from './validate.js'
-
-const RESOLVED: Promise<void> = Promise.resolve()
 
 /**
  * The core's timeout kinds, by their index in `TimeoutKind::ALL`
@@ -66,9 +64,9 @@ export let handlerSettled: (c: Connection, close: boolean) => void
 export let deliverTlsEnd: (c: Connection, closeNotify: boolean) => void
 
 /**
- * A TCP connection handed to a handler. Read with `await conn.read()` or
- * `for await (const chunk of conn)`; write with `conn.write()`. Closed automatically when the
- * handler settles.
+ * A TCP connection handed to a handler. Read with `await conn.read()`,
+ * `for await (const chunk of conn)` or, cheapest, `await conn.receive((chunk) => ...)`; write
+ * with `conn.write()`. Closed automatically when the handler settles.
  */
 export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>, AsyncDisposable {
   /** Unique among the server's open connections. */

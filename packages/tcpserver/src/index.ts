@@ -10,6 +10,7 @@ export { listen } from './listen.js'
 export type {
   AddressInfo,
   AddressInput,
+  ChunkCallback,
   ConnectOptions,
   ConnectTlsOptions,
   DataPathStats,

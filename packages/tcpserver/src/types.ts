@@ -234,6 +234,14 @@ export interface ServerStats {
   workers?: WorkerStats
 }
 
+/**
+ * The callback of `conn.receive()`, called with each chunk as it arrives. Return nothing to go
+ * on, `false` to stop (the rest of the input stays for later reads), or a promise to hold the
+ * next chunk back until it settles (backpressure; resolving to `false` stops too).
+ */
+// biome-ignore lint/suspicious/noConfusingVoidType: a callback that returns nothing is the common case (void, not undefined, accepts it)
+export type ChunkCallback = (chunk: Buffer) => void | boolean | PromiseLike<void | boolean>
+
 /** Options of `conn.pipe()`. */
 export interface PipeOptions {
   /** Bytes to send to the other connection first, e.g. a header the handler already parsed. */

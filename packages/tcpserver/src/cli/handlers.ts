@@ -10,32 +10,34 @@ import { proxyHandler } from './proxy.js'
 import { staticHandler } from './static.js'
 import type { Counters } from './stats.js'
 
+// Both answer from receive(): a callback per chunk, no promise per request. Returning the
+// write's promise holds input back only while the peer is not reading its answers.
 function echoHandler(c: Counters): Handler {
-  return async (conn: Connection) => {
-    for await (const chunk of conn) {
+  return (conn: Connection) =>
+    conn.receive((chunk) => {
       c.bytesIn += chunk.length
-      await conn.write(chunk)
       c.bytesOut += chunk.length
-    }
-  }
+      return conn.write(chunk)
+    })
 }
 
 function httpHandler(c: Counters, bodySize: number): Handler {
   const responses = buildResponses(bodySize)
-  return async (conn: Connection) => {
+  return (conn: Connection) => {
     const responder = new HttpResponder(responses)
     let answered = 0
-    for await (const chunk of conn) {
+    return conn.receive((chunk) => {
       c.bytesIn += chunk.length
       const out = responder.feed(chunk)
       c.requests += responder.requests - answered
       answered = responder.requests
-      if (out !== null) {
-        await conn.write(out)
-        c.bytesOut += out.length
+      if (out !== null) c.bytesOut += out.length
+      if (responder.close) {
+        if (out !== null) conn.write(out)
+        return false // the handler settles: the connection closes once `out` is flushed
       }
-      if (responder.close) return // returning closes the connection once `out` is flushed
-    }
+      return out === null ? undefined : conn.write(out)
+    })
   }
 }
 

@@ -1,6 +1,7 @@
-// A connection's input: chunks from the server's event batches queued until read, read credit
-// returned to Rust in batches, direct reads (`readNow`) while the peer streams, the read
-// timeout, the `for await` iterator, and the lock a stream adapter puts on direct reads.
+// A connection's input: chunks from the server's event batches queued until read (or passed to
+// a `receive` callback as they arrive), read credit returned to Rust in batches, direct reads
+// (`readNow`) while the peer streams, the read timeout, the `for await` iterator, and the lock
+// a stream adapter puts on direct reads.
 //
 // A base class of Connection rather than an object it holds: an idle connection then pays for
 // these fields only, not for a second object with its own header and a pointer to it. What only
@@ -9,8 +10,9 @@
 
 import { argType, codedError, fromBinding, systemError, type TcpServerError } from '../errors.js'
 import type { BindingConnections } from '../native.js'
+import type { ChunkCallback } from '../types.js'
 import { ConnectionFacts } from './facts.js'
-import { type ConnectionSettings, DONE, Reader } from './state.js'
+import { type ConnectionSettings, DONE, RESOLVED, Reader } from './state.js'
 
 /**
  * A chunk at least this big means the peer is streaming: the next read first asks the socket
@@ -37,6 +39,10 @@ const READER_MASK = 3
 const STREAMING = 4
 /** No more input: the peer's FIN, the end of a pipe, or the connection closed. */
 const ENDED = 8
+/** A `receive` callback's promise is pending: chunks wait in the queue until it settles. */
+const CALLING = 16
+/** Direct reads in a row a `receive` makes before it lets the event loop run (a fast peer must not starve it). */
+const DIRECT_READS_PER_TURN = 16
 
 /** The reading state only some connections need, made on first use. */
 class ReaderExtra {
@@ -82,6 +88,8 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
   #state = 0
   #resolve: ((v: never) => void) | null = null
   #reject: ((e: Error) => void) | null = null
+  /** `receive`'s callback while it runs. */
+  #onChunk: ChunkCallback | null = null
   #extra: ReaderExtra | null = null
 
   constructor(native: BindingConnections, settings: ConnectionSettings) {
@@ -134,6 +142,35 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
     const chunk = this.#state & STREAMING ? ConnectionReader.#readNow(this) : null
     if (chunk !== null) return Promise.resolve(chunk)
     return ConnectionReader.#wait(this, Reader.Read)
+  }
+
+  /**
+   * Calls `onChunk` with each chunk as it arrives, in order, without a promise per chunk: the
+   * cheapest way to receive (a handler that answers requests as they come needs no `await`
+   * per request). Chunks received before the call are passed before it returns.
+   *
+   * Resolves when the peer has finished sending (or the connection closed), or once `onChunk`
+   * returns `false` (or a promise of `false`): the input not passed yet then stays for
+   * `read()`, `pipe()` or another `receive()`. While a promise `onChunk` returned is pending,
+   * later chunks wait for it, and past `highWaterMark` the peer is slowed down: so
+   * `return conn.write(answer)` applies backpressure to a peer that does not read its answers
+   * (and costs nothing while the write queue is under `highWaterMark`).
+   *
+   * Rejects with what `onChunk` threw (or its promise's rejection); with `ECONNRESET` and
+   * similar when the connection fails, after the chunks received before the failure; with
+   * `ETIMEDOUT` when no chunk came for `readTimeout` ms (the connection stays open); and, like
+   * `read()`, with `ERR_TCPSERVER_CONCURRENT_READ` while another read is pending. It is the
+   * connection's one reader while it runs.
+   */
+  receive(onChunk: ChunkCallback): Promise<void> {
+    if (typeof onChunk !== 'function') return Promise.reject(argType('onChunk', 'of type function', onChunk))
+    if (this.#extra?.inputOwner != null) return Promise.reject(ConnectionReader.#lockedError(this))
+    const done = ConnectionReader.#wait<void>(this, Reader.Receive)
+    if ((this.#state & READER_MASK) === Reader.Receive && this.#onChunk === null) {
+      this.#onChunk = onChunk
+      ConnectionReader.#pump(this, 0)
+    }
+    return done
   }
 
   /** `for await (const chunk of conn)`: the chunks `read()` would return, until the peer finished. */
@@ -190,7 +227,7 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
   protected claimInput(busy: boolean, owner?: InputOwner): void {
     if (this.#extra?.inputOwner != null) throw ConnectionReader.#lockedError(this)
     if (busy || (this.#state & READER_MASK) !== Reader.None) {
-      const what = 'connection is piping or has a pending read()'
+      const what = 'connection is piping or has a pending read() or receive()'
       throw codedError('ERR_TCPSERVER_BUSY', owner === undefined ? what : `${owner}: the ${what}`)
     }
     if (owner !== undefined) ConnectionReader.#extraOf(this).inputOwner = owner
@@ -227,16 +264,11 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
       extra.readTimer = null
     }
     this.#state |= ENDED
-    if ((this.#state & READER_MASK) === Reader.None) return
-    if (error) {
-      const reject = this.#reject as (e: Error) => void
-      this.#state &= ~READER_MASK
-      this.#resolve = null
-      this.#reject = null
-      reject(error)
-    } else {
-      ConnectionReader.#settle(this, null)
-    }
+    // A receive whose callback's promise is pending settles when it resumes, after the chunks
+    // still queued.
+    if ((this.#state & READER_MASK) === Reader.None || this.#state & CALLING) return
+    if (error) ConnectionReader.#fail(this, error)
+    else ConnectionReader.#settle(this, null)
   }
 
   static #take(conn: ConnectionReader): Buffer {
@@ -286,17 +318,22 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
       return Promise.reject(codedError('ERR_TCPSERVER_CONCURRENT_READ', 'another read() is already pending'))
     }
     conn.#state |= reader
-    const timeout = ConnectionReader.#readTimeoutOf(conn)
-    if (timeout > 0) {
-      // One clock read per waiting read; the timer is created only when none is armed.
-      const extra = ConnectionReader.#extraOf(conn)
-      extra.waitStart = performance.now()
-      if (extra.readTimer === null) ConnectionReader.#armReadTimer(extra, conn, timeout)
-    }
+    ConnectionReader.#startWaiting(conn)
     return new Promise<T>((resolve, reject) => {
       conn.#resolve = resolve as (v: never) => void
       conn.#reject = reject
     })
+  }
+
+  /** A read starts waiting: its `readTimeout` counts from now. */
+  static #startWaiting(conn: ConnectionReader): void {
+    const timeout = ConnectionReader.#readTimeoutOf(conn)
+    if (timeout > 0) {
+      // One clock read per wait; the timer is created only when none is armed.
+      const extra = ConnectionReader.#extraOf(conn)
+      extra.waitStart = performance.now()
+      if (extra.readTimer === null) ConnectionReader.#armReadTimer(extra, conn, timeout)
+    }
   }
 
   static #armReadTimer(extra: ReaderExtra, conn: ConnectionReader, ms: number): void {
@@ -305,38 +342,132 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
   }
 
   // The timer may belong to an earlier read: it checks how long the current one has waited
-  // and sleeps again for the rest. (Closing clears it: closeInput.)
+  // and sleeps again for the rest. (Closing clears it: closeInput.) While a receive callback's
+  // promise is pending nothing waits for input: the pump arms it again when it waits.
   static #onReadTimer(extra: ReaderExtra, conn: ConnectionReader): void {
     extra.readTimer = null
     const timeout = ConnectionReader.#readTimeoutOf(conn)
-    if ((conn.#state & READER_MASK) === Reader.None || timeout === 0) return
+    if ((conn.#state & READER_MASK) === Reader.None || conn.#state & CALLING || timeout === 0) return
     const left = timeout - (performance.now() - extra.waitStart)
     if (left >= 1) {
       ConnectionReader.#armReadTimer(extra, conn, Math.ceil(left))
       return
     }
-    const reject = conn.#reject as (e: Error) => void
-    conn.#state &= ~READER_MASK
-    conn.#resolve = null
-    conn.#reject = null
     conn.#native.countReadTimeout()
-    reject(systemError('ETIMEDOUT', 'read'))
+    ConnectionReader.#fail(conn, systemError('ETIMEDOUT', 'read'))
   }
 
+  /** The pending read (or receive) resolves: with `value`, or the end of the input (`null`). */
   static #settle(conn: ConnectionReader, value: Buffer | null): void {
     const resolve = conn.#resolve as unknown as (v: unknown) => void
     const reader = conn.#state & READER_MASK
-    conn.#state &= ~READER_MASK
+    ConnectionReader.#clearReader(conn)
+    if (reader === Reader.Read) resolve(value)
+    else if (reader === Reader.Iterate) resolve(value === null ? DONE : { value, done: false })
+    else resolve(undefined)
+  }
+
+  /** The pending read (or receive) rejects. */
+  static #fail(conn: ConnectionReader, error: unknown): void {
+    const reject = conn.#reject as (e: unknown) => void
+    ConnectionReader.#clearReader(conn)
+    reject(error)
+  }
+
+  static #clearReader(conn: ConnectionReader): void {
+    conn.#state &= ~(READER_MASK | CALLING)
     conn.#resolve = null
     conn.#reject = null
-    if (reader === Reader.Read) resolve(value)
-    else resolve(value === null ? DONE : { value, done: false })
+    conn.#onChunk = null
+  }
+
+  /**
+   * receive's delivery: the queued chunks, then (while the peer streams) what the socket
+   * holds, each to the callback, until the callback stops or makes it wait, or the input is
+   * exhausted (then it waits for events) or ended (then receive settles). `direct`: direct
+   * reads made in this turn of the event loop.
+   */
+  static #pump(conn: ConnectionReader, direct: number): void {
+    while ((conn.#state & (READER_MASK | CALLING)) === Reader.Receive) {
+      let chunk: Buffer | null = null
+      if (ConnectionReader.#queued(conn)) {
+        chunk = ConnectionReader.#take(conn)
+      } else if (conn.error !== null) {
+        ConnectionReader.#fail(conn, conn.error)
+        return
+      } else if (conn.#state & ENDED) {
+        ConnectionReader.#settle(conn, null)
+        return
+      } else if (conn.#state & STREAMING) {
+        if (direct === DIRECT_READS_PER_TURN) {
+          // Reading is ours (the driver waits for a readNow that returns 0): go on next turn.
+          setImmediate(() => ConnectionReader.#pump(conn, 0))
+          return
+        }
+        direct++
+        chunk = ConnectionReader.#readNow(conn)
+      }
+      if (chunk === null) {
+        ConnectionReader.#startWaiting(conn)
+        return
+      }
+      if (!ConnectionReader.#pass(conn, chunk)) return
+    }
+  }
+
+  /** One chunk to receive's callback; false when delivery stops here (finished, or waiting for the callback's promise). */
+  static #pass(conn: ConnectionReader, chunk: Buffer): boolean {
+    let result: unknown
+    try {
+      result = (conn.#onChunk as ChunkCallback)(chunk)
+      // `return conn.write(x)` under the high-water mark: nothing to wait for.
+      if (result === RESOLVED) return true
+      if (result === false) {
+        ConnectionReader.#settle(conn, null)
+        return false
+      }
+      if (
+        result !== null &&
+        typeof result === 'object' &&
+        typeof (result as PromiseLike<unknown>).then === 'function'
+      ) {
+        conn.#state |= CALLING
+        ;(result as PromiseLike<unknown>).then(
+          (value) => ConnectionReader.#resume(conn, value, null),
+          (error: unknown) =>
+            ConnectionReader.#resume(
+              conn,
+              undefined,
+              error ?? new Error(`onChunk's promise rejected with ${error}`),
+            ),
+        )
+        return false
+      }
+    } catch (e) {
+      if ((conn.#state & READER_MASK) === Reader.Receive) ConnectionReader.#fail(conn, e)
+      return false
+    }
+    return true
+  }
+
+  /** The promise receive's callback returned settled: stop, fail, or deliver what waited. */
+  static #resume(conn: ConnectionReader, value: unknown, error: unknown): void {
+    if ((conn.#state & (READER_MASK | CALLING)) !== (Reader.Receive | CALLING)) return
+    conn.#state &= ~CALLING
+    if (error !== null) ConnectionReader.#fail(conn, error)
+    else if (value === false) ConnectionReader.#settle(conn, null)
+    else ConnectionReader.#pump(conn, 0)
   }
 
   static #onData(conn: ConnectionReader, chunk: Buffer): void {
     // Set here, cleared only by a readNow() that returns 0 (see #readNow).
     if (chunk.length >= Math.min(STREAMING_CHUNK, conn.#settings.highWaterMark)) conn.#state |= STREAMING
-    if ((conn.#state & READER_MASK) !== Reader.None) {
+    const reader = conn.#state & (READER_MASK | CALLING)
+    if (reader === Reader.Receive) {
+      // Nothing is queued while receive runs and its callback is not pending.
+      ConnectionReader.#consumed(conn, chunk.length)
+      if (ConnectionReader.#pass(conn, chunk)) ConnectionReader.#pump(conn, 0)
+    } else if (reader === Reader.Read || reader === Reader.Iterate) {
       ConnectionReader.#consumed(conn, chunk.length)
       ConnectionReader.#settle(conn, chunk)
     } else if (conn.#chunks === null) {
@@ -348,7 +479,8 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
 
   static #onEnd(conn: ConnectionReader): void {
     conn.#state |= ENDED
-    if ((conn.#state & READER_MASK) !== Reader.None && !ConnectionReader.#queued(conn))
+    const reader = conn.#state & (READER_MASK | CALLING)
+    if (reader !== Reader.None && reader < CALLING && !ConnectionReader.#queued(conn))
       ConnectionReader.#settle(conn, null)
   }
 }

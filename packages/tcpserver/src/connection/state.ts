@@ -22,6 +22,11 @@ export const DONE: IteratorResult<Buffer> = Object.freeze({
   done: true,
 }) as IteratorResult<Buffer>
 export const noop = (): void => {}
+/**
+ * The promise `write()` returns while the queue is under `highWaterMark`: shared, so that
+ * `receive()` can tell a callback that returned it needs no wait.
+ */
+export const RESOLVED: Promise<void> = Promise.resolve()
 
 /** A rejected promise that never counts as unhandled: errors also surface through `read()`. */
 export function quietReject(err: Error): Promise<never> {
@@ -50,4 +55,6 @@ export enum Reader {
   None = 0,
   Read = 1,
   Iterate = 2,
+  /** `receive()`: chunks go to its callback as they arrive. */
+  Receive = 3,
 }
