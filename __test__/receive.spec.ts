@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url'
 import test from 'ava'
 import { connect as dial } from 'tcpserver-rs'
 import {
+  channel,
   closedSocket,
   collect,
   connect,
@@ -327,6 +328,80 @@ test('readTimeout: no chunk for that long rejects with ETIMEDOUT; a pending call
   t.is(await within(late.promise, 5000, 'late read'), 'late')
   t.is((await within(reply, 5000, 'reply')).toString(), 'still here')
   t.is(server.stats().timeouts.read, 1)
+})
+
+test('readTimeout does not fire while a streaming peer keeps the chunks coming (direct reads, sync callback)', async (t) => {
+  const result = deferred<{ err: unknown; bytes: number; hash: string }>()
+  const server = await serve(t, {
+    readTimeout: 100,
+    async handler(conn) {
+      const hash = createHash('sha256')
+      let bytes = 0
+      const err = await rejection(
+        conn.receive((chunk) => {
+          hash.update(chunk)
+          bytes += chunk.length
+        }),
+      )
+      result.resolve({ err, bytes, hash: hash.digest('hex') })
+    },
+  })
+  const socket = await connect(portOf(server))
+  // 600 ms of data as fast as the socket takes it: the server never waits 100 ms for a chunk.
+  const block = randomBytes(MiB)
+  const sent = createHash('sha256')
+  let total = 0
+  socket.on('error', () => {})
+  const until = Date.now() + 600
+  while (Date.now() < until && !socket.destroyed) {
+    sent.update(block)
+    total += block.length
+    if (!socket.write(block)) {
+      await new Promise((r) => {
+        socket.once('drain', r)
+        socket.once('close', r) // a server that gave up must not hang the test
+      })
+    }
+  }
+  socket.end()
+  const got = await within(result.promise, 10000, 'receive end')
+  t.is(got.err, undefined)
+  t.is(got.bytes, total)
+  t.is(got.hash, sent.digest('hex'))
+})
+
+test('the peer’s FIN and reset while the callback’s promise is pending: the queued chunks first, then the end or the error', async (t) => {
+  const results = channel<{ got: string[]; err: unknown }>()
+  const gates = [deferred(), deferred()]
+  let n = 0
+  const server = await serve(t, {
+    async handler(conn) {
+      const gate = (gates[n++] as { promise: Promise<void> }).promise
+      const got: string[] = []
+      const err = await rejection(
+        conn.receive(async (chunk) => {
+          got.push(chunk.toString())
+          if (got.length === 1) await gate
+        }),
+      )
+      results.push({ got, err })
+    },
+  })
+  for (const [i, how] of (['end', 'reset'] as const).entries()) {
+    const socket = await connect(portOf(server))
+    socket.on('error', () => {})
+    socket.write('a')
+    await sleep(100)
+    socket.write('b')
+    await sleep(100)
+    if (how === 'end') socket.end()
+    else socket.resetAndDestroy()
+    await sleep(200) // the FIN or reset has reached the server; the callback still waits
+    ;(gates[i] as { resolve: () => void }).resolve()
+    const { got, err } = await results.next(5000, how)
+    t.deepEqual(got, ['a', 'b'], how)
+    t.is(errCode(err), how === 'end' ? undefined : 'ECONNRESET', how)
+  }
 })
 
 test('hostile use: a non-function, a second reader, toDuplex() and readable while it runs', async (t) => {

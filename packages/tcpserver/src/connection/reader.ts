@@ -41,6 +41,13 @@ const STREAMING = 4
 const ENDED = 8
 /** A `receive` callback's promise is pending: chunks wait in the queue until it settles. */
 const CALLING = 16
+/**
+ * A `receive` is waiting for input (its `readTimeout` counts): set when its input runs dry,
+ * cleared by the next chunk. Not set while chunks flow or its callback's promise is pending.
+ */
+const WAITING = 32
+/** A `receive`'s delivery goes on in a `setImmediate` (at most one per connection). */
+const DEFERRED = 64
 /** Direct reads in a row a `receive` makes before it lets the event loop run (a fast peer must not starve it). */
 const DIRECT_READS_PER_TURN = 16
 
@@ -160,11 +167,14 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
    * similar when the connection fails, after the chunks received before the failure; with
    * `ETIMEDOUT` when no chunk came for `readTimeout` ms (the connection stays open); and, like
    * `read()`, with `ERR_TCPSERVER_CONCURRENT_READ` while another read is pending. It is the
-   * connection's one reader while it runs.
+   * connection's one reader while it runs. It settles only after a promise `onChunk` returned
+   * has settled, even once the connection has closed (a callback whose promise never settles
+   * keeps it, and the handler, pending).
    */
   receive(onChunk: ChunkCallback): Promise<void> {
     if (typeof onChunk !== 'function') return Promise.reject(argType('onChunk', 'of type function', onChunk))
     if (this.#extra?.inputOwner != null) return Promise.reject(ConnectionReader.#lockedError(this))
+    // Its read timer starts when its input runs dry (in #pump), not here.
     const done = ConnectionReader.#wait<void>(this, Reader.Receive)
     if ((this.#state & READER_MASK) === Reader.Receive && this.#onChunk === null) {
       this.#onChunk = onChunk
@@ -318,7 +328,7 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
       return Promise.reject(codedError('ERR_TCPSERVER_CONCURRENT_READ', 'another read() is already pending'))
     }
     conn.#state |= reader
-    ConnectionReader.#startWaiting(conn)
+    if (reader !== Reader.Receive) ConnectionReader.#startWaiting(conn)
     return new Promise<T>((resolve, reject) => {
       conn.#resolve = resolve as (v: never) => void
       conn.#reject = reject
@@ -342,12 +352,15 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
   }
 
   // The timer may belong to an earlier read: it checks how long the current one has waited
-  // and sleeps again for the rest. (Closing clears it: closeInput.) While a receive callback's
-  // promise is pending nothing waits for input: the pump arms it again when it waits.
+  // and sleeps again for the rest. (Closing clears it: closeInput.) A receive counts only
+  // while it waits for input (not while chunks flow or its callback's promise is pending):
+  // the pump arms the timer again when its input runs dry.
   static #onReadTimer(extra: ReaderExtra, conn: ConnectionReader): void {
     extra.readTimer = null
     const timeout = ConnectionReader.#readTimeoutOf(conn)
-    if ((conn.#state & READER_MASK) === Reader.None || conn.#state & CALLING || timeout === 0) return
+    const reader = conn.#state & READER_MASK
+    if (reader === Reader.None || timeout === 0) return
+    if (reader === Reader.Receive && !(conn.#state & WAITING)) return
     const left = timeout - (performance.now() - extra.waitStart)
     if (left >= 1) {
       ConnectionReader.#armReadTimer(extra, conn, Math.ceil(left))
@@ -375,7 +388,7 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
   }
 
   static #clearReader(conn: ConnectionReader): void {
-    conn.#state &= ~(READER_MASK | CALLING)
+    conn.#state &= ~(READER_MASK | CALLING | WAITING)
     conn.#resolve = null
     conn.#reject = null
     conn.#onChunk = null
@@ -385,7 +398,7 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
    * receive's delivery: the queued chunks, then (while the peer streams) what the socket
    * holds, each to the callback, until the callback stops or makes it wait, or the input is
    * exhausted (then it waits for events) or ended (then receive settles). `direct`: direct
-   * reads made in this turn of the event loop.
+   * reads made since the event loop last turned (carried through the callback's promises).
    */
   static #pump(conn: ConnectionReader, direct: number): void {
     while ((conn.#state & (READER_MASK | CALLING)) === Reader.Receive) {
@@ -399,29 +412,47 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
         ConnectionReader.#settle(conn, null)
         return
       } else if (conn.#state & STREAMING) {
-        if (direct === DIRECT_READS_PER_TURN) {
+        if (direct >= DIRECT_READS_PER_TURN) {
           // Reading is ours (the driver waits for a readNow that returns 0): go on next turn.
-          setImmediate(() => ConnectionReader.#pump(conn, 0))
+          ConnectionReader.#defer(conn)
           return
         }
         direct++
         chunk = ConnectionReader.#readNow(conn)
       }
       if (chunk === null) {
+        conn.#state |= WAITING
         ConnectionReader.#startWaiting(conn)
         return
       }
-      if (!ConnectionReader.#pass(conn, chunk)) return
+      if (!ConnectionReader.#pass(conn, chunk, direct)) return
     }
   }
 
-  /** One chunk to receive's callback; false when delivery stops here (finished, or waiting for the callback's promise). */
-  static #pass(conn: ConnectionReader, chunk: Buffer): boolean {
+  /** Delivery goes on after the event loop turned; one continuation per connection at a time. */
+  static #defer(conn: ConnectionReader): void {
+    if (conn.#state & DEFERRED) return
+    conn.#state |= DEFERRED
+    setImmediate(() => {
+      conn.#state &= ~DEFERRED
+      ConnectionReader.#pump(conn, 0)
+    })
+  }
+
+  /**
+   * One chunk to receive's callback; false when delivery stops here (finished, or waiting for
+   * the callback's promise). `direct`: as in #pump.
+   */
+  static #pass(conn: ConnectionReader, chunk: Buffer, direct: number): boolean {
+    conn.#state &= ~WAITING
     let result: unknown
     try {
       result = (conn.#onChunk as ChunkCallback)(chunk)
       // `return conn.write(x)` under the high-water mark: nothing to wait for.
       if (result === RESOLVED) return true
+      // A callback cannot end its own receive (reads and jobs are refused meanwhile), but a
+      // thenable can call back early: whatever ended it has settled it.
+      if ((conn.#state & (READER_MASK | CALLING)) !== Reader.Receive) return false
       if (result === false) {
         ConnectionReader.#settle(conn, null)
         return false
@@ -433,12 +464,13 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
       ) {
         conn.#state |= CALLING
         ;(result as PromiseLike<unknown>).then(
-          (value) => ConnectionReader.#resume(conn, value, null),
+          (value) => ConnectionReader.#resume(conn, value, null, direct),
           (error: unknown) =>
             ConnectionReader.#resume(
               conn,
               undefined,
               error ?? new Error(`onChunk's promise rejected with ${error}`),
+              direct,
             ),
         )
         return false
@@ -450,13 +482,16 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
     return true
   }
 
-  /** The promise receive's callback returned settled: stop, fail, or deliver what waited. */
-  static #resume(conn: ConnectionReader, value: unknown, error: unknown): void {
+  /**
+   * The promise receive's callback returned settled: stop, fail, or deliver what waited.
+   * `direct` carries on from before the wait: promise reactions do not let the event loop turn.
+   */
+  static #resume(conn: ConnectionReader, value: unknown, error: unknown, direct: number): void {
     if ((conn.#state & (READER_MASK | CALLING)) !== (Reader.Receive | CALLING)) return
     conn.#state &= ~CALLING
     if (error !== null) ConnectionReader.#fail(conn, error)
     else if (value === false) ConnectionReader.#settle(conn, null)
-    else ConnectionReader.#pump(conn, 0)
+    else ConnectionReader.#pump(conn, direct)
   }
 
   static #onData(conn: ConnectionReader, chunk: Buffer): void {
@@ -466,7 +501,7 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
     if (reader === Reader.Receive) {
       // Nothing is queued while receive runs and its callback is not pending.
       ConnectionReader.#consumed(conn, chunk.length)
-      if (ConnectionReader.#pass(conn, chunk)) ConnectionReader.#pump(conn, 0)
+      if (ConnectionReader.#pass(conn, chunk, 0)) ConnectionReader.#pump(conn, 0)
     } else if (reader === Reader.Read || reader === Reader.Iterate) {
       ConnectionReader.#consumed(conn, chunk.length)
       ConnectionReader.#settle(conn, chunk)
