@@ -442,6 +442,39 @@ test('hostile use: a non-function, a second reader, toDuplex() and readable whil
   await closedSocket(socket)
 })
 
+test('read(), receive() and for await are refused while a pipe() is under way; after it, reads return null', async (t) => {
+  const upstream = net.createServer((s) => s.pipe(s))
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r))
+  t.teardown(() => upstream.close())
+  const upstreamPort = (upstream.address() as net.AddressInfo).port
+  const result = deferred<Record<string, unknown>>()
+  const server = await serve(t, {
+    async handler(conn) {
+      await using other = await dial(`127.0.0.1:${upstreamPort}`)
+      const piping = conn.pipe(other)
+      const out: Record<string, unknown> = {
+        read: errCode(await rejection(conn.read())),
+        receive: errCode(await rejection(conn.receive(() => {}))),
+        iterate: errCode(await rejection(conn[Symbol.asyncIterator]().next())),
+      }
+      out.moved = (await piping).bytesIn
+      out.after = await conn.read()
+      result.resolve(out)
+    },
+  })
+  const socket = await connect(portOf(server))
+  const echoed = collect(socket)
+  socket.end('through the pipe')
+  t.is((await within(echoed, 5000, 'echo')).toString(), 'through the pipe')
+  t.deepEqual(await within(result.promise, 5000, 'handler'), {
+    read: 'ERR_TCPSERVER_BUSY',
+    receive: 'ERR_TCPSERVER_BUSY',
+    iterate: 'ERR_TCPSERVER_BUSY',
+    moved: 16,
+    after: null,
+  })
+})
+
 test('after direct reads (a streaming peer read with read()), receive takes the rest in order (hash-checked)', async (t) => {
   const data = randomBytes(16 * MiB)
   const result = deferred<string>()

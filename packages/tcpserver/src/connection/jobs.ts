@@ -62,6 +62,12 @@ export abstract class ConnectionJobs extends ConnectionReader {
     return (this.#jobs?.pipe ?? Pipe.None) !== Pipe.None
   }
 
+  /** @internal Pausing to pipe or to start TLS, or piping: reads are refused (after a pipe they return `null`). */
+  protected override get jobHasInput(): boolean {
+    const pipe = this.#jobs?.pipe ?? Pipe.None
+    return pipe !== Pipe.None && pipe !== Pipe.Done
+  }
+
   /** @internal `pipe()` once its arguments are checked. */
   protected async pipeTo(other: ConnectionJobs, options: PipeOptions): Promise<PipeResult> {
     for (const c of [this, other]) ConnectionJobs.#assertIdle(c)

@@ -83,6 +83,8 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
   abstract bytesRead: number
   /** The error that closed the connection: reads reject with it. */
   abstract get error(): TcpServerError | null
+  /** A pipe or a TLS upgrade has the input (from the pause before it until it is done). */
+  protected abstract get jobHasInput(): boolean
 
   readonly #native: BindingConnections
   /** The server's defaults, shared by its connections. */
@@ -136,7 +138,8 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
    * at a time.
    */
   read(): Promise<Buffer | null> {
-    if (this.#extra?.inputOwner != null) return Promise.reject(ConnectionReader.#lockedError(this))
+    const refused = ConnectionReader.#refusal(this, 'read()')
+    if (refused !== null) return Promise.reject(refused)
     return this.readInput()
   }
 
@@ -173,7 +176,8 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
    */
   receive(onChunk: ChunkCallback): Promise<void> {
     if (typeof onChunk !== 'function') return Promise.reject(argType('onChunk', 'of type function', onChunk))
-    if (this.#extra?.inputOwner != null) return Promise.reject(ConnectionReader.#lockedError(this))
+    const refused = ConnectionReader.#refusal(this, 'receive()')
+    if (refused !== null) return Promise.reject(refused)
     // Its read timer starts when its input runs dry (in #pump), not here.
     const done = ConnectionReader.#wait<void>(this, Reader.Receive)
     if ((this.#state & READER_MASK) === Reader.Receive && this.#onChunk === null) {
@@ -189,7 +193,8 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
   }
 
   static #next(conn: ConnectionReader): Promise<IteratorResult<Buffer>> {
-    if (conn.#extra?.inputOwner != null) return Promise.reject(ConnectionReader.#lockedError(conn))
+    const refused = ConnectionReader.#refusal(conn, 'for await')
+    if (refused !== null) return Promise.reject(refused)
     if (ConnectionReader.#queued(conn))
       return Promise.resolve({ value: ConnectionReader.#take(conn), done: false })
     const error = conn.error
@@ -241,6 +246,17 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
       throw codedError('ERR_TCPSERVER_BUSY', owner === undefined ? what : `${owner}: the ${what}`)
     }
     if (owner !== undefined) ConnectionReader.#extraOf(this).inputOwner = owner
+  }
+
+  /**
+   * Why the handler may not read now: a stream adapter owns the input, or a pipe or TLS
+   * upgrade has it (a read would take bytes meant for it, or wait until it ended).
+   */
+  static #refusal(conn: ConnectionReader, what: string): TcpServerError | null {
+    if (conn.#extra?.inputOwner != null) return ConnectionReader.#lockedError(conn)
+    if (conn.jobHasInput)
+      return codedError('ERR_TCPSERVER_BUSY', `${what}: the connection is piping or starting TLS`)
+    return null
   }
 
   static #lockedError(conn: ConnectionReader): TcpServerError {
