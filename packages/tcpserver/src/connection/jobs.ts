@@ -57,13 +57,13 @@ export abstract class ConnectionJobs extends ConnectionReader {
   /** @internal After StartTLS: the addresses and TLS facts are fetched again. */
   protected abstract forgetInfo(): void
 
-  /** @internal Piping, or pausing to pipe or to start TLS: the input is not free. */
+  /** @internal Pausing to pipe or to start TLS, piping, or piped (the input was consumed): pipe() and the stream adapters are refused. */
   protected get jobHoldsInput(): boolean {
     return (this.#jobs?.pipe ?? Pipe.None) !== Pipe.None
   }
 
   /** @internal Pausing to pipe or to start TLS, or piping: reads are refused (after a pipe they return `null`). */
-  protected override get jobHasInput(): boolean {
+  protected override get jobUnderWay(): boolean {
     const pipe = this.#jobs?.pipe ?? Pipe.None
     return pipe !== Pipe.None && pipe !== Pipe.Done
   }

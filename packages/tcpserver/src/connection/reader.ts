@@ -84,7 +84,7 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
   /** The error that closed the connection: reads reject with it. */
   abstract get error(): TcpServerError | null
   /** A pipe or a TLS upgrade has the input (from the pause before it until it is done). */
-  protected abstract get jobHasInput(): boolean
+  protected abstract get jobUnderWay(): boolean
 
   readonly #native: BindingConnections
   /** The server's defaults, shared by its connections. */
@@ -180,6 +180,8 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
     if (refused !== null) return Promise.reject(refused)
     // Its read timer starts when its input runs dry (in #pump), not here.
     const done = ConnectionReader.#wait<void>(this, Reader.Receive)
+    // Unless #wait refused it (another read or receive is pending: `done` is rejected), this
+    // receive is the connection's reader now.
     if ((this.#state & READER_MASK) === Reader.Receive && this.#onChunk === null) {
       this.#onChunk = onChunk
       ConnectionReader.#pump(this, 0)
@@ -254,7 +256,7 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
    */
   static #refusal(conn: ConnectionReader, what: string): TcpServerError | null {
     if (conn.#extra?.inputOwner != null) return ConnectionReader.#lockedError(conn)
-    if (conn.jobHasInput)
+    if (conn.jobUnderWay)
       return codedError('ERR_TCPSERVER_BUSY', `${what}: the connection is piping or starting TLS`)
     return null
   }
@@ -530,8 +532,8 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
 
   static #onEnd(conn: ConnectionReader): void {
     conn.#state |= ENDED
-    const reader = conn.#state & (READER_MASK | CALLING)
-    if (reader !== Reader.None && reader < CALLING && !ConnectionReader.#queued(conn))
-      ConnectionReader.#settle(conn, null)
+    // A receive whose callback's promise is pending settles when it resumes.
+    const waiting = (conn.#state & READER_MASK) !== Reader.None && !(conn.#state & CALLING)
+    if (waiting && !ConnectionReader.#queued(conn)) ConnectionReader.#settle(conn, null)
   }
 }
