@@ -14,6 +14,7 @@ import {
   serve,
   sha256,
   sleep,
+  unhandledRejections,
   until,
   within,
 } from './helpers/index.js'
@@ -203,14 +204,7 @@ test('a synchronous handler closes the connection after its writes are flushed',
 
 // Serial: it listens for process-wide unhandled rejections.
 test.serial('an un-awaited write() whose client resets does not cause an unhandled rejection', async (t) => {
-  const unhandled: unknown[] = []
-  const onUnhandled = (reason: unknown): void => {
-    unhandled.push(reason)
-  }
-  process.on('unhandledRejection', onUnhandled)
-  t.teardown(() => {
-    process.off('unhandledRejection', onUnhandled)
-  })
+  const unhandled = unhandledRejections(t)
   const conns: Connection[] = []
   const server = await serve(t, {
     onError() {},

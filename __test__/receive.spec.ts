@@ -8,7 +8,7 @@ import net from 'node:net'
 import tls from 'node:tls'
 import { fileURLToPath } from 'node:url'
 import test from 'ava'
-import { connect as dial } from 'tcpserver-rs'
+import { type Connection, connect as dial } from 'tcpserver-rs'
 import {
   channel,
   closedSocket,
@@ -20,6 +20,7 @@ import {
   serve,
   sha256,
   sleep,
+  unhandledRejections,
   until,
   within,
 } from './helpers/index.ts'
@@ -527,4 +528,78 @@ test('a TLS connection: an echo over receive (hash-checked)', async (t) => {
   t.is(echoed.digest('hex'), sha256(data))
   socket.end()
   await closedSocket(socket, { resume: true })
+})
+
+// A handler that returns receive()'s promise itself is not watched with `.then` (the reader
+// tells the server when it settles): these pin that it still behaves like any handler result.
+// Serial: it listens for process-wide unhandled rejections.
+test.serial(
+  'returning receive()’s promise: its rejection reaches onError once, closes the connection, and is no unhandled rejection',
+  async (t) => {
+    const unhandled = unhandledRejections(t)
+    const errors: unknown[] = []
+    const server = await serve(t, {
+      onError: (e) => errors.push(e),
+      handler(conn) {
+        return conn.receive((chunk) => {
+          const what = chunk.toString()
+          if (what === 'sync') throw new Error('sync boom')
+          if (what === 'async') return sleep(1).then(() => Promise.reject(new Error('async boom')))
+          return conn.write(chunk)
+        })
+      },
+    })
+    for (const what of ['sync', 'async']) {
+      const socket = await connect(portOf(server))
+      socket.write(what)
+      await within(closedSocket(socket, { resume: true }), 5000, `${what}: closed by the server`)
+    }
+    // A peer's reset: ECONNRESET, after an echo that proves the receive was running.
+    const socket = await connect(portOf(server))
+    const echoed = deferred()
+    socket.once('data', () => echoed.resolve())
+    socket.write('echo')
+    await within(echoed.promise, 5000, 'echo')
+    socket.resetAndDestroy()
+    await until(() => errors.length === 3, 5000, 'onError for all three')
+    await until(() => server.activeConnections === 0, 5000, 'no open connections')
+    await sleep(50)
+    t.deepEqual(
+      errors.map((e) => errCode(e) ?? (e as Error).message),
+      ['sync boom', 'async boom', 'ECONNRESET'],
+    )
+    t.deepEqual(unhandled, [])
+  },
+)
+
+test('returning receive()’s promise: reactions the handler put on it run before the connection closes, whether it settled before or after the handler returned', async (t) => {
+  const handler = (conn: Connection): Promise<void> => {
+    const done = conn.receive((chunk) => {
+      conn.write(`got ${chunk.toString()};`)
+      return false
+    })
+    void done.then(() => conn.write('last'))
+    return done
+  }
+  // With deferAccept the request comes with the accept and is queued before the handler runs:
+  // receive() settles before the handler returns. Without it, and a client that waits before
+  // it writes, receive() is still running when the handler returns.
+  for (const deferAccept of [true, false]) {
+    const server = await serve(t, { deferAccept, handler })
+    const replies = await Promise.all(
+      Array.from({ length: 20 }, async (_, i) => {
+        const socket = await connect(portOf(server))
+        const reply = collect(socket)
+        if (!deferAccept) await sleep(50)
+        socket.write(`#${i}`)
+        return (await within(reply, 5000, `reply ${i}`)).toString()
+      }),
+    )
+    t.deepEqual(
+      replies,
+      Array.from({ length: 20 }, (_, i) => `got #${i};last`),
+      `deferAccept: ${deferAccept}`,
+    )
+    await until(() => server.activeConnections === 0, 5000, 'no open connections')
+  }
 })

@@ -280,3 +280,16 @@ export function listenInChild(options: object): Promise<{ ok?: boolean; port?: n
     'child process',
   )
 }
+
+/** Collects process-wide unhandled rejections until the test ends (use in serial tests). */
+export function unhandledRejections(t: ExecutionContext): unknown[] {
+  const seen: unknown[] = []
+  const onUnhandled = (reason: unknown): void => {
+    seen.push(reason)
+  }
+  process.on('unhandledRejection', onUnhandled)
+  t.teardown(() => {
+    process.off('unhandledRejection', onUnhandled)
+  })
+  return seen
+}

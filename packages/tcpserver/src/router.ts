@@ -27,6 +27,8 @@ const TLS_END = 14
 export interface RouterHooks {
   /** A connection opened; `tag` is the outbound `connect` call's tag (0 for accepted ones). */
   open(conn: Connection, tag: number): void
+  /** A `receive()` promise a handler returned (and the server adopted) settled: ConnectionSettings.handlerDone. */
+  handlerDone?(conn: Connection, failed: boolean, error: unknown): void
   closed?(conn: Connection): void
   serverClosed?(result: ShutdownResult): void
   connectFailed?(tag: number, text: string): void
@@ -52,6 +54,7 @@ export class EventRouter {
       highWaterMark: native.highWaterMark,
       timeouts: native.timeouts,
       readTimeout: native.readTimeout,
+      handlerDone: hooks.handlerDone,
     }
   }
 

@@ -1,6 +1,8 @@
 // The server: owns the native handle, dispatches event batches in one tight loop, runs one
 // handler per connection and closes the connection when it settles.
 import { eventAddress, formatAddress } from './address.js'
+import { adoptHandlerResult, HandlerResult } from './connection/reader.js'
+import { RESOLVED } from './connection/state.js'
 import { type Connection, handlerSettled, releaseConnection } from './connection.js'
 import { argType, codedError, fromBinding, fromNative, inOptions, parseEventText } from './errors.js'
 import type { BindingServer } from './native.js'
@@ -23,6 +25,8 @@ const SHUTDOWN_KEYS: ReadonlySet<string> = new Set(['timeout'])
 /** Connections waiting in the iterator queue before accepting pauses. */
 const QUEUE_LIMIT = 128
 const noop = (): void => {}
+/** A handler whose adopted `receive()` promise resolved is done (shared: no closure per connection). */
+const settleHandler = (conn: Connection): void => handlerSettled(conn, false)
 
 /** Peer disconnects (and TLS violations by the peer) are routine; the default logger skips them. */
 const ROUTINE = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_TCPSERVER_TLS'])
@@ -84,6 +88,7 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
         if (this.#unrefed) this.#updateRef()
         this.#open(conn)
       },
+      handlerDone: (conn, failed, error) => this.#adoptedSettled(conn, failed, error),
       closed: () => {
         if (this.#unrefed) this.#updateRef()
       },
@@ -172,7 +177,11 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
       this.#fail(conn, e)
       return
     }
-    if (result != null && typeof (result as Promise<void>).then === 'function') {
+    const adopted = adoptHandlerResult(conn, result)
+    if (adopted === HandlerResult.Adopted) return
+    if (adopted === HandlerResult.Resolved) {
+      this.#adoptedSettled(conn, false, undefined)
+    } else if (result != null && typeof (result as Promise<void>).then === 'function') {
       ;(result as Promise<void>).then(
         () => handlerSettled(conn, false),
         (e: unknown) => this.#fail(conn, e),
@@ -180,6 +189,16 @@ export class Server implements AsyncDisposable, AsyncIterable<Connection> {
     } else {
       handlerSettled(conn, false)
     }
+  }
+
+  /**
+   * A handler's `receive()` promise, adopted instead of watched, settled. The handler is done a
+   * microtask later, as with a watcher: reactions the handler put on that promise (a last
+   * write, say) still run first. A settle costs a promise and its reaction here, no closure.
+   */
+  #adoptedSettled(conn: Connection, failed: boolean, error: unknown): void {
+    if (failed) RESOLVED.then(() => this.#fail(conn, error))
+    else Promise.resolve(conn).then(settleHandler)
   }
 
   #fail(conn: Connection, error: unknown): void {

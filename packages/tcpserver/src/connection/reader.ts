@@ -12,7 +12,7 @@ import { argType, codedError, fromBinding, systemError, type TcpServerError } fr
 import type { BindingConnections } from '../native.js'
 import type { ChunkCallback } from '../types.js'
 import { ConnectionFacts } from './facts.js'
-import { type ConnectionSettings, DONE, RESOLVED, Reader } from './state.js'
+import { type ConnectionSettings, DONE, noop, RESOLVED, Reader } from './state.js'
 
 /**
  * A chunk at least this big means the peer is streaming: the next read first asks the socket
@@ -31,6 +31,23 @@ export type InputOwner = 'toDuplex()' | 'conn.readable'
 /** Internal entry points for the server's event dispatch (not exported from the package). */
 export let deliverData: (c: ConnectionReader, chunk: Buffer) => void
 export let deliverEnd: (c: ConnectionReader) => void
+/**
+ * What a handler's result is to the server (adoptHandlerResult): not a `receive()` promise of
+ * its connection (watch it with `.then`), one still running (the server is told at its settle,
+ * through `ConnectionSettings.handlerDone`), or one that has already resolved.
+ */
+export enum HandlerResult {
+  Foreign = 0,
+  Adopted = 1,
+  Resolved = 2,
+}
+/**
+ * A server about to watch its handler's result asks this first. A handler that returns its
+ * connection's `receive()` promise itself (`return conn.receive(cb)`) needs no watcher: the
+ * reader tells the server when it settles, so an idle connection does not pay for a reaction,
+ * a derived promise and two closures with their context (about 260 bytes).
+ */
+export let adoptHandlerResult: (c: ConnectionReader, result: unknown) => HandlerResult
 let iterateNext: (c: ConnectionReader) => Promise<IteratorResult<Buffer>>
 
 /** Bits of `#state`: the pending reader (`Reader`) in the low two, then these. */
@@ -48,6 +65,8 @@ const CALLING = 16
 const WAITING = 32
 /** A `receive`'s delivery goes on in a `setImmediate` (at most one per connection). */
 const DEFERRED = 64
+/** The pending `receive`'s promise is the handler's result: its settle goes to `ConnectionSettings.handlerDone`. */
+const ADOPTED = 128
 /** Direct reads in a row a `receive` makes before it lets the event loop run (a fast peer must not starve it). */
 const DIRECT_READS_PER_TURN = 16
 
@@ -99,6 +118,11 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
   #reject: ((e: Error) => void) | null = null
   /** `receive`'s callback while it runs. */
   #onChunk: ChunkCallback | null = null
+  /**
+   * The promise the last `receive()` returned, until it rejects or a server adopted it and it
+   * settled: how adoptHandlerResult knows a handler's result (and marks it handled if it fails).
+   */
+  #receivePromise: Promise<void> | null = null
   #extra: ReaderExtra | null = null
 
   constructor(native: BindingConnections, settings: ConnectionSettings) {
@@ -114,6 +138,7 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
     iterateNext = (c) => ConnectionReader.#next(c)
     deliverData = (c, chunk) => ConnectionReader.#onData(c, chunk)
     deliverEnd = (c) => ConnectionReader.#onEnd(c)
+    adoptHandlerResult = (c, result) => ConnectionReader.#adopt(c, result)
   }
 
   /** @internal The server (or hub) this connection lives on. */
@@ -184,6 +209,7 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
     // receive is the connection's reader now.
     if ((this.#state & READER_MASK) === Reader.Receive && this.#onChunk === null) {
       this.#onChunk = onChunk
+      this.#receivePromise = done
       ConnectionReader.#pump(this, 0)
     }
     return done
@@ -391,22 +417,57 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
   /** The pending read (or receive) resolves: with `value`, or the end of the input (`null`). */
   static #settle(conn: ConnectionReader, value: Buffer | null): void {
     const resolve = conn.#resolve as unknown as (v: unknown) => void
-    const reader = conn.#state & READER_MASK
+    const state = conn.#state
     ConnectionReader.#clearReader(conn)
+    const reader = state & READER_MASK
     if (reader === Reader.Read) resolve(value)
     else if (reader === Reader.Iterate) resolve(value === null ? DONE : { value, done: false })
-    else resolve(undefined)
+    else {
+      resolve(undefined)
+      if (state & ADOPTED) {
+        conn.#receivePromise = null
+        conn.#settings.handlerDone?.(conn, false, undefined)
+      }
+    }
   }
 
   /** The pending read (or receive) rejects. */
   static #fail(conn: ConnectionReader, error: unknown): void {
     const reject = conn.#reject as (e: unknown) => void
+    const state = conn.#state
     ConnectionReader.#clearReader(conn)
+    if ((state & READER_MASK) !== Reader.Receive) {
+      reject(error)
+      return
+    }
+    // A rejected receive is no handler's result to adopt any more (the server watches it).
+    const promise = conn.#receivePromise
+    conn.#receivePromise = null
+    if (!(state & ADOPTED)) {
+      reject(error)
+      return
+    }
+    // The server reports it (onError): not an unhandled rejection as well.
+    ;(promise as Promise<void>).catch(noop)
     reject(error)
+    conn.#settings.handlerDone?.(conn, true, error)
+  }
+
+  static #adopt(conn: ConnectionReader, result: unknown): HandlerResult {
+    if (result !== conn.#receivePromise || result === null || !conn.#settings.handlerDone)
+      return HandlerResult.Foreign
+    // Still running: #receivePromise is the pending receive's (each receive() replaces it).
+    if ((conn.#state & READER_MASK) === Reader.Receive) {
+      conn.#state |= ADOPTED
+      return HandlerResult.Adopted
+    }
+    // Settled before the handler returned (a rejection would have cleared it): resolved.
+    conn.#receivePromise = null
+    return HandlerResult.Resolved
   }
 
   static #clearReader(conn: ConnectionReader): void {
-    conn.#state &= ~(READER_MASK | CALLING | WAITING)
+    conn.#state &= ~(READER_MASK | CALLING | WAITING | ADOPTED)
     conn.#resolve = null
     conn.#reject = null
     conn.#onChunk = null

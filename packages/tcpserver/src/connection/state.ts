@@ -15,6 +15,12 @@ export interface ConnectionSettings {
   /** ms by timeout kind (`TIMEOUT_*` in connection.ts), 0 = off. */
   timeouts: readonly number[]
   readTimeout: number
+  /**
+   * The server's word that a handler's result settled, for a `receive()` promise the handler
+   * returned itself (`conn`: the Connection; adoptHandlerResult in reader.ts). The outbound hub
+   * has no handlers: undefined there.
+   */
+  handlerDone?(conn: object, failed: boolean, error: unknown): void
 }
 
 export const DONE: IteratorResult<Buffer> = Object.freeze({
