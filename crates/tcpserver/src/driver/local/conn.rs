@@ -14,12 +14,13 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
+use super::output::Output;
 use super::timers::{Kind, Timers};
 use crate::connection::ConnectionInfo;
 use crate::driver::conn::{CONSUMER_READING, READING};
 use crate::driver::counters::millis;
 use crate::driver::event::{DriveOptions, Event, EventSink, READ_CHUNK, TimeoutKind, Timeouts};
-use crate::driver::outbox::{Closing, Outbox};
+use crate::driver::outbox::Closing;
 use crate::error::{Error, Result};
 use crate::lease::Lease;
 
@@ -67,9 +68,13 @@ pub(super) struct LocalConn {
     pub(super) life: Life,
     /// Its place in its server, given back as it closes (before `Closed` is reported).
     pub(super) lease: Option<Arc<Lease>>,
-    pub(super) out: Outbox,
+    pub(super) out: Output,
+    /// The timeouts, made when one is set (most connections have none).
+    pub(super) deadlines: Option<Box<Deadlines>>,
     pub(super) credit: i64,
     pub(super) high_water_mark: usize,
+    pub(super) bytes_read: u64,
+    pub(super) bytes_written: u64,
     pub(super) mode: u8,
     /// Readiness seen and not yet used up (the epoll set is edge-triggered).
     pub(super) readable: bool,
@@ -79,16 +84,19 @@ pub(super) struct LocalConn {
     pub(super) read_closed: bool,
     pub(super) read_open: bool,
     pub(super) lingering: bool,
-    /// The timeouts by kind, in ms (0: off).
-    pub(super) timeout_ms: Timeouts<u64>,
+}
+
+/// A connection's timeouts and what they armed.
+#[derive(Default)]
+pub(super) struct Deadlines {
+    /// By kind, in ms (0: off).
+    pub(super) ms: Timeouts<u64>,
     /// When bytes last moved (kept only while an idle timeout is set).
-    pub(super) activity: Instant,
-    /// The deadline each timeout armed (a heap entry that no longer matches is skipped).
-    pub(super) due: Timeouts<Option<Instant>>,
-    /// Flushed bytes when the write deadline was armed: it is re-armed only after progress.
-    pub(super) write_mark: u64,
-    pub(super) bytes_read: u64,
-    pub(super) bytes_written: u64,
+    activity: Option<Instant>,
+    /// The deadline each timeout armed (a timer entry that no longer matches is skipped).
+    due: Timeouts<Option<Instant>>,
+    /// `bytes_written` when the write deadline was armed: it is re-armed only after progress.
+    write_mark: u64,
 }
 
 impl LocalConn {
@@ -109,9 +117,12 @@ impl LocalConn {
             abort,
             life,
             lease,
-            out: Outbox::new(),
+            out: Output::new(),
+            deadlines: None,
             credit: opts.high_water_mark as i64,
             high_water_mark: opts.high_water_mark,
+            bytes_read: 0,
+            bytes_written: 0,
             mode: READING,
             // Optimistic: a new connection's request is often there already (and with
             // TCP_DEFER_ACCEPT, always); a read that finds nothing costs one EAGAIN.
@@ -120,12 +131,6 @@ impl LocalConn {
             read_closed: false,
             read_open: true,
             lingering: false,
-            timeout_ms: Timeouts::default(),
-            activity: now,
-            due: Timeouts::default(),
-            write_mark: 0,
-            bytes_read: 0,
-            bytes_written: 0,
         };
         for kind in TimeoutKind::ALL {
             c.set_timeout(kind, millis(opts.timeouts[kind]), now, timers);
@@ -147,19 +152,32 @@ impl LocalConn {
         now: Instant,
         timers: &mut Timers,
     ) {
-        self.timeout_ms[kind] = ms;
-        self.due[kind] = None;
+        if ms == 0 && self.deadlines.is_none() {
+            return;
+        }
+        let id = self.id();
+        let d = self.deadlines.get_or_insert_default();
+        d.ms[kind] = ms;
+        d.due[kind] = None;
         if kind == TimeoutKind::Idle && ms > 0 {
-            self.activity = now;
+            d.activity = Some(now);
             let due = now + Duration::from_millis(ms);
-            self.due[kind] = Some(due);
-            timers.push(due, self.id(), Kind::Timeout(kind));
+            d.due[kind] = Some(due);
+            timers.push(due, id, Kind::Timeout(kind));
         }
     }
 
-    fn touch(&mut self, now: Instant) {
-        if self.timeout_ms[TimeoutKind::Idle] > 0 {
-            self.activity = now;
+    /// Timeout `kind` in ms (0: off).
+    pub(super) fn timeout_ms(&self, kind: TimeoutKind) -> u64 {
+        self.deadlines.as_ref().map_or(0, |d| d.ms[kind])
+    }
+
+    /// Bytes moved: the idle timeout counts from `now` (`None`: read the clock, if it counts).
+    fn touch(&mut self, now: Option<Instant>) {
+        if let Some(d) = &mut self.deadlines
+            && d.ms[TimeoutKind::Idle] > 0
+        {
+            d.activity = Some(now.unwrap_or_else(Instant::now));
         }
     }
 
@@ -184,9 +202,7 @@ impl LocalConn {
             }
             if written > 0 {
                 self.bytes_written += written as u64;
-                if self.timeout_ms[TimeoutKind::Idle] > 0 {
-                    self.activity = Instant::now();
-                }
+                self.touch(None);
             }
         }
         if written < data.len() {
@@ -257,7 +273,7 @@ impl LocalConn {
                     report.produced = true;
                     self.credit -= n as i64;
                     self.bytes_read += n as u64;
-                    self.touch(now);
+                    self.touch(Some(now));
                     if n < max && !self.read_closed {
                         // A short read drained the socket: the next edge announces more.
                         self.readable = false;
@@ -269,17 +285,20 @@ impl LocalConn {
             }
         }
         // The write deadline runs only while output waits, and is re-armed only when the
-        // peer took some of it.
-        let write_ms = self.timeout_ms[TimeoutKind::Write];
-        if write_ms > 0 && self.out.pending() > 0 {
-            if self.due[TimeoutKind::Write].is_none() || self.write_mark != self.out.flushed {
-                self.write_mark = self.out.flushed;
-                let due = now + Duration::from_millis(write_ms);
-                self.due[TimeoutKind::Write] = Some(due);
-                timers.push(due, self.id(), Kind::Timeout(TimeoutKind::Write));
+        // peer took some of it (only flushing adds to `bytes_written` while output waits).
+        let (id, pending, written) = (self.id(), self.out.pending(), self.bytes_written);
+        if let Some(d) = &mut self.deadlines {
+            let write_ms = d.ms[TimeoutKind::Write];
+            if write_ms > 0 && pending > 0 {
+                if d.due[TimeoutKind::Write].is_none() || d.write_mark != written {
+                    d.write_mark = written;
+                    let due = now + Duration::from_millis(write_ms);
+                    d.due[TimeoutKind::Write] = Some(due);
+                    timers.push(due, id, Kind::Timeout(TimeoutKind::Write));
+                }
+            } else {
+                d.due[TimeoutKind::Write] = None;
             }
-        } else {
-            self.due[TimeoutKind::Write] = None;
         }
         Step::Open
     }
@@ -323,13 +342,12 @@ impl LocalConn {
     }
 
     fn flush(&mut self, report: &mut Report<'_>, now: Instant) -> Result<()> {
-        while self.out.pending() > 0 {
-            let pos = self.out.pos;
-            match io::Write::write(&mut &self.stream, &self.out.buf[pos..]) {
+        while !self.out.idle() {
+            match io::Write::write(&mut &self.stream, self.out.unsent()) {
                 Ok(n) => {
                     self.out.advance(n);
                     self.bytes_written += n as u64;
-                    self.touch(now);
+                    self.touch(Some(now));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.writable = false;
@@ -339,8 +357,6 @@ impl LocalConn {
                 Err(e) => return Err(Error::Io(e)),
             }
         }
-        self.out.buf = Vec::new();
-        self.out.pos = 0;
         if std::mem::take(&mut self.out.want_drain) {
             report.event(self.id(), Event::Drain);
         }
@@ -355,26 +371,28 @@ impl LocalConn {
         now: Instant,
         timers: &mut Timers,
     ) -> Step {
-        match kind {
-            Kind::Timeout(t) if self.due[t] != Some(due) => {}
-            Kind::Timeout(TimeoutKind::Idle) => {
-                let idle = TimeoutKind::Idle;
-                let real = self.activity + Duration::from_millis(self.timeout_ms[idle]);
-                if real <= now {
-                    return Step::Close(Some(Error::IdleTimeout));
+        let (id, pending, written) = (self.id(), self.out.pending(), self.bytes_written);
+        let lingering = self.lingering;
+        match (kind, &mut self.deadlines) {
+            (Kind::Timeout(t), Some(d)) if d.due[t] == Some(due) => match t {
+                TimeoutKind::Idle => {
+                    let real = d.activity.unwrap_or(now) + Duration::from_millis(d.ms[t]);
+                    if real <= now {
+                        return Step::Close(Some(Error::IdleTimeout));
+                    }
+                    d.due[t] = Some(real);
+                    timers.push(real, id, kind);
                 }
-                self.due[idle] = Some(real);
-                timers.push(real, self.id(), kind);
-            }
-            Kind::Timeout(TimeoutKind::Write) => {
-                if self.out.pending() > 0 && self.out.flushed == self.write_mark {
-                    return Step::Close(Some(Error::WriteTimeout));
+                TimeoutKind::Write => {
+                    if pending > 0 && written == d.write_mark {
+                        return Step::Close(Some(Error::WriteTimeout));
+                    }
+                    // Re-armed by the next step, from the progress made.
+                    d.due[t] = None;
                 }
-                // Re-armed by the next step, from the progress made.
-                self.due[TimeoutKind::Write] = None;
-            }
+            },
             // The peer never finished sending: closed anyway, as an orderly close.
-            Kind::Linger if self.lingering => return Step::Close(None),
+            (Kind::Linger, _) if lingering => return Step::Close(None),
             _ => {}
         }
         Step::Open
@@ -399,9 +417,7 @@ impl LocalConn {
                 Ok(n) if n > 0 => {
                     self.mode = CONSUMER_READING;
                     self.bytes_read += n as u64;
-                    if self.timeout_ms[TimeoutKind::Idle] > 0 {
-                        self.activity = Instant::now();
-                    }
+                    self.touch(None);
                     direct_reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     return (n, false);
                 }

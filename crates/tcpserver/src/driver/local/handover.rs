@@ -8,6 +8,7 @@ use std::os::fd::{FromRawFd, IntoRawFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
+use super::output::Output;
 use super::{LocalLoop, State};
 use crate::driver::conn::Shared;
 use crate::driver::event::{DriveOptions, TimeoutKind};
@@ -47,11 +48,12 @@ impl LocalLoop {
             None,
             opts,
         ));
-        *shared.out() = std::mem::replace(&mut c.out, crate::driver::outbox::Outbox::new());
+        *shared.out() = std::mem::replace(&mut c.out, Output::new()).into_outbox();
         shared.credit.store(c.credit, Relaxed);
         shared.mode.store(mode, Relaxed);
         for kind in TimeoutKind::ALL {
-            shared.timeout_ms[kind].store(c.timeout_ms[kind], Relaxed);
+            let ms = c.deadlines.as_ref().map_or(0, |d| d.ms[kind]);
+            shared.timeout_ms[kind].store(ms, Relaxed);
         }
         shared.bytes_read.store(c.bytes_read, Relaxed);
         shared.bytes_written.store(c.bytes_written, Relaxed);

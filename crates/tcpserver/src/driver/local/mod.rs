@@ -4,6 +4,7 @@ mod conn;
 mod handover;
 mod listen;
 mod ops;
+mod output;
 mod timers;
 
 use std::future::Future;

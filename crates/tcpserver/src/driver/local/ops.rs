@@ -53,7 +53,7 @@ impl LocalLoop {
         self.with(id, |c, again| {
             let r = c.write(data);
             // The write deadline is armed by the next step.
-            *again = c.timeout_ms[TimeoutKind::Write] > 0 && c.out.pending() > 0;
+            *again = c.timeout_ms(TimeoutKind::Write) > 0 && !c.out.idle();
             r
         })
     }
