@@ -4,9 +4,10 @@ import { listen } from 'tcpserver-rs'
 export async function startEcho(address = process.argv[2] ?? '127.0.0.1:7000') {
   return listen({
     address,
-    async handler(conn) {
-      // `await` applies backpressure: a client that does not read slows its own echo down.
-      for await (const chunk of conn) await conn.write(chunk)
+    handler(conn) {
+      // Each chunk goes back as it arrives. Returning write()'s promise applies backpressure:
+      // a client that does not read slows its own echo down.
+      return conn.receive((chunk) => conn.write(chunk))
     },
   })
 }

@@ -185,7 +185,7 @@ export const tests = [
     kind: 'echo',
     echo: { connections: 4 },
     variants: {
-      tcpserver: { script: 'servers/echo-tcpserver.mjs', how: 'await write()' },
+      tcpserver: { script: 'servers/echo-tcpserver.mjs', how: 'receive → write()' },
       'node-net': { script: 'servers/echo-node-net.mjs', how: 'socket.pipe(socket)' },
     },
   },
@@ -200,5 +200,17 @@ export const tests = [
     server: { bodySize: 1024 },
     // With workers too: issue 14 bounds their cost per idle connection (≤ 1.1× one thread's).
     variants: { ...PLAIN, 'tcpserver-workers': { script: 'servers/tcpserver-workers.mjs' } },
+  },
+  {
+    id: 'idle-held',
+    name: '10,000 idle connections, 20 s later',
+    description:
+      'as idle-rss, with the RSS read after the connections sat idle 20 s more: what holding them costs once the garbage collectors gave back what the burst of connections grew',
+    kind: 'idle',
+    idle: { connections: 10_000, holdMs: 20_000 },
+    bodySize: 1024,
+    server: { bodySize: 1024 },
+    // Not uWS.js: its HTTP app closes connections idle for 10 s.
+    variants: { tcpserver: PLAIN.tcpserver, 'node-net': PLAIN['node-net'], bun: PLAIN.bun },
   },
 ]

@@ -1,12 +1,12 @@
-// Echo server on our library: the library's own idiom (examples/echo.mjs). Awaiting write()
-// applies backpressure: a client that does not read slows its own echo down.
+// Echo server on our library: the library's own idiom (examples/echo.mjs). Returning write()'s
+// promise to receive() applies backpressure: a client that does not read slows its own echo down.
 import { loadLibrary, serve } from './library.mjs'
 import { serverOptions } from './options.mjs'
 
 const { host, port } = serverOptions()
 
-async function handler(conn) {
-  for await (const chunk of conn) await conn.write(chunk)
+function handler(conn) {
+  return conn.receive((chunk) => conn.write(chunk))
 }
 
 const library = await loadLibrary()

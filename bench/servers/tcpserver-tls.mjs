@@ -1,24 +1,19 @@
-// Our library with TLS terminated in Rust (rustls) + the shared responder.
+// Our library with TLS terminated in Rust (rustls) + the shared responder, called by
+// `conn.receive` as in the plain-TCP variant (tcpserver-handler.mjs).
 import { loadLibrary, serve } from './library.mjs'
 import { serverOptions } from './options.mjs'
-import { createResponder } from './responder.mjs'
+import { countLostWrites, responderHandler } from './tcpserver-handler.mjs'
 import { certPath, keyPath } from './tls-credentials.mjs'
 
-const { host, port, bodySize } = serverOptions()
-
-process.on('unhandledRejection', () => {}) // writes to peers that left; counted by onError
-
-async function handler(conn) {
-  const respond = createResponder(bodySize)
-  for await (const chunk of conn) {
-    const { out, close } = respond(chunk)
-    if (close) {
-      if (out !== null) await conn.write(out)
-      return
-    }
-    if (out !== null) conn.write(out)
-  }
-}
+const options = serverOptions()
+countLostWrites()
 
 const library = await loadLibrary()
-if (library) await serve(library, { host, port, tls: { cert: certPath, key: keyPath }, handler })
+if (library) {
+  await serve(library, {
+    host: options.host,
+    port: options.port,
+    tls: { cert: certPath, key: keyPath },
+    handler: responderHandler(options),
+  })
+}
