@@ -79,7 +79,7 @@ const plan = opts.tests.map((test) => ({ test, variants: variantsFor(test, opts.
 const runs = plan.reduce((n, p) => n + p.variants.length * opts.rounds, 0)
 const secondsPerRun = (test) => {
   if (test.kind === 'download') return 4 + downloadBytes(test) / 2e8
-  if (test.kind === 'idle') return 10 + test.idle.connections / 2000
+  if (test.kind === 'idle') return 10 + test.idle.connections / 2000 + (test.idle.holdMs ?? 0) / 1000
   return opts.duration + opts.warmup + 2
 }
 const seconds = plan.reduce(

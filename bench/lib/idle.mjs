@@ -1,6 +1,10 @@
 // The idle-connections measurement: the server's resident memory when settled, then again while
 // the idle client (clients/idle.mjs, pinned, open-files limit raised) holds N connections that
-// were each answered once. Bytes per connection = (loaded RSS - baseline RSS) / N.
+// were each answered once. Bytes per connection = (loaded RSS - baseline RSS) / N. With `holdMs`,
+// the loaded reading is taken after the connections sat idle that long more: garbage collectors
+// give back what the burst of connections grew only some seconds after it (V8's memory reducer
+// shrinks its young generation about 10 s after the burst), which the first settled reading,
+// right after the burst, still holds.
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -22,7 +26,7 @@ const SETTLE_MAX_MS = 10_000
  * Measures `pid`'s RSS before and while `connections` idle connections are open. Resolves to
  * { connections, answered, held, rssBaseline, rssLoaded, bytesPerConn, settled, errors }.
  */
-export async function measureIdle({ core, pid, port, connections, bodySize }) {
+export async function measureIdle({ core, pid, port, connections, bodySize, holdMs = 0 }) {
   const errors = []
   const baseline = await settledRss(pid)
   const socketsBefore = socketCount(pid)
@@ -32,7 +36,14 @@ export async function measureIdle({ core, pid, port, connections, bodySize }) {
     if (opened.failed) errors.push(`${opened.failed} connections failed: ${reasons(opened.problems)}`)
     const held = (await waitForSockets(pid, socketsBefore + opened.answered)) - socketsBefore
     if (held < opened.answered) errors.push(`the server holds ${held} of the ${opened.answered} connections`)
-    const loaded = await settledRss(pid)
+    let loaded = await settledRss(pid)
+    if (holdMs > 0) {
+      await sleep(holdMs)
+      loaded = await settledRss(pid)
+      const still = (socketCount(pid) ?? 0) - socketsBefore
+      if (still < opened.answered)
+        errors.push(`the server holds ${still} of the ${opened.answered} connections after ${holdMs} ms`)
+    }
     client.send('close')
     const closed = await client.next(CLOSE_TIMEOUT_MS)
     if (closed.closedEarly) errors.push(`${closed.closedEarly} connections closed by the server while idle`)

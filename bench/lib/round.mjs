@@ -144,6 +144,7 @@ async function idleRound({ test, server }) {
     port: server.port,
     connections: test.idle.connections,
     bodySize: test.bodySize,
+    holdMs: test.idle.holdMs ?? 0,
   })
   idle.errors.push(...(await probe(server.port, body)))
   const { errors: idleErrors, ...result } = idle

@@ -74,3 +74,26 @@ test('a wrong answer fails the measurement', async () => {
     r.errors.join('; '),
   )
 })
+
+test('holdMs: the loaded reading comes after the connections sat idle that long, all still held', async () => {
+  const response = buildResponse(1024)
+  const server = net.createServer((socket) => socket.once('data', () => socket.write(response)))
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  try {
+    const port = server.address().port
+    const started = Date.now()
+    const r = await measureIdle({
+      core: 0,
+      pid: process.pid,
+      port,
+      connections: 5,
+      bodySize: 1024,
+      holdMs: 1500,
+    })
+    assert.deepEqual(r.errors, [])
+    assert.ok(r.held >= 5, `held ${r.held}`) // in-process: other tests' sockets count too
+    assert.ok(Date.now() - started >= 1500, 'held before the reading')
+  } finally {
+    server.close()
+  }
+})
