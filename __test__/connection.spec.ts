@@ -463,6 +463,30 @@ test('unread input from the client does not destroy the last bytes the handler w
   t.is(sha256(got), sha256(data))
 })
 
+test('nothing unread when the handler returns: the server closes at once, not waiting for the client’s FIN; every byte arrives', async (t) => {
+  const data = randomBytes(1024 * 1024)
+  let closedFirst = false
+  const server = await serve(t, {
+    async handler(conn) {
+      void conn.closed.then(() => {
+        closedFirst = true
+      })
+      await conn.read() // the request: all the client sends
+      void conn.write(data)
+    },
+  })
+  // Half-open: the client does not answer the server's FIN with its own. A lingering close
+  // would wait for it (up to 2 s); this one is closed when the FIN reaches the client.
+  const socket = await connectHalfOpen(portOf(server))
+  const received = collect(socket)
+  socket.write('request')
+  const got = await within(received, 10_000, 'all bytes then FIN')
+  t.is(sha256(got), sha256(data))
+  t.true(closedFirst, 'closed before the client finished')
+  t.false(socket.writableEnded)
+  socket.destroy()
+})
+
 test('a peer reset makes a pending read() reject with ECONNRESET', async (t) => {
   const started = deferred()
   const result = deferred<{ err: unknown; connErr: unknown; reason: unknown; remote: unknown }>()

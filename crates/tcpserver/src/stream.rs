@@ -5,6 +5,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use socket2::SockRef;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 #[cfg(unix)]
@@ -57,6 +58,11 @@ impl Stream {
     /// Reads without waiting (see [`TcpStream::try_read`]).
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         each!(self, s => s.try_read(buf))
+    }
+
+    /// The socket holds no unread input: see [`nothing_unread`].
+    pub(crate) fn nothing_unread(&self) -> bool {
+        each!(self, s => nothing_unread(SockRef::from(s)))
     }
 
     /// Writes without waiting (see [`TcpStream::try_write`]).
@@ -169,5 +175,17 @@ impl AsyncWrite for Stream {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         each!(self.get_mut(), s => Pin::new(s).poll_shutdown(cx))
+    }
+}
+
+/// Whether a socket holds no unread input: a non-blocking peek finds it empty, or the peer's FIN
+/// first (nothing can follow it). Closing a socket with unread input makes the kernel send RST,
+/// which can destroy the last bytes we wrote before the peer reads them; a connection whose
+/// handler finished is closed at once only when this holds, and lingers otherwise.
+pub(crate) fn nothing_unread(sock: SockRef<'_>) -> bool {
+    let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+    match sock.peek(&mut byte) {
+        Ok(n) => n == 0,
+        Err(e) => e.kind() == io::ErrorKind::WouldBlock,
     }
 }

@@ -392,11 +392,15 @@ pub(super) fn read_drained(stream: &Stream, buf: &mut Vec<u8>, max: usize) -> io
 
 /// Everything we wrote is in the kernel. Closing a socket that still holds unread input, or
 /// that receives input after the close, makes the kernel send RST, which can destroy our last
-/// bytes before the peer reads them. So, like Node's `end()`: send FIN, then read and discard
-/// until the peer's FIN (bounded by [`LINGER`], cut short by an abort), then close.
+/// bytes before the peer reads them. So when input is waiting, like Node's `end()`: send FIN,
+/// then read and discard until the peer's FIN (bounded by [`LINGER`], cut short by an abort),
+/// then close. When nothing unread waits, it closes at once, as nginx does by default
+/// (`lingering_close on`): input that comes only after the close still meets an RST, a risk
+/// nginx, Go's `Close` and Bun take too, and lingering every connection cost each one a
+/// second wake-up and a read of the peer's FIN.
 pub(super) async fn linger_close(sh: &Shared, read_open: bool, write_shut: bool) -> Result<()> {
-    if !read_open {
-        // The peer already finished sending: nothing more can arrive.
+    if !read_open || sh.stream.nothing_unread() {
+        // The peer already finished sending (nothing more can arrive), or nothing is unread.
         return Ok(());
     }
     if !write_shut {

@@ -311,7 +311,8 @@ impl LocalConn {
     }
 
     /// Half-close once the queue is empty, and the handler's release: close when the peer
-    /// already ended, otherwise FIN and linger (see `run.rs`'s `linger_close` for why).
+    /// already ended or nothing unread waits, otherwise FIN and linger (see `run.rs`'s
+    /// `linger_close` for why).
     fn closing_steps(&mut self, timers: &mut Timers, now: Instant) -> Option<Step> {
         if !self.out.idle() {
             return None;
@@ -319,6 +320,16 @@ impl LocalConn {
         match self.out.closing {
             Closing::End if !self.out.write_shut => self.shutdown_write(),
             Closing::Release if !self.read_open => return Some(Step::Close(None)),
+            // Nothing unread: close now (the FIN follows the last write). Input can still
+            // arrive after the close and meet an RST, as with nginx's default
+            // (`lingering_close on`), Go's `Close` or Bun; lingering for every connection cost
+            // each one a second wake-up, a `shutdown` and a read of the peer's FIN.
+            Closing::Release
+                if !self.lingering
+                    && crate::stream::nothing_unread(SockRef::from(&self.stream)) =>
+            {
+                return Some(Step::Close(None));
+            }
             Closing::Release if !self.lingering => {
                 if !self.out.write_shut {
                     self.shutdown_write();

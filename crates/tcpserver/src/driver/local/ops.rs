@@ -81,8 +81,10 @@ impl LocalLoop {
     fn set_closing(&self, id: u32, how: Closing) -> Option<Result<()>> {
         self.with(id, |c, again| {
             c.out.close_at_least(how);
-            // Nothing left to send: the FIN goes out now, right behind the last write.
-            if matches!(how, Closing::End | Closing::Release) && !c.out.write_shut && c.out.idle() {
+            // Nothing left to send: the FIN goes out now, right behind the last write. (A
+            // release is left to the round this marks, which closes at once when nothing
+            // unread waits: the FIN then comes with the close, and a `shutdown` is saved.)
+            if how == Closing::End && !c.out.write_shut && c.out.idle() {
                 c.shutdown_write();
             }
             *again = true;
