@@ -178,14 +178,15 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// Whether a socket holds no unread input: a non-blocking peek finds it empty, or the peer's FIN
-/// first (nothing can follow it). Closing a socket with unread input makes the kernel send RST,
-/// which can destroy the last bytes we wrote before the peer reads them; a connection whose
-/// handler finished is closed at once only when this holds, and lingers otherwise.
+/// Whether a socket holds no unread input: a non-blocking peek finds it empty, the peer's FIN
+/// first (nothing can follow it), or an error (the connection is gone: no bytes left to
+/// protect). Closing a socket with unread input makes the kernel send RST, which can destroy
+/// the last bytes we wrote before the peer reads them; a connection whose handler finished is
+/// closed at once only when this holds, and lingers otherwise.
 pub(crate) fn nothing_unread(sock: SockRef<'_>) -> bool {
     let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
     match sock.peek(&mut byte) {
         Ok(n) => n == 0,
-        Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+        Err(e) => e.kind() != io::ErrorKind::Interrupted,
     }
 }
