@@ -321,6 +321,50 @@ async fn release_and_end_send_the_fin_at_once_when_nothing_is_queued() {
     }
 }
 
+/// A release with nothing unread in the socket closes at once, without waiting for the peer's
+/// FIN (a linger would wait up to 2 s). With input left unread (read credit of one byte), it
+/// sends the FIN and lingers until the peer's, so no RST can destroy what it wrote.
+#[tokio::test]
+async fn release_closes_at_once_when_nothing_is_unread_and_lingers_otherwise() {
+    use std::io::Read;
+    // Nothing unread: closed while the client keeps its end open.
+    let (h, mut client) = Harness::new(DriveOptions::default()).await;
+    assert_eq!(h.conns.write(h.id, b"bye").unwrap(), 0);
+    h.conns.release(h.id).unwrap();
+    let closed = support::within_for(
+        Duration::from_millis(1000),
+        "closed without the peer's FIN",
+        h.wait_closed(),
+    )
+    .await;
+    assert_eq!(closed, Ev::Closed(None));
+    assert_eq!(read_to_close(&mut client).await, b"bye");
+
+    // Input left unread: FIN, then the linger until the client's FIN.
+    let opts = DriveOptions {
+        high_water_mark: 1,
+        ..DriveOptions::default()
+    };
+    let (h, mut client) = Harness::new(opts).await;
+    client.write_all(b"more than one byte").await.unwrap();
+    h.wait_received(1).await;
+    assert_eq!(h.conns.write(h.id, b"bye").unwrap(), 0);
+    h.conns.release(h.id).unwrap();
+    let mut client = client.into_std().unwrap();
+    client.set_nonblocking(false).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut got = Vec::new();
+    client
+        .read_to_end(&mut got)
+        .expect("bye, then the FIN, no RST");
+    assert_eq!(got, b"bye");
+    assert!(h.sink.closed().is_none(), "lingering for the client's FIN");
+    drop(client);
+    assert_eq!(h.wait_closed().await, Ev::Closed(None));
+}
+
 #[tokio::test]
 async fn peer_reset_is_reported_as_an_io_error() {
     let (h, client) = Harness::new(DriveOptions::default()).await;
