@@ -289,7 +289,6 @@ async fn a_reset_met_by_read_now_closes_with_econnreset() {
 /// in the client's read), as after `socket.end()`.
 #[tokio::test]
 async fn release_and_end_send_the_fin_at_once_when_nothing_is_queued() {
-    use std::io::Read;
     for release in [true, false] {
         let (h, client) = Harness::new(DriveOptions::default()).await;
         assert_eq!(h.conns.write(h.id, b"bye").unwrap(), 0);
@@ -298,16 +297,12 @@ async fn release_and_end_send_the_fin_at_once_when_nothing_is_queued() {
         } else {
             h.conns.end(h.id).unwrap();
         }
-        let mut client = client.into_std().unwrap();
-        client.set_nonblocking(false).unwrap();
-        client
-            .set_read_timeout(Some(Duration::from_secs(2)))
-            .unwrap();
-        let mut got = Vec::new();
-        // Blocks this thread, and with it the runtime: only a FIN already sent ends the read.
-        client
-            .read_to_end(&mut got)
-            .expect("the FIN came before the driver ran");
+        // Blocks the runtime: only a FIN already sent ends the read.
+        let (client, got) = support::read_to_end_blocking(
+            client,
+            Duration::from_secs(2),
+            "the FIN came before the driver ran",
+        );
         assert_eq!(got, b"bye");
         if !release {
             assert!(
@@ -326,7 +321,6 @@ async fn release_and_end_send_the_fin_at_once_when_nothing_is_queued() {
 /// sends the FIN and lingers until the peer's, so no RST can destroy what it wrote.
 #[tokio::test]
 async fn release_closes_at_once_when_nothing_is_unread_and_lingers_otherwise() {
-    use std::io::Read;
     // Nothing unread: closed while the client keeps its end open.
     let (h, mut client) = Harness::new(DriveOptions::default()).await;
     assert_eq!(h.conns.write(h.id, b"bye").unwrap(), 0);
@@ -350,15 +344,8 @@ async fn release_closes_at_once_when_nothing_is_unread_and_lingers_otherwise() {
     h.wait_received(1).await;
     assert_eq!(h.conns.write(h.id, b"bye").unwrap(), 0);
     h.conns.release(h.id).unwrap();
-    let mut client = client.into_std().unwrap();
-    client.set_nonblocking(false).unwrap();
-    client
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let mut got = Vec::new();
-    client
-        .read_to_end(&mut got)
-        .expect("bye, then the FIN, no RST");
+    let (client, got) =
+        support::read_to_end_blocking(client, Duration::from_secs(5), "bye, then the FIN, no RST");
     assert_eq!(got, b"bye");
     assert!(h.sink.closed().is_none(), "lingering for the client's FIN");
     drop(client);

@@ -116,6 +116,23 @@ pub async fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
     out
 }
 
+/// Reads until the peer's FIN on this thread, blocking it and with it a current-thread
+/// runtime: only what the server already did (not what its driver would do next) can end the
+/// read. Fails with `what` on an error, or after `limit`. Returns the socket (to drop later).
+pub fn read_to_end_blocking(
+    client: TcpStream,
+    limit: Duration,
+    what: &str,
+) -> (std::net::TcpStream, Vec<u8>) {
+    use std::io::Read;
+    let mut client = client.into_std().unwrap();
+    client.set_nonblocking(false).unwrap();
+    client.set_read_timeout(Some(limit)).unwrap();
+    let mut got = Vec::new();
+    client.read_to_end(&mut got).expect(what);
+    (client, got)
+}
+
 /// Deterministic pseudo-random bytes (xorshift64*): different per seed, no extra crates.
 pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

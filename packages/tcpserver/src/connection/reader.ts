@@ -436,26 +436,19 @@ export abstract class ConnectionReader extends ConnectionFacts implements AsyncI
     const reject = conn.#reject as (e: unknown) => void
     const state = conn.#state
     ConnectionReader.#clearReader(conn)
-    if ((state & READER_MASK) !== Reader.Receive) {
-      reject(error)
-      return
+    if ((state & READER_MASK) === Reader.Receive) {
+      // A rejected receive is no handler's result to adopt any more (the server watches it).
+      const promise = conn.#receivePromise
+      conn.#receivePromise = null
+      // Adopted: the server reports it (onError), not an unhandled rejection as well.
+      if (state & ADOPTED) (promise as Promise<void>).catch(noop)
     }
-    // A rejected receive is no handler's result to adopt any more (the server watches it).
-    const promise = conn.#receivePromise
-    conn.#receivePromise = null
-    if (!(state & ADOPTED)) {
-      reject(error)
-      return
-    }
-    // The server reports it (onError): not an unhandled rejection as well.
-    ;(promise as Promise<void>).catch(noop)
     reject(error)
-    conn.#settings.handlerDone?.(conn, true, error)
+    if (state & ADOPTED) conn.#settings.handlerDone?.(conn, true, error)
   }
 
   static #adopt(conn: ConnectionReader, result: unknown): HandlerResult {
-    if (result !== conn.#receivePromise || result === null || !conn.#settings.handlerDone)
-      return HandlerResult.Foreign
+    if (result !== conn.#receivePromise || result === null) return HandlerResult.Foreign
     // Still running: #receivePromise is the pending receive's (each receive() replaces it).
     if ((conn.#state & READER_MASK) === Reader.Receive) {
       conn.#state |= ADOPTED

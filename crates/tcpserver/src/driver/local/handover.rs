@@ -27,6 +27,8 @@ impl LocalLoop {
         if let Some(poll) = &st.poll {
             let _ = poll.registry().deregister(&mut c.stream);
         }
+        // Read before the connection is taken apart below.
+        let timeouts = TimeoutKind::ALL.map(|kind| c.timeout_ms(kind));
         // SAFETY: the descriptor comes out of the mio stream, which gives up its ownership,
         // and goes straight into exactly one std stream.
         let std = unsafe { std::net::TcpStream::from_raw_fd(c.stream.into_raw_fd()) };
@@ -51,8 +53,7 @@ impl LocalLoop {
         *shared.out() = std::mem::replace(&mut c.out, Output::new()).into_outbox();
         shared.credit.store(c.credit, Relaxed);
         shared.mode.store(mode, Relaxed);
-        for kind in TimeoutKind::ALL {
-            let ms = c.deadlines.as_ref().map_or(0, |d| d.ms[kind]);
+        for (kind, ms) in TimeoutKind::ALL.into_iter().zip(timeouts) {
             shared.timeout_ms[kind].store(ms, Relaxed);
         }
         shared.bytes_read.store(c.bytes_read, Relaxed);
