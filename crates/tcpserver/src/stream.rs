@@ -60,6 +60,11 @@ impl Stream {
         each!(self, s => s.try_read(buf))
     }
 
+    /// Bytes written that the peer has not taken yet: see [`unacknowledged`].
+    pub(crate) fn unacknowledged(&self) -> Option<u64> {
+        each!(self, s => unacknowledged(SockRef::from(s)))
+    }
+
     /// The socket holds no unread input: see [`nothing_unread`].
     pub(crate) fn nothing_unread(&self) -> bool {
         each!(self, s => nothing_unread(SockRef::from(s)))
@@ -188,5 +193,68 @@ pub(crate) fn nothing_unread(sock: SockRef<'_>) -> bool {
     match sock.peek(&mut byte) {
         Ok(n) => n == 0,
         Err(e) => e.kind() != io::ErrorKind::Interrupted,
+    }
+}
+
+/// Bytes written to a socket that its peer has not taken yet: for TCP, those it has not
+/// acknowledged; for a Unix socket, those it has not read (`SIOCOUTQ`). `None` if the kernel
+/// does not say. See [`write_probe`].
+pub(crate) fn unacknowledged(sock: SockRef<'_>) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ (TIOCOUTQ) writes one int through the pointer, which points to `n`;
+    // the descriptor is borrowed for the call.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::TIOCOUTQ, &mut n) };
+    (r == 0 && n >= 0).then_some(n as u64)
+}
+
+/// The write deadline came and nothing was flushed since it was armed. The peer may still be
+/// taking bytes: a slow reader drains the kernel's queue for a long while before the socket
+/// reports room again (its low-water mark), which is progress too. So the first time, this
+/// notes what the peer has not taken yet (`unacked`, from [`unacknowledged`]) in `probe` and
+/// asks to look again after a quarter of the timeout (a sample taken when the deadline was
+/// armed would count the bytes still in flight then). The second time, the peer took bytes if
+/// that fell: the deadline starts over. Returns how long to wait, or `None`: the write timed
+/// out (also when the kernel does not say).
+pub(crate) fn write_probe(
+    probe: &mut Option<u64>,
+    unacked: Option<u64>,
+    timeout_ms: u64,
+) -> Option<std::time::Duration> {
+    let unacked = unacked?;
+    match probe.replace(unacked) {
+        None => Some(std::time::Duration::from_millis((timeout_ms / 4).max(1))),
+        Some(before) if unacked < before => {
+            *probe = None;
+            Some(std::time::Duration::from_millis(timeout_ms))
+        }
+        Some(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_probe;
+    use std::time::Duration;
+
+    #[test]
+    fn write_probe_looks_again_then_starts_over_on_progress_or_times_out() {
+        let mut probe = None;
+        // First look: a quarter of the timeout later, again.
+        assert_eq!(
+            write_probe(&mut probe, Some(1000), 400),
+            Some(Duration::from_millis(100))
+        );
+        // The peer took bytes meanwhile: a whole timeout from now.
+        assert_eq!(
+            write_probe(&mut probe, Some(900), 400),
+            Some(Duration::from_millis(400))
+        );
+        assert_eq!(probe, None);
+        // It took none: timed out.
+        assert!(write_probe(&mut probe, Some(900), 400).is_some());
+        assert_eq!(write_probe(&mut probe, Some(900), 400), None);
+        // The kernel does not say: timed out, as before the probe.
+        assert_eq!(write_probe(&mut None, None, 400), None);
     }
 }

@@ -156,6 +156,8 @@ pub(super) async fn run(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
     tokio::pin!(idle_deadline);
     // Output that waits: the flushed count when it last moved, and the deadline from then.
     let mut write_stall: Option<u64> = None;
+    // Set when the write deadline came with nothing flushed (`stream::write_probe`).
+    let mut write_probe: Option<u64> = None;
     let write_deadline = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(write_deadline);
     // Created once: every connection shares the server's token, and a fresh `cancelled()` per
@@ -243,6 +245,7 @@ pub(super) async fn run(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
         if write_ms > 0 && pending > 0 {
             if write_stall != Some(flushed) {
                 write_stall = Some(flushed);
+                write_probe = None;
                 write_deadline
                     .as_mut()
                     .reset(tokio::time::Instant::now() + Duration::from_millis(write_ms));
@@ -272,7 +275,15 @@ pub(super) async fn run(sh: &Shared, sink: &dyn EventSink) -> Result<()> {
                 ready?;
                 read_once(sh, sink, &mut read_open)?;
             }
-            () = &mut write_deadline, if write_stall.is_some() => return Err(Error::WriteTimeout),
+            () = &mut write_deadline, if write_stall.is_some() => {
+                let unacked = sh.stream.unacknowledged();
+                match crate::stream::write_probe(&mut write_probe, unacked, write_ms) {
+                    Some(wait) => write_deadline
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + wait),
+                    None => return Err(Error::WriteTimeout),
+                }
+            }
             () = &mut idle_deadline, if idle_ms_armed > 0 => {
                 let due = sh.activity.last() + Duration::from_millis(idle_ms_armed);
                 if due <= tokio::time::Instant::now() {

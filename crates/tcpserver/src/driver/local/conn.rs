@@ -23,6 +23,7 @@ use crate::driver::event::{DriveOptions, Event, EventSink, READ_CHUNK, TimeoutKi
 use crate::driver::outbox::Closing;
 use crate::error::{Error, Result};
 use crate::lease::Lease;
+use crate::stream::{unacknowledged, write_probe};
 
 /// How long a closing connection drains unread input before it is closed anyway (as the Tokio
 /// driver's `linger_close`).
@@ -97,6 +98,9 @@ pub(super) struct Deadlines {
     due: Timeouts<Option<Instant>>,
     /// `bytes_written` when the write deadline was armed: it is re-armed only after progress.
     write_mark: u64,
+    /// Nothing was flushed by the write deadline: what the peer had not taken yet then
+    /// (`stream::write_probe`), checked again a short probe later.
+    probe: Option<u64>,
 }
 
 impl LocalConn {
@@ -292,6 +296,7 @@ impl LocalConn {
             if write_ms > 0 && pending > 0 {
                 if d.due[TimeoutKind::Write].is_none() || d.write_mark != written {
                     d.write_mark = written;
+                    d.probe = None;
                     let due = now + Duration::from_millis(write_ms);
                     d.due[TimeoutKind::Write] = Some(due);
                     timers.push(due, id, Kind::Timeout(TimeoutKind::Write));
@@ -384,6 +389,7 @@ impl LocalConn {
     ) -> Step {
         let (id, pending, written) = (self.id(), self.out.pending(), self.bytes_written);
         let lingering = self.lingering;
+        let stream = &self.stream;
         match (kind, &mut self.deadlines) {
             (Kind::Timeout(t), Some(d)) if d.due[t] == Some(due) => match t {
                 TimeoutKind::Idle => {
@@ -396,7 +402,16 @@ impl LocalConn {
                 }
                 TimeoutKind::Write => {
                     if pending > 0 && written == d.write_mark {
-                        return Step::Close(Some(Error::WriteTimeout));
+                        let unacked = unacknowledged(SockRef::from(stream));
+                        match write_probe(&mut d.probe, unacked, d.ms[t]) {
+                            Some(wait) => {
+                                let next = now + wait;
+                                d.due[t] = Some(next);
+                                timers.push(next, id, kind);
+                                return Step::Open;
+                            }
+                            None => return Step::Close(Some(Error::WriteTimeout)),
+                        }
                     }
                     // Re-armed by the next step, from the progress made.
                     d.due[t] = None;
