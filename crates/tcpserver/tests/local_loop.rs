@@ -335,8 +335,11 @@ async fn the_loop_accepts_itself_and_keeps_pause_and_the_refusing_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_sent_before_the_accept_follows_its_open_in_the_batch() {
-    let config = ServerConfig::new("127.0.0.1:0".parse().unwrap());
+async fn with_defer_accept_a_request_sent_before_the_accept_follows_its_open_in_the_batch() {
+    // With TCP_DEFER_ACCEPT a client is accepted with its first bytes: the loop reads them in
+    // the round that accepts it. (Without it, their edge announces them a turn later.)
+    let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap());
+    config.defer_accept(1);
     let h = Harness::start_with(&config, true, DriveOptions::default(), Box::new(echo));
     let port = h.port();
     // Paused: three clients connect and send while in the backlog; the resume accepts all three
@@ -371,6 +374,63 @@ async fn a_request_sent_before_the_accept_follows_its_open_in_the_batch() {
             "the Open of {id} is not followed by its data: {seen:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_greeting_released_before_any_read_lingers_while_the_clients_bytes_wait_unread() {
+    // The loop has neither read this connection nor seen an edge for it when the handler
+    // writes and releases: whether input waits is unknown, so it looks (a peek) and, finding
+    // some, lingers; closing at once would answer the unread bytes with an RST, which can
+    // destroy the greeting before the client reads it.
+    let config = ServerConfig::new("127.0.0.1:0".parse().unwrap());
+    let h = Harness::start_with(
+        &config,
+        true,
+        DriveOptions::default(),
+        Box::new(|lp, id, ev| {
+            if *ev == Ev::Open {
+                lp.write(id, b"hello\n").unwrap().unwrap();
+                let _ = lp.release(id);
+            }
+        }),
+    );
+    // Paused: the clients' bytes are in their sockets before the loop accepts them.
+    h.server.pause();
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let mut c = tokio::net::TcpStream::connect(("127.0.0.1", h.port()))
+            .await
+            .unwrap();
+        c.write_all(&[b'x'; 4096]).await.unwrap();
+        clients.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    h.server.resume();
+    for mut c in clients {
+        let mut got = [0u8; 6];
+        tokio::time::timeout(Duration::from_secs(5), c.read_exact(&mut got))
+            .await
+            .expect("greeted in time")
+            .expect("the greeting, not a reset");
+        assert_eq!(&got, b"hello\n");
+        // The server lingers for our end, reading what we send meanwhile; then its FIN.
+        c.write_all(b"more").await.unwrap();
+        c.shutdown().await.unwrap();
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut rest))
+            .await
+            .expect("the server's end in time")
+            .expect("an orderly end, not a reset");
+        assert!(rest.is_empty());
+    }
+    h.until("three closes", |h| {
+        h.events()
+            .iter()
+            .filter(|e| **e == Ev::Closed(None))
+            .count()
+            == 3
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -47,6 +47,25 @@ pub(crate) fn set_defer_accept(socket: &Socket, seconds: u32) -> io::Result<()> 
     )
 }
 
+/// Whether `TCP_DEFER_ACCEPT` is set on a listening socket: its clients are accepted only once
+/// their first bytes arrived (an error reads as no).
+pub(crate) fn defers_accept(socket: &impl AsRawFd) -> bool {
+    let mut value: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: the fd is a live socket borrowed for the call; value and len point at properly
+    // sized and aligned locals on our stack, and len says value's size.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&raw mut value).cast(),
+            &mut len,
+        )
+    };
+    rc == 0 && value > 0
+}
+
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Mutex;
 

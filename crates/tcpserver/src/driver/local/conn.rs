@@ -80,6 +80,9 @@ pub(super) struct LocalConn {
     /// Readiness seen and not yet used up (the epoll set is edge-triggered).
     pub(super) readable: bool,
     pub(super) writable: bool,
+    /// The set reports writable readiness too: asked for once a write had to wait (a socket
+    /// joins for readable readiness only).
+    pub(super) write_interest: bool,
     /// The peer's FIN (or a reset) was announced: it stays to be read however short a read
     /// is, as no further edge will come for it.
     pub(super) read_closed: bool,
@@ -128,10 +131,12 @@ impl LocalConn {
             bytes_read: 0,
             bytes_written: 0,
             mode: READING,
-            // Optimistic: a new connection's request is often there already (and with
-            // TCP_DEFER_ACCEPT, always); a read that finds nothing costs one EAGAIN.
+            // Unknown until a read or an edge tells: a release before either looks at the
+            // socket (`closing_steps`). The loop reads a new connection at once only when its
+            // first bytes are likely there (`LocalLoop::start`).
             readable: true,
             writable: true,
+            write_interest: false,
             read_closed: false,
             read_open: true,
             lingering: false,
@@ -315,6 +320,22 @@ impl LocalConn {
             && (self.lingering || (self.read_open && self.mode == READING && self.credit > 0))
     }
 
+    /// Once a write had to wait, the epoll set reports when the socket takes more (it joins
+    /// for readable readiness only). Asking after the write found the socket full loses no
+    /// edge: the kernel looks at the socket as the interest changes.
+    pub(super) fn ask_writable(&mut self, registry: &mio::Registry) -> io::Result<()> {
+        if self.writable || self.write_interest {
+            return Ok(());
+        }
+        self.write_interest = true;
+        let token = mio::Token(self.id() as usize);
+        registry.reregister(
+            &mut self.stream,
+            token,
+            mio::Interest::READABLE | mio::Interest::WRITABLE,
+        )
+    }
+
     /// Half-close once the queue is empty, and the handler's release: close when the peer
     /// already ended or nothing unread waits, otherwise FIN and linger (see `run.rs`'s
     /// `linger_close` for why).
@@ -329,9 +350,13 @@ impl LocalConn {
             // arrive after the close and meet an RST, as with nginx's default
             // (`lingering_close on`), Go's `Close` or Bun; lingering for every connection cost
             // each one a second wake-up, a `shutdown` and a read of the peer's FIN.
+            // Nothing unread is known without a syscall when every edge seen so far (the last
+            // at this turn's poll) was read to the end, as nginx's `read->ready` tells it;
+            // otherwise (an edge not used up, or no read or edge yet) a peek looks.
             Closing::Release
                 if !self.lingering
-                    && crate::stream::nothing_unread(SockRef::from(&self.stream)) =>
+                    && (!self.readable
+                        || crate::stream::nothing_unread(SockRef::from(&self.stream))) =>
             {
                 return Some(Step::Close(None));
             }

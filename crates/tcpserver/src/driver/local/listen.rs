@@ -66,6 +66,10 @@ pub(super) struct LoopListener {
     local: Option<Address>,
     server: Arc<dyn Admit>,
     opts: DriveOptions,
+    /// `TCP_DEFER_ACCEPT` is set: a client is accepted with its first bytes, so its first read
+    /// comes in the round that accepts it (without it, that read mostly finds nothing: the
+    /// client's request follows the handshake, and its edge announces it).
+    data_first: bool,
     /// Readiness not used up yet (the set is edge-triggered): clients may wait in the backlog.
     ready: bool,
     /// After a resource error (`EMFILE`...), accepting waits for this deadline, doubling from
@@ -85,6 +89,7 @@ impl LocalLoop {
         opts: DriveOptions,
     ) -> io::Result<()> {
         let mut listener = mio::net::TcpListener::from_std(listener.into_std()?);
+        let data_first = crate::sys::defers_accept(&listener);
         let local = match addr {
             Address::Ip(a) if a.ip().is_unspecified() => None,
             other => Some(other.clone()),
@@ -104,6 +109,7 @@ impl LocalLoop {
             local,
             server,
             opts,
+            data_first,
             // Clients may have queued since the socket was bound.
             ready: true,
             retry_at: None,
@@ -138,7 +144,7 @@ impl LocalLoop {
 
     /// Accepts the clients waiting on every ready listener (up to a bound per turn), admits
     /// them, and starts serving each: its `Open` is reported, and its first read comes in
-    /// this round.
+    /// this round with `TCP_DEFER_ACCEPT`, else when its first bytes' edge does.
     pub(super) fn accept_ready(&self, st: &mut State, report: &mut Report<'_>, now: Instant) {
         st.more_to_accept = false;
         for index in 0..st.listeners.len() {
@@ -172,7 +178,7 @@ impl LocalLoop {
                 else {
                     continue; // refused: dropped, so closed
                 };
-                let opts = l.opts;
+                let (opts, data_first) = (l.opts, l.data_first);
                 let Admitted {
                     info,
                     lease,
@@ -190,6 +196,7 @@ impl LocalLoop {
                     Some(lease),
                     opts,
                     0,
+                    data_first,
                     report,
                     now,
                 );

@@ -411,11 +411,18 @@ impl LocalLoop {
             self.forget();
             return; // dropped: closed, and its server's task completes
         };
-        self.start(st, stream, info, abort, life, lease, opts, tag, report, now);
+        // Handed over after an accept elsewhere (and often a PROXY header read): its first
+        // bytes are likely there, so it is read at once.
+        self.start(
+            st, stream, info, abort, life, lease, opts, tag, true, report, now,
+        );
     }
 
-    /// Serves a connection counted in `live`: joins the epoll set, reports `Open`, and reads
-    /// in this round. A connection that cannot join is closed, and its place given back.
+    /// Serves a connection counted in `live`: joins the epoll set, reports `Open`, and, when
+    /// `read_now` (its first bytes are likely there), reads in this round; otherwise the edge
+    /// of its first bytes announces them (joining the set reports bytes already there), which
+    /// saves a read that finds nothing. A connection that cannot join is closed, and its
+    /// place given back.
     #[allow(clippy::too_many_arguments)]
     fn start(
         &self,
@@ -427,17 +434,17 @@ impl LocalLoop {
         lease: Option<Arc<crate::lease::Lease>>,
         opts: DriveOptions,
         tag: u32,
+        read_now: bool,
         report: &mut Report<'_>,
         now: Instant,
     ) {
         let id = info.id as u32;
         let registered = st.poll.as_ref().is_some_and(|p| {
             p.registry()
-                .register(
-                    &mut stream,
-                    Token(id as usize),
-                    Interest::READABLE | Interest::WRITABLE,
-                )
+                // Writable readiness is asked for once a write has to wait (`progress_one`):
+                // joining with it reported every new socket as writable, a turn's worth of
+                // events that woke the loop for nothing.
+                .register(&mut stream, Token(id as usize), Interest::READABLE)
                 .is_ok()
         });
         if st.conns.contains_key(&id) || !registered {
@@ -450,10 +457,12 @@ impl LocalLoop {
         let c = LocalConn::new(stream, info, abort, life, lease, opts, now, &mut st.timers);
         st.conns.insert(id, Box::new(c));
         report.event(id, Event::Open { tag });
-        // Read now, so that a first request already sent follows its Open in the batch:
-        // JavaScript then queues it before the handler starts, whose first read finds it
-        // there instead of waiting on a promise.
-        self.progress_one(st, id, report, now);
+        // A first request already sent then follows its Open in the batch: JavaScript queues
+        // it before the handler starts, whose first read finds it there instead of waiting on
+        // a promise.
+        if read_now {
+            self.progress_one(st, id, report, now);
+        }
     }
 
     fn forget(&self) {
@@ -479,12 +488,19 @@ impl LocalLoop {
             conns,
             timers,
             scratch,
+            poll,
             ..
         } = &mut *st;
         let Some(c) = conns.get_mut(&id) else {
             return;
         };
-        match c.progress(report, timers, now, scratch) {
+        let mut step = c.progress(report, timers, now, scratch);
+        if let (Step::Open, Some(poll)) = (&step, poll)
+            && let Err(e) = c.ask_writable(poll.registry())
+        {
+            step = Step::Close(Some(Error::Io(e)));
+        }
+        match step {
             Step::Close(error) => self.close(st, id, error, report),
             // Stopped at its reads-per-turn bound: the rest in a later round.
             Step::Open if c.more_to_read() => st.dirty.push(id),

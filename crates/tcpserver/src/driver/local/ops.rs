@@ -52,8 +52,10 @@ impl LocalLoop {
     pub fn write(&self, id: u32, data: &[u8]) -> Option<Result<usize>> {
         self.with(id, |c, again| {
             let r = c.write(data);
-            // The write deadline is armed by the next step.
-            *again = c.timeout_ms(TimeoutKind::Write) > 0 && !c.out.idle();
+            // The next step asks for writable readiness if the write had to wait, and arms the
+            // write deadline.
+            *again = (!c.writable && !c.write_interest)
+                || (c.timeout_ms(TimeoutKind::Write) > 0 && !c.out.idle());
             r
         })
     }
