@@ -206,6 +206,40 @@ test.serial('a connection that idles for its whole life costs no reads and close
   t.is(ended, null)
 })
 
+test.serial('a connection closed by its release keeps its addresses; its close is seen once', async (t) => {
+  // The handler read the request to the end and wrote its answer: the release closes the
+  // connection during the call (no CLOSED event follows), and JavaScript handles the close
+  // from the text the call returned.
+  const seen: { remote: unknown; local: unknown; error: unknown; closed: boolean }[] = []
+  const server = await serve(t, {
+    handler(conn) {
+      conn.closed.then(() => {
+        seen.push({ remote: conn.remote, local: conn.local, error: conn.error, closed: true })
+      })
+      return conn.receive((chunk) => {
+        conn.write(chunk)
+        return false
+      })
+    },
+  })
+  const clients = await Promise.all(Array.from({ length: 20 }, () => connect(portOf(server))))
+  const ports = new Set(clients.map((s) => s.localPort))
+  const answers = clients.map((s) => collect(s))
+  for (const s of clients) s.write('ping')
+  for (const answer of answers) t.is((await answer).toString(), 'ping')
+  await until(() => seen.length === 20, 5000, 'every close')
+  await sleep(50)
+  t.is(seen.length, 20, 'each close is seen once')
+  for (const s of seen) {
+    const remote = s.remote as { address: string; port: number; family: string }
+    t.is(remote.address, '127.0.0.1')
+    t.true(ports.delete(remote.port), `remote port ${remote.port} is a client's`)
+    t.deepEqual(s.local, { address: '127.0.0.1', port: portOf(server), family: 'IPv4' })
+    t.is(s.error, null)
+  }
+  t.is(server.stats().active, 0)
+})
+
 test.serial('10,000 connections opened and closed: descriptors and memory back to baseline', async (t) => {
   const server = await serve(t, {
     async handler(conn) {

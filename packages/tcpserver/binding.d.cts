@@ -65,7 +65,7 @@ export declare class BindingConnections {
    * The per-request calls (`write`, `release`, `ack`, `readNow`) as functions bound to
    * these connections, without napi-rs's per-call bookkeeping.
    */
-  hotCalls(): { write(id: number, data: Uint8Array): number; release(id: number): void; ack(id: number, n: number): void; readNow(id: number, delivered: number, buf: Uint8Array): number }
+  hotCalls(): { write(id: number, data: Uint8Array): number; release(id: number): string | undefined; ack(id: number, n: number): void; readNow(id: number, delivered: number, buf: Uint8Array): number }
 }
 
 /**

@@ -100,9 +100,18 @@ impl BindingConnections {
         });
     }
 
-    /// The handler finished: flush, FIN, close.
-    pub(crate) fn release(&self, id: u32) {
-        let _ = route!(self, |l| l.release(id), self.conns.release(id));
+    /// The handler finished: flush, FIN, close. `Some`: the consumer loop closed it during
+    /// this call (inside a turn, with nothing left to send), and no CLOSED event comes for it.
+    pub(crate) fn release(&self, id: u32) -> Option<tcpserver_core::ConnectionInfo> {
+        #[cfg(target_os = "linux")]
+        if let Some(released) = self.local.as_deref().and_then(|l| l.release_or_close(id)) {
+            return match released {
+                tcpserver_core::driver::Released::Closed(info) => Some(info),
+                tcpserver_core::driver::Released::Closing => None,
+            };
+        }
+        let _ = self.conns.release(id);
+        None
     }
 }
 

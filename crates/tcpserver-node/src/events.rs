@@ -256,6 +256,22 @@ fn address_fields(a: &tcpserver_core::Address) -> (AddressHost<'_>, u16) {
 
 /// An address's two event text lines (see [`address_fields`]) appended to `out`: IPv4 digits
 /// by hand, the rest through `Display`.
+/// A closed connection's text (Latin-1), as JavaScript's `deliverClosed` reads it: its
+/// addresses, then the error's fields or an empty line.
+pub(crate) fn push_closed_text(
+    out: &mut Vec<u8>,
+    info: &tcpserver_core::ConnectionInfo,
+    error: Option<&tcpserver_core::Error>,
+) {
+    for a in [&info.peer_addr, &info.local_addr] {
+        push_address(out, a);
+    }
+    match error {
+        Some(e) => out.extend_from_slice(crate::error::event_fields(e).as_bytes()),
+        None => out.push(b'\n'),
+    }
+}
+
 fn push_address(out: &mut Vec<u8>, a: &tcpserver_core::Address) {
     use std::io::Write;
     let (host, port) = address_fields(a);
@@ -421,15 +437,7 @@ impl JsSink {
             // Written straight into the payload (every connection's close has one).
             Event::Closed { error, info } => {
                 let offset = b.payload.len();
-                for a in [&info.peer_addr, &info.local_addr] {
-                    push_address(&mut b.payload, a);
-                }
-                match error {
-                    Some(e) => b
-                        .payload
-                        .extend_from_slice(crate::error::event_fields(e).as_bytes()),
-                    None => b.payload.push(b'\n'),
-                }
+                push_closed_text(&mut b.payload, info, error);
                 [CLOSED, id, offset as u32, (b.payload.len() - offset) as u32]
             }
             // The core and this binding ship together; nothing else exists.

@@ -28,15 +28,22 @@ use tcpserver_core::{Error, InvalidKind};
 use crate::connections::BindingConnections;
 use crate::error::{Code, or_throw, throw};
 
-/// A call's outcome before it becomes a JavaScript value or exception.
-type Outcome = Result<Option<u32>, napi::Error<Code>>;
+/// A call's outcome before it becomes a JavaScript value (`undefined` for `None`) or exception.
+type Outcome = Result<Option<Returned>, napi::Error<Code>>;
+
+/// What a call returns to JavaScript.
+enum Returned {
+    Number(u32),
+    /// Latin-1 text.
+    Text(Vec<u8>),
+}
 
 #[napi]
 impl BindingConnections {
     /// The per-request calls (`write`, `release`, `ack`, `readNow`) as functions bound to
     /// these connections, without napi-rs's per-call bookkeeping.
     #[napi(
-        ts_return_type = "{ write(id: number, data: Uint8Array): number; release(id: number): void; ack(id: number, n: number): void; readNow(id: number, delivered: number, buf: Uint8Array): number }"
+        ts_return_type = "{ write(id: number, data: Uint8Array): number; release(id: number): string | undefined; ack(id: number, n: number): void; readNow(id: number, delivered: number, buf: Uint8Array): number }"
     )]
     pub fn hot_calls<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
         hot_calls(env, self)
@@ -111,18 +118,24 @@ unsafe extern "C" fn write(env: sys::napi_env, info: sys::napi_callback_info) ->
             let bytes = bytes_arg(env, argv[1], "data")?;
             // SAFETY: the view's memory is only read, synchronously, during this call.
             let queued = conns.write_bytes(id, std::slice::from_raw_parts(bytes.0, bytes.1));
-            or_throw(queued).map(|q| Some(u32::try_from(q).unwrap_or(u32::MAX)))
+            or_throw(queued).map(|q| Some(Returned::Number(u32::try_from(q).unwrap_or(u32::MAX))))
         })
     }
 }
 
-/// `release(id)`: the handler finished (flush, FIN, close).
+/// `release(id)`: the handler finished (flush, FIN, close). Returns the connection's closed
+/// text (a CLOSED event's) when it closed during the call, which JavaScript then handles as
+/// that event: none comes for it.
 unsafe extern "C" fn release(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: called by Node with this callback's env and info.
     unsafe {
         call::<1>(env, info, |conns, argv| {
-            conns.release(u32_arg(env, argv[0], "id")?);
-            Ok(None)
+            let closed = conns.release(u32_arg(env, argv[0], "id")?);
+            Ok(closed.map(|info| {
+                let mut text = Vec::with_capacity(64);
+                crate::events::push_closed_text(&mut text, &info, None);
+                Returned::Text(text)
+            }))
         })
     }
 }
@@ -155,7 +168,7 @@ unsafe extern "C" fn read_now(
             // SAFETY: JavaScript's buffer, written synchronously during this call only, on
             // the one thread that can touch it.
             let buf = std::slice::from_raw_parts_mut(data.cast_mut(), len);
-            Ok(Some(conns.read_into(id, delivered, buf)))
+            Ok(Some(Returned::Number(conns.read_into(id, delivered, buf))))
         })
     }
 }
@@ -202,7 +215,11 @@ unsafe fn call<const N: usize>(
     let mut out = ptr::null_mut();
     match outcome {
         // SAFETY: the env of this callback.
-        Ok(Some(n)) => unsafe { sys::napi_create_uint32(env, n, &mut out) },
+        Ok(Some(Returned::Number(n))) => unsafe { sys::napi_create_uint32(env, n, &mut out) },
+        // SAFETY: as above; the text's pointer and length describe it (Node copies it).
+        Ok(Some(Returned::Text(text))) => unsafe {
+            sys::napi_create_string_latin1(env, text.as_ptr().cast(), text.len() as isize, &mut out)
+        },
         // SAFETY: as above.
         Ok(None) => unsafe { sys::napi_get_undefined(env, &mut out) },
         Err(e) => {

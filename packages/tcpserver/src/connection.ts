@@ -461,6 +461,8 @@ export class Connection extends ConnectionJobs implements AsyncIterable<Buffer>,
   static #release(conn: Connection): void {
     if (conn.#state & CLOSED) return
     conn.#state |= WRITE_CLOSED
-    conn.settings.calls.release(conn.id)
+    // Closed during the call (the loop, with nothing left to send): no CLOSED event comes.
+    const closedText = conn.settings.calls.release(conn.id)
+    if (closedText !== undefined) conn.settings.closedNow(conn, closedText)
   }
 }

@@ -55,7 +55,15 @@ export class EventRouter {
       timeouts: native.timeouts,
       readTimeout: native.readTimeout,
       handlerDone: hooks.handlerDone,
+      closedNow: (conn, closedText) => this.#closed(conn as Connection, closedText),
     }
+  }
+
+  /** A connection closed: its CLOSED event, or its release closed it at once (`closedNow`). */
+  #closed(conn: Connection, closedText: string): void {
+    this.conns.delete(conn.id)
+    deliverClosed(conn, closedText)
+    this.#hooks.closed?.(conn)
   }
 
   /**
@@ -115,11 +123,7 @@ export class EventRouter {
           if (conn) deliverDrain(conn)
         } else if (kind === CLOSED) {
           const conn = conns.get(id)
-          if (conn) {
-            conns.delete(id)
-            deliverClosed(conn, payload.toString('latin1', a, a + b))
-            this.#hooks.closed?.(conn)
-          }
+          if (conn) this.#closed(conn, payload.toString('latin1', a, a + b))
         } else if (kind === PAUSED) {
           const conn = conns.get(id)
           if (conn) deliverPaused(conn)

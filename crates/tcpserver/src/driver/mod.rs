@@ -104,9 +104,9 @@ pub use counters::{DataStats, TimeoutStats};
 pub use event::{DriveOptions, Event, EventSink, READ_CHUNK, TimeoutKind, Timeouts, TlsStart};
 pub(crate) use id_map::IdMap;
 #[cfg(target_os = "linux")]
-pub use local::LocalLoop;
-#[cfg(target_os = "linux")]
 pub(crate) use local::{Admit, Admitted};
+#[cfg(target_os = "linux")]
+pub use local::{LocalLoop, Released};
 use outbox::Closing;
 pub use pipe::PipeOptions;
 use run::upgrade;

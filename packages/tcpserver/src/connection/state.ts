@@ -21,6 +21,12 @@ export interface ConnectionSettings {
    * has no handlers: undefined there.
    */
   handlerDone?(conn: object, failed: boolean, error: unknown): void
+  /**
+   * A connection closed during its `release` call (`conn`: the Connection; `closedText`: what
+   * its CLOSED event would have carried): the router handles it as that event, which does not
+   * come.
+   */
+  closedNow(conn: object, closedText: string): void
 }
 
 export const DONE: IteratorResult<Buffer> = Object.freeze({

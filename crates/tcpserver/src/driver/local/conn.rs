@@ -336,6 +336,21 @@ impl LocalConn {
         )
     }
 
+    /// Released, and the round would close it now without a syscall: nothing left to send,
+    /// no read error to report, and no unread input known (see `closing_steps`).
+    pub(super) fn closes_at_once(&self) -> bool {
+        self.out.closing == Closing::Release
+            && self.out.idle()
+            && self.out.read_error.is_none()
+            && self.nothing_unread_known()
+    }
+
+    /// The peer ended its input, or every edge seen (the last at this turn's poll) was read
+    /// to the end.
+    fn nothing_unread_known(&self) -> bool {
+        !self.read_open || (!self.lingering && !self.readable)
+    }
+
     /// Half-close once the queue is empty, and the handler's release: close when the peer
     /// already ended or nothing unread waits, otherwise FIN and linger (see `run.rs`'s
     /// `linger_close` for why).
@@ -345,7 +360,6 @@ impl LocalConn {
         }
         match self.out.closing {
             Closing::End if !self.out.write_shut => self.shutdown_write(),
-            Closing::Release if !self.read_open => return Some(Step::Close(None)),
             // Nothing unread: close now (the FIN follows the last write). Input can still
             // arrive after the close and meet an RST, as with nginx's default
             // (`lingering_close on`), Go's `Close` or Bun; lingering for every connection cost
@@ -353,10 +367,10 @@ impl LocalConn {
             // Nothing unread is known without a syscall when every edge seen so far (the last
             // at this turn's poll) was read to the end, as nginx's `read->ready` tells it;
             // otherwise (an edge not used up, or no read or edge yet) a peek looks.
+            Closing::Release if self.nothing_unread_known() => return Some(Step::Close(None)),
             Closing::Release
                 if !self.lingering
-                    && (!self.readable
-                        || crate::stream::nothing_unread(SockRef::from(&self.stream))) =>
+                    && crate::stream::nothing_unread(SockRef::from(&self.stream)) =>
             {
                 return Some(Step::Close(None));
             }

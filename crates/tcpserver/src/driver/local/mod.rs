@@ -2,8 +2,10 @@
 
 mod conn;
 mod handover;
+mod join;
 mod listen;
 mod ops;
+pub use ops::Released;
 mod output;
 mod timers;
 
@@ -22,7 +24,6 @@ use super::{Connections, DriveOptions, Event, EventSink, IdMap, TlsStart};
 use crate::connection::Connection;
 use crate::driver::outbox::Closing;
 use crate::error::Error;
-use crate::stream::Stream;
 use conn::{Life, LocalConn, Report, Step};
 pub(crate) use listen::{Admit, Admitted};
 use listen::{LISTENER_BASE, LoopListener};
@@ -389,80 +390,20 @@ impl LocalLoop {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn open(
-        &self,
-        st: &mut State,
-        conn: Connection,
-        opts: DriveOptions,
-        tag: u32,
-        life: Life,
-        report: &mut Report<'_>,
-        now: Instant,
-    ) {
-        let lease = conn.lease().cloned();
-        let (stream, info, abort) = conn.into_parts();
-        let adopted = match stream {
-            Stream::Tcp(s) => s.into_std().map(mio::net::TcpStream::from_std),
-            #[cfg(unix)]
-            Stream::Unix(_) => Err(std::io::ErrorKind::Unsupported.into()),
-        };
-        let Ok(stream) = adopted else {
-            self.forget();
-            return; // dropped: closed, and its server's task completes
-        };
-        // Handed over after an accept elsewhere (and often a PROXY header read): its first
-        // bytes are likely there, so it is read at once.
-        self.start(
-            st, stream, info, abort, life, lease, opts, tag, true, report, now,
-        );
-    }
-
-    /// Serves a connection counted in `live`: joins the epoll set, reports `Open`, and, when
-    /// `read_now` (its first bytes are likely there), reads in this round; otherwise the edge
-    /// of its first bytes announces them (joining the set reports bytes already there), which
-    /// saves a read that finds nothing. A connection that cannot join is closed, and its
-    /// place given back.
-    #[allow(clippy::too_many_arguments)]
-    fn start(
-        &self,
-        st: &mut State,
-        mut stream: mio::net::TcpStream,
-        info: crate::connection::ConnectionInfo,
-        abort: tokio_util::sync::CancellationToken,
-        life: Life,
-        lease: Option<Arc<crate::lease::Lease>>,
-        opts: DriveOptions,
-        tag: u32,
-        read_now: bool,
-        report: &mut Report<'_>,
-        now: Instant,
-    ) {
-        let id = info.id as u32;
-        let registered = st.poll.as_ref().is_some_and(|p| {
-            p.registry()
-                // Writable readiness is asked for once a write has to wait (`progress_one`):
-                // joining with it reported every new socket as writable, a turn's worth of
-                // events that woke the loop for nothing.
-                .register(&mut stream, Token(id as usize), Interest::READABLE)
-                .is_ok()
-        });
-        if st.conns.contains_key(&id) || !registered {
-            if let Some(lease) = lease {
-                lease.give_back();
-            }
-            self.forget();
-            return;
+    /// Takes connection `id` out as it closes: its timeout counted, its place in its server
+    /// given back (before its close is reported). The caller drops it, then `forget`s it.
+    fn remove(&self, st: &mut State, id: u32, error: Option<&Error>) -> Option<Box<LocalConn>> {
+        let c = st.conns.remove(&id)?;
+        let counters = &self.registry.counters;
+        match error {
+            Some(Error::IdleTimeout) => _ = counters.idle_timeouts.fetch_add(1, Relaxed),
+            Some(Error::WriteTimeout) => _ = counters.write_timeouts.fetch_add(1, Relaxed),
+            _ => {}
         }
-        let c = LocalConn::new(stream, info, abort, life, lease, opts, now, &mut st.timers);
-        st.conns.insert(id, Box::new(c));
-        report.event(id, Event::Open { tag });
-        // A first request already sent then follows its Open in the batch: JavaScript queues
-        // it before the handler starts, whose first read finds it there instead of waiting on
-        // a promise.
-        if read_now {
-            self.progress_one(st, id, report, now);
+        if let Some(lease) = &c.lease {
+            lease.give_back();
         }
+        Some(c)
     }
 
     fn forget(&self) {
@@ -511,18 +452,9 @@ impl LocalLoop {
     /// Ends connection `id`: reports `Closed`, closes the socket, and lets its server's task
     /// complete.
     fn close(&self, st: &mut State, id: u32, error: Option<Error>, report: &mut Report<'_>) {
-        let Some(c) = st.conns.remove(&id) else {
+        let Some(c) = self.remove(st, id, error.as_ref()) else {
             return;
         };
-        let counters = &self.registry.counters;
-        match error {
-            Some(Error::IdleTimeout) => _ = counters.idle_timeouts.fetch_add(1, Relaxed),
-            Some(Error::WriteTimeout) => _ = counters.write_timeouts.fetch_add(1, Relaxed),
-            _ => {}
-        }
-        if let Some(lease) = &c.lease {
-            lease.give_back();
-        }
         report.event(
             id,
             Event::Closed {

@@ -3,6 +3,7 @@
 //! leaves what needs the socket's readiness to the next round (`mark`), which runs before the
 //! turn the call was made in ends, or wakes the loop when it was made outside one.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use socket2::SockRef;
@@ -10,6 +11,7 @@ use socket2::SockRef;
 use super::conn::LocalConn;
 use super::{LocalLoop, State};
 use crate::config::KeepAlive;
+use crate::connection::ConnectionInfo;
 #[cfg(doc)]
 use crate::driver::Connections;
 use crate::driver::DrivenInfo;
@@ -18,6 +20,15 @@ use crate::driver::counters::millis;
 use crate::driver::event::TimeoutKind;
 use crate::driver::outbox::Closing;
 use crate::error::Result;
+
+/// What [`LocalLoop::release_or_close`] did.
+#[derive(Debug)]
+pub enum Released {
+    /// The connection closes in a round of the loop, which reports `Closed`.
+    Closing,
+    /// It closed during the call; no `Closed` event comes for it.
+    Closed(ConnectionInfo),
+}
 
 impl LocalLoop {
     /// Marks `id` for the next round (and wakes the loop if the consumer is not in a turn).
@@ -102,6 +113,26 @@ impl LocalLoop {
     /// See [`Connections::release`].
     pub fn release(&self, id: u32) -> Option<Result<()>> {
         self.set_closing(id, Closing::Release)
+    }
+
+    /// [`LocalLoop::release`], closing right here when the round it marks would close at
+    /// once without a syscall (nothing left to send, no unread input known) and the consumer
+    /// calls inside a turn (answering its events): then no `Closed` event is reported for it,
+    /// and its facts come back instead. A close reported apart cost the consumer a call for
+    /// that event alone. `None` when this loop does not serve `id`.
+    pub fn release_or_close(&self, id: u32) -> Option<Released> {
+        let mut st = self.lock();
+        let c = st.conns.get_mut(&id)?;
+        c.out.close_at_least(Closing::Release);
+        if !(self.busy.load(Relaxed) && c.closes_at_once()) {
+            self.mark(&mut st, id);
+            return Some(Released::Closing);
+        }
+        let c = self.remove(&mut st, id, None)?;
+        drop(st);
+        let LocalConn { info, .. } = *c;
+        self.forget();
+        Some(Released::Closed(info))
     }
 
     /// See [`Connections::close`].
