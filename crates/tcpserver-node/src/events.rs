@@ -254,8 +254,6 @@ fn address_fields(a: &tcpserver_core::Address) -> (AddressHost<'_>, u16) {
     (AddressHost(a), a.as_ip().map_or(0, |ip| ip.port()))
 }
 
-/// An address's two event text lines (see [`address_fields`]) appended to `out`: IPv4 digits
-/// by hand, the rest through `Display`.
 /// A closed connection's text (Latin-1), as JavaScript's `deliverClosed` reads it: its
 /// addresses, then the error's fields or an empty line.
 pub(crate) fn push_closed_text(
@@ -272,6 +270,8 @@ pub(crate) fn push_closed_text(
     }
 }
 
+/// An address's two event text lines (see [`address_fields`]) appended to `out`: IPv4 digits
+/// by hand, the rest through `Display`.
 fn push_address(out: &mut Vec<u8>, a: &tcpserver_core::Address) {
     use std::io::Write;
     let (host, port) = address_fields(a);

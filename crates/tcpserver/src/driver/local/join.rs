@@ -16,6 +16,8 @@ use crate::lease::Lease;
 use crate::stream::Stream;
 
 impl LocalLoop {
+    /// Serves a connection handed over with `adopt` (accepted by a Tokio accept loop, or back
+    /// from the Tokio driver); one that is not TCP is closed, and its server's task completes.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn open(
         &self,
