@@ -324,7 +324,7 @@ impl LocalConn {
     /// for readable readiness only). Asking after the write found the socket full loses no
     /// edge: the kernel looks at the socket as the interest changes.
     pub(super) fn ask_writable(&mut self, registry: &mio::Registry) -> io::Result<()> {
-        if self.writable || self.write_interest {
+        if !self.needs_write_interest() {
             return Ok(());
         }
         self.write_interest = true;
@@ -334,6 +334,12 @@ impl LocalConn {
             token,
             mio::Interest::READABLE | mio::Interest::WRITABLE,
         )
+    }
+
+    /// A write had to wait and the set does not report writable readiness yet: the next
+    /// step asks for it (`ask_writable`).
+    pub(super) fn needs_write_interest(&self) -> bool {
+        !self.writable && !self.write_interest
     }
 
     /// Released, and the round would close it now without a syscall: nothing left to send,

@@ -65,8 +65,8 @@ impl LocalLoop {
             let r = c.write(data);
             // The next step asks for writable readiness if the write had to wait, and arms the
             // write deadline.
-            *again = (!c.writable && !c.write_interest)
-                || (c.timeout_ms(TimeoutKind::Write) > 0 && !c.out.idle());
+            *again =
+                c.needs_write_interest() || (c.timeout_ms(TimeoutKind::Write) > 0 && !c.out.idle());
             r
         })
     }
